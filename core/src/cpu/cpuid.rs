@@ -1,0 +1,62 @@
+//! CPUID: a coherent P6 (family 6) feature set that lists only what this core
+//! implements. A feature bit is added here in the same change that makes its
+//! instructions work.
+
+/// Family 6, model 3 (Pentium II "Klamath"), stepping 3: also what EDX holds
+/// after RESET.
+pub const SIGNATURE: u32 = 0x0000_0633;
+
+/// Vendor string "FerriteCPU!!" as EBX, EDX, ECX.
+const VENDOR: &[u8; 12] = b"FerriteCPU!!";
+
+// CPUID.1:EDX feature bits (Intel SDM vol. 2, CPUID, table 3-11).
+pub const FEAT_VME: u32 = 1 << 1;
+pub const FEAT_DE: u32 = 1 << 2;
+pub const FEAT_PSE: u32 = 1 << 3;
+pub const FEAT_TSC: u32 = 1 << 4;
+pub const FEAT_MSR: u32 = 1 << 5;
+pub const FEAT_CX8: u32 = 1 << 8;
+pub const FEAT_SEP: u32 = 1 << 11;
+pub const FEAT_PGE: u32 = 1 << 13;
+pub const FEAT_CMOV: u32 = 1 << 15;
+
+/// What this core implements today.
+pub const FEATURES_EDX: u32 = FEAT_DE | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV;
+
+/// Result of CPUID for leaf `eax` (sub-leaf ignored): (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    let w = |i: usize| u32::from_le_bytes([VENDOR[i], VENDOR[i + 1], VENDOR[i + 2], VENDOR[i + 3]]);
+    match leaf {
+        0 => (2, w(0), w(8), w(4)),
+        1 => (SIGNATURE, 0, 0, FEATURES_EDX),
+        // Leaf 2: cache descriptors of a Pentium II (16K L1 I/D, 512K L2, TLBs).
+        2 => (0x0302_0101, 0, 0, 0x0C04_0843),
+        // Past the highest leaf a P6 answers with the highest basic leaf.
+        _ => cpuid(2),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_string_reads_in_ebx_edx_ecx_order() {
+        let (max, b, c, d) = cpuid(0);
+        assert!(max >= 1);
+        let mut s = Vec::new();
+        for r in [b, d, c] {
+            s.extend_from_slice(&r.to_le_bytes());
+        }
+        assert_eq!(&s, VENDOR);
+    }
+
+    #[test]
+    fn family_is_six_and_no_fpu_or_mmx_yet() {
+        let (sig, _, _, edx) = cpuid(1);
+        assert_eq!((sig >> 8) & 0xF, 6);
+        assert_eq!(edx & 1, 0, "FPU bit only once x87 exists");
+        assert_eq!(edx & (1 << 23), 0, "MMX bit only once MMX exists");
+        assert_ne!(edx & FEAT_CMOV, 0);
+    }
+}

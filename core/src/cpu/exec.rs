@@ -1,0 +1,402 @@
+//! The instruction table: which semantics function runs each iced-x86
+//! mnemonic, and the operand helpers every semantics function uses. The
+//! functions themselves live in `alu`, `data` and `control` by family.
+
+use super::decode::{Insn, Op, OpK, ExecFn, NO_REG};
+use super::state::SegReg;
+use super::{alu, control, data, system};
+use super::{Cpu, Ctx, Fault, Res};
+use iced_x86::{Instruction, Mnemonic as M};
+
+/// Mask of an operand of `size` bytes.
+#[inline]
+pub(crate) fn mask(size: u32) -> u32 {
+    if size >= 4 {
+        u32::MAX
+    } else {
+        (1 << (size * 8)) - 1
+    }
+}
+
+/// Sign bit of an operand of `size` bytes.
+#[inline]
+pub(crate) fn sign(size: u32) -> u32 {
+    1 << (size * 8 - 1)
+}
+
+/// Sign-extend a `size`-byte value to 32 bits.
+#[inline]
+pub(crate) fn sext(v: u32, size: u32) -> u32 {
+    match size {
+        1 => v as u8 as i8 as i32 as u32,
+        2 => v as u16 as i16 as i32 as u32,
+        _ => v,
+    }
+}
+
+/// Where an operand lives once its address is resolved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Loc {
+    Reg(u8),
+    Mem(u32),
+}
+
+/// #UD for anything not implemented by this CPU model.
+pub(crate) fn ud(_: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
+    Err(Fault::UD)
+}
+
+/// The condition-code nibble for Jcc/SETcc/CMOVcc (0 elsewhere).
+pub(crate) fn cond_code(ins: &Instruction) -> u8 {
+    use iced_x86::ConditionCode as C;
+    match ins.condition_code() {
+        C::o => 0,
+        C::no => 1,
+        C::b => 2,
+        C::ae => 3,
+        C::e => 4,
+        C::ne => 5,
+        C::be => 6,
+        C::a => 7,
+        C::s => 8,
+        C::ns => 9,
+        C::p => 10,
+        C::np => 11,
+        C::l => 12,
+        C::ge => 13,
+        C::le => 14,
+        C::g => 15,
+        _ => 0,
+    }
+}
+
+/// Choose the semantics function for a decoded instruction. Anything this
+/// P6 model does not implement maps to [`ud`].
+pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
+    let op0 = insn.ops[0];
+    let lock_ok = op0.kind == OpK::Mem;
+    let h: ExecFn = match ins.mnemonic() {
+        M::Add => alu::add,
+        M::Or => alu::or,
+        M::Adc => alu::adc,
+        M::Sbb => alu::sbb,
+        M::And => alu::and,
+        M::Sub => alu::sub,
+        M::Xor => alu::xor,
+        M::Cmp => alu::cmp,
+        M::Test => alu::test,
+        M::Inc => alu::inc,
+        M::Dec => alu::dec,
+        M::Neg => alu::neg,
+        M::Not => alu::not,
+        M::Mul => alu::mul,
+        M::Imul => match ins.op_count() {
+            1 => alu::imul1,
+            _ => alu::imul_n,
+        },
+        M::Div => alu::div,
+        M::Idiv => alu::idiv,
+        M::Daa => alu::daa,
+        M::Das => alu::das,
+        M::Aaa => alu::aaa,
+        M::Aas => alu::aas,
+        M::Aam => alu::aam,
+        M::Aad => alu::aad,
+        M::Rol => alu::rol,
+        M::Ror => alu::ror,
+        M::Rcl => alu::rcl,
+        M::Rcr => alu::rcr,
+        M::Shl | M::Sal => alu::shl,
+        M::Shr => alu::shr,
+        M::Sar => alu::sar,
+        M::Shld => alu::shld,
+        M::Shrd => alu::shrd,
+        M::Bt => alu::bt,
+        M::Bts => alu::bts,
+        M::Btr => alu::btr,
+        M::Btc => alu::btc,
+        M::Bsf => alu::bsf,
+        M::Bsr => alu::bsr,
+        M::Salc => alu::salc,
+        M::Cmpxchg => alu::cmpxchg,
+        M::Cmpxchg8b => alu::cmpxchg8b,
+        M::Xadd => alu::xadd,
+        M::Mov => match (op0.kind, insn.ops[1].kind) {
+            (OpK::Seg, _) => data::mov_to_seg,
+            (_, OpK::Seg) => data::mov_from_seg,
+            (OpK::Cr, _) => system::mov_to_cr,
+            (_, OpK::Cr) => system::mov_from_cr,
+            (OpK::Dr, _) => system::mov_to_dr,
+            (_, OpK::Dr) => system::mov_from_dr,
+            _ => data::mov,
+        },
+        M::Movzx => data::movzx,
+        M::Movsx => data::movsx,
+        M::Xchg => data::xchg,
+        M::Lea => data::lea,
+        M::Push => data::push,
+        M::Pop => data::pop,
+        M::Pusha | M::Pushad => data::pusha,
+        M::Popa | M::Popad => data::popa,
+        M::Pushf | M::Pushfd => data::pushf,
+        M::Popf | M::Popfd => data::popf,
+        M::Lahf => data::lahf,
+        M::Sahf => data::sahf,
+        M::Cbw | M::Cwde => data::cbw,
+        M::Cwd | M::Cdq => data::cwd,
+        M::Xlatb => data::xlat,
+        M::Bswap => data::bswap,
+        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs
+        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => data::cmov,
+        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns
+        | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => data::setcc,
+        M::Lds => data::lptr_ds,
+        M::Les => data::lptr_es,
+        M::Lss => data::lptr_ss,
+        M::Lfs => data::lptr_fs,
+        M::Lgs => data::lptr_gs,
+        M::In => data::in_,
+        M::Out => data::out,
+        M::Insb | M::Insw | M::Insd => data::ins,
+        M::Outsb | M::Outsw | M::Outsd => data::outs,
+        M::Movsb | M::Movsw | M::Movsd => data::movs,
+        M::Cmpsb | M::Cmpsw | M::Cmpsd => data::cmps,
+        M::Stosb | M::Stosw | M::Stosd => data::stos,
+        M::Lodsb | M::Lodsw | M::Lodsd => data::lods,
+        M::Scasb | M::Scasw | M::Scasd => data::scas,
+        M::Jmp => match op0.kind {
+            OpK::Imm if ins.op_kind(0) == iced_x86::OpKind::FarBranch16 || ins.op_kind(0) == iced_x86::OpKind::FarBranch32 => {
+                control::jmp_far_imm
+            }
+            OpK::Imm => {
+                rel_branch(ins, insn);
+                control::jmp_rel
+            }
+            _ if ins.is_jmp_far_indirect() => control::jmp_far_mem,
+            _ => control::jmp_near_ind,
+        },
+        M::Call => match op0.kind {
+            OpK::Imm if ins.op_kind(0) == iced_x86::OpKind::FarBranch16 || ins.op_kind(0) == iced_x86::OpKind::FarBranch32 => {
+                control::call_far_imm
+            }
+            OpK::Imm => {
+                rel_branch(ins, insn);
+                control::call_rel
+            }
+            _ if ins.is_call_far_indirect() => control::call_far_mem,
+            _ => control::call_near_ind,
+        },
+        M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja | M::Js | M::Jns | M::Jp | M::Jnp | M::Jl
+        | M::Jge | M::Jle | M::Jg => {
+            rel_branch(ins, insn);
+            control::jcc
+        }
+        M::Jcxz | M::Jecxz => {
+            rel_branch(ins, insn);
+            control::jcxz
+        }
+        M::Loop => {
+            rel_branch(ins, insn);
+            insn.cc = 0;
+            control::loop_
+        }
+        M::Loope => {
+            rel_branch(ins, insn);
+            insn.cc = 1;
+            control::loop_
+        }
+        M::Loopne => {
+            rel_branch(ins, insn);
+            insn.cc = 2;
+            control::loop_
+        }
+        M::Ret => control::ret_near,
+        M::Retf => control::ret_far,
+        M::Iret | M::Iretd => control::iret,
+        M::Int => control::int_n,
+        M::Int3 => control::int3,
+        M::Int1 => control::int1,
+        M::Into => control::into,
+        M::Bound => control::bound,
+        M::Enter => control::enter,
+        M::Leave => control::leave,
+        M::Hlt => control::hlt,
+        M::Nop => control::nop,
+        M::Clc => control::clc,
+        M::Stc => control::stc,
+        M::Cmc => control::cmc,
+        M::Cld => control::cld,
+        M::Std => control::std_,
+        M::Cli => control::cli,
+        M::Sti => control::sti,
+        M::Wait => control::fwait,
+        M::Ud2 => ud,
+        M::Cpuid => system::cpuid,
+        M::Rdtsc => system::rdtsc,
+        M::Rdmsr => system::rdmsr,
+        M::Wrmsr => system::wrmsr,
+        M::Sysenter => system::sysenter,
+        M::Sysexit => system::sysexit,
+        M::Lgdt => system::lgdt,
+        M::Lidt => system::lidt,
+        M::Sgdt => system::sgdt,
+        M::Sidt => system::sidt,
+        M::Lmsw => system::lmsw,
+        M::Smsw => system::smsw,
+        M::Clts => system::clts,
+        M::Invlpg => system::invlpg,
+        M::Invd | M::Wbinvd => system::invd,
+        M::Lldt => system::lldt,
+        M::Sldt => system::sldt,
+        M::Ltr => system::ltr,
+        M::Str => system::str_,
+        M::Verr => system::verr,
+        M::Verw => system::verw,
+        M::Lar => system::lar,
+        M::Lsl => system::lsl,
+        M::Arpl => system::arpl,
+        _ => ud,
+    };
+    // LOCK is only legal on read-modify-write forms with a memory
+    // destination (SDM vol. 2, LOCK); otherwise #UD.
+    if insn.lock {
+        let lockable = matches!(
+            ins.mnemonic(),
+            M::Add | M::Adc | M::And | M::Btc | M::Btr | M::Bts | M::Cmpxchg | M::Cmpxchg8b | M::Dec | M::Inc
+                | M::Neg | M::Not | M::Or | M::Sbb | M::Sub | M::Xor | M::Xadd | M::Xchg
+        );
+        if !(lockable && lock_ok) {
+            return ud;
+        }
+    }
+    h
+}
+
+/// x87 escape opcodes (D8-DF): the FPU arrives in a later issue; until then
+/// they behave as on a 386 without a coprocessor.
+pub(crate) fn is_x87_escape(ins: &Instruction) -> bool {
+    use iced_x86::CpuidFeature as F;
+    ins.cpuid_features().iter().any(|f| matches!(f, F::FPU | F::FPU287 | F::FPU287XL_ONLY | F::FPU387 | F::FPU387SL_ONLY))
+}
+
+/// Store a relative branch as its displacement from the next instruction,
+/// so the cached form is position-independent.
+fn rel_branch(ins: &Instruction, insn: &mut Insn) {
+    insn.imm = (ins.near_branch_target() as u32).wrapping_sub(ins.next_ip() as u32);
+}
+
+impl Cpu {
+    /// Offset of the memory operand (ModRM/SIB effective address).
+    #[inline]
+    pub(crate) fn ea(&self, i: &Insn) -> u32 {
+        let mut a = i.disp;
+        if i.base != NO_REG {
+            a = a.wrapping_add(self.state.regs[i.base as usize]);
+        }
+        if i.index != NO_REG {
+            a = a.wrapping_add(self.state.regs[i.index as usize] << i.scale);
+        }
+        if i.addr32 {
+            a
+        } else {
+            a & 0xFFFF
+        }
+    }
+
+    /// Resolve operand `n` to a location; memory operands are segment
+    /// checked for `write` (reads are always checked).
+    #[inline]
+    pub(crate) fn loc(&mut self, ctx: &mut Ctx, i: &Insn, n: usize, write: bool) -> Res<Loc> {
+        let op = i.ops[n];
+        match op.kind {
+            OpK::Reg => Ok(Loc::Reg(op.num)),
+            _ => {
+                let off = self.ea(i);
+                let lin = self.seg_check(i.seg as usize, off, op.size as u32, write)?;
+                if write {
+                    self.probe_write(ctx, lin, op.size as u32)?;
+                }
+                Ok(Loc::Mem(lin))
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get_reg(&self, num: u8, size: u32) -> u32 {
+        match size {
+            1 => self.state.reg8(num as usize) as u32,
+            2 => self.state.regs[num as usize] & 0xFFFF,
+            _ => self.state.regs[num as usize],
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set_reg(&mut self, num: u8, size: u32, v: u32) {
+        match size {
+            1 => self.state.set_reg8(num as usize, v as u8),
+            2 => self.state.set_reg16(num as usize, v as u16),
+            _ => self.state.regs[num as usize] = v,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn rd_loc(&mut self, ctx: &mut Ctx, l: Loc, size: u32) -> Res<u32> {
+        match l {
+            Loc::Reg(r) => Ok(self.get_reg(r, size)),
+            Loc::Mem(lin) => self.read_lin(ctx, lin, size),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn wr_loc(&mut self, ctx: &mut Ctx, l: Loc, size: u32, v: u32) -> Res<()> {
+        match l {
+            Loc::Reg(r) => {
+                self.set_reg(r, size, v);
+                Ok(())
+            }
+            Loc::Mem(lin) => self.write_lin(ctx, lin, size, v),
+        }
+    }
+
+    /// Read operand `n`.
+    #[inline]
+    pub(crate) fn rd(&mut self, ctx: &mut Ctx, i: &Insn, n: usize) -> Res<u32> {
+        let op: Op = i.ops[n];
+        match op.kind {
+            OpK::Reg => Ok(self.get_reg(op.num, op.size as u32)),
+            OpK::Imm => Ok((if op.num == 0 { i.imm } else { i.imm2 }) & mask(op.size as u32)),
+            OpK::Mem => {
+                let off = self.ea(i);
+                self.read_mem(ctx, i.seg as usize, off, op.size as u32)
+            }
+            OpK::Seg => Ok(self.state.segs[op.num as usize].selector as u32),
+            _ => Err(Fault::UD),
+        }
+    }
+
+    /// Write operand `n`.
+    #[inline]
+    pub(crate) fn wr(&mut self, ctx: &mut Ctx, i: &Insn, n: usize, v: u32) -> Res<()> {
+        let op: Op = i.ops[n];
+        match op.kind {
+            OpK::Reg => {
+                self.set_reg(op.num, op.size as u32, v);
+                Ok(())
+            }
+            OpK::Mem => {
+                let off = self.ea(i);
+                self.write_mem(ctx, i.seg as usize, off, op.size as u32, v)
+            }
+            _ => Err(Fault::UD),
+        }
+    }
+
+    /// Segment number of a string source (DS unless overridden).
+    #[inline]
+    pub(crate) fn str_seg(i: &Insn) -> usize {
+        i.seg as usize
+    }
+
+    /// ES, the fixed destination segment of string instructions.
+    pub(crate) const ES: usize = SegReg::Es as usize;
+}

@@ -1,0 +1,333 @@
+//! The x86 CPU: architectural state, the decoded-instruction cache, the
+//! interpreter loop, memory access through segmentation and paging, and
+//! exception/interrupt delivery.
+//!
+//! One instruction's life: [`Cpu::step`] translates CS:EIP to a physical
+//! address, finds the instruction in the per-page decode cache (decoding it
+//! with iced-x86 into [`decode::Insn`] on a miss), and calls the
+//! instruction's semantics function. The function reads and writes operands
+//! through the MMU helpers, which may return a [`Fault`]; EIP only advances
+//! when the function succeeds, so a fault leaves the instruction restartable.
+
+pub mod cpuid;
+pub mod decode;
+mod alu;
+mod control;
+mod data;
+mod exec;
+mod system;
+pub mod flags;
+mod mmu;
+mod protected;
+pub mod state;
+
+use crate::bus::Bus;
+use crate::mem::GuestMemory;
+use decode::{DecodeCache, Insn};
+use state::CpuState;
+
+pub use mmu::Tlb;
+
+/// An exception raised while executing an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u8,
+    pub error: Option<u32>,
+}
+
+impl Fault {
+    pub const DE: Fault = Fault { vector: 0, error: None };
+    pub const DB: Fault = Fault { vector: 1, error: None };
+    pub const BR: Fault = Fault { vector: 5, error: None };
+    pub const UD: Fault = Fault { vector: 6, error: None };
+    pub const NM: Fault = Fault { vector: 7, error: None };
+
+    pub fn gp(code: u32) -> Fault {
+        Fault { vector: 13, error: Some(code) }
+    }
+    pub fn ss(code: u32) -> Fault {
+        Fault { vector: 12, error: Some(code) }
+    }
+    pub fn np(code: u32) -> Fault {
+        Fault { vector: 11, error: Some(code) }
+    }
+    pub fn ts(code: u32) -> Fault {
+        Fault { vector: 10, error: Some(code) }
+    }
+    pub fn pf(code: u32) -> Fault {
+        Fault { vector: 14, error: Some(code) }
+    }
+}
+
+/// Result type of everything that can raise an exception.
+pub type Res<T> = Result<T, Fault>;
+
+/// What [`Cpu::step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// An instruction retired or an interrupt/exception was delivered.
+    Continue,
+    /// The CPU is halted (HLT) with no interrupt to wake it.
+    Halted,
+    /// Triple fault or shutdown: the machine must reset.
+    Shutdown,
+}
+
+/// Context threaded through every instruction: the memory and the bus.
+pub struct Ctx<'a> {
+    pub mem: &'a mut GuestMemory,
+    pub bus: &'a mut dyn Bus,
+}
+
+/// How an interrupt or exception came about (it decides the pushed EIP,
+/// privilege checks on gates, and the error-code EXT bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IntSource {
+    /// A fault or trap raised by the CPU.
+    Exception,
+    /// INT n, INT3, INTO (gate DPL checked against CPL).
+    Software,
+    /// A hardware interrupt from the bus.
+    External,
+}
+
+/// One x86 CPU.
+pub struct Cpu {
+    pub state: CpuState,
+    /// EIP of the instruction after the one executing.
+    pub(crate) next_eip: u32,
+    pub(crate) cache: DecodeCache,
+    pub(crate) tlb: Tlb,
+    /// Instructions retired since creation.
+    pub instret: u64,
+    /// Nesting of exception delivery (for #DF and triple fault).
+    delivering: u8,
+    shutdown: bool,
+}
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu::new()
+    }
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpu").field("state", &self.state).field("instret", &self.instret).finish()
+    }
+}
+
+impl Cpu {
+    /// A CPU in its RESET state.
+    pub fn new() -> Cpu {
+        Cpu {
+            state: CpuState::reset(),
+            next_eip: 0,
+            cache: DecodeCache::new(),
+            tlb: Tlb::new(),
+            instret: 0,
+            delivering: 0,
+            shutdown: false,
+        }
+    }
+
+    /// Back to the RESET state (INIT keeps caches; RESET flushes them).
+    pub fn reset(&mut self) {
+        self.state = CpuState::reset();
+        self.cache.flush();
+        self.tlb.flush_all();
+        self.delivering = 0;
+        self.shutdown = false;
+    }
+
+    /// Drop every decoded instruction and TLB entry (after the memory map
+    /// changed under the CPU).
+    pub fn flush_caches(&mut self) {
+        self.cache.flush();
+        self.tlb.flush_all();
+    }
+
+    /// Execute one instruction, or deliver one pending interrupt.
+    pub fn step(&mut self, mem: &mut GuestMemory, bus: &mut dyn Bus) -> StepOutcome {
+        let mut ctx = Ctx { mem, bus };
+        self.step_ctx(&mut ctx)
+    }
+
+    /// Run until `max` instructions retired, HLT with nothing pending, or
+    /// shutdown. Returns the outcome and the number of steps taken.
+    pub fn run(&mut self, mem: &mut GuestMemory, bus: &mut dyn Bus, max: u64) -> (StepOutcome, u64) {
+        let mut ctx = Ctx { mem, bus };
+        let mut n = 0;
+        while n < max {
+            n += 1;
+            match self.step_ctx(&mut ctx) {
+                StepOutcome::Continue => {}
+                other => return (other, n),
+            }
+        }
+        (StepOutcome::Continue, n)
+    }
+
+    fn step_ctx(&mut self, ctx: &mut Ctx) -> StepOutcome {
+        if self.shutdown {
+            return StepOutcome::Shutdown;
+        }
+        if ctx.mem.has_invalidated() {
+            for page in ctx.mem.take_invalidated() {
+                self.cache.invalidate_page(page);
+            }
+        }
+        let if_set = self.state.flags.bits & flags::IF != 0;
+        if if_set && !self.state.int_shadow && ctx.bus.interrupt_pending() {
+            if let Some(vector) = ctx.bus.acknowledge_interrupt() {
+                self.state.halted = false;
+                let eip = self.state.eip;
+                self.deliver(ctx, vector, None, eip, IntSource::External);
+                return self.outcome();
+            }
+        }
+        self.state.int_shadow = false;
+        if self.state.halted {
+            return StepOutcome::Halted;
+        }
+        let insn = match self.fetch(ctx) {
+            Ok(i) => i,
+            Err(f) => {
+                self.raise(ctx, f);
+                return self.outcome();
+            }
+        };
+        let trap = self.state.flags.bits & flags::TF != 0;
+        let mask = if self.state.code32() { u32::MAX } else { 0xFFFF };
+        self.next_eip = self.state.eip.wrapping_add(insn.len as u32) & mask;
+        match (insn.exec)(self, ctx, &insn) {
+            Ok(()) => {
+                self.state.eip = self.next_eip;
+                self.instret += 1;
+                self.state.tsc = self.state.tsc.wrapping_add(1);
+                self.delivering = 0;
+                if trap {
+                    // Single-step trap after the instruction (SDM 3, 17.3.1.4).
+                    self.state.dr[6] |= 1 << 14;
+                    let eip = self.state.eip;
+                    self.deliver(ctx, 1, None, eip, IntSource::Exception);
+                }
+            }
+            Err(f) => self.raise(ctx, f),
+        }
+        self.outcome()
+    }
+
+    fn outcome(&self) -> StepOutcome {
+        if self.shutdown {
+            StepOutcome::Shutdown
+        } else if self.state.halted {
+            StepOutcome::Halted
+        } else {
+            StepOutcome::Continue
+        }
+    }
+
+    /// Deliver a fault raised by the current instruction: EIP still points
+    /// at it, so the pushed return address restarts it.
+    fn raise(&mut self, ctx: &mut Ctx, f: Fault) {
+        if f.vector == 14 {
+            // CR2 was set by the MMU.
+        }
+        let eip = self.state.eip;
+        self.deliver_with_error(ctx, f.vector, f.error, eip, IntSource::Exception);
+    }
+
+    /// Deliver an interrupt or exception, escalating to #DF and shutdown
+    /// when delivery itself faults (SDM 3, 6.15 table 6-5).
+    pub(crate) fn deliver(&mut self, ctx: &mut Ctx, vector: u8, error: Option<u32>, ret_eip: u32, src: IntSource) {
+        self.deliver_with_error(ctx, vector, error, ret_eip, src);
+    }
+
+    fn deliver_with_error(&mut self, ctx: &mut Ctx, vector: u8, error: Option<u32>, ret_eip: u32, src: IntSource) {
+        let mut vector = vector;
+        let mut error = error;
+        let mut src = src;
+        loop {
+            self.delivering += 1;
+            if self.delivering > 3 {
+                self.shutdown = true;
+                return;
+            }
+            let r = if self.state.protected() {
+                self.deliver_protected(ctx, vector, error, ret_eip, src)
+            } else {
+                self.deliver_real(ctx, vector, ret_eip)
+            };
+            match r {
+                Ok(()) => {
+                    self.state.halted = false;
+                    if src != IntSource::Exception {
+                        self.delivering = 0;
+                    }
+                    return;
+                }
+                Err(f) => {
+                    let contributory = |v: u8| matches!(v, 0 | 10 | 11 | 12 | 13);
+                    if vector == 8 {
+                        self.shutdown = true;
+                        return;
+                    }
+                    let df = (contributory(vector) && contributory(f.vector))
+                        || (vector == 14 && (contributory(f.vector) || f.vector == 14));
+                    if df {
+                        vector = 8;
+                        error = Some(0);
+                    } else {
+                        vector = f.vector;
+                        error = f.error;
+                    }
+                    src = IntSource::Exception;
+                }
+            }
+        }
+    }
+
+    /// Real-mode delivery through the IVT (SDM 3, 20.1.4).
+    fn deliver_real(&mut self, ctx: &mut Ctx, vector: u8, ret_eip: u32) -> Res<()> {
+        let entry = vector as u32 * 4;
+        if entry + 3 > self.state.idtr.limit {
+            return Err(Fault::gp(vector as u32 * 8 + 2));
+        }
+        let fl = self.state.eflags();
+        let cs = self.state.seg(state::SegReg::Cs).selector;
+        let sp = self.state.regs[state::ESP];
+        self.push16(ctx, fl as u16)?;
+        self.push16(ctx, cs).inspect_err(|_| self.state.regs[state::ESP] = sp)?;
+        self.push16(ctx, ret_eip as u16).inspect_err(|_| self.state.regs[state::ESP] = sp)?;
+        let base = self.state.idtr.base.wrapping_add(entry);
+        let ip = self.read_lin_sys(ctx, base, 2)?;
+        let sel = self.read_lin_sys(ctx, base.wrapping_add(2), 2)?;
+        self.state.flags.set(flags::IF, false);
+        self.state.flags.set(flags::TF, false);
+        self.state.flags.set(flags::AC, false);
+        self.state.load_seg_real(state::SegReg::Cs, sel as u16);
+        self.state.eip = ip;
+        Ok(())
+    }
+
+    /// The decoded instruction at CS:EIP.
+    #[inline]
+    fn fetch(&mut self, ctx: &mut Ctx) -> Res<Insn> {
+        let cs = self.state.segs[state::SegReg::Cs as usize];
+        let eip = self.state.eip;
+        if eip > cs.limit {
+            return Err(Fault::gp(0));
+        }
+        let lin = cs.base.wrapping_add(eip);
+        let phys = self.translate_fetch(ctx, lin)?;
+        let mode = self.decode_mode();
+        if let Some(i) = self.cache.lookup(phys, mode) {
+            return Ok(i);
+        }
+        self.decode_at(ctx, lin, phys, mode)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,398 @@
+//! Guest physical memory: one anonymous host mapping holds RAM and ROM
+//! images, and a page-granular map (one entry per 4 KiB of the 4 GiB physical
+//! space) says what each page is. The A20 gate masks physical bit 20.
+//!
+//! Pages that hold decoded code carry a `CODE` bit; the first write to such a
+//! page clears the bit and queues the page number so the CPU's decode cache
+//! (and later the JIT) drops what it derived from it. CPU stores and device DMA
+//! take the same path, so self-modifying code and DMA into code both work.
+
+use crate::bus::{AccessSize, Bus};
+use memmap2::MmapMut;
+use thiserror::Error;
+
+/// A guest physical address (after segmentation, paging and the A20 gate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PhysAddr(pub u32);
+
+impl PhysAddr {
+    /// The 4 KiB page number.
+    pub fn page(self) -> u32 {
+        self.0 >> PAGE_SHIFT
+    }
+    /// Offset inside the 4 KiB page.
+    pub fn page_offset(self) -> u32 {
+        self.0 & PAGE_MASK
+    }
+}
+
+pub const PAGE_SHIFT: u32 = 12;
+pub const PAGE_SIZE: u32 = 1 << PAGE_SHIFT;
+pub const PAGE_MASK: u32 = PAGE_SIZE - 1;
+const NUM_PAGES: usize = 1 << (32 - PAGE_SHIFT);
+
+/// What a physical page is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageKind {
+    /// Nothing decodes this address: reads are all-ones, writes vanish.
+    Unmapped,
+    /// Read/write memory backed by the host mapping.
+    Ram,
+    /// Read-only memory backed by the host mapping; guest writes are dropped.
+    Rom,
+    /// Memory-mapped I/O: accesses go to the [`Bus`].
+    Mmio,
+}
+
+#[derive(Debug, Error)]
+pub enum MemError {
+    #[error("guest RAM size {0} bytes is not a non-zero multiple of 4 KiB below 3.5 GiB")]
+    BadRamSize(usize),
+    #[error("cannot allocate {bytes} bytes of host memory for the guest: {source}")]
+    Alloc {
+        bytes: usize,
+        source: std::io::Error,
+    },
+    #[error("region at {base:#x} of {len:#x} bytes is not page-aligned or leaves the 4 GiB space")]
+    BadRegion { base: u32, len: u64 },
+    #[error("region at {base:#x} overlaps RAM or another mapping")]
+    Overlap { base: u32 },
+    #[error("ROM images total more than the reserved {0} bytes")]
+    RomSpace(usize),
+}
+
+// Page entry layout: bits 0..2 kind, bit 3 CODE, bits 12..31 backing page index.
+const KIND_MASK: u32 = 0x7;
+const K_UNMAPPED: u32 = 0;
+const K_RAM: u32 = 1;
+const K_ROM: u32 = 2;
+const K_MMIO: u32 = 3;
+const CODE_BIT: u32 = 1 << 3;
+
+/// Room reserved after RAM for ROM images (BIOS, option ROMs, aliases share
+/// their backing pages).
+const ROM_RESERVE: usize = 2 << 20;
+
+/// Guest physical memory and the physical memory map.
+pub struct GuestMemory {
+    backing: MmapMut,
+    ram_bytes: usize,
+    rom_used: usize,
+    pages: Vec<u32>,
+    a20_mask: u32,
+    invalidated: Vec<u32>,
+}
+
+impl std::fmt::Debug for GuestMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestMemory")
+            .field("ram_bytes", &self.ram_bytes)
+            .field("a20", &self.a20_enabled())
+            .finish()
+    }
+}
+
+impl GuestMemory {
+    /// RAM of `ram_bytes` bytes at physical 0, the A20 gate enabled, nothing
+    /// else mapped.
+    pub fn new(ram_bytes: usize) -> Result<Self, MemError> {
+        if ram_bytes == 0 || ram_bytes % PAGE_SIZE as usize != 0 || ram_bytes > 0xE000_0000 {
+            return Err(MemError::BadRamSize(ram_bytes));
+        }
+        let total = ram_bytes + ROM_RESERVE;
+        let backing = MmapMut::map_anon(total).map_err(|source| MemError::Alloc {
+            bytes: total,
+            source,
+        })?;
+        let mut pages = vec![K_UNMAPPED; NUM_PAGES];
+        for (i, p) in pages.iter_mut().enumerate().take(ram_bytes >> PAGE_SHIFT) {
+            *p = K_RAM | ((i as u32) << PAGE_SHIFT);
+        }
+        Ok(GuestMemory {
+            backing,
+            ram_bytes,
+            rom_used: 0,
+            pages,
+            a20_mask: u32::MAX,
+            invalidated: Vec::new(),
+        })
+    }
+
+    /// Bytes of RAM at physical 0.
+    pub fn ram_size(&self) -> usize {
+        self.ram_bytes
+    }
+
+    /// Map a ROM image at `base` (page-aligned; the length is rounded up to
+    /// whole pages, padding reads as 0xFF). Returns the first backing page so
+    /// the same image can be aliased with [`GuestMemory::alias_rom`].
+    pub fn map_rom(&mut self, base: PhysAddr, image: &[u8]) -> Result<u32, MemError> {
+        let npages = image.len().div_ceil(PAGE_SIZE as usize);
+        self.check_region(base, (npages as u64) << PAGE_SHIFT)?;
+        let bytes = npages << PAGE_SHIFT;
+        if self.rom_used + bytes > ROM_RESERVE {
+            return Err(MemError::RomSpace(ROM_RESERVE));
+        }
+        let start = self.ram_bytes + self.rom_used;
+        self.backing[start..start + bytes].fill(0xFF);
+        self.backing[start..start + image.len()].copy_from_slice(image);
+        self.rom_used += bytes;
+        let first = (start >> PAGE_SHIFT) as u32;
+        self.alias_rom(base, first, npages as u32)?;
+        Ok(first)
+    }
+
+    /// Map `npages` already-loaded ROM backing pages, starting at backing
+    /// page `first`, at `base` too (e.g. the BIOS below 1 MiB and at 4 GiB).
+    pub fn alias_rom(&mut self, base: PhysAddr, first: u32, npages: u32) -> Result<(), MemError> {
+        self.check_region(base, (npages as u64) << PAGE_SHIFT)?;
+        for i in 0..npages {
+            self.pages[(base.page() + i) as usize] = K_ROM | ((first + i) << PAGE_SHIFT);
+        }
+        Ok(())
+    }
+
+    /// Route `len` bytes at `base` (page-aligned) to the bus as MMIO. This may
+    /// cover RAM (e.g. the legacy VGA window at 0xA0000).
+    pub fn map_mmio(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
+        self.check_region(base, len as u64)?;
+        for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
+            self.pages[p as usize] = K_MMIO;
+        }
+        Ok(())
+    }
+
+    /// Put RAM back under a page range that was made MMIO or ROM.
+    pub fn map_ram(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
+        self.check_region(base, len as u64)?;
+        for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
+            if (p as usize) < (self.ram_bytes >> PAGE_SHIFT) {
+                self.pages[p as usize] = K_RAM | (p << PAGE_SHIFT);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_region(&self, base: PhysAddr, len: u64) -> Result<(), MemError> {
+        if base.page_offset() != 0 || len % PAGE_SIZE as u64 != 0 || base.0 as u64 + len > 1 << 32 {
+            return Err(MemError::BadRegion { base: base.0, len });
+        }
+        Ok(())
+    }
+
+    /// Open or close the A20 gate. Closed, physical bit 20 reads as zero
+    /// (8086 wrap-around at 1 MiB).
+    pub fn set_a20(&mut self, enabled: bool) {
+        self.a20_mask = if enabled { u32::MAX } else { !(1 << 20) };
+    }
+
+    pub fn a20_enabled(&self) -> bool {
+        self.a20_mask == u32::MAX
+    }
+
+    /// The mask the MMU applies to every physical address.
+    pub fn a20_mask(&self) -> u32 {
+        self.a20_mask
+    }
+
+    /// What the page at `addr` is.
+    pub fn page_kind(&self, addr: PhysAddr) -> PageKind {
+        match self.pages[addr.page() as usize] & KIND_MASK {
+            K_RAM => PageKind::Ram,
+            K_ROM => PageKind::Rom,
+            K_MMIO => PageKind::Mmio,
+            _ => PageKind::Unmapped,
+        }
+    }
+
+    /// Offset of `addr` in the backing mapping, for RAM and ROM pages.
+    #[inline]
+    fn backing_offset(&self, entry: u32, addr: PhysAddr) -> usize {
+        ((entry & !PAGE_MASK) | addr.page_offset()) as usize
+    }
+
+    /// Read `size` bytes at `addr` (little-endian), from RAM, ROM, MMIO or the
+    /// open bus. Accesses that cross a page are split.
+    #[inline]
+    pub fn read(&self, addr: PhysAddr, size: AccessSize, bus: &mut dyn Bus) -> u32 {
+        let n = size.bytes();
+        if addr.page_offset() + n <= PAGE_SIZE {
+            let entry = self.pages[addr.page() as usize];
+            match entry & KIND_MASK {
+                K_RAM | K_ROM => {
+                    let o = self.backing_offset(entry, addr);
+                    let b = &self.backing[o..o + n as usize];
+                    match size {
+                        AccessSize::Byte => b[0] as u32,
+                        AccessSize::Word => u16::from_le_bytes([b[0], b[1]]) as u32,
+                        AccessSize::Dword => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                    }
+                }
+                K_MMIO => bus.mmio_read(addr, size),
+                _ => size.all_ones(),
+            }
+        } else {
+            let mut v = 0;
+            for i in 0..n {
+                let a = PhysAddr(addr.0.wrapping_add(i));
+                v |= self.read(a, AccessSize::Byte, bus) << (8 * i);
+            }
+            v
+        }
+    }
+
+    /// Write `size` bytes at `addr` (little-endian). ROM and unmapped pages
+    /// drop the write; a write to a page holding code queues an invalidation.
+    #[inline]
+    pub fn write(&mut self, addr: PhysAddr, size: AccessSize, value: u32, bus: &mut dyn Bus) {
+        let n = size.bytes();
+        if addr.page_offset() + n <= PAGE_SIZE {
+            let page = addr.page() as usize;
+            let entry = self.pages[page];
+            match entry & KIND_MASK {
+                K_RAM => {
+                    if entry & CODE_BIT != 0 {
+                        self.pages[page] &= !CODE_BIT;
+                        self.invalidated.push(page as u32);
+                    }
+                    let o = self.backing_offset(entry, addr);
+                    let bytes = value.to_le_bytes();
+                    self.backing[o..o + n as usize].copy_from_slice(&bytes[..n as usize]);
+                }
+                K_MMIO => bus.mmio_write(addr, size, value),
+                _ => {}
+            }
+        } else {
+            for i in 0..n {
+                let a = PhysAddr(addr.0.wrapping_add(i));
+                self.write(a, AccessSize::Byte, (value >> (8 * i)) & 0xFF, bus);
+            }
+        }
+    }
+
+    /// Copy `bytes` into memory at `addr` as a loader would: RAM and ROM
+    /// backing are both written (ROM contents can be set this way), MMIO and
+    /// unmapped pages are skipped. Code on the touched pages is invalidated.
+    pub fn load(&mut self, addr: PhysAddr, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            let a = PhysAddr(addr.0.wrapping_add(i as u32));
+            let page = a.page() as usize;
+            let entry = self.pages[page];
+            if matches!(entry & KIND_MASK, K_RAM | K_ROM) {
+                if entry & CODE_BIT != 0 {
+                    self.pages[page] &= !CODE_BIT;
+                    self.invalidated.push(page as u32);
+                }
+                let o = self.backing_offset(entry, a);
+                self.backing[o] = b;
+            }
+        }
+    }
+
+    /// Read one byte of RAM or ROM without side effects (MMIO and unmapped
+    /// read as 0xFF). For debuggers, tests and loaders.
+    pub fn peek(&self, addr: PhysAddr) -> u8 {
+        let entry = self.pages[addr.page() as usize];
+        match entry & KIND_MASK {
+            K_RAM | K_ROM => self.backing[self.backing_offset(entry, addr)],
+            _ => 0xFF,
+        }
+    }
+
+    /// Mark the page at `addr` as holding decoded code, so the next write to
+    /// it is reported through [`GuestMemory::take_invalidated`].
+    pub fn mark_code(&mut self, addr: PhysAddr) {
+        let e = &mut self.pages[addr.page() as usize];
+        if *e & KIND_MASK == K_RAM {
+            *e |= CODE_BIT;
+        }
+    }
+
+    /// True when written code pages are waiting to be invalidated.
+    #[inline]
+    pub fn has_invalidated(&self) -> bool {
+        !self.invalidated.is_empty()
+    }
+
+    /// Page numbers that held code and were written since the last call.
+    pub fn take_invalidated(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.invalidated)
+    }
+
+    /// Host slice of a whole RAM or ROM page (for instruction fetch and the
+    /// decoder). None for MMIO and unmapped pages.
+    pub fn page_slice(&self, page: u32) -> Option<&[u8]> {
+        let entry = self.pages[page as usize];
+        match entry & KIND_MASK {
+            K_RAM | K_ROM => {
+                let o = (entry & !PAGE_MASK) as usize;
+                Some(&self.backing[o..o + PAGE_SIZE as usize])
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::NullBus;
+
+    #[test]
+    fn ram_reads_back_what_was_written_little_endian() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        let mut bus = NullBus;
+        m.write(PhysAddr(0x1234), AccessSize::Dword, 0xDEAD_BEEF, &mut bus);
+        assert_eq!(m.read(PhysAddr(0x1234), AccessSize::Byte, &mut bus), 0xEF);
+        assert_eq!(m.read(PhysAddr(0x1236), AccessSize::Word, &mut bus), 0xDEAD);
+    }
+
+    #[test]
+    fn access_crossing_a_page_is_split() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        let mut bus = NullBus;
+        m.write(PhysAddr(0x0FFE), AccessSize::Dword, 0x4433_2211, &mut bus);
+        assert_eq!(m.peek(PhysAddr(0x1000)), 0x33);
+        assert_eq!(m.read(PhysAddr(0x0FFE), AccessSize::Dword, &mut bus), 0x4433_2211);
+    }
+
+    #[test]
+    fn unmapped_reads_all_ones_and_ignores_writes() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        let mut bus = NullBus;
+        m.write(PhysAddr(0x0020_0000), AccessSize::Word, 0, &mut bus);
+        assert_eq!(m.read(PhysAddr(0x0020_0000), AccessSize::Word, &mut bus), 0xFFFF);
+        // A dword straddling the end of RAM reads RAM bytes then open bus.
+        m.write(PhysAddr(0xFFFFE), AccessSize::Word, 0xABCD, &mut bus);
+        assert_eq!(m.read(PhysAddr(0xFFFFE), AccessSize::Dword, &mut bus), 0xFFFF_ABCD);
+    }
+
+    #[test]
+    fn rom_is_read_only_and_can_be_aliased() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        let mut bus = NullBus;
+        let first = m.map_rom(PhysAddr(0xFFFF_0000), &[1, 2, 3]).unwrap();
+        m.alias_rom(PhysAddr(0xF0000), first, 16).unwrap();
+        m.write(PhysAddr(0xF0000), AccessSize::Byte, 9, &mut bus);
+        assert_eq!(m.read(PhysAddr(0xF0000), AccessSize::Word, &mut bus), 0x0201);
+        assert_eq!(m.read(PhysAddr(0xFFFF_0002), AccessSize::Word, &mut bus), 0xFF03);
+    }
+
+    #[test]
+    fn writing_a_code_page_queues_one_invalidation() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        let mut bus = NullBus;
+        m.mark_code(PhysAddr(0x7C00));
+        m.write(PhysAddr(0x7C10), AccessSize::Byte, 0x90, &mut bus);
+        m.write(PhysAddr(0x7C11), AccessSize::Byte, 0x90, &mut bus);
+        assert_eq!(m.take_invalidated(), vec![7]);
+        assert!(!m.has_invalidated());
+    }
+
+    #[test]
+    fn bad_sizes_and_regions_are_typed_errors() {
+        assert!(matches!(GuestMemory::new(1000), Err(MemError::BadRamSize(1000))));
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        assert!(matches!(m.map_mmio(PhysAddr(0x123), 0x1000), Err(MemError::BadRegion { .. })));
+    }
+}

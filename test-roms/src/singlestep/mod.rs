@@ -1,0 +1,407 @@
+//! Runner for the SingleStepTests CPU suites (<https://github.com/singlesteptests>),
+//! first of all the hardware-captured 80286 real-mode set.
+//!
+//! Each test gives an initial CPU state (registers and the RAM bytes the
+//! instruction touches), the instruction bytes followed by a HLT, and the
+//! final state as it differs from the initial one. The runner loads the
+//! initial state into a fresh [`ferrite_core::Cpu`], steps until the CPU
+//! halts, and compares registers and memory, masking the flags the suite's
+//! `metadata.json` declares undefined.
+//!
+//! Module map:
+//! - [`json`] and [`moo`] read the two file forms into one neutral
+//!   [`TestCase`];
+//! - [`metadata`] reads `metadata.json` (undefined-flag masks per opcode),
+//!   `revocation_list.txt` and the opcode key a file name encodes;
+//! - [`differences`] lists the documented behaviours in which a 286 differs
+//!   from the P6 ferrite emulates; tests they select are skipped with a reason;
+//! - [`runner`] executes one test on the CPU and compares the result;
+//! - [`suite`] runs whole files and directories, on several threads, and
+//!   produces the per-file reports and the scoreboard.
+
+pub mod differences;
+pub mod insn;
+pub mod json;
+pub mod metadata;
+pub mod moo;
+pub mod runner;
+pub mod suite;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ferrite_core::MemError;
+use flate2::read::GzDecoder;
+
+pub use differences::{Difference, DIFFERENCES};
+pub use metadata::{Metadata, OpcodeInfo, OpcodeKey, RevocationList};
+pub use runner::{Failure, FailureKind, Machine, Mismatch};
+pub use suite::{
+    collect_inputs, run_suite, FileReport, Outcome, RunOptions, SkipReason, SuiteSummary,
+    TestReport,
+};
+
+/// Errors of the SingleStepTests runner. Every variant that comes from a
+/// file names it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: invalid test JSON: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: invalid MOO data: {source}", path.display())]
+    Moo {
+        path: PathBuf,
+        source: moo::MooError,
+    },
+    #[error("{}: invalid metadata: {source}", path.display())]
+    Metadata {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{}: not a SingleStepTests file (expected .json, .json.gz, .MOO or .MOO.gz)",
+        path.display()
+    )]
+    UnknownFormat { path: PathBuf },
+    #[error("{}: no SingleStepTests files found", path.display())]
+    NoTests { path: PathBuf },
+    #[error("cannot set up guest memory for the runner: {0}")]
+    Memory(#[from] MemError),
+}
+
+/// The register file of the tests, in the suites' order (the MOO `REGS`
+/// bitmask order and the JSON key set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reg {
+    Ax,
+    Bx,
+    Cx,
+    Dx,
+    Cs,
+    Ss,
+    Ds,
+    Es,
+    Sp,
+    Bp,
+    Si,
+    Di,
+    Ip,
+    Flags,
+}
+
+/// Number of registers in a test state.
+pub const NUM_REGS: usize = 14;
+
+impl Reg {
+    /// All registers, in the suites' order.
+    pub const ALL: [Reg; NUM_REGS] = [
+        Reg::Ax,
+        Reg::Bx,
+        Reg::Cx,
+        Reg::Dx,
+        Reg::Cs,
+        Reg::Ss,
+        Reg::Ds,
+        Reg::Es,
+        Reg::Sp,
+        Reg::Bp,
+        Reg::Si,
+        Reg::Di,
+        Reg::Ip,
+        Reg::Flags,
+    ];
+
+    /// The suites' (lower-case) name of the register.
+    pub fn name(self) -> &'static str {
+        [
+            "ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags",
+        ][self as usize]
+    }
+
+    /// Position in the suites' order (the MOO bitmask bit).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Registers and memory of one side (initial or final) of a test.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Register values in [`Reg`] order; `None` where the state omits the
+    /// register (a final state lists only the registers that changed).
+    pub regs: [Option<u16>; NUM_REGS],
+    /// Physical address and byte value.
+    pub ram: Vec<(u32, u8)>,
+}
+
+impl State {
+    pub fn reg(&self, r: Reg) -> Option<u16> {
+        self.regs[r.index()]
+    }
+}
+
+/// An exception or interrupt the instruction raised, as the suite records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exception {
+    pub number: u8,
+    /// Physical address of the FLAGS word the CPU pushed.
+    pub flag_address: u32,
+}
+
+/// One test, whatever file form it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestCase {
+    pub idx: u32,
+    /// Disassembly of the instruction, as the suite gives it.
+    pub name: String,
+    /// Instruction bytes (prefixes included, the terminating HLT included).
+    pub bytes: Vec<u8>,
+    pub initial: State,
+    pub final_: State,
+    pub exception: Option<Exception>,
+    /// Hex SHA-1 identifying the test (empty when the file has none).
+    pub hash: String,
+    /// Per-test masks of the defined bits of each register (MOO `RMSK` in
+    /// the final state); `None` compares all bits.
+    pub masks: [Option<u16>; NUM_REGS],
+}
+
+impl TestCase {
+    /// Expected final value of a register: the final state's value, or the
+    /// initial one when the instruction left it unchanged.
+    pub fn expected_reg(&self, r: Reg) -> Option<u16> {
+        self.final_.reg(r).or(self.initial.reg(r))
+    }
+
+    /// A byte of the initial RAM state.
+    pub fn initial_byte(&self, addr: u32) -> Option<u8> {
+        self.initial
+            .ram
+            .iter()
+            .rev()
+            .find(|&&(a, _)| a == addr)
+            .map(|&(_, v)| v)
+    }
+
+    /// A little-endian word of the initial RAM state.
+    pub fn initial_word(&self, addr: u32) -> Option<u16> {
+        let lo = self.initial_byte(addr)?;
+        let hi = self.initial_byte(addr.wrapping_add(1))?;
+        Some(u16::from_le_bytes([lo, hi]))
+    }
+
+    /// Short form of the hash for listings.
+    pub fn hash_prefix(&self) -> &str {
+        self.hash.get(..8).unwrap_or(&self.hash)
+    }
+}
+
+/// The file forms the runner reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    JsonGz,
+    Moo,
+    MooGz,
+}
+
+impl Format {
+    /// The form a file name denotes (case-insensitive), if any. The suite's
+    /// own `metadata.json` is not a test file.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        if name == "metadata.json" {
+            return None;
+        }
+        if name.ends_with(".json.gz") {
+            Some(Format::JsonGz)
+        } else if name.ends_with(".json") {
+            Some(Format::Json)
+        } else if name.ends_with(".moo.gz") {
+            Some(Format::MooGz)
+        } else if name.ends_with(".moo") {
+            Some(Format::Moo)
+        } else {
+            None
+        }
+    }
+
+    fn gzipped(self) -> bool {
+        matches!(self, Format::JsonGz | Format::MooGz)
+    }
+}
+
+/// The tests of one file and what the file says about all of them.
+#[derive(Clone, Debug)]
+pub struct TestFile {
+    pub path: PathBuf,
+    pub format: Format,
+    /// Mnemonic of the instruction under test, when the file names it (MOO
+    /// `META`) or it can be read off the test names.
+    pub mnemonic: Option<String>,
+    /// Opcode the file holds tests for: from the file name, else from the
+    /// MOO `META` chunk.
+    pub opcode: Option<OpcodeKey>,
+    /// File-wide masks of defined register bits (MOO top-level `RMSK`).
+    pub masks: [Option<u16>; NUM_REGS],
+    pub tests: Vec<TestCase>,
+}
+
+impl TestFile {
+    /// Read and parse a test file (decompressing `.gz`).
+    pub fn load(path: &Path) -> Result<TestFile, Error> {
+        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
+            path: path.to_path_buf(),
+        })?;
+        let io_err = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut data = Vec::new();
+        let file = File::open(path).map_err(io_err)?;
+        if format.gzipped() {
+            GzDecoder::new(file)
+                .read_to_end(&mut data)
+                .map_err(io_err)?;
+        } else {
+            let mut file = file;
+            file.read_to_end(&mut data).map_err(io_err)?;
+        }
+        Self::parse(path, format, &data)
+    }
+
+    /// Parse decompressed file contents; `path` names the file in errors and
+    /// gives the opcode key.
+    pub fn parse(path: &Path, format: Format, data: &[u8]) -> Result<TestFile, Error> {
+        let from_name = OpcodeKey::from_file_name(path);
+        let mut file = match format {
+            Format::Json | Format::JsonGz => {
+                let tests = json::parse(data).map_err(|source| Error::Json {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                TestFile {
+                    path: path.to_path_buf(),
+                    format,
+                    mnemonic: None,
+                    opcode: from_name,
+                    masks: [None; NUM_REGS],
+                    tests,
+                }
+            }
+            Format::Moo | Format::MooGz => {
+                let moo = moo::parse(data).map_err(|source| Error::Moo {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let opcode = from_name.or_else(|| moo.opcode.and_then(OpcodeKey::from_moo_opcode));
+                TestFile {
+                    path: path.to_path_buf(),
+                    format,
+                    mnemonic: moo.mnemonic,
+                    opcode,
+                    masks: moo.masks,
+                    tests: moo.tests,
+                }
+            }
+        };
+        if file.mnemonic.is_none() {
+            file.mnemonic = mnemonic_from_names(&file.tests);
+        }
+        Ok(file)
+    }
+
+    /// The file name for listings.
+    pub fn display_name(&self) -> String {
+        display_name(&self.path)
+    }
+}
+
+/// The file name part of a path, for listings.
+pub fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The most common first word of the test names, prefixes left out (ties
+/// go to the alphabetically first, so the result is deterministic).
+fn mnemonic_from_names(tests: &[TestCase]) -> Option<String> {
+    const PREFIXES: [&str; 6] = ["lock", "rep", "repe", "repz", "repne", "repnz"];
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for t in tests {
+        let word = t
+            .name
+            .split_whitespace()
+            .find(|w| !PREFIXES.contains(w) && !w.ends_with(':'));
+        if let Some(w) = word.filter(|w| !w.starts_with('(')) {
+            *counts.entry(w).or_default() += 1;
+        }
+    }
+    let best = counts.values().copied().max()?;
+    counts
+        .into_iter()
+        .find(|&(_, c)| c == best)
+        .map(|(w, _)| w.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_is_recognised_case_insensitively() {
+        assert_eq!(Format::from_path(Path::new("a/00.json.gz")), Some(Format::JsonGz));
+        assert_eq!(Format::from_path(Path::new("00.JSON")), Some(Format::Json));
+        assert_eq!(Format::from_path(Path::new("00.MOO.gz")), Some(Format::MooGz));
+        assert_eq!(Format::from_path(Path::new("00.moo")), Some(Format::Moo));
+        assert_eq!(Format::from_path(Path::new("metadata.json")), None);
+        assert_eq!(Format::from_path(Path::new("README.md")), None);
+    }
+
+    #[test]
+    fn mnemonic_skips_prefix_words_and_bad_encodings() {
+        let mk = |name: &str| TestCase {
+            idx: 0,
+            name: name.into(),
+            bytes: vec![],
+            initial: State::default(),
+            final_: State::default(),
+            exception: None,
+            hash: String::new(),
+            masks: [None; NUM_REGS],
+        };
+        let tests = [mk("lock add [bx],al"), mk("add al,bl"), mk("(bad)"), mk("es: sub x")];
+        assert_eq!(mnemonic_from_names(&tests).as_deref(), Some("add"));
+    }
+
+    #[test]
+    fn expected_register_falls_back_to_initial() {
+        let mut initial = State::default();
+        initial.regs[Reg::Ax.index()] = Some(1);
+        initial.regs[Reg::Bx.index()] = Some(2);
+        let mut final_ = State::default();
+        final_.regs[Reg::Ax.index()] = Some(7);
+        let t = TestCase {
+            idx: 0,
+            name: String::new(),
+            bytes: vec![],
+            initial,
+            final_,
+            exception: None,
+            hash: "0123456789abcdef".into(),
+            masks: [None; NUM_REGS],
+        };
+        assert_eq!(t.expected_reg(Reg::Ax), Some(7));
+        assert_eq!(t.expected_reg(Reg::Bx), Some(2));
+        assert_eq!(t.hash_prefix(), "01234567");
+    }
+}
