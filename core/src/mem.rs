@@ -49,10 +49,7 @@ pub enum MemError {
     #[error("guest RAM size {0} bytes is not a non-zero multiple of 4 KiB below 3.5 GiB")]
     BadRamSize(usize),
     #[error("cannot allocate {bytes} bytes of host memory for the guest: {source}")]
-    Alloc {
-        bytes: usize,
-        source: std::io::Error,
-    },
+    Alloc { bytes: usize, source: std::io::Error },
     #[error("region at {base:#x} of {len:#x} bytes is not page-aligned or leaves the 4 GiB space")]
     BadRegion { base: u32, len: u64 },
     #[error("region at {base:#x} overlaps RAM or another mapping")]
@@ -85,10 +82,7 @@ pub struct GuestMemory {
 
 impl std::fmt::Debug for GuestMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuestMemory")
-            .field("ram_bytes", &self.ram_bytes)
-            .field("a20", &self.a20_enabled())
-            .finish()
+        f.debug_struct("GuestMemory").field("ram_bytes", &self.ram_bytes).field("a20", &self.a20_enabled()).finish()
     }
 }
 
@@ -100,22 +94,12 @@ impl GuestMemory {
             return Err(MemError::BadRamSize(ram_bytes));
         }
         let total = ram_bytes + ROM_RESERVE;
-        let backing = MmapMut::map_anon(total).map_err(|source| MemError::Alloc {
-            bytes: total,
-            source,
-        })?;
+        let backing = MmapMut::map_anon(total).map_err(|source| MemError::Alloc { bytes: total, source })?;
         let mut pages = vec![K_UNMAPPED; NUM_PAGES];
         for (i, p) in pages.iter_mut().enumerate().take(ram_bytes >> PAGE_SHIFT) {
             *p = K_RAM | ((i as u32) << PAGE_SHIFT);
         }
-        Ok(GuestMemory {
-            backing,
-            ram_bytes,
-            rom_used: 0,
-            pages,
-            a20_mask: u32::MAX,
-            invalidated: Vec::new(),
-        })
+        Ok(GuestMemory { backing, ram_bytes, rom_used: 0, pages, a20_mask: u32::MAX, invalidated: Vec::new() })
     }
 
     /// Bytes of RAM at physical 0.

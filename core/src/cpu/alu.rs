@@ -11,7 +11,13 @@ use super::{Cpu, Ctx, Fault, Res};
 /// Shared body of two-operand ALU instructions: `f` returns the value to
 /// write back, or None (CMP/TEST).
 #[inline(always)]
-fn binop(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, write: bool, f: impl FnOnce(&mut Flags, u32, u32, u32) -> u32) -> Res<()> {
+fn binop(
+    cpu: &mut Cpu,
+    ctx: &mut Ctx,
+    i: &Insn,
+    write: bool,
+    f: impl FnOnce(&mut Flags, u32, u32, u32) -> u32,
+) -> Res<()> {
     let size = i.size(0);
     let l = cpu.loc(ctx, i, 0, write)?;
     let a = cpu.rd_loc(ctx, l, size)?;

@@ -353,7 +353,8 @@ fn rep(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, mut body: impl FnMut(&mut Cpu, &m
 fn advance(cpu: &mut Cpu, r: usize, size: u32, addr32: bool) {
     let delta = if cpu.state.flags.bits & flags::DF != 0 { size.wrapping_neg() } else { size };
     let v = cpu.state.regs[r];
-    cpu.state.regs[r] = if addr32 { v.wrapping_add(delta) } else { (v & 0xFFFF_0000) | (v.wrapping_add(delta) & 0xFFFF) };
+    cpu.state.regs[r] =
+        if addr32 { v.wrapping_add(delta) } else { (v & 0xFFFF_0000) | (v.wrapping_add(delta) & 0xFFFF) };
 }
 
 #[inline]

@@ -164,7 +164,8 @@ impl DecodeCache {
         let page = phys.page();
         let mut slot = self.slot_of_page[page as usize];
         if slot != NO_SLOT {
-            let stale = matches!(&self.pages[slot as usize], Some((_, pc)) if pc.mode != mode || pc.insns.len() >= 0xFFFF);
+            let stale =
+                matches!(&self.pages[slot as usize], Some((_, pc)) if pc.mode != mode || pc.insns.len() >= 0xFFFF);
             if stale {
                 self.invalidate_page(page);
                 slot = NO_SLOT;
@@ -387,11 +388,8 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
                 Op { kind: OpK::Imm, num: 0, size: insn.opsz }
             }
             OpKind::FarBranch16 | OpKind::FarBranch32 => {
-                insn.imm = if ins.op_kind(i) == OpKind::FarBranch16 {
-                    ins.far_branch16() as u32
-                } else {
-                    ins.far_branch32()
-                };
+                insn.imm =
+                    if ins.op_kind(i) == OpKind::FarBranch16 { ins.far_branch16() as u32 } else { ins.far_branch32() };
                 insn.imm2 = ins.far_branch_selector() as u32;
                 nimm += 2;
                 Op { kind: OpK::Imm, num: 0, size: insn.opsz }

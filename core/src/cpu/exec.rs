@@ -2,7 +2,7 @@
 //! mnemonic, and the operand helpers every semantics function uses. The
 //! functions themselves live in `alu`, `data` and `control` by family.
 
-use super::decode::{Insn, Op, OpK, ExecFn, NO_REG};
+use super::decode::{ExecFn, Insn, Op, OpK, NO_REG};
 use super::state::SegReg;
 use super::{alu, control, data, system};
 use super::{Cpu, Ctx, Fault, Res};
@@ -146,10 +146,38 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Cwd | M::Cdq => data::cwd,
         M::Xlatb => data::xlat,
         M::Bswap => data::bswap,
-        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs
-        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => data::cmov,
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns
-        | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => data::setcc,
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => data::cmov,
+        M::Seto
+        | M::Setno
+        | M::Setb
+        | M::Setae
+        | M::Sete
+        | M::Setne
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg => data::setcc,
         M::Lds => data::lptr_ds,
         M::Les => data::lptr_es,
         M::Lss => data::lptr_ss,
@@ -165,7 +193,10 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Lodsb | M::Lodsw | M::Lodsd => data::lods,
         M::Scasb | M::Scasw | M::Scasd => data::scas,
         M::Jmp => match op0.kind {
-            OpK::Imm if ins.op_kind(0) == iced_x86::OpKind::FarBranch16 || ins.op_kind(0) == iced_x86::OpKind::FarBranch32 => {
+            OpK::Imm
+                if ins.op_kind(0) == iced_x86::OpKind::FarBranch16
+                    || ins.op_kind(0) == iced_x86::OpKind::FarBranch32 =>
+            {
                 control::jmp_far_imm
             }
             OpK::Imm => {
@@ -176,7 +207,10 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
             _ => control::jmp_near_ind,
         },
         M::Call => match op0.kind {
-            OpK::Imm if ins.op_kind(0) == iced_x86::OpKind::FarBranch16 || ins.op_kind(0) == iced_x86::OpKind::FarBranch32 => {
+            OpK::Imm
+                if ins.op_kind(0) == iced_x86::OpKind::FarBranch16
+                    || ins.op_kind(0) == iced_x86::OpKind::FarBranch32 =>
+            {
                 control::call_far_imm
             }
             OpK::Imm => {
@@ -186,8 +220,22 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
             _ if ins.is_call_far_indirect() => control::call_far_mem,
             _ => control::call_near_ind,
         },
-        M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja | M::Js | M::Jns | M::Jp | M::Jnp | M::Jl
-        | M::Jge | M::Jle | M::Jg => {
+        M::Jo
+        | M::Jno
+        | M::Jb
+        | M::Jae
+        | M::Je
+        | M::Jne
+        | M::Jbe
+        | M::Ja
+        | M::Js
+        | M::Jns
+        | M::Jp
+        | M::Jnp
+        | M::Jl
+        | M::Jge
+        | M::Jle
+        | M::Jg => {
             rel_branch(ins, insn);
             control::jcc
         }
@@ -262,8 +310,24 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
     if insn.lock {
         let lockable = matches!(
             ins.mnemonic(),
-            M::Add | M::Adc | M::And | M::Btc | M::Btr | M::Bts | M::Cmpxchg | M::Cmpxchg8b | M::Dec | M::Inc
-                | M::Neg | M::Not | M::Or | M::Sbb | M::Sub | M::Xor | M::Xadd | M::Xchg
+            M::Add
+                | M::Adc
+                | M::And
+                | M::Btc
+                | M::Btr
+                | M::Bts
+                | M::Cmpxchg
+                | M::Cmpxchg8b
+                | M::Dec
+                | M::Inc
+                | M::Neg
+                | M::Not
+                | M::Or
+                | M::Sbb
+                | M::Sub
+                | M::Xor
+                | M::Xadd
+                | M::Xchg
         );
         if !(lockable && lock_ok) {
             return ud;
@@ -276,7 +340,9 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
 /// they behave as on a 386 without a coprocessor.
 pub(crate) fn is_x87_escape(ins: &Instruction) -> bool {
     use iced_x86::CpuidFeature as F;
-    ins.cpuid_features().iter().any(|f| matches!(f, F::FPU | F::FPU287 | F::FPU287XL_ONLY | F::FPU387 | F::FPU387SL_ONLY))
+    ins.cpuid_features()
+        .iter()
+        .any(|f| matches!(f, F::FPU | F::FPU287 | F::FPU287XL_ONLY | F::FPU387 | F::FPU387SL_ONLY))
 }
 
 /// Store a relative branch as its displacement from the next instruction,

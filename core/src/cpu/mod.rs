@@ -9,17 +9,17 @@
 //! through the MMU helpers, which may return a [`Fault`]; EIP only advances
 //! when the function succeeds, so a fault leaves the instruction restartable.
 
-pub mod cpuid;
-pub mod decode;
 mod alu;
 mod control;
+pub mod cpuid;
 mod data;
+pub mod decode;
 mod exec;
-mod system;
 pub mod flags;
 mod mmu;
 mod protected;
 pub mod state;
+mod system;
 
 use crate::bus::Bus;
 use crate::mem::GuestMemory;

@@ -348,8 +348,11 @@ impl Cpu {
     fn tss_stack(&mut self, ctx: &mut Ctx, dpl: u8) -> Res<(u16, u32)> {
         let tr = self.state.tr;
         let tss32 = tr.flags & (8 << 8) != 0;
-        let (off, ssoff, size) =
-            if tss32 { (4 + dpl as u32 * 8, 8 + dpl as u32 * 8, 4) } else { (2 + dpl as u32 * 4, 4 + dpl as u32 * 4, 2) };
+        let (off, ssoff, size) = if tss32 {
+            (4 + dpl as u32 * 8, 8 + dpl as u32 * 8, 4)
+        } else {
+            (2 + dpl as u32 * 4, 4 + dpl as u32 * 4, 2)
+        };
         if ssoff + 1 > tr.limit {
             return Err(Fault::ts(SEL_ERR(tr.selector)));
         }
@@ -627,8 +630,14 @@ impl Cpu {
         let [esp, ss, es, ds, fs, gs] = vals;
         self.state.flags.load(fl, flags::SETTABLE);
         self.state.cpl = 3;
-        for (s, v) in [(SegReg::Cs, cs as u32), (SegReg::Ss, ss), (SegReg::Es, es), (SegReg::Ds, ds), (SegReg::Fs, fs), (SegReg::Gs, gs)]
-        {
+        for (s, v) in [
+            (SegReg::Cs, cs as u32),
+            (SegReg::Ss, ss),
+            (SegReg::Es, es),
+            (SegReg::Ds, ds),
+            (SegReg::Fs, fs),
+            (SegReg::Gs, gs),
+        ] {
             self.state.load_seg_real(s, v as u16);
         }
         self.state.regs[ESP] = esp;

@@ -150,8 +150,12 @@ impl CpuState {
     /// F000:FFF0 with CS base FFFF0000, EDX = processor signature.
     pub fn reset() -> CpuState {
         let mut segs = [Segment::real_mode(0); 6];
-        segs[SegReg::Cs as usize] =
-            Segment { selector: 0xF000, base: 0xFFFF_0000, limit: 0xFFFF, flags: Segment::real_mode(0).flags | SEG_CODE };
+        segs[SegReg::Cs as usize] = Segment {
+            selector: 0xF000,
+            base: 0xFFFF_0000,
+            limit: 0xFFFF,
+            flags: Segment::real_mode(0).flags | SEG_CODE,
+        };
         let mut regs = [0; 8];
         regs[EDX] = super::cpuid::SIGNATURE;
         CpuState {

@@ -399,7 +399,11 @@ fn lar_lsl(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, lar: bool) -> Res<()> {
     let sel = cpu.rd(ctx, i, 1)? as u16;
     let d = probe_desc(cpu, ctx, sel)?;
     let val = d.and_then(|d| {
-        let valid_sys = if lar { matches!(d.sys_type(), 1..=5 | 9 | 0xB | 0xC) } else { matches!(d.sys_type(), 1 | 2 | 3 | 9 | 0xB) };
+        let valid_sys = if lar {
+            matches!(d.sys_type(), 1..=5 | 9 | 0xB | 0xC)
+        } else {
+            matches!(d.sys_type(), 1 | 2 | 3 | 9 | 0xB)
+        };
         if (d.is_seg() || valid_sys) && visible(cpu, sel, &d) {
             Some(if lar { d.hi & 0x00F0_FF00 } else { d.limit() })
         } else {
