@@ -1,2 +1,4 @@
 //! ferrite-test-roms: the project's own CPU test programs and the runners for
 //! external conformance suites.
+
+pub mod singlestep;

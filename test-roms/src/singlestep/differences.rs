@@ -143,12 +143,8 @@ fn ss_overrun_vector(test: &TestCase, _key: &OpcodeKey) -> bool {
         return false;
     }
     let accesses = insn::memory_accesses(test);
-    let through_ss = accesses
-        .iter()
-        .any(|a| a.segment == Register::SS && a.overruns());
-    let elsewhere = accesses
-        .iter()
-        .any(|a| a.segment != Register::SS && a.overruns());
+    let through_ss = accesses.iter().any(|a| a.segment == Register::SS && a.overruns());
+    let elsewhere = accesses.iter().any(|a| a.segment != Register::SS && a.overruns());
     through_ss && !elsewhere
 }
 
@@ -158,9 +154,7 @@ fn esc_operand_overrun(test: &TestCase, _key: &OpcodeKey) -> bool {
     if !matches!(insn::opcode_of(&test.bytes), Some((_, 0xD8..=0xDF))) {
         return false;
     }
-    insn::memory_accesses(test)
-        .iter()
-        .any(|a| a.overruns() && a.offset != 0xFFFF)
+    insn::memory_accesses(test).iter().any(|a| a.overruns() && a.offset != 0xFFFF)
 }
 
 #[cfg(test)]
@@ -169,10 +163,7 @@ mod tests {
     use crate::singlestep::{Exception, State, NUM_REGS};
 
     fn key(op: &str) -> OpcodeKey {
-        OpcodeKey {
-            opcode: op.into(),
-            reg: None,
-        }
+        OpcodeKey { opcode: op.into(), reg: None }
     }
 
     fn test_with(bytes: &[u8], regs: &[(Reg, u16)], ram: &[(u32, u8)]) -> TestCase {
@@ -194,10 +185,7 @@ mod tests {
     }
 
     fn raising(mut t: TestCase, number: u8) -> TestCase {
-        t.exception = Some(Exception {
-            number,
-            flag_address: 0,
-        });
+        t.exception = Some(Exception { number, flag_address: 0 });
         t
     }
 

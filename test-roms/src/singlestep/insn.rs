@@ -30,10 +30,7 @@ pub fn modrm_reg(bytes: &[u8]) -> Option<u8> {
 
 /// True when a LOCK prefix (F0) precedes the opcode.
 pub fn has_lock_prefix(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .take_while(|b| PREFIXES_286.contains(b))
-        .any(|&b| b == 0xF0)
+    bytes.iter().take_while(|b| PREFIXES_286.contains(b)).any(|&b| b == 0xF0)
 }
 
 /// Decode the first instruction of the bytes as 16-bit code, accepting
@@ -87,11 +84,7 @@ pub fn memory_accesses(test: &TestCase) -> Vec<Access> {
         .iter()
         .filter_map(|m| {
             let offset = m.virtual_address(0, |r, _, _| reg(r))?;
-            Some(Access {
-                segment: m.segment(),
-                offset: offset as u16,
-                size: (m.memory_size().size() as u32).max(1),
-            })
+            Some(Access { segment: m.segment(), offset: offset as u16, size: (m.memory_size().size() as u32).max(1) })
         })
         .collect()
 }
@@ -140,29 +133,14 @@ mod tests {
         // leave: reads SS:BP.
         let t = test_with(&[0xC9, 0xF4], &[(Reg::Bp, 0xFFFF), (Reg::Sp, 0x100)]);
         let a = memory_accesses(&t);
-        assert_eq!(
-            a,
-            vec![Access {
-                segment: Register::SS,
-                offset: 0xFFFF,
-                size: 2
-            }]
-        );
+        assert_eq!(a, vec![Access { segment: Register::SS, offset: 0xFFFF, size: 2 }]);
         assert!(a[0].overruns());
 
         // push word [bx]: DS:BX read, SS:SP-2 write.
         let t = test_with(&[0xFF, 0x37, 0xF4], &[(Reg::Bx, 0x1234), (Reg::Sp, 0)]);
         let a = memory_accesses(&t);
-        assert!(a.contains(&Access {
-            segment: Register::DS,
-            offset: 0x1234,
-            size: 2
-        }));
-        assert!(a.contains(&Access {
-            segment: Register::SS,
-            offset: 0xFFFE,
-            size: 2
-        }));
+        assert!(a.contains(&Access { segment: Register::DS, offset: 0x1234, size: 2 }));
+        assert!(a.contains(&Access { segment: Register::SS, offset: 0xFFFE, size: 2 }));
         assert!(a.iter().all(|a| !a.overruns()));
     }
 
@@ -171,13 +149,6 @@ mod tests {
         // ss: mov ax,[bx+si+2]
         let t = test_with(&[0x36, 0x8B, 0x40, 0x02, 0xF4], &[(Reg::Bx, 0xFFF0), (Reg::Si, 0x000D)]);
         let a = memory_accesses(&t);
-        assert_eq!(
-            a,
-            vec![Access {
-                segment: Register::SS,
-                offset: 0xFFFF,
-                size: 2
-            }]
-        );
+        assert_eq!(a, vec![Access { segment: Register::SS, offset: 0xFFFF, size: 2 }]);
     }
 }

@@ -64,18 +64,13 @@ struct RawException {
 
 impl From<RawRegs> for [Option<u16>; NUM_REGS] {
     fn from(r: RawRegs) -> Self {
-        [
-            r.ax, r.bx, r.cx, r.dx, r.cs, r.ss, r.ds, r.es, r.sp, r.bp, r.si, r.di, r.ip, r.flags,
-        ]
+        [r.ax, r.bx, r.cx, r.dx, r.cs, r.ss, r.ds, r.es, r.sp, r.bp, r.si, r.di, r.ip, r.flags]
     }
 }
 
 impl From<RawState> for State {
     fn from(s: RawState) -> Self {
-        State {
-            regs: s.regs.into(),
-            ram: s.ram,
-        }
+        State { regs: s.regs.into(), ram: s.ram }
     }
 }
 
@@ -87,10 +82,7 @@ impl From<RawTest> for TestCase {
             bytes: t.bytes,
             initial: t.initial.into(),
             final_: t.final_.into(),
-            exception: t.exception.map(|e| Exception {
-                number: e.number,
-                flag_address: e.flag_address,
-            }),
+            exception: t.exception.map(|e| Exception { number: e.number, flag_address: e.flag_address }),
             hash: t.hash.unwrap_or_default().to_ascii_lowercase(),
             masks: [None; NUM_REGS],
         }
@@ -154,13 +146,7 @@ mod tests {
         assert_eq!(t.hash, "6288d2b35abb5d2d2c6e4f762aa8f9b28ca71d3a");
 
         let t = &tests[1];
-        assert_eq!(
-            t.exception,
-            Some(Exception {
-                number: 0,
-                flag_address: 108342
-            })
-        );
+        assert_eq!(t.exception, Some(Exception { number: 0, flag_address: 108342 }));
         assert_eq!(t.final_.ram, vec![(108342, 70), (108343, 0)]);
     }
 

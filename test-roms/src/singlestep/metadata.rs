@@ -26,20 +26,12 @@ impl OpcodeKey {
         let name = path.file_name()?.to_str()?;
         let mut parts = name.split('.');
         let opcode = parts.next()?;
-        let valid_opcode = matches!(opcode.len(), 2 | 4 | 6)
-            && opcode.bytes().all(|b| b.is_ascii_hexdigit());
+        let valid_opcode = matches!(opcode.len(), 2 | 4 | 6) && opcode.bytes().all(|b| b.is_ascii_hexdigit());
         if !valid_opcode {
             return None;
         }
-        let reg = parts
-            .next()
-            .filter(|p| p.len() == 1)
-            .and_then(|p| p.parse::<u8>().ok())
-            .filter(|&r| r < 8);
-        Some(OpcodeKey {
-            opcode: opcode.to_ascii_uppercase(),
-            reg,
-        })
+        let reg = parts.next().filter(|p| p.len() == 1).and_then(|p| p.parse::<u8>().ok()).filter(|&r| r < 8);
+        Some(OpcodeKey { opcode: opcode.to_ascii_uppercase(), reg })
     }
 
     /// The key of a MOO `META` opcode field (`0x0F01` for a two-byte one).
@@ -58,11 +50,7 @@ impl OpcodeKey {
     pub fn from_bytes(bytes: &[u8]) -> Option<OpcodeKey> {
         let (_, opcode) = insn::opcode_of(bytes)?;
         Some(OpcodeKey {
-            opcode: if opcode > 0xFF {
-                format!("{opcode:04X}")
-            } else {
-                format!("{opcode:02X}")
-            },
+            opcode: if opcode > 0xFF { format!("{opcode:04X}") } else { format!("{opcode:02X}") },
             reg: None,
         })
     }
@@ -128,11 +116,7 @@ struct RawInfo {
 
 impl From<RawInfo> for OpcodeInfo {
     fn from(r: RawInfo) -> Self {
-        OpcodeInfo {
-            status: r.status,
-            flags: r.flags,
-            flags_mask: r.flags_mask,
-        }
+        OpcodeInfo { status: r.status, flags: r.flags, flags_mask: r.flags_mask }
     }
 }
 
@@ -145,9 +129,7 @@ impl Metadata {
             let entry = match entry {
                 RawEntry::Plain(info) => Entry::Plain(info.into()),
                 RawEntry::ByReg { reg } => Entry::ByReg(
-                    reg.into_iter()
-                        .filter_map(|(r, info)| Some((r.parse::<u8>().ok()?, info.into())))
-                        .collect(),
+                    reg.into_iter().filter_map(|(r, info)| Some((r.parse::<u8>().ok()?, info.into()))).collect(),
                 ),
             };
             opcodes.insert(key.to_ascii_uppercase(), entry);
@@ -157,14 +139,8 @@ impl Metadata {
 
     /// Read a `metadata.json` file.
     pub fn load(path: &Path) -> Result<Metadata, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|source| Error::Metadata {
-            path: path.to_path_buf(),
-            source,
-        })
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::parse(&text).map_err(|source| Error::Metadata { path: path.to_path_buf(), source })
     }
 
     /// The entry for an opcode. For opcodes listed per reg field, the reg of
@@ -207,10 +183,7 @@ impl RevocationList {
 
     /// Read a `revocation_list.txt`.
     pub fn load(path: &Path) -> Result<RevocationList, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Ok(Self::parse(&text))
     }
 
@@ -232,11 +205,7 @@ impl RevocationList {
 /// layout keeps `revocation_list.txt` one level above the test files).
 pub fn find_beside(test_file: &Path, name: &str) -> Option<PathBuf> {
     let dir = test_file.parent()?;
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     let here = dir.join(name);
     if here.is_file() {
         return Some(here);
@@ -289,10 +258,7 @@ mod tests {
     fn lookup_plain_and_per_reg_entries() {
         let m = Metadata::parse(SAMPLE).unwrap();
         assert_eq!(m.len(), 4);
-        let key = |op: &str, reg| OpcodeKey {
-            opcode: op.into(),
-            reg,
-        };
+        let key = |op: &str, reg| OpcodeKey { opcode: op.into(), reg };
         assert_eq!(m.lookup(&key("00", None), None).unwrap().flags_mask, None);
         assert_eq!(m.lookup(&key("08", None), Some(3)).unwrap().flags_mask, Some(65519));
         // Per-reg entries: the file's reg wins, else the test's ModRM reg.

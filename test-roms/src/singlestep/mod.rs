@@ -37,35 +37,20 @@ use flate2::read::GzDecoder;
 pub use differences::{Difference, DIFFERENCES};
 pub use metadata::{Metadata, OpcodeInfo, OpcodeKey, RevocationList};
 pub use runner::{Failure, FailureKind, Machine, Mismatch};
-pub use suite::{
-    collect_inputs, run_suite, FileReport, Outcome, RunOptions, SkipReason, SuiteSummary,
-    TestReport,
-};
+pub use suite::{collect_inputs, run_suite, FileReport, Outcome, RunOptions, SkipReason, SuiteSummary, TestReport};
 
 /// Errors of the SingleStepTests runner. Every variant that comes from a
 /// file names it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: invalid test JSON: {source}", path.display())]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
     #[error("{}: invalid MOO data: {source}", path.display())]
-    Moo {
-        path: PathBuf,
-        source: moo::MooError,
-    },
+    Moo { path: PathBuf, source: moo::MooError },
     #[error("{}: invalid metadata: {source}", path.display())]
-    Metadata {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Metadata { path: PathBuf, source: serde_json::Error },
     #[error(
         "{}: not a SingleStepTests file (expected .json, .json.gz, .MOO or .MOO.gz)",
         path.display()
@@ -121,9 +106,7 @@ impl Reg {
 
     /// The suites' (lower-case) name of the register.
     pub fn name(self) -> &'static str {
-        [
-            "ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags",
-        ][self as usize]
+        ["ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags"][self as usize]
     }
 
     /// Position in the suites' order (the MOO bitmask bit).
@@ -183,12 +166,7 @@ impl TestCase {
 
     /// A byte of the initial RAM state.
     pub fn initial_byte(&self, addr: u32) -> Option<u8> {
-        self.initial
-            .ram
-            .iter()
-            .rev()
-            .find(|&&(a, _)| a == addr)
-            .map(|&(_, v)| v)
+        self.initial.ram.iter().rev().find(|&&(a, _)| a == addr).map(|&(_, v)| v)
     }
 
     /// A little-endian word of the initial RAM state.
@@ -258,19 +236,12 @@ pub struct TestFile {
 impl TestFile {
     /// Read and parse a test file (decompressing `.gz`).
     pub fn load(path: &Path) -> Result<TestFile, Error> {
-        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat {
-            path: path.to_path_buf(),
-        })?;
-        let io_err = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let format = Format::from_path(path).ok_or_else(|| Error::UnknownFormat { path: path.to_path_buf() })?;
+        let io_err = |source| Error::Io { path: path.to_path_buf(), source };
         let mut data = Vec::new();
         let file = File::open(path).map_err(io_err)?;
         if format.gzipped() {
-            GzDecoder::new(file)
-                .read_to_end(&mut data)
-                .map_err(io_err)?;
+            GzDecoder::new(file).read_to_end(&mut data).map_err(io_err)?;
         } else {
             let mut file = file;
             file.read_to_end(&mut data).map_err(io_err)?;
@@ -284,10 +255,7 @@ impl TestFile {
         let from_name = OpcodeKey::from_file_name(path);
         let mut file = match format {
             Format::Json | Format::JsonGz => {
-                let tests = json::parse(data).map_err(|source| Error::Json {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let tests = json::parse(data).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
                 TestFile {
                     path: path.to_path_buf(),
                     format,
@@ -298,10 +266,7 @@ impl TestFile {
                 }
             }
             Format::Moo | Format::MooGz => {
-                let moo = moo::parse(data).map_err(|source| Error::Moo {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let moo = moo::parse(data).map_err(|source| Error::Moo { path: path.to_path_buf(), source })?;
                 let opcode = from_name.or_else(|| moo.opcode.and_then(OpcodeKey::from_moo_opcode));
                 TestFile {
                     path: path.to_path_buf(),
@@ -327,9 +292,7 @@ impl TestFile {
 
 /// The file name part of a path, for listings.
 pub fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// The most common first word of the test names, prefixes left out (ties
@@ -338,19 +301,13 @@ fn mnemonic_from_names(tests: &[TestCase]) -> Option<String> {
     const PREFIXES: [&str; 6] = ["lock", "rep", "repe", "repz", "repne", "repnz"];
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for t in tests {
-        let word = t
-            .name
-            .split_whitespace()
-            .find(|w| !PREFIXES.contains(w) && !w.ends_with(':'));
+        let word = t.name.split_whitespace().find(|w| !PREFIXES.contains(w) && !w.ends_with(':'));
         if let Some(w) = word.filter(|w| !w.starts_with('(')) {
             *counts.entry(w).or_default() += 1;
         }
     }
     let best = counts.values().copied().max()?;
-    counts
-        .into_iter()
-        .find(|&(_, c)| c == best)
-        .map(|(w, _)| w.to_string())
+    counts.into_iter().find(|&(_, c)| c == best).map(|(w, _)| w.to_string())
 }
 
 #[cfg(test)]

@@ -54,18 +54,14 @@ impl<'a> Reader<'a> {
     }
 
     fn error(&self, reason: impl Into<String>) -> MooError {
-        MooError {
-            offset: self.base + self.pos,
-            reason: reason.into(),
-        }
+        MooError { offset: self.base + self.pos, reason: reason.into() }
     }
 
     fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], MooError> {
         if self.data.len() - self.pos < n {
-            return Err(self.error(format!(
-                "{what}: needs {n} bytes, only {} left in the chunk",
-                self.data.len() - self.pos
-            )));
+            return Err(
+                self.error(format!("{what}: needs {n} bytes, only {} left in the chunk", self.data.len() - self.pos))
+            );
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -122,10 +118,7 @@ struct Chunks<'a> {
 }
 
 fn chunks(data: &[u8], base: usize) -> Chunks<'_> {
-    Chunks {
-        reader: Reader::new(data, base),
-        failed: false,
-    }
+    Chunks { reader: Reader::new(data, base), failed: false }
 }
 
 impl<'a> Iterator for Chunks<'a> {
@@ -157,28 +150,18 @@ pub fn parse(data: &[u8]) -> Result<MooFile, MooError> {
         Some(Ok(c)) => {
             return Err(MooError {
                 offset: 0,
-                reason: format!(
-                    "not a MOO file: first chunk is {:?}, not \"MOO \"",
-                    c.id_str()
-                ),
+                reason: format!("not a MOO file: first chunk is {:?}, not \"MOO \"", c.id_str()),
             })
         }
         Some(Err(e)) => return Err(e),
-        None => {
-            return Err(MooError {
-                offset: 0,
-                reason: "empty file".into(),
-            })
-        }
+        None => return Err(MooError { offset: 0, reason: "empty file".into() }),
     };
     let mut r = header.reader();
     let major = r.u8("MOO major version")?;
     let minor = r.u8("MOO minor version")?;
     r.bytes(2, "MOO reserved bytes")?;
     let declared_tests = r.u32("MOO test count")?;
-    let cpu = String::from_utf8_lossy(r.bytes(4, "MOO CPU id")?)
-        .trim_end()
-        .to_string();
+    let cpu = String::from_utf8_lossy(r.bytes(4, "MOO CPU id")?).trim_end().to_string();
 
     let mut file = MooFile {
         version: (major, minor),
@@ -196,9 +179,8 @@ pub fn parse(data: &[u8]) -> Result<MooFile, MooError> {
                 let mut r = chunk.reader();
                 r.bytes(3, "META versions and CPU type")?;
                 let opcode = r.u32("META opcode")?;
-                let mnemonic = String::from_utf8_lossy(r.bytes(8, "META mnemonic")?)
-                    .trim_end_matches([' ', '\0'])
-                    .to_string();
+                let mnemonic =
+                    String::from_utf8_lossy(r.bytes(8, "META mnemonic")?).trim_end_matches([' ', '\0']).to_string();
                 file.opcode = (opcode != u32::MAX).then_some(opcode);
                 file.mnemonic = (!mnemonic.is_empty()).then_some(mnemonic);
             }
@@ -221,10 +203,7 @@ pub fn parse(data: &[u8]) -> Result<MooFile, MooError> {
 fn unsupported_32bit(chunk: &Chunk) -> MooError {
     MooError {
         offset: chunk.offset,
-        reason: format!(
-            "{} chunk (386 register file) is not supported by this runner",
-            chunk.id_str()
-        ),
+        reason: format!("{} chunk (386 register file) is not supported by this runner", chunk.id_str()),
     }
 }
 
@@ -261,10 +240,7 @@ fn parse_test(chunk: &Chunk) -> Result<TestCase, MooError> {
             b"EXCP" => {
                 let number = r.u8("EXCP number")?;
                 let flag_address = r.u32("EXCP flag address")?;
-                exception = Some(Exception {
-                    number,
-                    flag_address,
-                });
+                exception = Some(Exception { number, flag_address });
             }
             b"HASH" => {
                 hash.clear();
@@ -275,10 +251,7 @@ fn parse_test(chunk: &Chunk) -> Result<TestCase, MooError> {
             _ => {}
         }
     }
-    let missing = |what: &str| MooError {
-        offset: chunk.offset,
-        reason: format!("TEST {idx} has no {what} chunk"),
-    };
+    let missing = |what: &str| MooError { offset: chunk.offset, reason: format!("TEST {idx} has no {what} chunk") };
     Ok(TestCase {
         idx,
         name,
@@ -305,10 +278,9 @@ fn parse_state(chunk: &Chunk) -> Result<(State, [Option<u16>; NUM_REGS]), MooErr
                 let mut r = sub.reader();
                 let count = r.u32("RAM entry count")? as usize;
                 if count > sub.data.len() / 5 {
-                    return Err(r.error(format!(
-                        "RAM entry count {count} does not fit in a {}-byte chunk",
-                        sub.data.len()
-                    )));
+                    return Err(
+                        r.error(format!("RAM entry count {count} does not fit in a {}-byte chunk", sub.data.len()))
+                    );
                 }
                 state.ram.reserve(count);
                 for _ in 0..count {
@@ -444,13 +416,7 @@ pub(crate) mod tests {
 
         let t = &f.tests[1];
         assert_eq!(t.idx, 1);
-        assert_eq!(
-            t.exception,
-            Some(Exception {
-                number: 6,
-                flag_address: 0x3456
-            })
-        );
+        assert_eq!(t.exception, Some(Exception { number: 6, flag_address: 0x3456 }));
         assert_eq!(t.masks[Reg::Flags.index()], Some(0xF7FF));
     }
 

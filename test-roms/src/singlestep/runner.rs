@@ -41,12 +41,8 @@ const GPRS: [(Reg, usize); 8] = [
     (Reg::Di, EDI),
 ];
 
-const SEGS: [(Reg, SegReg); 4] = [
-    (Reg::Cs, SegReg::Cs),
-    (Reg::Ss, SegReg::Ss),
-    (Reg::Ds, SegReg::Ds),
-    (Reg::Es, SegReg::Es),
-];
+const SEGS: [(Reg, SegReg); 4] =
+    [(Reg::Cs, SegReg::Cs), (Reg::Ss, SegReg::Ss), (Reg::Ds, SegReg::Ds), (Reg::Es, SegReg::Es)];
 
 /// Why a test failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,21 +62,11 @@ pub enum FailureKind {
 pub enum Mismatch {
     /// A register differs under `mask` (the defined bits). `got` is
     /// ferrite's value, wider than 16 bits only for IP and FLAGS.
-    Reg {
-        reg: Reg,
-        expected: u16,
-        got: u32,
-        mask: u16,
-    },
+    Reg { reg: Reg, expected: u16, got: u32, mask: u16 },
     /// A RAM byte differs.
     Mem { addr: u32, expected: u8, got: u8 },
     /// The FLAGS word an exception pushed differs under `mask`.
-    PushedFlags {
-        addr: u32,
-        expected: u16,
-        got: u16,
-        mask: u16,
-    },
+    PushedFlags { addr: u32, expected: u16, got: u16, mask: u16 },
 }
 
 /// A failed test: why, and what differed (registers are compared even when
@@ -108,10 +94,7 @@ impl std::fmt::Debug for Machine {
 
 impl Machine {
     pub fn new() -> Result<Machine, MemError> {
-        Ok(Machine {
-            mem: GuestMemory::new(MEMORY_BYTES)?,
-            bus: NullBus,
-        })
+        Ok(Machine { mem: GuestMemory::new(MEMORY_BYTES)?, bus: NullBus })
     }
 
     /// Run one test. `masks` gives the defined bits of each register (the
@@ -125,23 +108,19 @@ impl Machine {
         let mut cpu: Option<Cpu> = None;
         let mem = &mut self.mem;
         let bus = &mut self.bus;
+        // Ok(None): halted; Ok(Some(kind)): stopped otherwise; Err: panicked.
         let ended = catch_panic(|| {
             let cpu = cpu.insert(Cpu::new());
             load_state(cpu, test);
-            let mut steps = 0;
-            loop {
-                if steps == STEP_LIMIT {
-                    return FailureKind::DidNotHalt;
-                }
-                steps += 1;
+            for _ in 0..STEP_LIMIT {
                 match cpu.step(mem, bus) {
                     StepOutcome::Continue => {}
-                    StepOutcome::Halted => return FailureKind::Mismatch,
-                    StepOutcome::Shutdown => return FailureKind::Shutdown,
+                    StepOutcome::Halted => return None,
+                    StepOutcome::Shutdown => return Some(FailureKind::Shutdown),
                 }
             }
+            Some(FailureKind::DidNotHalt)
         });
-        let kind = ended.unwrap_or_else(FailureKind::Panicked);
         let regs = cpu.as_ref().and_then(|c| catch_panic(|| snapshot(c)).ok());
 
         let mem = &self.mem;
@@ -151,11 +130,13 @@ impl Machine {
             self.mem.load(PhysAddr(addr), &[0]);
         }
 
-        if kind == FailureKind::Mismatch && mismatches.is_empty() {
-            Ok(())
-        } else {
-            Err(Failure { kind, mismatches })
-        }
+        let kind = match ended {
+            Ok(None) if mismatches.is_empty() => return Ok(()),
+            Ok(None) => FailureKind::Mismatch,
+            Ok(Some(kind)) => kind,
+            Err(message) => FailureKind::Panicked(message),
+        };
+        Err(Failure { kind, mismatches })
     }
 }
 
@@ -212,12 +193,7 @@ pub fn compare(
                 _ => got >> 16 == 0 && (got as u16 & mask) == (expected & mask),
             };
             if !equal {
-                out.push(Mismatch::Reg {
-                    reg: r,
-                    expected,
-                    got,
-                    mask,
-                });
+                out.push(Mismatch::Reg { reg: r, expected, got, mask });
             }
         }
     }
@@ -232,23 +208,14 @@ pub fn compare(
             let want = u16::from_le_bytes([lo, hi]);
             let got = u16::from_le_bytes([read(addr), read(hi_addr)]);
             if want & mask != got & mask {
-                out.push(Mismatch::PushedFlags {
-                    addr,
-                    expected: want,
-                    got,
-                    mask,
-                });
+                out.push(Mismatch::PushedFlags { addr, expected: want, got, mask });
             }
         }
     }
     for (addr, want) in expected {
         let got = read(addr);
         if got != want {
-            out.push(Mismatch::Mem {
-                addr,
-                expected: want,
-                got,
-            });
+            out.push(Mismatch::Mem { addr, expected: want, got });
         }
     }
     out
@@ -369,18 +336,8 @@ mod tests {
         assert_eq!(
             m,
             vec![
-                Mismatch::Reg {
-                    reg: Reg::Ax,
-                    expected: 0x4242,
-                    got: 0x4243,
-                    mask: 0xFFFF
-                },
-                Mismatch::Reg {
-                    reg: Reg::Si,
-                    expected: 0x100A,
-                    got: 0x100B,
-                    mask: 0xFFFF
-                },
+                Mismatch::Reg { reg: Reg::Ax, expected: 0x4242, got: 0x4243, mask: 0xFFFF },
+                Mismatch::Reg { reg: Reg::Si, expected: 0x100A, got: 0x100B, mask: 0xFFFF },
             ]
         );
     }
@@ -419,16 +376,8 @@ mod tests {
         assert_eq!(
             compare(&t, &ALL_BITS, Some(&regs), mem),
             vec![
-                Mismatch::Mem {
-                    addr: 0x501,
-                    expected: 0xCC,
-                    got: 0xBB
-                },
-                Mismatch::Mem {
-                    addr: 0x600,
-                    expected: 0x11,
-                    got: 0x00
-                },
+                Mismatch::Mem { addr: 0x501, expected: 0xCC, got: 0xBB },
+                Mismatch::Mem { addr: 0x600, expected: 0x11, got: 0x00 },
             ]
         );
     }
@@ -436,10 +385,7 @@ mod tests {
     #[test]
     fn pushed_flags_compare_under_flags_mask() {
         let mut t = sample();
-        t.exception = Some(Exception {
-            number: 0,
-            flag_address: 0x700,
-        });
+        t.exception = Some(Exception { number: 0, flag_address: 0x700 });
         let regs = correct_regs(&t);
         // The pushed FLAGS word 0x0846 comes back as 0x0856 (AF differs).
         let mem = |a| if a == 0x700 { 0x56 } else { correct_memory(a) };
@@ -448,12 +394,7 @@ mod tests {
         assert_eq!(compare(&t, &masks, Some(&regs), mem), vec![]);
         assert_eq!(
             compare(&t, &ALL_BITS, Some(&regs), mem),
-            vec![Mismatch::PushedFlags {
-                addr: 0x700,
-                expected: 0x0846,
-                got: 0x0856,
-                mask: 0xFFFF
-            }]
+            vec![Mismatch::PushedFlags { addr: 0x700, expected: 0x0846, got: 0x0856, mask: 0xFFFF }]
         );
     }
 
