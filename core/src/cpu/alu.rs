@@ -38,74 +38,129 @@ fn unop(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, f: impl FnOnce(&mut Flags, u32, 
     cpu.wr_loc(ctx, l, size, r)
 }
 
-pub(crate) fn add(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, true, |f, a, b, s| {
-        let r = a.wrapping_add(b) & mask(s);
-        f.set_add(a, b, r, false, sign(s), ARITH);
-        r
-    })
+/// Two-operand ALU operations, numbered for the const-generic handlers.
+pub(crate) const ADD: u8 = 0;
+pub(crate) const OR: u8 = 1;
+pub(crate) const ADC: u8 = 2;
+pub(crate) const SBB: u8 = 3;
+pub(crate) const AND: u8 = 4;
+pub(crate) const SUB: u8 = 5;
+pub(crate) const XOR: u8 = 6;
+pub(crate) const CMP: u8 = 7;
+pub(crate) const TEST: u8 = 8;
+
+/// The semantics of ALU operation `OP` on `a` and `b` of `s` bytes: the
+/// result and the flags record.
+#[inline(always)]
+fn alu_apply<const OP: u8>(f: &mut Flags, a: u32, b: u32, s: u32) -> u32 {
+    let m = mask(s);
+    match OP {
+        ADD => {
+            let r = a.wrapping_add(b) & m;
+            f.set_add(a, b, r, false, sign(s), ARITH);
+            r
+        }
+        ADC => {
+            let c = f.cf();
+            let r = a.wrapping_add(b).wrapping_add(c as u32) & m;
+            f.set_add(a, b, r, c, sign(s), ARITH);
+            r
+        }
+        SUB | CMP => {
+            let r = a.wrapping_sub(b) & m;
+            f.set_sub(a, b, r, false, sign(s), ARITH);
+            r
+        }
+        SBB => {
+            let c = f.cf();
+            let r = a.wrapping_sub(b).wrapping_sub(c as u32) & m;
+            f.set_sub(a, b, r, c, sign(s), ARITH);
+            r
+        }
+        OR => {
+            f.set_logic(a | b, sign(s));
+            a | b
+        }
+        XOR => {
+            f.set_logic(a ^ b, sign(s));
+            a ^ b
+        }
+        _ => {
+            f.set_logic(a & b, sign(s));
+            a & b
+        }
+    }
 }
 
-pub(crate) fn adc(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, true, |f, a, b, s| {
-        let c = f.cf();
-        let r = a.wrapping_add(b).wrapping_add(c as u32) & mask(s);
-        f.set_add(a, b, r, c, sign(s), ARITH);
-        r
-    })
+/// ALU operation with a general operand 0 (register or memory).
+pub(crate) fn alu<const OP: u8>(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    binop(cpu, ctx, i, OP != CMP && OP != TEST, |f, a, b, s| alu_apply::<OP>(f, a, b, s))
 }
 
-pub(crate) fn sub(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, true, |f, a, b, s| {
-        let r = a.wrapping_sub(b) & mask(s);
-        f.set_sub(a, b, r, false, sign(s), ARITH);
-        r
-    })
+/// ALU operation on two registers of `S` bytes.
+pub(crate) fn alu_rr<const OP: u8, const S: u32>(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    let a = cpu.get_reg(i.ops[0].num, S);
+    let b = cpu.get_reg(i.ops[1].num, S);
+    let r = alu_apply::<OP>(&mut cpu.state.flags, a, b, S);
+    if OP != CMP && OP != TEST {
+        cpu.set_reg(i.ops[0].num, S, r);
+    }
+    Ok(())
 }
 
-pub(crate) fn sbb(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, true, |f, a, b, s| {
-        let c = f.cf();
-        let r = a.wrapping_sub(b).wrapping_sub(c as u32) & mask(s);
-        f.set_sub(a, b, r, c, sign(s), ARITH);
-        r
-    })
+/// ALU operation on a register of `S` bytes and an immediate.
+pub(crate) fn alu_ri<const OP: u8, const S: u32>(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    let a = cpu.get_reg(i.ops[0].num, S);
+    let b = i.imm & mask(S);
+    let r = alu_apply::<OP>(&mut cpu.state.flags, a, b, S);
+    if OP != CMP && OP != TEST {
+        cpu.set_reg(i.ops[0].num, S, r);
+    }
+    Ok(())
 }
 
-pub(crate) fn cmp(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, false, |f, a, b, s| {
-        let r = a.wrapping_sub(b) & mask(s);
-        f.set_sub(a, b, r, false, sign(s), ARITH);
-        r
-    })
+/// The handler for ALU operation `OP` specialised for the operand shapes.
+pub(crate) fn alu_handler<const OP: u8>(i: &Insn) -> super::decode::ExecFn {
+    let (a, b) = (i.ops[0], i.ops[1]);
+    match (a.kind, b.kind, a.size) {
+        (OpK::Reg, OpK::Reg, 4) if b.size == 4 => alu_rr::<OP, 4>,
+        (OpK::Reg, OpK::Reg, 2) if b.size == 2 => alu_rr::<OP, 2>,
+        (OpK::Reg, OpK::Reg, 1) if b.size == 1 => alu_rr::<OP, 1>,
+        (OpK::Reg, OpK::Imm, 4) => alu_ri::<OP, 4>,
+        (OpK::Reg, OpK::Imm, 2) => alu_ri::<OP, 2>,
+        (OpK::Reg, OpK::Imm, 1) => alu_ri::<OP, 1>,
+        _ => alu::<OP>,
+    }
 }
 
-pub(crate) fn and(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, true, |f, a, b, s| {
-        f.set_logic(a & b, sign(s));
-        a & b
-    })
+/// INC/DEC of a register of `S` bytes.
+pub(crate) fn incdec_r<const DEC: bool, const S: u32>(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    let r = i.ops[0].num;
+    let a = cpu.get_reg(r, S);
+    let f = &mut cpu.state.flags;
+    let v = if DEC {
+        let v = a.wrapping_sub(1) & mask(S);
+        f.set_sub(a, 1, v, false, sign(S), ARITH & !CF);
+        v
+    } else {
+        let v = a.wrapping_add(1) & mask(S);
+        f.set_add(a, 1, v, false, sign(S), ARITH & !CF);
+        v
+    };
+    cpu.set_reg(r, S, v);
+    Ok(())
 }
 
-pub(crate) fn or(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, true, |f, a, b, s| {
-        f.set_logic(a | b, sign(s));
-        a | b
-    })
-}
-
-pub(crate) fn xor(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, true, |f, a, b, s| {
-        f.set_logic(a ^ b, sign(s));
-        a ^ b
-    })
-}
-
-pub(crate) fn test(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, false, |f, a, b, s| {
-        f.set_logic(a & b, sign(s));
-        a & b
-    })
+/// The handler for INC (`dec` false) or DEC specialised for the operand.
+pub(crate) fn incdec_handler(i: &Insn, dec_: bool) -> super::decode::ExecFn {
+    match (i.ops[0].kind, i.ops[0].size, dec_) {
+        (OpK::Reg, 4, false) => incdec_r::<false, 4>,
+        (OpK::Reg, 2, false) => incdec_r::<false, 2>,
+        (OpK::Reg, 4, true) => incdec_r::<true, 4>,
+        (OpK::Reg, 2, true) => incdec_r::<true, 2>,
+        (_, _, false) => inc,
+        (_, _, true) => dec,
+    }
 }
 
 pub(crate) fn inc(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
@@ -442,7 +497,10 @@ pub(crate) fn shr(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
         let cf = ((a as u64) >> (c - 1)) & 1 != 0;
         f.set_szp(r, sign(s));
         f.set(CF, cf);
-        f.set(OF, a & sign(s) != 0);
+        // OF = the top two result bits XORed: the original MSB for a count
+        // of 1 (SDM), 0 for larger counts (undefined in the SDM; what the
+        // 286 and later produce).
+        f.set(OF, (r & sign(s) != 0) != (r & (sign(s) >> 1) != 0));
         f.set(AF, false);
         r
     })

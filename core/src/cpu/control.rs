@@ -323,9 +323,14 @@ pub(crate) fn fwait(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
 /// x87 escape without an FPU model yet: #NM when CR0.EM or CR0.TS asks
 /// for emulation or a context switch, otherwise no effect (a 386 without
 /// coprocessor). The x87 issue replaces this with the real FPU.
-pub(crate) fn fpu_escape(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
+pub(crate) fn fpu_escape(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     if cpu.state.cr0 & (CR0_EM | CR0_TS) != 0 {
         return Err(Fault::NM);
+    }
+    // The memory operand is still subject to the segment checks.
+    if let Some(n) = i.ops.iter().position(|o| o.kind == OpK::Mem) {
+        let off = cpu.ea(i);
+        cpu.seg_check(i.seg as usize, off, i.size(n).max(1), false)?;
     }
     Ok(())
 }

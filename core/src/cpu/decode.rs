@@ -115,6 +115,9 @@ pub struct DecodeCache {
     slot_of_page: Vec<u32>,
     pages: Vec<Option<(u32, PageCache)>>,
     free: Vec<u32>,
+    /// The last instruction decoded from memory that cannot be cached
+    /// (MMIO or unmapped pages).
+    scratch: Insn,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -129,7 +132,12 @@ impl Default for DecodeCache {
 
 impl DecodeCache {
     pub fn new() -> DecodeCache {
-        DecodeCache { slot_of_page: vec![NO_SLOT; 1 << (32 - PAGE_SHIFT)], pages: Vec::new(), free: Vec::new() }
+        DecodeCache {
+            slot_of_page: vec![NO_SLOT; 1 << (32 - PAGE_SHIFT)],
+            pages: Vec::new(),
+            free: Vec::new(),
+            scratch: convert(&Instruction::default(), &[], 0),
+        }
     }
 
     /// Drop everything.
@@ -141,9 +149,9 @@ impl DecodeCache {
         self.free.clear();
     }
 
-    /// The cached instruction at `phys` decoded in `mode`.
+    /// Where the instruction at `phys` decoded in `mode` is cached.
     #[inline]
-    pub fn lookup(&self, phys: PhysAddr, mode: Mode) -> Option<Insn> {
+    pub fn find(&self, phys: PhysAddr, mode: Mode) -> Option<(u32, u32)> {
         let slot = self.slot_of_page[phys.page() as usize];
         if slot == NO_SLOT {
             return None;
@@ -156,11 +164,25 @@ impl DecodeCache {
         if i == 0 {
             None
         } else {
-            Some(pc.insns[i as usize - 1])
+            Some((slot, i as u32 - 1))
         }
     }
 
-    fn insert(&mut self, phys: PhysAddr, mode: Mode, insn: Insn, spans_next: bool) {
+    /// The instruction [`DecodeCache::find`] located.
+    #[inline]
+    pub fn get(&self, at: (u32, u32)) -> &Insn {
+        match self.pages.get(at.0 as usize) {
+            Some(Some((_, pc))) => &pc.insns[at.1 as usize],
+            _ => &self.scratch,
+        }
+    }
+
+    /// The cached instruction at `phys` decoded in `mode`.
+    pub fn lookup(&self, phys: PhysAddr, mode: Mode) -> Option<&Insn> {
+        self.find(phys, mode).map(|at| self.get(at))
+    }
+
+    fn insert(&mut self, phys: PhysAddr, mode: Mode, insn: Insn, spans_next: bool) -> (u32, u32) {
         let page = phys.page();
         let mut slot = self.slot_of_page[page as usize];
         if slot != NO_SLOT {
@@ -188,10 +210,17 @@ impl DecodeCache {
             };
             self.slot_of_page[page as usize] = slot;
         }
-        if let Some((_, pc)) = self.pages[slot as usize].as_mut() {
-            pc.insns.push(insn);
-            pc.index[phys.page_offset() as usize] = pc.insns.len() as u16;
-            pc.spans_next |= spans_next;
+        match self.pages[slot as usize].as_mut() {
+            Some((_, pc)) => {
+                pc.insns.push(insn);
+                pc.index[phys.page_offset() as usize] = pc.insns.len() as u16;
+                pc.spans_next |= spans_next;
+                (slot, pc.insns.len() as u32 - 1)
+            }
+            None => {
+                self.scratch = insn;
+                (u32::MAX, 0)
+            }
         }
     }
 
@@ -229,7 +258,7 @@ impl Cpu {
     }
 
     /// Decode the instruction at linear `lin` (physical `phys`) and cache it.
-    pub(crate) fn decode_at(&mut self, ctx: &mut Ctx, lin: u32, phys: PhysAddr, mode: Mode) -> Res<Insn> {
+    pub(crate) fn decode_at(&mut self, ctx: &mut Ctx, lin: u32, phys: PhysAddr, mode: Mode) -> Res<(u32, u32)> {
         let mut buf = [0u8; 16];
         let first = (PAGE_SIZE - phys.page_offset()).min(15) as usize;
         let cacheable = ctx.mem.page_slice(phys.page()).is_some();
@@ -263,9 +292,11 @@ impl Cpu {
         let spans = spans && phys.page_offset() + len > PAGE_SIZE;
         if cacheable {
             ctx.mem.mark_code(phys);
-            self.cache.insert(phys, mode, insn, spans);
+            Ok(self.cache.insert(phys, mode, insn, spans))
+        } else {
+            self.cache.scratch = insn;
+            Ok((u32::MAX, 0))
         }
-        Ok(insn)
     }
 
     fn fetch_bytes(&mut self, ctx: &mut Ctx, phys: PhysAddr, out: &mut [u8]) {
@@ -348,17 +379,14 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
     if ins.is_invalid() {
         return insn;
     }
-    if exec::is_x87_escape(ins) && ins.mnemonic() != iced_x86::Mnemonic::Wait {
-        insn.exec = super::control::fpu_escape;
-        return insn;
-    }
+    let x87 = exec::is_x87_escape(ins) && ins.mnemonic() != iced_x86::Mnemonic::Wait;
     let mut nimm = 0;
     let mut unsupported = false;
     for i in 0..ins.op_count().min(3) {
         let op = match ins.op_kind(i) {
             OpKind::Register => {
                 let o = reg_op(ins.op_register(i));
-                unsupported |= o.kind == OpK::None;
+                unsupported |= o.kind == OpK::None && !x87;
                 o
             }
             OpKind::Memory => {
@@ -422,6 +450,10 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
             }
         };
         insn.ops[i as usize] = op;
+    }
+    if x87 {
+        insn.exec = super::control::fpu_escape;
+        return insn;
     }
     if unsupported {
         return insn;

@@ -23,7 +23,7 @@ mod system;
 
 use crate::bus::Bus;
 use crate::mem::GuestMemory;
-use decode::{DecodeCache, Insn};
+use decode::DecodeCache;
 use state::CpuState;
 
 pub use mmu::Tlb;
@@ -191,7 +191,7 @@ impl Cpu {
             return StepOutcome::Halted;
         }
         let insn = match self.fetch(ctx) {
-            Ok(i) => i,
+            Ok(at) => *self.cache.get(at),
             Err(f) => {
                 self.raise(ctx, f);
                 return self.outcome();
@@ -313,7 +313,7 @@ impl Cpu {
 
     /// The decoded instruction at CS:EIP.
     #[inline]
-    fn fetch(&mut self, ctx: &mut Ctx) -> Res<Insn> {
+    fn fetch(&mut self, ctx: &mut Ctx) -> Res<(u32, u32)> {
         let cs = self.state.segs[state::SegReg::Cs as usize];
         let eip = self.state.eip;
         if eip > cs.limit {
@@ -322,8 +322,8 @@ impl Cpu {
         let lin = cs.base.wrapping_add(eip);
         let phys = self.translate_fetch(ctx, lin)?;
         let mode = self.decode_mode();
-        if let Some(i) = self.cache.lookup(phys, mode) {
-            return Ok(i);
+        if let Some(at) = self.cache.find(phys, mode) {
+            return Ok(at);
         }
         self.decode_at(ctx, lin, phys, mode)
     }
