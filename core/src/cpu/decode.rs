@@ -115,6 +115,8 @@ pub struct DecodeCache {
     slot_of_page: Vec<u32>,
     pages: Vec<Option<(u32, PageCache)>>,
     free: Vec<u32>,
+    /// Bumped whenever a page's decoded instructions are dropped.
+    pub(crate) gen: u32,
     /// The last instruction decoded from memory that cannot be cached
     /// (MMIO or unmapped pages).
     scratch: Insn,
@@ -136,12 +138,14 @@ impl DecodeCache {
             slot_of_page: vec![NO_SLOT; 1 << (32 - PAGE_SHIFT)],
             pages: Vec::new(),
             free: Vec::new(),
+            gen: 0,
             scratch: convert(&Instruction::default(), &[], 0),
         }
     }
 
     /// Drop everything.
     pub fn flush(&mut self) {
+        self.gen = self.gen.wrapping_add(1);
         for (page, _) in self.pages.iter().flatten() {
             self.slot_of_page[*page as usize] = NO_SLOT;
         }
@@ -165,6 +169,23 @@ impl DecodeCache {
             None
         } else {
             Some((slot, i as u32 - 1))
+        }
+    }
+
+    /// Where the instruction at byte `offset` of the page in `slot` is
+    /// cached (for the fetch fast path, which already knows the slot).
+    #[inline]
+    pub(crate) fn find_in_slot(&self, slot: u32, offset: u32) -> Option<(u32, u32)> {
+        match self.pages.get(slot as usize) {
+            Some(Some((_, pc))) => {
+                let i = pc.index[offset as usize];
+                if i == 0 {
+                    None
+                } else {
+                    Some((slot, i as u32 - 1))
+                }
+            }
+            _ => None,
         }
     }
 
@@ -237,6 +258,7 @@ impl DecodeCache {
     }
 
     fn drop_page(&mut self, page: u32) {
+        self.gen = self.gen.wrapping_add(1);
         let slot = self.slot_of_page[page as usize];
         if slot != NO_SLOT {
             self.slot_of_page[page as usize] = NO_SLOT;

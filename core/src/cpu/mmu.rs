@@ -27,6 +27,8 @@ struct TlbEntry {
 /// combined rights of both paging levels.
 pub struct Tlb {
     entries: Box<[TlbEntry; TLB_SIZE]>,
+    /// Bumped by every flush, so cached fetch translations can be checked.
+    pub(crate) gen: u32,
 }
 
 impl Default for Tlb {
@@ -37,16 +39,18 @@ impl Default for Tlb {
 
 impl Tlb {
     pub fn new() -> Tlb {
-        Tlb { entries: Box::new([TlbEntry::default(); TLB_SIZE]) }
+        Tlb { entries: Box::new([TlbEntry::default(); TLB_SIZE]), gen: 0 }
     }
 
     /// Drop all entries (CR3 load with PGE off, CR0.PG/CR4 changes).
     pub fn flush_all(&mut self) {
+        self.gen = self.gen.wrapping_add(1);
         self.entries.fill(TlbEntry::default());
     }
 
     /// Drop non-global entries (CR3 load).
     pub fn flush_non_global(&mut self) {
+        self.gen = self.gen.wrapping_add(1);
         for e in self.entries.iter_mut() {
             if e.phys & TLB_GLOBAL == 0 {
                 *e = TlbEntry::default();
@@ -56,6 +60,7 @@ impl Tlb {
 
     /// INVLPG: drop the entry for one linear address.
     pub fn flush_page(&mut self, lin: u32) {
+        self.gen = self.gen.wrapping_add(1);
         let e = &mut self.entries[(lin >> 12) as usize % TLB_SIZE];
         if e.tag & !PAGE_MASK == lin & !PAGE_MASK {
             *e = TlbEntry::default();

@@ -22,7 +22,7 @@ pub mod state;
 mod system;
 
 use crate::bus::Bus;
-use crate::mem::GuestMemory;
+use crate::mem::{self, GuestMemory};
 use decode::DecodeCache;
 use state::CpuState;
 
@@ -91,6 +91,18 @@ pub(crate) enum IntSource {
     External,
 }
 
+#[derive(Clone, Copy, Default)]
+struct FetchHint {
+    /// Linear page base | 1 (0 = no hint).
+    lin_page: u32,
+    slot: u32,
+    mode: u8,
+    cpl: u8,
+    tlb_gen: u32,
+    cache_gen: u32,
+    a20_mask: u32,
+}
+
 /// One x86 CPU.
 pub struct Cpu {
     pub state: CpuState,
@@ -100,6 +112,9 @@ pub struct Cpu {
     pub(crate) tlb: Tlb,
     /// Instructions retired since creation.
     pub instret: u64,
+    /// Translation of the code page last fetched from, valid while the
+    /// TLB, the decode cache, the mode and the A20 gate are unchanged.
+    fetch_hint: FetchHint,
     /// Nesting of exception delivery (for #DF and triple fault).
     delivering: u8,
     shutdown: bool,
@@ -126,6 +141,7 @@ impl Cpu {
             cache: DecodeCache::new(),
             tlb: Tlb::new(),
             instret: 0,
+            fetch_hint: FetchHint::default(),
             delivering: 0,
             shutdown: false,
         }
@@ -311,21 +327,45 @@ impl Cpu {
         Ok(())
     }
 
-    /// The decoded instruction at CS:EIP.
+    /// The decoded instruction at CS:EIP, as a decode-cache location.
     #[inline]
     fn fetch(&mut self, ctx: &mut Ctx) -> Res<(u32, u32)> {
-        let cs = self.state.segs[state::SegReg::Cs as usize];
+        let cs = &self.state.segs[state::SegReg::Cs as usize];
         let eip = self.state.eip;
         if eip > cs.limit {
             return Err(Fault::gp(0));
         }
         let lin = cs.base.wrapping_add(eip);
-        let phys = self.translate_fetch(ctx, lin)?;
         let mode = self.decode_mode();
-        if let Some(at) = self.cache.find(phys, mode) {
-            return Ok(at);
+        let h = self.fetch_hint;
+        if h.lin_page == (lin & !mem::PAGE_MASK) | 1
+            && h.mode == mode
+            && h.cpl == self.state.cpl
+            && h.tlb_gen == self.tlb.gen
+            && h.cache_gen == self.cache.gen
+            && h.a20_mask == ctx.mem.a20_mask()
+        {
+            if let Some(at) = self.cache.find_in_slot(h.slot, lin & mem::PAGE_MASK) {
+                return Ok(at);
+            }
         }
-        self.decode_at(ctx, lin, phys, mode)
+        let phys = self.translate_fetch(ctx, lin)?;
+        let at = match self.cache.find(phys, mode) {
+            Some(at) => at,
+            None => self.decode_at(ctx, lin, phys, mode)?,
+        };
+        if at.0 != u32::MAX {
+            self.fetch_hint = FetchHint {
+                lin_page: (lin & !mem::PAGE_MASK) | 1,
+                slot: at.0,
+                mode,
+                cpl: self.state.cpl,
+                tlb_gen: self.tlb.gen,
+                cache_gen: self.cache.gen,
+                a20_mask: ctx.mem.a20_mask(),
+            };
+        }
+        Ok(at)
     }
 }
 
