@@ -13,6 +13,54 @@ pub(crate) fn mov(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.wr(ctx, i, 0, v)
 }
 
+/// MOV between two registers of `S` bytes.
+pub(crate) fn mov_rr<const S: u32>(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    let v = cpu.get_reg(i.ops[1].num, S);
+    cpu.set_reg(i.ops[0].num, S, v);
+    Ok(())
+}
+
+/// MOV of an immediate to a register of `S` bytes.
+pub(crate) fn mov_ri<const S: u32>(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.set_reg(i.ops[0].num, S, i.imm & mask(S));
+    Ok(())
+}
+
+/// MOV from memory to a register of `S` bytes.
+pub(crate) fn mov_rm<const S: u32>(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    let off = cpu.ea(i);
+    let v = cpu.read_mem(ctx, i.seg as usize, off, S)?;
+    cpu.set_reg(i.ops[0].num, S, v);
+    Ok(())
+}
+
+/// MOV from a register of `S` bytes to memory.
+pub(crate) fn mov_mr<const S: u32>(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    let off = cpu.ea(i);
+    let v = cpu.get_reg(i.ops[1].num, S);
+    cpu.write_mem(ctx, i.seg as usize, off, S, v)
+}
+
+/// The MOV handler specialised for its operand shapes.
+pub(crate) fn mov_handler(i: &Insn) -> super::decode::ExecFn {
+    let (a, b) = (i.ops[0], i.ops[1]);
+    match (a.kind, b.kind, a.size, b.size) {
+        (OpK::Reg, OpK::Reg, 4, 4) => mov_rr::<4>,
+        (OpK::Reg, OpK::Reg, 2, 2) => mov_rr::<2>,
+        (OpK::Reg, OpK::Reg, 1, 1) => mov_rr::<1>,
+        (OpK::Reg, OpK::Imm, 4, _) => mov_ri::<4>,
+        (OpK::Reg, OpK::Imm, 2, _) => mov_ri::<2>,
+        (OpK::Reg, OpK::Imm, 1, _) => mov_ri::<1>,
+        (OpK::Reg, OpK::Mem, 4, 4) => mov_rm::<4>,
+        (OpK::Reg, OpK::Mem, 2, 2) => mov_rm::<2>,
+        (OpK::Reg, OpK::Mem, 1, 1) => mov_rm::<1>,
+        (OpK::Mem, OpK::Reg, 4, 4) => mov_mr::<4>,
+        (OpK::Mem, OpK::Reg, 2, 2) => mov_mr::<2>,
+        (OpK::Mem, OpK::Reg, 1, 1) => mov_mr::<1>,
+        _ => mov,
+    }
+}
+
 pub(crate) fn movzx(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let v = cpu.rd(ctx, i, 1)?;
     cpu.wr(ctx, i, 0, v)

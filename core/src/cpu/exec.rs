@@ -128,7 +128,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
             (_, OpK::Cr) => system::mov_from_cr,
             (OpK::Dr, _) => system::mov_to_dr,
             (_, OpK::Dr) => system::mov_from_dr,
-            _ => data::mov,
+            _ => data::mov_handler(insn),
         },
         M::Movzx => data::movzx,
         M::Movsx => data::movsx,

@@ -386,7 +386,7 @@ impl Cpu {
         if toff > td.limit() {
             return Err(Fault::gp(0));
         }
-        let nparams = gate.lo & 0x1F;
+        let nparams = gate.hi & 0x1F;
         let mut params = [0u32; 32];
         for (k, p) in params.iter_mut().enumerate().take(nparams as usize) {
             *p = self.peek_stack(ctx, k as u32 * gsize, gsize)?;
@@ -654,8 +654,10 @@ impl Cpu {
         ret_eip: u32,
         src: IntSource,
     ) -> Res<()> {
-        let ext = (src == IntSource::External || (src == IntSource::Exception && error.is_some())) as u32;
-        let ext = if src == IntSource::Software { 0 } else { ext };
+        // EXT: the event being delivered is external to the program -- a
+        // hardware interrupt or an exception, with or without an error
+        // code; only INT n/INT3/INTO clear it (SDM vol. 3, 6.13).
+        let ext = (src != IntSource::Software) as u32;
         let idt_err = vector as u32 * 8 + 2 + ext;
         if vector as u32 * 8 + 7 > self.state.idtr.limit {
             return Err(Fault::gp(idt_err));
