@@ -28,6 +28,13 @@ pub struct Difference {
 /// The list, checked in order; the first match names the skip.
 pub static DIFFERENCES: &[Difference] = &[
     Difference {
+        name: "instruction-over-10-bytes",
+        reason: "the 286 limits an instruction, prefixes included, to 10 bytes and raises \
+                 interrupt 13 for a longer one (80286 PRM, exception 13; the suite shows 13), \
+                 while a P6 allows 15 bytes (SDM vol. 2, 2.3.11 instruction length)",
+        selects: longer_than_10_bytes,
+    },
+    Difference {
         name: "popf-iret-iopl-nt",
         reason: "a P6 in real mode loads IOPL and NT from the FLAGS image POPF/IRET pop \
                  (SDM vol. 2, POPF: real-address mode loads all non-reserved flags), \
@@ -56,12 +63,26 @@ pub static DIFFERENCES: &[Difference] = &[
         selects: ss_overrun_vector,
     },
     Difference {
-        name: "esc-operand-overrun",
-        reason: "the 286 suite's machine has no 80287, so an ESC instruction only faults when \
-                 the first word of its memory operand overruns offset FFFFh, while a P6 FPU \
-                 accesses the whole 4/8/10-byte operand and faults when any of it does \
-                 (SDM vol. 3, 20.1.1 segment limit checks in real mode)",
-        selects: esc_operand_overrun,
+        name: "string-overrun-registers",
+        reason: "when a word string instruction overruns offset FFFFh the 286 raises interrupt \
+                 13 with SI/DI (and CX under REP) already advanced past the faulting iteration, \
+                 while a P6 faults with that iteration's registers unchanged \
+                 (SDM vol. 3, 6.5: a fault restores the state before the faulting instruction)",
+        selects: string_overrun,
+    },
+    Difference {
+        name: "pop-mem-overrun-sp",
+        reason: "POP to a memory operand past offset FFFFh raises interrupt 13 on the 286 with \
+                 SP already incremented, while a P6 faults with SP unchanged \
+                 (SDM vol. 3, 6.5: a fault restores the state before the faulting instruction)",
+        selects: pop_mem_overrun,
+    },
+    Difference {
+        name: "aam-zero-flags",
+        reason: "AAM with a zero immediate updates SF, ZF and PF on the 286 before it raises the \
+                 divide error, while a P6's #DE fault leaves FLAGS as they were \
+                 (SDM vol. 2, AAM; vol. 3, 6.5)",
+        selects: aam_zero,
     },
 ];
 
@@ -77,6 +98,11 @@ pub fn by_name(name: &str) -> Option<&'static Difference> {
 
 fn expected_vector(test: &TestCase) -> Option<u8> {
     test.exception.map(|e| e.number)
+}
+
+/// More than 10 bytes from the first prefix to the end of the instruction.
+fn longer_than_10_bytes(test: &TestCase, _key: &OpcodeKey) -> bool {
+    insn::decode(&test.bytes).len() > 10
 }
 
 /// POPF (9D) or IRET (CF) completing normally with a FLAGS image that has
@@ -148,13 +174,20 @@ fn ss_overrun_vector(test: &TestCase, _key: &OpcodeKey) -> bool {
     through_ss && !elsewhere
 }
 
-/// An ESC (D8-DF) memory operand that overruns offset FFFFh although it
-/// starts below FFFFh: a P6 faults, the coprocessor-less 286 does not.
-fn esc_operand_overrun(test: &TestCase, _key: &OpcodeKey) -> bool {
-    if !matches!(insn::opcode_of(&test.bytes), Some((_, 0xD8..=0xDF))) {
-        return false;
-    }
-    insn::memory_accesses(test).iter().any(|a| a.overruns() && a.offset != 0xFFFF)
+/// INS, OUTS, MOVS, CMPS, STOS, LODS, SCAS that raised interrupt 13 (only a
+/// word access at offset FFFFh does in real mode).
+fn string_overrun(test: &TestCase, key: &OpcodeKey) -> bool {
+    matches!(key.value(), 0x6C..=0x6F | 0xA4..=0xA7 | 0xAA..=0xAF) && expected_vector(test) == Some(13)
+}
+
+/// POP r/m16 (8F) that raised interrupt 13.
+fn pop_mem_overrun(test: &TestCase, key: &OpcodeKey) -> bool {
+    key.value() == 0x8F && expected_vector(test) == Some(13)
+}
+
+/// AAM (D4) that raised the divide error (immediate 0).
+fn aam_zero(test: &TestCase, key: &OpcodeKey) -> bool {
+    key.value() == 0xD4 && expected_vector(test) == Some(0)
 }
 
 #[cfg(test)]
@@ -277,15 +310,39 @@ mod tests {
     }
 
     #[test]
-    fn esc_selected_when_only_the_tail_of_the_operand_overruns() {
-        // fadd dword [bx]
-        let at = |bx| test_with(&[0xD8, 0x07, 0xF4], &[(Reg::Bx, bx)], &[]);
-        assert_eq!(selected_by(&at(0xFFFE), &key("D8")), Some("esc-operand-overrun"));
-        assert_eq!(selected_by(&at(0xFFFD), &key("D8")), Some("esc-operand-overrun"));
-        assert_eq!(selected_by(&at(0xFFFC), &key("D8")), None);
-        assert_eq!(selected_by(&raising(at(0xFFFF), 13), &key("D8")), None);
-        // Register forms have no operand in memory.
-        let t = test_with(&[0xD8, 0xC1, 0xF4], &[], &[]);
-        assert_eq!(selected_by(&t, &key("D8")), None);
+    fn instructions_over_10_bytes_selected() {
+        // 5 segment prefixes + add word [si+1DDFh],7693h: 11 bytes.
+        let long = [0x2E, 0x36, 0x2E, 0x3E, 0x3E, 0x81, 0x84, 0xDF, 0x1D, 0x93, 0x76, 0xF4];
+        let t = raising(test_with(&long, &[], &[]), 13);
+        assert_eq!(selected_by(&t, &key("81")), Some("instruction-over-10-bytes"));
+        // One prefix fewer: 10 bytes, which the 286 runs.
+        let t = test_with(&long[1..], &[], &[]);
+        assert_eq!(selected_by(&t, &key("81")), None);
+    }
+
+    #[test]
+    fn string_overrun_selected_for_string_faults_only() {
+        let movsw = test_with(&[0xA5, 0xF4], &[(Reg::Si, 0xFFFF)], &[]);
+        assert_eq!(selected_by(&raising(movsw.clone(), 13), &key("A5")), Some("string-overrun-registers"));
+        assert_eq!(selected_by(&movsw, &key("A5")), None);
+        let insw = raising(test_with(&[0xF3, 0x6D, 0xF4], &[(Reg::Di, 0xFFFF)], &[]), 13);
+        assert_eq!(selected_by(&insw, &key("6D")), Some("string-overrun-registers"));
+        // A word access at FFFF through DS by a non-string instruction.
+        let t = raising(test_with(&[0x8B, 0x07, 0xF4], &[(Reg::Bx, 0xFFFF)], &[]), 13);
+        assert_eq!(selected_by(&t, &key("8B")), None);
+    }
+
+    #[test]
+    fn pop_to_memory_and_aam_faults_selected() {
+        let pop = test_with(&[0x8F, 0x04, 0xF4], &[(Reg::Si, 0xFFFF), (Reg::Sp, 0x100)], &[]);
+        assert_eq!(selected_by(&raising(pop.clone(), 13), &key("8F")), Some("pop-mem-overrun-sp"));
+        assert_eq!(selected_by(&pop, &key("8F")), None);
+        // 8F /1 is #UD on both.
+        let t = raising(test_with(&[0x8F, 0x0C, 0xF4], &[], &[]), 6);
+        assert_eq!(selected_by(&t, &key("8F")), None);
+
+        let aam = test_with(&[0xD4, 0x00, 0xF4], &[], &[]);
+        assert_eq!(selected_by(&raising(aam.clone(), 0), &key("D4")), Some("aam-zero-flags"));
+        assert_eq!(selected_by(&test_with(&[0xD4, 0x0A, 0xF4], &[], &[]), &key("D4")), None);
     }
 }

@@ -40,26 +40,38 @@ pub use runner::{Failure, FailureKind, Machine, Mismatch};
 pub use suite::{collect_inputs, run_suite, FileReport, Outcome, RunOptions, SkipReason, SuiteSummary, TestReport};
 
 /// Errors of the SingleStepTests runner. Every variant that comes from a
-/// file names it.
+/// file names it; the cause is the error's `source()`, so the message reads
+/// well both alone and in a chain (see [`Error::full_message`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{}: invalid test JSON: {source}", path.display())]
+    #[error("{}: invalid test JSON", path.display())]
     Json { path: PathBuf, source: serde_json::Error },
-    #[error("{}: invalid MOO data: {source}", path.display())]
+    #[error("{}: invalid MOO data", path.display())]
     Moo { path: PathBuf, source: moo::MooError },
-    #[error("{}: invalid metadata: {source}", path.display())]
+    #[error("{}: invalid metadata", path.display())]
     Metadata { path: PathBuf, source: serde_json::Error },
-    #[error(
-        "{}: not a SingleStepTests file (expected .json, .json.gz, .MOO or .MOO.gz)",
-        path.display()
-    )]
+    #[error("{}: not a SingleStepTests file (expected .json, .json.gz, .MOO or .MOO.gz)", path.display())]
     UnknownFormat { path: PathBuf },
     #[error("{}: no SingleStepTests files found", path.display())]
     NoTests { path: PathBuf },
-    #[error("cannot set up guest memory for the runner: {0}")]
+    #[error("cannot set up guest memory for the runner")]
     Memory(#[from] MemError),
+}
+
+impl Error {
+    /// The message and its causes, joined with ": ".
+    pub fn full_message(&self) -> String {
+        let mut msg = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            msg.push_str(": ");
+            msg.push_str(&c.to_string());
+            cause = c.source();
+        }
+        msg
+    }
 }
 
 /// The register file of the tests, in the suites' order (the MOO `REGS`
@@ -313,6 +325,17 @@ fn mnemonic_from_names(tests: &[TestCase]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_name_the_file_and_chain_the_cause() {
+        let e = TestFile::load(Path::new("/nonexistent/00.json.gz")).unwrap_err();
+        assert_eq!(e.to_string(), "cannot read /nonexistent/00.json.gz");
+        assert!(e.full_message().starts_with("cannot read /nonexistent/00.json.gz: "), "{}", e.full_message());
+        let e = TestFile::parse(Path::new("x/00.json"), Format::Json, b"{").unwrap_err();
+        assert!(e.full_message().starts_with("x/00.json: invalid test JSON: "), "{}", e.full_message());
+        let e = TestFile::load(Path::new("notes.txt")).unwrap_err();
+        assert!(e.to_string().starts_with("notes.txt: not a SingleStepTests file"), "{e}");
+    }
 
     #[test]
     fn format_is_recognised_case_insensitively() {

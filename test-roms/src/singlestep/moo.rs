@@ -191,11 +191,13 @@ pub fn parse(data: &[u8]) -> Result<MooFile, MooError> {
         }
     }
     if file.tests.len() != declared_tests as usize {
-        tracing::warn!(
-            declared = declared_tests,
-            found = file.tests.len(),
-            "MOO header test count differs from the TEST chunks present"
-        );
+        return Err(MooError {
+            offset: data.len(),
+            reason: format!(
+                "the header declares {declared_tests} tests but the file holds {} (truncated?)",
+                file.tests.len()
+            ),
+        });
     }
     Ok(file)
 }

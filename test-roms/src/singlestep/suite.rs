@@ -1,0 +1,576 @@
+//! Running whole files and directories: input discovery, metadata and
+//! revocation lookup, the skip decisions, threads, per-file reports and the
+//! scoreboard.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use super::metadata::find_beside;
+use super::runner::{Failure, Machine};
+use super::{
+    differences, display_name, insn, Difference, Error, Format, Metadata, OpcodeKey, Reg, RevocationList, TestCase,
+    TestFile, NUM_REGS,
+};
+
+/// How to run a suite.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Only tests whose name contains this.
+    pub filter: Option<String>,
+    /// At most this many tests per file (after the filter).
+    pub limit: Option<usize>,
+    /// Worker threads (each with its own guest memory).
+    pub jobs: usize,
+    /// `metadata.json` to use instead of looking beside the files.
+    pub metadata: Option<PathBuf>,
+    /// `revocation_list.txt` to use instead of looking beside the files.
+    pub revocations: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { filter: None, limit: None, jobs: 2, metadata: None, revocations: None }
+    }
+}
+
+/// Why a test was not run.
+#[derive(Clone, Copy, Debug)]
+pub enum SkipReason {
+    /// Listed in the suite's revocation list.
+    Revoked,
+    /// A documented 286-versus-P6 difference.
+    Difference(&'static Difference),
+}
+
+impl SkipReason {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SkipReason::Revoked => "revoked",
+            SkipReason::Difference(d) => d.name,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SkipReason::Revoked => "listed in the suite's revocation_list.txt as a bad capture",
+            SkipReason::Difference(d) => d.reason,
+        }
+    }
+}
+
+/// What happened to one test.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Passed,
+    Failed(Failure),
+    Skipped(SkipReason),
+}
+
+/// A failed or skipped test (passes are only counted).
+#[derive(Clone, Debug)]
+pub struct TestReport {
+    pub idx: u32,
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub hash: String,
+    /// Interrupt the suite says the instruction raised.
+    pub exception: Option<u8>,
+    pub outcome: Outcome,
+}
+
+impl TestReport {
+    pub fn hash_prefix(&self) -> &str {
+        self.hash.get(..8).unwrap_or(&self.hash)
+    }
+}
+
+/// The result of one file.
+#[derive(Clone, Debug)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub name: String,
+    pub opcode: Option<OpcodeKey>,
+    pub mnemonic: Option<String>,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Failed and skipped tests, in file order.
+    pub tests: Vec<TestReport>,
+}
+
+impl FileReport {
+    pub fn failures(&self) -> impl Iterator<Item = (&TestReport, &Failure)> {
+        self.tests.iter().filter_map(|t| match &t.outcome {
+            Outcome::Failed(f) => Some((t, f)),
+            _ => None,
+        })
+    }
+}
+
+/// Counts of one file, for the summary and the scoreboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSummary {
+    pub name: String,
+    pub mnemonic: Option<String>,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Set when the file could not be read.
+    pub error: Option<String>,
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default)]
+pub struct SuiteSummary {
+    pub files: Vec<FileSummary>,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Skips by reason name: (reason, count).
+    pub skips: BTreeMap<&'static str, (&'static str, usize)>,
+}
+
+impl SuiteSummary {
+    /// Files that could not be read.
+    pub fn file_errors(&self) -> usize {
+        self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+
+    /// Tests counted (passed, failed or skipped).
+    pub fn total(&self) -> usize {
+        self.passed + self.failed + self.skipped
+    }
+
+    /// `N passed, N failed` plus `, N skipped` when any were skipped.
+    pub fn final_line(&self) -> String {
+        let mut line = format!("{} passed, {} failed", self.passed, self.failed);
+        if self.skipped > 0 {
+            let _ = write!(line, ", {} skipped", self.skipped);
+        }
+        line
+    }
+
+    /// The per-file scoreboard: a header with the totals, then one line per
+    /// file (`name passed failed skipped`) sorted by name. Deterministic, so
+    /// a checked-in copy diffs well in review.
+    pub fn scoreboard(&self) -> String {
+        let mut files: Vec<&FileSummary> = self.files.iter().collect();
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = format!(
+            "# total: {} files, {} tests: {}{}\n",
+            files.len(),
+            self.total(),
+            self.final_line(),
+            match self.file_errors() {
+                0 => String::new(),
+                n => format!(", {n} files unreadable"),
+            }
+        );
+        let width = files.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        for f in files {
+            match &f.error {
+                None => {
+                    let _ = writeln!(out, "{:width$} {:>5} {:>5} {:>5}", f.name, f.passed, f.failed, f.skipped);
+                }
+                Some(_) => {
+                    let _ = writeln!(out, "{:width$} unreadable", f.name);
+                }
+            }
+        }
+        out
+    }
+
+    fn add(&mut self, result: &Result<FileReport, Error>, path: &Path) {
+        match result {
+            Ok(r) => {
+                self.passed += r.passed;
+                self.failed += r.failed;
+                self.skipped += r.skipped;
+                for t in &r.tests {
+                    if let Outcome::Skipped(s) = t.outcome {
+                        self.skips.entry(s.name()).or_insert((s.reason(), 0)).1 += 1;
+                    }
+                }
+                self.files.push(FileSummary {
+                    name: r.name.clone(),
+                    mnemonic: r.mnemonic.clone(),
+                    passed: r.passed,
+                    failed: r.failed,
+                    skipped: r.skipped,
+                    error: None,
+                });
+            }
+            Err(e) => self.files.push(FileSummary {
+                name: display_name(path),
+                mnemonic: None,
+                passed: 0,
+                failed: 0,
+                skipped: 0,
+                error: Some(e.full_message()),
+            }),
+        }
+    }
+}
+
+/// Expand the command line's paths: files are taken as given (any name),
+/// directories contribute the test files inside them, recursively, sorted
+/// by path.
+pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|source| Error::Io { path: p.clone(), source })?;
+        if meta.is_dir() {
+            let before = out.len();
+            walk(p, &mut out)?;
+            out[before..].sort();
+            if out.len() == before {
+                return Err(Error::NoTests { path: p.clone() });
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let io = |source| Error::Io { path: dir.to_path_buf(), source };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if Format::from_path(&path).is_some() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Progress and results as a suite runs.
+#[derive(Debug)]
+pub enum SuiteEvent<'a> {
+    /// A file finished (in completion order): for progress display.
+    Progress { done: usize, total: usize, path: &'a Path },
+    /// A file's result, delivered in input order.
+    File { path: &'a Path, result: &'a Result<FileReport, Error> },
+    /// No `metadata.json` for the files in this directory: all FLAGS bits
+    /// are compared (reported once per directory).
+    NoMetadata { dir: &'a Path },
+}
+
+/// What one file needs besides its path.
+struct Job {
+    path: PathBuf,
+    metadata: Option<Arc<Metadata>>,
+    revoked: Option<Arc<RevocationList>>,
+}
+
+/// Run the given test files (see [`collect_inputs`]) on `opts.jobs`
+/// threads. `on_event` sees progress and each file's result in input order,
+/// on the calling thread. Unreadable test files are reported as file
+/// results; an unreadable metadata or revocation file fails the whole run
+/// before any test runs.
+pub fn run_suite(
+    files: &[PathBuf],
+    opts: &RunOptions,
+    mut on_event: impl FnMut(SuiteEvent),
+) -> Result<SuiteSummary, Error> {
+    let jobs = prepare(files, opts, &mut on_event)?;
+    let workers = opts.jobs.clamp(1, jobs.len().max(1));
+    let machines = (0..workers).map(|_| Machine::new()).collect::<Result<Vec<_>, _>>()?;
+
+    let next = AtomicUsize::new(0);
+    let mut summary = SuiteSummary::default();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        for mut machine in machines {
+            let tx = tx.clone();
+            let (jobs, next) = (&jobs, &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let result = run_file(&mut machine, job, opts);
+                if tx.send((i, result)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+
+        let mut pending = BTreeMap::new();
+        let mut next_out = 0;
+        for (done, (i, result)) in rx.into_iter().enumerate() {
+            on_event(SuiteEvent::Progress { done: done + 1, total: jobs.len(), path: &jobs[i].path });
+            pending.insert(i, result);
+            while let Some(result) = pending.remove(&next_out) {
+                let path = &jobs[next_out].path;
+                on_event(SuiteEvent::File { path, result: &result });
+                summary.add(&result, path);
+                next_out += 1;
+            }
+        }
+    });
+    Ok(summary)
+}
+
+/// Find and load each file's metadata and revocation list (each distinct
+/// file once).
+fn prepare(files: &[PathBuf], opts: &RunOptions, on_event: &mut impl FnMut(SuiteEvent)) -> Result<Vec<Job>, Error> {
+    let mut metadata: HashMap<PathBuf, Arc<Metadata>> = HashMap::new();
+    let mut revocations: HashMap<PathBuf, Arc<RevocationList>> = HashMap::new();
+    let mut warned: HashSet<PathBuf> = HashSet::new();
+    let mut jobs = Vec::with_capacity(files.len());
+    for path in files {
+        let meta_path = opts.metadata.clone().or_else(|| find_beside(path, "metadata.json"));
+        let meta = match meta_path {
+            Some(p) => Some(match metadata.get(&p) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = Arc::new(Metadata::load(&p)?);
+                    metadata.insert(p, m.clone());
+                    m
+                }
+            }),
+            None => {
+                let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                if warned.insert(dir.clone()) {
+                    on_event(SuiteEvent::NoMetadata { dir: &dir });
+                }
+                None
+            }
+        };
+        let rev_path = opts.revocations.clone().or_else(|| find_beside(path, "revocation_list.txt"));
+        let revoked = match rev_path {
+            Some(p) => Some(match revocations.get(&p) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = Arc::new(RevocationList::load(&p)?);
+                    revocations.insert(p, r.clone());
+                    r
+                }
+            }),
+            None => None,
+        };
+        jobs.push(Job { path: path.clone(), metadata: meta, revoked });
+    }
+    Ok(jobs)
+}
+
+/// Run one file's tests.
+fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileReport, Error> {
+    let file = TestFile::load(&job.path)?;
+    let mut report = FileReport {
+        path: job.path.clone(),
+        name: file.display_name(),
+        opcode: file.opcode.clone(),
+        mnemonic: file.mnemonic.clone(),
+        passed: 0,
+        failed: 0,
+        skipped: 0,
+        tests: Vec::new(),
+    };
+    let selected = file
+        .tests
+        .iter()
+        .filter(|t| opts.filter.as_ref().is_none_or(|f| t.name.contains(f.as_str())))
+        .take(opts.limit.unwrap_or(usize::MAX));
+    for test in selected {
+        let derived;
+        let key = match &file.opcode {
+            Some(k) => Some(k),
+            None => {
+                derived = OpcodeKey::from_bytes(&test.bytes);
+                derived.as_ref()
+            }
+        };
+        let outcome = if job.revoked.as_ref().is_some_and(|r| r.contains(&test.hash)) {
+            Outcome::Skipped(SkipReason::Revoked)
+        } else if let Some(d) = key.and_then(|k| differences::find(test, k)) {
+            Outcome::Skipped(SkipReason::Difference(d))
+        } else {
+            let masks = masks_for(&file, test, job.metadata.as_deref(), key);
+            match machine.run(test, &masks) {
+                Ok(()) => Outcome::Passed,
+                Err(f) => Outcome::Failed(f),
+            }
+        };
+        match outcome {
+            Outcome::Passed => {
+                report.passed += 1;
+                continue;
+            }
+            Outcome::Failed(_) => report.failed += 1,
+            Outcome::Skipped(_) => report.skipped += 1,
+        }
+        report.tests.push(TestReport {
+            idx: test.idx,
+            name: test.name.clone(),
+            bytes: test.bytes.clone(),
+            hash: test.hash.clone(),
+            exception: test.exception.map(|e| e.number),
+            outcome,
+        });
+    }
+    Ok(report)
+}
+
+/// Defined bits of each register for a test: the file's and the test's
+/// register masks (MOO `RMSK`) and the metadata's flags mask.
+pub fn masks_for(
+    file: &TestFile,
+    test: &TestCase,
+    metadata: Option<&Metadata>,
+    key: Option<&OpcodeKey>,
+) -> [u16; NUM_REGS] {
+    let mut masks = [0xFFFF_u16; NUM_REGS];
+    for (i, m) in masks.iter_mut().enumerate() {
+        *m &= file.masks[i].unwrap_or(0xFFFF) & test.masks[i].unwrap_or(0xFFFF);
+    }
+    let info = metadata.zip(key).and_then(|(md, k)| md.lookup(k, insn::modrm_reg(&test.bytes)));
+    if let Some(flags_mask) = info.and_then(|i| i.flags_mask) {
+        masks[Reg::Flags.index()] &= flags_mask as u16;
+    }
+    masks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::singlestep::{moo, State};
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferrite-singlestep-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn directories_expand_to_sorted_test_files() {
+        let dir = temp_dir("collect");
+        for name in ["B1.json", "00.MOO.gz", "metadata.json", "README.md", "0A.json.gz"] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/F6.4.moo"), b"").unwrap();
+        let files = collect_inputs(std::slice::from_ref(&dir)).unwrap();
+        let names: Vec<String> = files.iter().map(|p| p.strip_prefix(&dir).unwrap().display().to_string()).collect();
+        assert_eq!(names, ["00.MOO.gz", "0A.json.gz", "B1.json", "sub/F6.4.moo"]);
+
+        let empty = temp_dir("collect-empty");
+        assert!(matches!(collect_inputs(std::slice::from_ref(&empty)), Err(Error::NoTests { .. })));
+        assert!(matches!(collect_inputs(&[empty.join("missing")]), Err(Error::Io { .. })));
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(empty);
+    }
+
+    #[test]
+    fn masks_combine_moo_masks_and_metadata() {
+        let mut file = TestFile::parse(Path::new("F6.json"), Format::Json, b"[]").unwrap();
+        file.masks[Reg::Ax.index()] = Some(0x00FF);
+        let mut test = TestCase {
+            idx: 0,
+            name: String::new(),
+            bytes: vec![0xF6, 0xF1, 0xF4], // div cl: reg field 6
+            initial: State::default(),
+            final_: State::default(),
+            exception: None,
+            hash: String::new(),
+            masks: [None; NUM_REGS],
+        };
+        test.masks[Reg::Flags.index()] = Some(0xFFFE);
+        let md = Metadata::parse(r#"{"opcodes": {"F6": {"reg": {"6": {"status": "normal", "flags-mask": 63274}}}}}"#)
+            .unwrap();
+        let masks = masks_for(&file, &test, Some(&md), file.opcode.as_ref());
+        assert_eq!(masks[Reg::Ax.index()], 0x00FF);
+        assert_eq!(masks[Reg::Bx.index()], 0xFFFF);
+        assert_eq!(masks[Reg::Flags.index()], 63274 & 0xFFFE);
+        let masks = masks_for(&file, &test, None, file.opcode.as_ref());
+        assert_eq!(masks[Reg::Flags.index()], 0xFFFE);
+    }
+
+    #[test]
+    fn scoreboard_is_sorted_with_totals_header() {
+        let mut s = SuiteSummary::default();
+        for (name, p, f, k) in [("FC.json.gz", 10, 0, 0), ("00.json.gz", 7, 2, 1)] {
+            s.files.push(FileSummary {
+                name: name.into(),
+                mnemonic: None,
+                passed: p,
+                failed: f,
+                skipped: k,
+                error: None,
+            });
+            s.passed += p;
+            s.failed += f;
+            s.skipped += k;
+        }
+        assert_eq!(
+            s.scoreboard(),
+            "# total: 2 files, 20 tests: 17 passed, 2 failed, 1 skipped\n\
+             00.json.gz     7     2     1\n\
+             FC.json.gz    10     0     0\n"
+        );
+        assert_eq!(s.final_line(), "17 passed, 2 failed, 1 skipped");
+        s.skipped = 0;
+        assert_eq!(s.final_line(), "17 passed, 2 failed");
+    }
+
+    /// Two HLT tests (the simplest instruction any CPU core runs), the
+    /// second revoked by a list one directory up, as upstream lays it out.
+    #[test]
+    fn runs_tests_and_skips_revoked_ones() {
+        let dir = temp_dir("run");
+        std::fs::create_dir(dir.join("v1")).unwrap();
+        let hlt = |idx: u32, hash: &str| {
+            format!(
+                r#"{{"idx": {idx}, "name": "hlt", "bytes": [244],
+                "initial": {{"regs": {{"ax": 1, "bx": 2, "cx": 3, "dx": 4, "cs": 4096, "ss": 8192,
+                    "ds": 12288, "es": 16384, "sp": 256, "bp": 5, "si": 6, "di": 7, "ip": 16,
+                    "flags": 61442}}, "ram": [[65552, 244]]}},
+                "final": {{"regs": {{"ip": 17, "flags": 2}}, "ram": []}},
+                "hash": "{hash}"}}"#
+            )
+        };
+        let json = format!("[{}, {}]", hlt(0, "aa11"), hlt(1, "bb22"));
+        let file = dir.join("v1/F4.json");
+        std::fs::write(&file, json).unwrap();
+        std::fs::write(dir.join("revocation_list.txt"), "# bad captures\nBB22\n").unwrap();
+
+        let mut events = Vec::new();
+        let summary = run_suite(&[file], &RunOptions::default(), |e| match e {
+            SuiteEvent::File { result, .. } => {
+                let r = result.as_ref().unwrap();
+                events.push(format!("{} {} {} {}", r.name, r.passed, r.failed, r.skipped));
+            }
+            SuiteEvent::NoMetadata { .. } => events.push("no metadata".into()),
+            SuiteEvent::Progress { .. } => {}
+        })
+        .unwrap();
+        assert_eq!(events, ["no metadata", "F4.json 1 0 1"]);
+        assert_eq!(summary.final_line(), "1 passed, 0 failed, 1 skipped");
+        assert_eq!(summary.skips.get("revoked").map(|s| s.1), Some(1));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn unreadable_file_is_a_file_error_naming_it() {
+        let dir = temp_dir("bad");
+        let bad = dir.join("00.MOO");
+        std::fs::write(&bad, moo::tests::chunk(b"JUNK", &[1, 2, 3])).unwrap();
+        let mut seen = Vec::new();
+        let summary = run_suite(std::slice::from_ref(&bad), &RunOptions::default(), |e| {
+            if let SuiteEvent::File { result, .. } = e {
+                seen.push(result.as_ref().map(|_| ()).map_err(|e| e.full_message()));
+            }
+        })
+        .unwrap();
+        assert_eq!(summary.file_errors(), 1);
+        let msg = seen[0].clone().unwrap_err();
+        assert!(msg.contains("00.MOO") && msg.contains("not a MOO file"), "{msg}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
