@@ -90,7 +90,7 @@ impl GuestMemory {
     /// RAM of `ram_bytes` bytes at physical 0, the A20 gate enabled, nothing
     /// else mapped.
     pub fn new(ram_bytes: usize) -> Result<Self, MemError> {
-        if ram_bytes == 0 || ram_bytes % PAGE_SIZE as usize != 0 || ram_bytes > 0xE000_0000 {
+        if ram_bytes == 0 || !ram_bytes.is_multiple_of(PAGE_SIZE as usize) || ram_bytes > 0xE000_0000 {
             return Err(MemError::BadRamSize(ram_bytes));
         }
         let total = ram_bytes + ROM_RESERVE;
@@ -158,7 +158,7 @@ impl GuestMemory {
     }
 
     fn check_region(&self, base: PhysAddr, len: u64) -> Result<(), MemError> {
-        if base.page_offset() != 0 || len % PAGE_SIZE as u64 != 0 || base.0 as u64 + len > 1 << 32 {
+        if base.page_offset() != 0 || !len.is_multiple_of(PAGE_SIZE as u64) || base.0 as u64 + len > 1 << 32 {
             return Err(MemError::BadRegion { base: base.0, len });
         }
         Ok(())

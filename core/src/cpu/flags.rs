@@ -149,7 +149,7 @@ impl Flags {
                     LazyOp::Logic => false,
                 }
             }
-            PF => (self.res as u8).count_ones() % 2 == 0,
+            PF => (self.res as u8).count_ones().is_multiple_of(2),
             AF => match self.op {
                 LazyOp::Logic => false,
                 _ => (self.op1 ^ self.op2 ^ self.res) & 0x10 != 0,
