@@ -94,7 +94,7 @@ fn alu_apply<const OP: u8>(f: &mut Flags, a: u32, b: u32, s: u32) -> u32 {
 
 /// ALU operation with a general operand 0 (register or memory).
 pub(crate) fn alu<const OP: u8>(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    binop(cpu, ctx, i, OP != CMP && OP != TEST, |f, a, b, s| alu_apply::<OP>(f, a, b, s))
+    binop(cpu, ctx, i, OP != CMP && OP != TEST, alu_apply::<OP>)
 }
 
 /// ALU operation on two registers of `S` bytes.
@@ -319,7 +319,7 @@ pub(crate) fn idiv(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
             if q != q as i8 as i64 {
                 return Err(Fault::DE);
             }
-            st.set_reg16(EAX, ((((n % d) as u8 as u16) << 8) | q as u8 as u16) as u16);
+            st.set_reg16(EAX, (((n % d) as u8 as u16) << 8) | q as u8 as u16);
         }
         2 => {
             let n = ((st.regs[EDX] << 16) | (st.regs[EAX] & 0xFFFF)) as i32 as i64;
