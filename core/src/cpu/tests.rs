@@ -150,3 +150,105 @@ fn lock_on_a_register_destination_is_ud() {
     assert_eq!(out, StepOutcome::Halted);
     assert_eq!(cpu.state.eip, 0x3001);
 }
+
+/// A bus whose interrupt line can be raised by the test.
+#[derive(Default)]
+struct IrqBus {
+    pending: Option<u8>,
+    acks: u32,
+}
+
+impl crate::bus::Bus for IrqBus {
+    fn io_read(&mut self, _: u16, size: crate::bus::AccessSize) -> u32 {
+        size.all_ones()
+    }
+    fn io_write(&mut self, _: u16, _: crate::bus::AccessSize, _: u32) {}
+    fn interrupt_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+    fn acknowledge_interrupt(&mut self) -> Option<u8> {
+        self.acks += 1;
+        self.pending.take()
+    }
+}
+
+/// Real-mode machine with an IVT entry for `vector` pointing at a handler
+/// that increments BX and IRETs.
+fn irq_machine(code: &[u8], vector: u8) -> (Cpu, GuestMemory) {
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    mem.load(PhysAddr(0x3000), &[0x43, 0xCF]); // inc bx ; iret
+    mem.load(PhysAddr(vector as u32 * 4), &[0x00, 0x30, 0x00, 0x00]);
+    mem.load(PhysAddr(0x1000), code);
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x8000;
+    (cpu, mem)
+}
+
+#[test]
+fn external_interrupt_is_taken_only_with_if_set_and_after_the_sti_shadow() {
+    // cli ; nop ; sti ; nop ; nop ; hlt
+    let (mut cpu, mut mem) = irq_machine(&[0xFA, 0x90, 0xFB, 0x90, 0x90, 0xF4], 0x20);
+    let mut bus = IrqBus { pending: Some(0x20), acks: 0 };
+    cpu.step(&mut mem, &mut bus); // cli
+    cpu.step(&mut mem, &mut bus); // nop: IF clear, not taken
+    assert_eq!(bus.acks, 0);
+    cpu.step(&mut mem, &mut bus); // sti
+    cpu.step(&mut mem, &mut bus); // nop in the STI shadow: not taken yet
+    assert_eq!(bus.acks, 0);
+    assert_eq!(cpu.state.eip, 0x1004);
+    cpu.step(&mut mem, &mut bus); // now the interrupt is delivered
+    assert_eq!(bus.acks, 1);
+    assert_eq!(cpu.state.eip, 0x3000);
+    let (out, _) = cpu.run(&mut mem, &mut bus, 10);
+    assert_eq!(out, StepOutcome::Halted);
+    assert_eq!(cpu.state.regs[EBX] & 0xFFFF, 1);
+    assert_eq!(cpu.state.eip, 0x1006, "handler returned to the second nop, then HLT ran");
+}
+
+#[test]
+fn interrupt_wakes_a_halted_cpu_and_returns_after_hlt() {
+    // sti ; hlt ; inc cx ; hlt
+    let (mut cpu, mut mem) = irq_machine(&[0xFB, 0xF4, 0x41, 0xF4], 0x08);
+    let mut bus = IrqBus::default();
+    let (out, _) = cpu.run(&mut mem, &mut bus, 10);
+    assert_eq!(out, StepOutcome::Halted);
+    assert_eq!(cpu.state.eip, 0x1002);
+    bus.pending = Some(0x08);
+    let (out, _) = cpu.run(&mut mem, &mut bus, 10);
+    assert_eq!(out, StepOutcome::Halted);
+    assert_eq!(cpu.state.regs[EBX] & 0xFFFF, 1);
+    assert_eq!(cpu.state.regs[ECX] & 0xFFFF, 1);
+    assert_eq!(cpu.state.eip, 0x1004);
+}
+
+#[test]
+fn trap_flag_single_steps_through_int1_after_each_instruction() {
+    // pushf ; pop ax ; or ax, 0x100 ; push ax ; popf ; nop ; nop ; hlt
+    let code = [0x9C, 0x58, 0x0D, 0x00, 0x01, 0x50, 0x9D, 0x90, 0x90, 0xF4];
+    let (mut cpu, mut mem) = irq_machine(&code, 1);
+    // pushf, pop, or, push, popf: POPF sets TF but started with TF clear,
+    // so no trap after it. Each NOP then traps (the step that retires it
+    // also delivers #DB), and the handler's INC and IRET run without TF.
+    let (out, n) = cpu.run(&mut mem, &mut NullBus, 11);
+    assert_eq!((out, n), (StepOutcome::Continue, 11));
+    assert_eq!(cpu.state.eip, 0x1009, "stopped at the HLT, TF still set");
+    assert_ne!(cpu.state.eflags() & super::flags::TF, 0);
+    assert_eq!(cpu.state.regs[EBX] & 0xFFFF, 2);
+}
+
+#[test]
+fn long_rep_stosb_yields_and_resumes_with_the_right_count() {
+    let (cpu, mem) = run16(0x1000, |a| {
+        a.mov(di, 0x4000)?;
+        a.mov(cx, 3000)?;
+        a.mov(al, 0xAB)?;
+        a.cld()?;
+        a.rep().stosb()
+    });
+    assert_eq!(cpu.state.regs[ECX] & 0xFFFF, 0);
+    assert_eq!(cpu.state.regs[super::state::EDI] & 0xFFFF, 0x4000 + 3000);
+    assert_eq!(mem.peek(PhysAddr(0x4000 + 2999)), 0xAB);
+    assert_eq!(mem.peek(PhysAddr(0x4000 + 3000)), 0);
+}
