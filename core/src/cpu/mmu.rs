@@ -14,6 +14,8 @@ const TLB_USER: u32 = 1 << 1;
 const TLB_WRITE: u32 = 1 << 2;
 const TLB_DIRTY: u32 = 1 << 3;
 const TLB_GLOBAL: u32 = 1 << 4;
+/// The translation came from a 4 MiB page.
+const TLB_LARGE: u32 = 1 << 5;
 
 #[derive(Clone, Copy, Default)]
 struct TlbEntry {
@@ -29,6 +31,9 @@ pub struct Tlb {
     entries: Box<[TlbEntry; TLB_SIZE]>,
     /// Bumped by every flush, so cached fetch translations can be checked.
     pub(crate) gen: u32,
+    /// Entries filled from 4 MiB pages may be present (INVLPG must then
+    /// look for the other 4 KiB pieces of the same large page).
+    has_large: bool,
 }
 
 impl Default for Tlb {
@@ -39,13 +44,14 @@ impl Default for Tlb {
 
 impl Tlb {
     pub fn new() -> Tlb {
-        Tlb { entries: Box::new([TlbEntry::default(); TLB_SIZE]), gen: 0 }
+        Tlb { entries: Box::new([TlbEntry::default(); TLB_SIZE]), gen: 0, has_large: false }
     }
 
     /// Drop all entries (CR3 load with PGE off, CR0.PG/CR4 changes).
     pub fn flush_all(&mut self) {
         self.gen = self.gen.wrapping_add(1);
         self.entries.fill(TlbEntry::default());
+        self.has_large = false;
     }
 
     /// Drop non-global entries (CR3 load).
@@ -58,12 +64,21 @@ impl Tlb {
         }
     }
 
-    /// INVLPG: drop the entry for one linear address.
+    /// INVLPG: drop the translation of one linear address. A 4 MiB page
+    /// is cached as 4 KiB pieces, and INVLPG of any address in it drops
+    /// the whole page (SDM vol. 3, 4.10.4.1).
     pub fn flush_page(&mut self, lin: u32) {
         self.gen = self.gen.wrapping_add(1);
         let e = &mut self.entries[(lin >> 12) as usize % TLB_SIZE];
         if e.tag & !PAGE_MASK == lin & !PAGE_MASK {
             *e = TlbEntry::default();
+        }
+        if self.has_large {
+            for e in self.entries.iter_mut() {
+                if e.phys & TLB_LARGE != 0 && e.tag & TLB_VALID != 0 && (e.tag ^ lin) & 0xFFC0_0000 == 0 {
+                    *e = TlbEntry::default();
+                }
+            }
         }
     }
 }
@@ -168,6 +183,10 @@ impl Cpu {
         }
         if global && self.state.cr4 & CR4_PGE != 0 {
             bits |= TLB_GLOBAL;
+        }
+        if pse {
+            bits |= TLB_LARGE;
+            self.tlb.has_large = true;
         }
         self.tlb.entries[(lin >> 12) as usize % TLB_SIZE] =
             TlbEntry { tag: (lin & !PAGE_MASK) | TLB_VALID, phys: phys_page | bits };
@@ -356,4 +375,35 @@ impl Cpu {
 #[inline]
 fn rights_bits(user: bool, rights: u32) -> u32 {
     rights | if user { TLB_USER } else { 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::NullBus;
+    use crate::cpu::state::CR0_PE;
+    use crate::mem::GuestMemory;
+
+    #[test]
+    fn invlpg_anywhere_in_a_4mib_page_drops_all_its_pieces() {
+        let mut mem = GuestMemory::new(16 << 20).unwrap();
+        let mut bus = NullBus;
+        let mut cpu = Cpu::new();
+        // Page directory at 0x1000; PDE 4 maps linear 16 MiB to physical 4 MiB.
+        mem.write(PhysAddr(0x1000 + 4 * 4), AccessSize::Dword, 0x0040_0083, &mut bus);
+        cpu.state.cr3 = 0x1000;
+        cpu.state.cr4 = CR4_PSE;
+        cpu.state.cr0 |= CR0_PE | CR0_PG;
+        let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
+        let lin = 0x0100_1234;
+        assert_eq!(cpu.translate_as(&mut ctx, lin, Access::Read, false), Ok(PhysAddr(0x0040_1234)));
+        ctx.mem.write(PhysAddr(0x1000 + 4 * 4), AccessSize::Dword, 0x0080_0083, ctx.bus);
+        assert_eq!(
+            cpu.translate_as(&mut ctx, lin, Access::Read, false),
+            Ok(PhysAddr(0x0040_1234)),
+            "stale until INVLPG"
+        );
+        cpu.tlb.flush_page(0x0100_0000);
+        assert_eq!(cpu.translate_as(&mut ctx, lin, Access::Read, false), Ok(PhysAddr(0x0080_1234)));
+    }
 }

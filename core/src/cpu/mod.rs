@@ -115,8 +115,6 @@ pub struct Cpu {
     /// Translation of the code page last fetched from, valid while the
     /// TLB, the decode cache, the mode and the A20 gate are unchanged.
     fetch_hint: FetchHint,
-    /// Nesting of exception delivery (for #DF and triple fault).
-    delivering: u8,
     shutdown: bool,
 }
 
@@ -142,7 +140,6 @@ impl Cpu {
             tlb: Tlb::new(),
             instret: 0,
             fetch_hint: FetchHint::default(),
-            delivering: 0,
             shutdown: false,
         }
     }
@@ -152,7 +149,6 @@ impl Cpu {
         self.state = CpuState::reset();
         self.cache.flush();
         self.tlb.flush_all();
-        self.delivering = 0;
         self.shutdown = false;
     }
 
@@ -213,6 +209,14 @@ impl Cpu {
                 return self.outcome();
             }
         };
+        // The whole instruction must lie within CS (checked here, not at
+        // decode time, because cached code may run under another limit).
+        let cs_limit = self.state.segs[state::SegReg::Cs as usize].limit;
+        let last = self.state.eip.wrapping_add(insn.len as u32 - 1);
+        if last > cs_limit || last < self.state.eip {
+            self.raise(ctx, Fault::gp(0));
+            return self.outcome();
+        }
         let trap = self.state.flags.bits & flags::TF != 0;
         let mask = if self.state.code32() { u32::MAX } else { 0xFFFF };
         self.next_eip = self.state.eip.wrapping_add(insn.len as u32) & mask;
@@ -221,7 +225,6 @@ impl Cpu {
                 self.state.eip = self.next_eip;
                 self.instret += 1;
                 self.state.tsc = self.state.tsc.wrapping_add(1);
-                self.delivering = 0;
                 if trap {
                     // Single-step trap after the instruction (SDM 3, 17.3.1.4).
                     self.state.dr[6] |= 1 << 14;
@@ -264,12 +267,10 @@ impl Cpu {
         let mut vector = vector;
         let mut error = error;
         let mut src = src;
-        loop {
-            self.delivering += 1;
-            if self.delivering > 3 {
-                self.shutdown = true;
-                return;
-            }
+        // Each failed attempt escalates (contributory/page-fault pairs to
+        // #DF, a fault delivering #DF to shutdown), so a few rounds suffice;
+        // the bound is a safety net.
+        for _ in 0..8 {
             let r = if self.state.protected() {
                 self.deliver_protected(ctx, vector, error, ret_eip, src)
             } else {
@@ -278,9 +279,6 @@ impl Cpu {
             match r {
                 Ok(()) => {
                     self.state.halted = false;
-                    if src != IntSource::Exception {
-                        self.delivering = 0;
-                    }
                     return;
                 }
                 Err(f) => {
@@ -302,6 +300,7 @@ impl Cpu {
                 }
             }
         }
+        self.shutdown = true;
     }
 
     /// Real-mode delivery through the IVT (SDM 3, 20.1.4).

@@ -252,3 +252,42 @@ fn long_rep_stosb_yields_and_resumes_with_the_right_count() {
     assert_eq!(mem.peek(PhysAddr(0x4000 + 2999)), 0xAB);
     assert_eq!(mem.peek(PhysAddr(0x4000 + 3000)), 0);
 }
+
+#[test]
+fn a_handler_that_faults_again_loops_instead_of_shutting_down() {
+    // #UD handler at 0x3000 is itself UD2: every delivery succeeds, so the
+    // CPU keeps delivering #UD (pushing frames) and must not triple-fault.
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    mem.load(PhysAddr(0x3000), &[0x0F, 0x0B]);
+    mem.load(PhysAddr(6 * 4), &[0x00, 0x30, 0x00, 0x00]);
+    mem.load(PhysAddr(0x1000), &[0x0F, 0x0B]);
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x8000;
+    let (out, n) = cpu.run(&mut mem, &mut NullBus, 50);
+    assert_eq!((out, n), (StepOutcome::Continue, 50));
+    assert_eq!(cpu.state.regs[ESP] & 0xFFFF, 0x8000 - 6 * 50);
+}
+
+#[test]
+fn cached_instruction_crossing_a_lowered_cs_limit_faults() {
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    // The #GP handler must lie below the lowered limit: real mode keeps
+    // the CS limit across the far transfer.
+    mem.load(PhysAddr(0x0500), &[0xF4]);
+    mem.load(PhysAddr(13 * 4), &[0x00, 0x05, 0x00, 0x00]);
+    // mov ax, 0x1234 at 0x1000 (3 bytes), then hlt.
+    mem.load(PhysAddr(0x1000), &[0xB8, 0x34, 0x12, 0xF4]);
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x8000;
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10).0, StepOutcome::Halted);
+    // Same bytes, now cached, with a limit that cuts the MOV in half.
+    cpu.state.halted = false;
+    cpu.state.eip = 0x1000;
+    cpu.state.segs[SegReg::Cs as usize].limit = 0x1001;
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10).0, StepOutcome::Halted);
+    assert_eq!(cpu.state.eip, 0x0501, "#GP(0) delivered instead of executing");
+}

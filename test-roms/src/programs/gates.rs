@@ -16,14 +16,16 @@
 //!   ring-3 frame (SS, ESP, EFLAGS, CS, EIP) on the TSS stack, a 16-bit
 //!   interrupt gate's 6-byte frame, INT to a DPL-0 gate #GP(vector*8+2),
 //!   not-present gate #NP(vector*8+2), beyond the IDT limit;
-//! - exceptions: #DE, #UD, INT3 and INTO (traps: EIP after), #NP with EXT
+//! - exceptions: #DE, #UD, INT3 and INTO (traps: EIP after), a TF
+//!   single-step trap (DR6.BS, EIP after the stepped instruction), #NP with EXT
 //!   set when the #UD gate is not present, #DF when the #GP gate is not
 //!   present;
 //! - IRET/RETF: IRET to ring 3 nulls DPL-0 DS/ES, POPF at ring 3 cannot
 //!   change IOPL or IF, IRET/RETF to an inner ring #GP(sel), privileged
 //!   instructions and denied ports at ring 3 #GP(0), but CLI/STI and any
 //!   port at ring 3 with IOPL 3;
-//! - #AC(0) only with CR0.AM, EFLAGS.AC and CPL 3; BOUND #BR.
+//! - #AC(0) only with CR0.AM, EFLAGS.AC and CPL 3; BOUND #BR;
+//! - SYSEXIT to ring 3 and SYSENTER back (selectors, ESP, IF).
 
 use super::asm::{Code, Image, R};
 use super::rt::{self, gate, seg, PushedEip, Tables, Tss32, *};
@@ -66,6 +68,9 @@ const V_ESP: u32 = VARS + 0x48;
 const V_IF: u32 = VARS + 0x4C;
 const V_IDTR: u32 = VARS + 0x50;
 const V_BOUNDS: u32 = VARS + 0x58;
+const V_DB_EIP: u32 = VARS + 0x60;
+const V_DB_DR6: u32 = VARS + 0x64;
+const V_DB_COUNT: u32 = VARS + 0x68;
 
 pub fn program() -> Program {
     let tss = Tss32 { ss1: R1DATA | 1, esp1: R1STACK, ss2: 0, ..Tss32::default() };
@@ -97,6 +102,8 @@ fn tables(t: &mut Tables, img: &mut Image) {
     let h = img.addr("cg.16");
     assert!(h < 0x1_0000, "a 16-bit gate needs a handler below 64 KiB");
     t.set_gdt(CG16, gate(KCODE, h, GATE_CALL16, 3, 1, true));
+    let h = img.addr("db.handler");
+    t.set_idt(1, gate(KCODE, h, GATE_INT32, 0, 0, true));
     let h16 = img.addr("int.record16");
     assert!(h16 < 0x1_0000, "a 16-bit gate needs a handler below 64 KiB");
     t.set_idt(V_INT16, gate(KCODE, h16, GATE_INT16, 0, 0, true));
@@ -108,6 +115,7 @@ fn body(c: &mut Code, img: &mut Image) -> R {
     interrupt_gates(c, img)?;
     exceptions(c, img)?;
     iret_and_privilege(c, img)?;
+    sysenter(c, img)?;
     rt::finish(c)?;
     handlers(c, img)
 }
@@ -306,6 +314,23 @@ fn exceptions(c: &mut Code, img: &mut Image) -> R {
         c.xor(eax, eax)?;
         CodeAssembler::into(&mut c.a)
     })?;
+    // Single step: POPF sets TF, the next instruction runs, then #DB with
+    // DR6.BS and the EIP of the instruction after it (SDM vol. 3, 17.3.1.4).
+    c.xor(eax, eax)?;
+    c.mov(dr6, eax)?;
+    c.mov(dword_ptr(V_DB_COUNT), 0u32)?;
+    c.pushfd()?;
+    c.or(dword_ptr(esp), 0x100)?;
+    c.popfd()?;
+    c.nop()?;
+    c.here("db.after_nop")?;
+    c.nop()?;
+    c.check_m32(V_DB_COUNT, 1, "single-step traps (handler clears TF)")?;
+    let after = img.addr("db.after_nop");
+    c.check_m32(V_DB_EIP, after, "single-step trap EIP")?;
+    c.mov(eax, dword_ptr(V_DB_DR6))?;
+    c.and(eax, 0x4000)?;
+    c.check_r32(eax, 0x4000, "DR6.BS after single step")?;
     // #UD through a not-present gate: #NP(6*8 + IDT + EXT).
     c.and(byte_ptr(IDT + 6 * 8 + 5), 0x7Fu32)?;
     c.fault(img, "#UD with not-present gate", 11, Some(6 * 8 + 3), |c| c.ud2())?;
@@ -427,6 +452,53 @@ fn iret_and_privilege(c: &mut Code, img: &mut Image) -> R {
     c.section_ok("iret-and-privilege")
 }
 
+/// SYSEXIT to ring 3 and SYSENTER back. The standard GDT has the layout
+/// both expect: code, stack, user code, user stack from SYSENTER_CS.
+fn sysenter(c: &mut Code, img: &mut Image) -> R {
+    c.section()?;
+    for (msr, v) in [(0x174u32, KCODE as u32), (0x175, ISTACK), (0x176, img.addr("sys.enter"))] {
+        c.mov(ecx, msr)?;
+        c.mov(eax, v)?;
+        c.xor(edx, edx)?;
+        c.wrmsr()?;
+    }
+    c.mov(dword_ptr(SAVED_ESP0), esp)?;
+    c.sti()?;
+    let user = img.addr("sys.user");
+    c.mov(edx, user)?;
+    c.mov(ecx, USTACK - 0x10)?;
+    c.sysexit()?;
+    c.here("sys.user")?;
+    c.xor(eax, eax)?;
+    c.mov(ax, cs)?;
+    c.mov(ebx, eax)?;
+    c.mov(ax, ss)?;
+    c.mov(edi, esp)?;
+    c.sysenter()?;
+    c.here("sys.enter")?;
+    c.mov(esi, esp)?;
+    c.pushfd()?;
+    c.pop(edx)?;
+    c.mov(esp, dword_ptr(SAVED_ESP0))?;
+    c.xor(ecx, ecx)?;
+    c.mov(cx, cs)?;
+    c.check_r32(ebx, UCODE as u32, "CS after SYSEXIT")?;
+    c.check_r32(eax, UDATA as u32, "SS after SYSEXIT")?;
+    c.check_r32(edi, USTACK - 0x10, "ESP after SYSEXIT (from ECX)")?;
+    c.check_r32(ecx, KCODE as u32, "CS after SYSENTER")?;
+    c.check_r32(esi, ISTACK, "ESP after SYSENTER (from the MSR)")?;
+    c.and(edx, 0x200)?;
+    c.check_r32(edx, 0, "SYSENTER clears IF")?;
+    c.xor(eax, eax)?;
+    c.mov(ax, ss)?;
+    c.check_r32(eax, KDATA as u32, "SS after SYSENTER")?;
+    c.mov(ax, UDATA as u32)?;
+    c.mov(ds, ax)?;
+    c.mov(ax, KDATA as u32)?;
+    c.mov(ds, ax)?;
+    c.section_ok("sysenter-sysexit")
+}
+
 /// Gate targets, after the exit path.
 fn handlers(c: &mut Code, img: &mut Image) -> R {
     // Record the current CS/SS/ESP and six frame dwords.
@@ -456,6 +528,18 @@ fn handlers(c: &mut Code, img: &mut Image) -> R {
     c.mov(ax, KDATA as u32)?;
     c.mov(es, ax)?;
     c.retf_1(8)?;
+
+    // #DB: count, record, clear TF in the frame.
+    c.here("db.handler")?;
+    c.push(eax)?;
+    c.inc(dword_ptr(V_DB_COUNT))?;
+    c.mov(eax, dword_ptr(esp + 4))?;
+    c.mov(dword_ptr(V_DB_EIP), eax)?;
+    c.mov(eax, dr6)?;
+    c.mov(dword_ptr(V_DB_DR6), eax)?;
+    c.and(dword_ptr(esp + 12), !0x100u32)?;
+    c.pop(eax)?;
+    c.iretd()?;
 
     c.here("cg.16")?;
     c.push(eax)?;

@@ -1,17 +1,20 @@
 //! `paging`: 32-bit paging (SDM vol. 3, chapter 4).
 //!
-//! - enable: CR3/CR0.PG with an identity map, execution continues;
+//! - enable: CR3/CR0.PG with an identity map, execution continues; CR0.PG
+//!   without PE is #GP(0);
 //! - accessed/dirty: the walk sets PDE.A and PTE.A on a read, PTE.D on a
 //!   write, and the 4 MiB PDE's A/D bits;
 //! - faults: #PF error codes (P, W/R, U/S, RSVD) and CR2 for not-present
-//!   PTEs and PDEs, supervisor pages from ring 3, read-only pages from ring
-//!   3, supervisor writes to read-only pages with CR0.WP off (allowed) and
-//!   on (fault), instruction fetches, and an access split across a present
-//!   and a not-present page (CR2 = the second page, nothing written);
+//!   PTEs and PDEs, supervisor pages from ring 3 (data and fetch),
+//!   read-only pages from ring 3, rights combined from PDE and PTE,
+//!   supervisor writes to read-only pages with CR0.WP off (allowed) and on
+//!   (fault), instruction fetches, and an access split across a present and
+//!   a not-present page (CR2 = the second page, nothing written);
 //! - TLB: after a PTE change the stale translation is used until INVLPG,
 //!   a CR3 reload drops it; with CR4.PGE a global entry survives the CR3
 //!   reload but not INVLPG or clearing CR4.PGE;
-//! - 4 MiB pages with CR4.PSE, including a read-only one and reserved bits;
+//! - 4 MiB pages with CR4.PSE, including a read-only one, reserved bits,
+//!   and INVLPG dropping every cached piece of a large page;
 //! - paging off again.
 
 use super::asm::{Code, Image, R};
@@ -24,6 +27,8 @@ const PROG: &str = "paging";
 const PD: u32 = 0x10_0000;
 const PT0: u32 = 0x10_1000;
 const PT3: u32 = 0x10_2000;
+/// Page table under PDE 5, whose PDE denies what its PTEs allow.
+const PT5: u32 = 0x10_3000;
 /// Physical pages the test mappings point at (identity-mapped too).
 const PHYS_A: u32 = 0x18_0000;
 const PHYS_B: u32 = 0x18_1000;
@@ -53,7 +58,7 @@ pub fn program() -> Program {
 }
 
 fn body(c: &mut Code, img: &mut Image) -> R {
-    enable(c)?;
+    enable(c, img)?;
     accessed_dirty(c)?;
     faults(c, img)?;
     user_faults(c, img)?;
@@ -73,7 +78,7 @@ fn reload_cr3(c: &mut Code) -> R {
     c.mov(cr3, eax)
 }
 
-fn enable(c: &mut Code) -> R {
+fn enable(c: &mut Code, img: &mut Image) -> R {
     c.section()?;
     c.mov(edi, PD)?;
     c.mov(ecx, 3 * 1024u32)?;
@@ -94,6 +99,10 @@ fn enable(c: &mut Code) -> R {
     c.mov(eax, PD)?;
     c.mov(cr3, eax)?;
     c.mov(eax, cr0)?;
+    c.mov(ebx, eax)?;
+    c.and(ebx, !1u32)?;
+    c.or(ebx, 0x8000_0000u32)?;
+    c.fault(img, "CR0.PG without PE", 13, Some(0), |c| c.mov(cr0, ebx))?;
     c.or(eax, 0x8000_0000u32)?;
     c.mov(cr0, eax)?;
     let mut next = c.fresh();
@@ -194,6 +203,11 @@ fn user_faults(c: &mut Code, img: &mut Image) -> R {
     c.section()?;
     set_pte(c, 3, PHYS_A | P | W)?;
     set_pte(c, 4, PHYS_B | P | U)?;
+    // PDE 5 (linear 20 MiB): supervisor-only PDE over a user PTE; PDE 6:
+    // read-only user PDE over a writable user PTE. Rights combine.
+    c.mov(dword_ptr(PT5), PHYS_A | P | W | U)?;
+    c.mov(dword_ptr(PD + 5 * 4), PT5 | P | W)?;
+    c.mov(dword_ptr(PD + 6 * 4), PT5 | P | U)?;
     reload_cr3(c)?;
     c.enter_ring3(img)?;
     c.fault(img, "ring-3 read of supervisor page", 14, Some(5), |c| c.mov(eax, dword_ptr(t(3))))?;
@@ -205,6 +219,10 @@ fn user_faults(c: &mut Code, img: &mut Image) -> R {
     c.fault(img, "ring-3 write to read-only page", 14, Some(7), |c| c.mov(dword_ptr(t(4) + 4), eax))?;
     c.check_m32(EXC_CR2, t(4) + 4, "CR2 after ring-3 write fault")?;
     c.fault(img, "ring-3 read of not-present page", 14, Some(4), |c| c.mov(eax, dword_ptr(t(1))))?;
+    c.fault(img, "ring-3 read under a supervisor PDE", 14, Some(5), |c| c.mov(eax, dword_ptr(0x0140_0000)))?;
+    c.mov(eax, dword_ptr(0x0180_0000))?;
+    c.check_r32(eax, MARK_A, "ring-3 read under a read-only user PDE")?;
+    c.fault(img, "ring-3 write under a read-only PDE", 14, Some(7), |c| c.mov(dword_ptr(0x0180_0000), eax))?;
     // A ring-3 fetch from a supervisor page: CR2 and pushed EIP = target.
     c.mov(dword_ptr(EXC_VEC), u32::MAX)?;
     let resume = img.addr("pg.user_fetch_resume");
@@ -217,6 +235,9 @@ fn user_faults(c: &mut Code, img: &mut Image) -> R {
     c.check_m32(EXC_CR2, t(3) + 0x40, "ring-3 fetch fault CR2")?;
     c.check_m32(EXC_EIP, t(3) + 0x40, "ring-3 fetch fault pushed EIP")?;
     c.back_to_ring0(img)?;
+    c.mov(dword_ptr(PD + 5 * 4), 0u32)?;
+    c.mov(dword_ptr(PD + 6 * 4), 0u32)?;
+    reload_cr3(c)?;
     c.section_ok("user-pages")
 }
 

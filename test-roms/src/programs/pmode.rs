@@ -1,6 +1,7 @@
 //! `pmode`: protected-mode entry and exit, segmentation.
 //!
-//! - entry: CS/SS selectors after the far jump, CR0.PE, LTR's busy bit,
+//! - entry: CS/SS selectors after the far jump, CR0.PE (LMSW cannot clear
+//!   it), LTR's busy bit,
 //!   SGDT/SIDT/STR, accessed bits set by segment loads;
 //! - segments: base and byte-granular limit, expand-down limits, #SS(0) on
 //!   a stack-limit violation, null selectors (load allowed, use #GP(0)),
@@ -87,6 +88,11 @@ fn entry_checks(c: &mut Code) -> R {
     c.smsw(ax)?;
     c.and(eax, 1)?;
     c.check_r32(eax, 1, "SMSW.PE")?;
+    c.xor(eax, eax)?;
+    c.lmsw(ax)?;
+    c.mov(eax, cr0)?;
+    c.and(eax, 1)?;
+    c.check_r32(eax, 1, "LMSW cannot clear PE")?;
     c.xor(eax, eax)?;
     c.str(ax)?;
     c.check_r32(eax, TSS0_SEL as u32, "STR")?;

@@ -7,7 +7,7 @@
 //! | range | use |
 //! |---|---|
 //! | 0x1000-0x10FF | runtime variables ([`FAILS`] ...) |
-//! | 0x1100-0x1FFF | program variables ([`VARS`]) |
+//! | 0x1100-0x1FFF | program variables ([`VARS`]; up to 0x17FF zeroed at entry) |
 //! | 0x2000-0x7AFF | stacks ([`KSTACK`], [`ISTACK`], [`USTACK`] ...) |
 //! | 0x7C00-0x7FFF | 16-bit entry code |
 //! | 0x8000-0x83EF | GDT; 0x83F0 GDTR and 0x83F8 IDTR pseudo-descriptors |

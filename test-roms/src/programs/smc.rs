@@ -57,7 +57,7 @@ fn copy_template(c: &mut Code, img: &mut Image, name: &str, dest: u32, dwords: b
     c.mov(edi, dest)?;
     c.cld()?;
     if dwords {
-        assert!(len % 4 == 0, "template {name} is not whole dwords");
+        assert!(len.is_multiple_of(4), "template {name} is not whole dwords");
         c.mov(ecx, len / 4)?;
         c.rep().movsd()
     } else {

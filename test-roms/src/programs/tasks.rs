@@ -2,7 +2,8 @@
 //!
 //! - JMP to a TSS: the new task's registers, LDTR and TR load from its TSS,
 //!   the old task's state (EIP after the JMP) is saved in its TSS, the old
-//!   busy bit clears and the new one sets, NT stays clear, CR0.TS is set;
+//!   busy bit clears and the new one sets, NT stays clear, CR0.TS is set
+//!   (#NM from an x87 instruction until CLTS);
 //! - CALL to a TSS and IRET back: back link written, NT set in the new
 //!   task, both busy bits set during the call, IRET clears the callee's
 //!   busy bit and saves its EFLAGS with NT clear;
@@ -13,7 +14,8 @@
 //!   the handler task's stack, the faulting EIP is in the old TSS;
 //! - faults: CALL/JMP to the busy current task #GP(sel), IRET with NT to a
 //!   task that is not busy #TS(sel) (and NT cleared on interrupt entry),
-//!   TSS limit below 0x67 #TS(sel), not-present TSS #NP(sel);
+//!   TSS limit below 0x67 #TS(sel), not-present TSS #NP(sel), LTR of a
+//!   busy TSS and LLDT of a TSS #GP(sel);
 //! - with paging on, each task runs in the address space of the CR3 in its
 //!   TSS.
 
@@ -158,7 +160,9 @@ fn jmp_switch(c: &mut Code, img: &mut Image) -> R {
     c.mov(eax, cr0)?;
     c.and(eax, 8)?;
     c.check_r32(eax, 8, "CR0.TS set by task switch")?;
+    c.fault(img, "x87 instruction with CR0.TS", 7, None, |c| c.fnop())?;
     c.clts()?;
+    c.no_fault(img, "x87 instruction after CLTS", |c| c.fnop())?;
     let after = img.addr("ta.after_jmp");
     c.check_m32(TSS0 + 0x20, after, "old task's EIP saved in its TSS")?;
     let b_after = img.addr("tb.after_jmp1");
@@ -264,6 +268,10 @@ fn switch_faults(c: &mut Code, img: &mut Image) -> R {
     c.mov(dword_ptr(IDT + 11 * 8), g as u32)?;
     c.mov(dword_ptr(IDT + 11 * 8 + 4), (g >> 32) as u32)?;
     c.fault(img, "CALL to a not-present TSS", 11, Some(TSS_NP as u32), |c| c.call_far(TSS_NP, 0))?;
+    c.mov(ax, TSS0_SEL as u32)?;
+    c.fault(img, "LTR of a busy TSS", 13, Some(TSS0_SEL as u32), |c| c.ltr(ax))?;
+    c.mov(ax, TSS_B as u32)?;
+    c.fault(img, "LLDT of a TSS", 13, Some(TSS_B as u32), |c| c.lldt(ax))?;
     // IRET with NT to a task that is not busy.
     c.mov(word_ptr(TSS0), TSS_C as u32)?;
     c.pushfd()?;

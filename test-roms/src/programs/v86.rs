@@ -12,7 +12,9 @@
 //! - IOPL 3: CLI/STI/PUSHF/POPF run directly (PUSHFD shows no VM, POPF
 //!   cannot change IOPL), IRET inside V86, INT n goes through a DPL-3 IDT
 //!   gate to a ring-0 handler (VM and IF clear there) and IRETD returns;
-//! - the monitor resumes V86 code with IRETD after each event.
+//! - the monitor resumes V86 code with IRETD after each event;
+//! - paging: V86 code runs at CPL 3, so not-present, read-only and
+//!   supervisor pages give #PF with U/S set, CR2 and the V86 frame.
 
 use super::asm::{Code, Image, R};
 use super::rt::{self, gate, Tables, Tss32, *};
@@ -53,9 +55,11 @@ const X3: u32 = v(22);
 const X4: u32 = v(23);
 const X5: u32 = v(24);
 const X6: u32 = v(25);
+/// Page-fault records from V86 code: (vector, error, CR2, EIP, EFLAGS) x 3.
+const PF: u32 = v(26);
 /// Event log: count, then (opcode, error code, IP, EFLAGS) per event.
-const LOG_N: u32 = v(32);
-const LOG: u32 = v(33);
+const LOG_N: u32 = v(48);
+const LOG: u32 = v(49);
 
 pub fn program() -> Program {
     let tss = Tss32 { allowed_ports: vec![0xE9, 0x80], ..Tss32::default() };
@@ -75,6 +79,7 @@ fn tables(t: &mut Tables, img: &mut Image) {
 fn body(c: &mut Code, img: &mut Image) -> R {
     iopl0(c, img)?;
     iopl3(c, img)?;
+    paging(c, img)?;
     rt::finish(c)?;
     monitor(c, img)
 }
@@ -202,6 +207,52 @@ fn iopl3(c: &mut Code, img: &mut Image) -> R {
     c.check_m32(LOG_N, 1, "events at IOPL 3")?;
     check_event_iopl3(c, img)?;
     c.section_ok("iopl3")
+}
+
+const PD: u32 = 0x10_0000;
+const PT0: u32 = 0x10_1000;
+/// (linear address touched, PTE, expected #PF error code).
+const PF_CASES: [(u32, u32, u32); 3] = [(0x6_0010, 0, 4), (0x6_1020, 0x6_1000 | 5, 7), (0x6_2030, 0x6_2000 | 3, 5)];
+
+fn paging(c: &mut Code, img: &mut Image) -> R {
+    c.section()?;
+    c.mov(edi, PT0)?;
+    c.mov(eax, 7u32)?;
+    c.mov(ecx, 1024u32)?;
+    let mut l = c.fresh();
+    c.set(&mut l)?;
+    c.stosd()?;
+    c.add(eax, 0x1000)?;
+    c.loop_(l)?;
+    for (lin, pte, _) in PF_CASES {
+        c.mov(dword_ptr(PT0 + (lin >> 12) * 4), pte)?;
+    }
+    c.mov(edi, PD)?;
+    c.mov(ecx, 1024u32)?;
+    c.xor(eax, eax)?;
+    c.rep().stosd()?;
+    c.mov(dword_ptr(PD), PT0 | 7)?;
+    c.mov(eax, PD)?;
+    c.mov(cr3, eax)?;
+    c.mov(eax, cr0)?;
+    c.or(eax, 0x8000_0000u32)?;
+    c.mov(cr0, eax)?;
+    enter_v86(c, img, "vp.entry", IOPL3)?;
+    c.mov(eax, cr0)?;
+    c.and(eax, 0x7FFF_FFFFu32)?;
+    c.mov(cr0, eax)?;
+    for (k, (lin, _, err)) in PF_CASES.into_iter().enumerate() {
+        let r = PF + 20 * k as u32;
+        c.check_m32(r, 14, &format!("V86 #PF {k} vector"))?;
+        c.check_m32(r + 4, err, &format!("V86 #PF {k} error code"))?;
+        c.check_m32(r + 8, lin, &format!("V86 #PF {k} CR2"))?;
+        let ip = img.addr(&format!("vp.f{k}"));
+        c.check_m32(r + 12, ip, &format!("V86 #PF {k} pushed IP"))?;
+        c.mov(eax, dword_ptr(r + 16))?;
+        c.and(eax, VM)?;
+        c.check_r32(eax, VM, &format!("V86 #PF {k} pushed VM"))?;
+    }
+    c.section_ok("paging")
 }
 
 fn check_event_iopl3(c: &mut Code, img: &mut Image) -> R {
@@ -393,6 +444,31 @@ fn code16(img: &mut Image) -> R {
     c.mov(word_ptr(X6), 0xDEADu32)?;
     c.here("v3.iret_target")?;
     c.mov(word_ptr(X6), 0x7777u32)?;
+    c.int(V_EXIT as u32)?;
+
+    // Paging: page faults from V86 code go to the runtime's handler, which
+    // resumes at [RESUME] (an IP, CS being 0); copy what it recorded.
+    c.here("vp.entry")?;
+    c.xor(ax, ax)?;
+    c.mov(ds, ax)?;
+    for (k, (lin, _, _)) in PF_CASES.into_iter().enumerate() {
+        c.mov(ax, (lin >> 4) & 0xF000)?;
+        c.mov(es, ax)?;
+        c.mov(dword_ptr(EXC_VEC), u32::MAX)?;
+        let r = img.addr(&format!("vp.r{k}"));
+        c.mov(dword_ptr(RESUME), r)?;
+        c.here(&format!("vp.f{k}"))?;
+        if k == 1 {
+            c.mov(byte_ptr(lin & 0xFFFF).es(), al)?;
+        } else {
+            c.mov(al, byte_ptr(lin & 0xFFFF).es())?;
+        }
+        c.here(&format!("vp.r{k}"))?;
+        for (j, var) in [EXC_VEC, EXC_ERR, EXC_CR2, EXC_EIP, EXC_EFL].into_iter().enumerate() {
+            c.mov(eax, dword_ptr(var))?;
+            c.mov(dword_ptr(PF + 20 * k as u32 + 4 * j as u32), eax)?;
+        }
+    }
     c.int(V_EXIT as u32)?;
     img.place(c)
 }
