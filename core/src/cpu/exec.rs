@@ -282,6 +282,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Cpuid => system::cpuid,
         M::Rdtsc => system::rdtsc,
         M::Rdmsr => system::rdmsr,
+        M::Rdpmc => system::rdpmc,
         M::Wrmsr => system::wrmsr,
         M::Sysenter => system::sysenter,
         M::Sysexit => system::sysexit,

@@ -28,7 +28,7 @@ fn require_protected(cpu: &Cpu) -> Res<()> {
 }
 
 /// CR4 bits this model implements (VME/PVI are not).
-const CR4_VALID: u32 = super::state::CR4_TSD | CR4_DE | super::state::CR4_PSE | super::state::CR4_PGE;
+const CR4_VALID: u32 = super::state::CR4_TSD | CR4_DE | super::state::CR4_PSE | super::state::CR4_PGE | (1 << 8);
 
 impl Cpu {
     /// Write CR0 with the architectural checks (SDM vol. 3, 2.5).
@@ -217,6 +217,19 @@ pub(crate) fn rdtsc(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
     let t = cpu.state.tsc;
     cpu.state.regs[EAX] = t as u32;
     cpu.state.regs[EDX] = (t >> 32) as u32;
+    Ok(())
+}
+
+/// RDPMC: the P6's two performance counters (ECX 0 or 1). No events are
+/// modelled, so the counters never count and read as zero; CR4.PCE (bit 8)
+/// lets CPL > 0 read them (SDM vol. 2, RDPMC).
+pub(crate) fn rdpmc(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
+    let pce = cpu.state.cr4 & (1 << 8) != 0;
+    if (cpu.state.cpl != 0 && !pce && cpu.state.protected()) || cpu.state.regs[ECX] > 1 {
+        return Err(Fault::gp(0));
+    }
+    cpu.state.regs[EAX] = 0;
+    cpu.state.regs[EDX] = 0;
     Ok(())
 }
 
