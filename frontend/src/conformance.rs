@@ -258,13 +258,7 @@ fn flag_names(bits: u16) -> String {
 }
 
 fn print_summary(w: &mut dyn Write, summary: &SuiteSummary) -> io::Result<()> {
-    if !summary.skips.is_empty() {
-        writeln!(w, "skipped:")?;
-        for (name, (reason, count)) in &summary.skips {
-            writeln!(w, "  {count:>6} {name}: {reason}")?;
-        }
-    }
-    writeln!(w, "{}", summary.final_line())
+    write!(w, "{}", summary.summary_text())
 }
 
 #[cfg(test)]

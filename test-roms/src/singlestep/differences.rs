@@ -7,6 +7,11 @@
 //! test (initial state and instruction bytes) and the opcode of its file.
 //! Keep the rules narrow: a rule that selects tests a P6 would pass hides
 //! coverage.
+//!
+//! Where a P6's outcome can be stated exactly, an entry of
+//! [`ADJUSTMENTS`](super::ADJUSTMENTS) of the same name rewrites the test's
+//! expectation into it and the test runs; the difference here then only
+//! skips the tests the adjustment cannot express.
 
 use iced_x86::{Mnemonic, OpKind, Register};
 
@@ -35,18 +40,18 @@ pub static DIFFERENCES: &[Difference] = &[
         selects: longer_than_10_bytes,
     },
     Difference {
-        name: "popf-iret-iopl-nt",
-        reason: "a P6 in real mode loads IOPL and NT from the FLAGS image POPF/IRET pop \
-                 (SDM vol. 2, POPF: real-address mode loads all non-reserved flags), \
-                 while the 286 keeps bits 12-14 clear in real mode",
-        selects: popf_iret_sets_iopl_nt,
-    },
-    Difference {
         name: "lock-on-non-lockable",
         reason: "a P6 raises #UD for LOCK on anything but a read-modify-write of a memory \
                  destination by ADD ADC AND BTC BTR BTS CMPXCHG CMPXCHG8B DEC INC NEG NOT OR \
                  SBB SUB XOR XADD XCHG (SDM vol. 2, LOCK), while the 286 executes the instruction",
         selects: lock_on_non_lockable,
+    },
+    Difference {
+        name: "popf-iret-iopl-nt",
+        reason: "a P6 in real mode loads IOPL and NT from the FLAGS image POPF/IRET pop \
+                 (SDM vol. 2, POPF: real-address mode loads all non-reserved flags), \
+                 while the 286 keeps bits 12-14 clear in real mode",
+        selects: popf_iret_sets_iopl_nt,
     },
     Difference {
         name: "mov-sreg-fs-gs",
@@ -84,6 +89,14 @@ pub static DIFFERENCES: &[Difference] = &[
                  (SDM vol. 2, AAM; vol. 3, 6.5)",
         selects: aam_zero,
     },
+    Difference {
+        name: "idiv-quotient-overflow",
+        reason: "the 286 completed some IDIVs whose true quotient does not fit the destination \
+                 without raising the divide error (F6.7 #952: AX=81C1h / 124 = -260 stored \
+                 AX=C180h), while a P6 raises #DE whenever the quotient overflows \
+                 (SDM vol. 2, IDIV)",
+        selects: idiv_quotient_overflow,
+    },
 ];
 
 /// The first difference that selects the test, if any.
@@ -108,20 +121,25 @@ fn longer_than_10_bytes(test: &TestCase, _key: &OpcodeKey) -> bool {
 /// POPF (9D) or IRET (CF) completing normally with a FLAGS image that has
 /// any of IOPL (bits 12-13) or NT (bit 14) set. The image is at SS:SP for
 /// POPF and SS:SP+4 for IRET (after IP and CS), in the initial RAM.
-fn popf_iret_sets_iopl_nt(test: &TestCase, key: &OpcodeKey) -> bool {
-    let offset: u16 = match key.value() {
+pub(crate) fn popf_iret_sets_iopl_nt(test: &TestCase, key: &OpcodeKey) -> bool {
+    matches!(key.value(), 0x9D | 0xCF)
+        && test.exception.is_none()
+        && popped_flags_image(test).is_some_and(|w| w & 0x7000 != 0)
+}
+
+/// The FLAGS image a POPF (9D) or IRET (CF) test pops, from the initial
+/// RAM: at SS:SP for POPF, SS:SP+4 for IRET (offsets wrap within SS).
+pub(crate) fn popped_flags_image(test: &TestCase) -> Option<u16> {
+    let offset: u16 = match insn::opcode_of(&test.bytes)?.1 {
         0x9D => 0,
         0xCF => 4,
-        _ => return false,
+        _ => return None,
     };
-    if test.exception.is_some() {
-        return false;
-    }
-    let (Some(ss), Some(sp)) = (test.initial.reg(Reg::Ss), test.initial.reg(Reg::Sp)) else {
-        return false;
-    };
-    let addr = ((ss as u32) << 4) + sp.wrapping_add(offset) as u32;
-    test.initial_word(addr).is_some_and(|w| w & 0x7000 != 0)
+    let (ss, sp) = (test.initial.reg(Reg::Ss)?, test.initial.reg(Reg::Sp)?);
+    let at = sp.wrapping_add(offset);
+    let lo = test.initial_byte(((ss as u32) << 4) + at as u32)?;
+    let hi = test.initial_byte(((ss as u32) << 4) + at.wrapping_add(1) as u32)?;
+    Some(u16::from_le_bytes([lo, hi]))
 }
 
 /// Instructions a P6 accepts a LOCK prefix on, when the destination
@@ -148,7 +166,7 @@ const LOCKABLE: [Mnemonic; 17] = [
 
 /// A LOCK prefix on an instruction a P6 rejects it for, unless the 286
 /// raised #UD anyway (then both agree).
-fn lock_on_non_lockable(test: &TestCase, _key: &OpcodeKey) -> bool {
+pub(crate) fn lock_on_non_lockable(test: &TestCase, _key: &OpcodeKey) -> bool {
     if !insn::has_lock_prefix(&test.bytes) || expected_vector(test) == Some(6) {
         return false;
     }
@@ -188,6 +206,33 @@ fn pop_mem_overrun(test: &TestCase, key: &OpcodeKey) -> bool {
 /// AAM (D4) that raised the divide error (immediate 0).
 fn aam_zero(test: &TestCase, key: &OpcodeKey) -> bool {
     key.value() == 0xD4 && expected_vector(test) == Some(0)
+}
+
+/// IDIV (F6 /7, F7 /7) that completed without an exception although its
+/// true quotient does not fit AL (AX) or the divisor is zero, computed from
+/// the initial registers and RAM.
+fn idiv_quotient_overflow(test: &TestCase, key: &OpcodeKey) -> bool {
+    let word = match key.value() {
+        0xF6 => false,
+        0xF7 => true,
+        _ => return false,
+    };
+    if insn::modrm_reg(&test.bytes) != Some(7) || test.exception.is_some() {
+        return false;
+    }
+    let instr = insn::decode(&test.bytes);
+    let (Some(divisor), Some(ax)) = (insn::initial_operand(test, &instr, 0), test.initial.reg(Reg::Ax)) else {
+        return false;
+    };
+    let (dividend, divisor, range) = if word {
+        let Some(dx) = test.initial.reg(Reg::Dx) else { return false };
+        let dividend = (((dx as u32) << 16) | ax as u32) as i32 as i64;
+        (dividend, divisor as i16 as i64, i16::MIN as i64..=i16::MAX as i64)
+    } else {
+        (ax as i16 as i64, divisor as u8 as i8 as i64, i8::MIN as i64..=i8::MAX as i64)
+    };
+    // Rust's division truncates toward zero, as IDIV does.
+    divisor == 0 || !range.contains(&(dividend / divisor))
 }
 
 #[cfg(test)]
@@ -344,5 +389,34 @@ mod tests {
         let aam = test_with(&[0xD4, 0x00, 0xF4], &[], &[]);
         assert_eq!(selected_by(&raising(aam.clone(), 0), &key("D4")), Some("aam-zero-flags"));
         assert_eq!(selected_by(&test_with(&[0xD4, 0x0A, 0xF4], &[], &[]), &key("D4")), None);
+    }
+
+    #[test]
+    fn idiv_selected_when_the_quotient_overflows_without_an_exception() {
+        // F6.7 #952: idiv byte [si], AX=81C1h (-32319), [DS:SI]=124: -260.
+        let regs = [(Reg::Ax, 0x81C1), (Reg::Ds, 0x9AF7), (Reg::Si, 0x4CF2)];
+        let t = test_with(&[0xF6, 0x3C, 0xF4], &regs, &[(0x9FC62, 124)]);
+        let f67 = OpcodeKey { opcode: "F6".into(), reg: Some(7) };
+        assert_eq!(selected_by(&t, &f67), Some("idiv-quotient-overflow"));
+        // The same with the #DE the 286 should have raised: both agree.
+        assert_eq!(selected_by(&raising(t, 0), &f67), None);
+        // -128 fits a signed byte: -256 / 2.
+        let t = test_with(&[0xF6, 0xF9, 0xF4], &[(Reg::Ax, 0xFF00), (Reg::Cx, 0x0002)], &[]);
+        assert_eq!(selected_by(&t, &f67), None);
+        // -258 / 2 = -129 does not (idiv cl).
+        let t = test_with(&[0xF6, 0xF9, 0xF4], &[(Reg::Ax, 0xFEFE), (Reg::Cx, 0x0002)], &[]);
+        assert_eq!(selected_by(&t, &f67), Some("idiv-quotient-overflow"));
+        // idiv ch: the divisor is the high byte.
+        let t = test_with(&[0xF6, 0xFD, 0xF4], &[(Reg::Ax, 0x0100), (Reg::Cx, 0x0201)], &[]);
+        assert_eq!(selected_by(&t, &f67), Some("idiv-quotient-overflow"));
+        // Word: DX:AX = 0001_0000h / 2 = 8000h overflows; / 4 = 4000h fits.
+        let f77 = OpcodeKey { opcode: "F7".into(), reg: Some(7) };
+        let regs = |bx| [(Reg::Dx, 0x0001), (Reg::Ax, 0x0000), (Reg::Bx, bx)];
+        let idiv_bx = |bx| test_with(&[0xF7, 0xFB, 0xF4], &regs(bx), &[]);
+        assert_eq!(selected_by(&idiv_bx(2), &f77), Some("idiv-quotient-overflow"));
+        assert_eq!(selected_by(&idiv_bx(4), &f77), None);
+        // div (reg 6) is another rule's business.
+        let t = test_with(&[0xF7, 0xF3, 0xF4], &regs(2), &[]);
+        assert_eq!(selected_by(&t, &key("F7")), None);
     }
 }

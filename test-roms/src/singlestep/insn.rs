@@ -2,7 +2,7 @@
 //! memory the instruction accesses (through iced-x86), as the difference
 //! rules and the metadata lookup need them.
 
-use iced_x86::{Decoder, DecoderOptions, Instruction, InstructionInfoFactory, Register};
+use iced_x86::{Decoder, DecoderOptions, Instruction, InstructionInfoFactory, OpKind, Register};
 
 use super::{Reg, TestCase};
 
@@ -65,20 +65,12 @@ pub fn memory_accesses(test: &TestCase) -> Vec<Access> {
     let mut factory = InstructionInfoFactory::new();
     let info = factory.info(&instr);
     let reg = |r: Register| -> Option<u64> {
-        let which = match r {
-            Register::AX => Reg::Ax,
-            Register::BX => Reg::Bx,
-            Register::CX => Reg::Cx,
-            Register::DX => Reg::Dx,
-            Register::SP => Reg::Sp,
-            Register::BP => Reg::Bp,
-            Register::SI => Reg::Si,
-            Register::DI => Reg::Di,
+        match r {
             // Offsets only: segment bases count as zero.
-            Register::ES | Register::CS | Register::SS | Register::DS => return Some(0),
-            _ => return None,
-        };
-        test.initial.reg(which).map(u64::from)
+            Register::ES | Register::CS | Register::SS | Register::DS => Some(0),
+            r if r.is_gpr16() => initial_register(test, r).map(u64::from),
+            _ => None,
+        }
     };
     info.used_memory()
         .iter()
@@ -87,6 +79,62 @@ pub fn memory_accesses(test: &TestCase) -> Vec<Access> {
             Some(Access { segment: m.segment(), offset: offset as u16, size: (m.memory_size().size() as u32).max(1) })
         })
         .collect()
+}
+
+/// The value of a 16-bit general or segment register, or of an 8-bit
+/// register, in the test's initial state.
+pub fn initial_register(test: &TestCase, r: Register) -> Option<u16> {
+    let word = |which: Reg| test.initial.reg(which);
+    let which = match r.full_register32() {
+        Register::EAX => Reg::Ax,
+        Register::EBX => Reg::Bx,
+        Register::ECX => Reg::Cx,
+        Register::EDX => Reg::Dx,
+        Register::ESP => Reg::Sp,
+        Register::EBP => Reg::Bp,
+        Register::ESI => Reg::Si,
+        Register::EDI => Reg::Di,
+        _ => {
+            return match r {
+                Register::ES => word(Reg::Es),
+                Register::CS => word(Reg::Cs),
+                Register::SS => word(Reg::Ss),
+                Register::DS => word(Reg::Ds),
+                _ => None,
+            }
+        }
+    };
+    let value = word(which)?;
+    Some(match r {
+        Register::AL | Register::BL | Register::CL | Register::DL => value & 0xFF,
+        Register::AH | Register::BH | Register::CH | Register::DH => value >> 8,
+        r if r.is_gpr16() => value,
+        _ => return None,
+    })
+}
+
+/// The value of operand `n` of the test's instruction (`instr`, decoded
+/// from its bytes) before it runs: a register, or a byte or word in memory.
+/// A memory operand is taken to be the instruction's only memory access.
+/// `None` when the bytes are not in the initial RAM or the word would
+/// straddle offset FFFFh.
+pub fn initial_operand(test: &TestCase, instr: &Instruction, n: u32) -> Option<u16> {
+    match instr.op_kind(n) {
+        OpKind::Register => initial_register(test, instr.op_register(n)),
+        OpKind::Memory => {
+            let access = memory_accesses(test).into_iter().next()?;
+            let base = (initial_register(test, access.segment)? as u32) << 4;
+            let lo = test.initial_byte(base + access.offset as u32)?;
+            match access.size {
+                1 => Some(lo as u16),
+                2 if !access.overruns() => {
+                    Some(u16::from_le_bytes([lo, test.initial_byte(base + access.offset as u32 + 1)?]))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +190,24 @@ mod tests {
         assert!(a.contains(&Access { segment: Register::DS, offset: 0x1234, size: 2 }));
         assert!(a.contains(&Access { segment: Register::SS, offset: 0xFFFE, size: 2 }));
         assert!(a.iter().all(|a| !a.overruns()));
+    }
+
+    #[test]
+    fn initial_registers_and_operands() {
+        let mut t = test_with(&[0xF7, 0x3F, 0xF4], &[(Reg::Cx, 0xABCD), (Reg::Ds, 0x1000), (Reg::Bx, 0xFFFE)]);
+        assert_eq!(initial_register(&t, Register::CH), Some(0xAB));
+        assert_eq!(initial_register(&t, Register::CL), Some(0xCD));
+        assert_eq!(initial_register(&t, Register::CX), Some(0xABCD));
+        assert_eq!(initial_register(&t, Register::DS), Some(0x1000));
+        assert_eq!(initial_register(&t, Register::ECX), None);
+        // idiv word [bx]: DS:FFFE.
+        let instr = decode(&t.bytes);
+        assert_eq!(initial_operand(&t, &instr, 0), None);
+        t.initial.ram = vec![(0x1FFFE, 0x34), (0x1FFFF, 0x12)];
+        assert_eq!(initial_operand(&t, &instr, 0), Some(0x1234));
+        // idiv cl
+        let instr = decode(&[0xF6, 0xF9]);
+        assert_eq!(initial_operand(&t, &instr, 0), Some(0xCD));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Running whole files and directories: input discovery, metadata and
-//! revocation lookup, the skip decisions, threads, per-file reports and the
-//! scoreboard.
+//! revocation lookup, the skip and adjustment decisions, threads, per-file
+//! reports and the scoreboard.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -11,8 +11,8 @@ use std::sync::{mpsc, Arc};
 use super::metadata::find_beside;
 use super::runner::{Failure, Machine};
 use super::{
-    differences, display_name, insn, Difference, Error, Format, Metadata, OpcodeKey, Reg, RevocationList, TestCase,
-    TestFile, NUM_REGS,
+    adjustments, differences, display_name, insn, AdjustedMasks, Adjustment, Difference, Error, Format, Metadata,
+    OpcodeKey, Reg, RevocationList, TestCase, TestFile, NUM_REGS,
 };
 
 /// How to run a suite.
@@ -97,8 +97,16 @@ pub struct FileReport {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the passed and failed tests, those checked against an
+    /// [`Adjustment`]'s P6 outcome instead of the 286's.
+    pub adjusted: usize,
+    /// Adjusted tests by adjustment name: (reason, count).
+    pub adjustments: BTreeMap<&'static str, (&'static str, usize)>,
     /// Failed and skipped tests, in file order.
     pub tests: Vec<TestReport>,
+    /// The adjustment each failed adjusted test was checked against, by
+    /// position in `tests` (see [`FileReport::adjustment_of`]).
+    pub adjusted_failures: BTreeMap<usize, &'static Adjustment>,
 }
 
 impl FileReport {
@@ -107,6 +115,13 @@ impl FileReport {
             Outcome::Failed(f) => Some((t, f)),
             _ => None,
         })
+    }
+
+    /// The adjustment a failed test of this report was checked against,
+    /// when it was adjusted.
+    pub fn adjustment_of(&self, test: &TestReport) -> Option<&'static Adjustment> {
+        let at = self.tests.iter().position(|t| std::ptr::eq(t, test))?;
+        self.adjusted_failures.get(&at).copied()
     }
 }
 
@@ -118,6 +133,8 @@ pub struct FileSummary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the passed and failed tests, those checked against an adjustment.
+    pub adjusted: usize,
     /// Set when the file could not be read.
     pub error: Option<String>,
 }
@@ -129,8 +146,13 @@ pub struct SuiteSummary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the passed and failed tests, those checked against an
+    /// adjustment's P6 outcome instead of the 286's.
+    pub adjusted: usize,
     /// Skips by reason name: (reason, count).
     pub skips: BTreeMap<&'static str, (&'static str, usize)>,
+    /// Adjusted tests by adjustment name: (reason, count).
+    pub adjustments: BTreeMap<&'static str, (&'static str, usize)>,
 }
 
 impl SuiteSummary {
@@ -153,9 +175,30 @@ impl SuiteSummary {
         line
     }
 
-    /// The per-file scoreboard: a header with the totals, then one line per
-    /// file (`name passed failed skipped`) sorted by name. Deterministic, so
-    /// a checked-in copy diffs well in review.
+    /// The closing summary of a run: the skipped tests by reason, the
+    /// adjusted tests by adjustment (each block only when not empty), and
+    /// [`final_line`](Self::final_line).
+    pub fn summary_text(&self) -> String {
+        let mut out = String::new();
+        let blocks =
+            [("skipped:", &self.skips), ("checked against the P6 rule instead of the 286 result:", &self.adjustments)];
+        for (title, entries) in blocks {
+            if !entries.is_empty() {
+                let _ = writeln!(out, "{title}");
+                for (name, (reason, count)) in entries {
+                    let _ = writeln!(out, "  {count:>6} {name}: {reason}");
+                }
+            }
+        }
+        let _ = writeln!(out, "{}", self.final_line());
+        out
+    }
+
+    /// The per-file scoreboard: a header with the totals and the adjusted
+    /// tests, then one line per file (`name passed failed skipped
+    /// adjusted`, adjusted counting tests already counted as passed or
+    /// failed) sorted by name. Deterministic, so a checked-in copy diffs
+    /// well in review.
     pub fn scoreboard(&self) -> String {
         let mut files: Vec<&FileSummary> = self.files.iter().collect();
         files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -169,11 +212,23 @@ impl SuiteSummary {
                 n => format!(", {n} files unreadable"),
             }
         );
+        let by_adjustment: Vec<String> = self.adjustments.iter().map(|(name, (_, n))| format!("{n} {name}")).collect();
+        let _ = writeln!(
+            out,
+            "# checked against the P6 rule instead of the 286 result (among passed and failed): {}{}",
+            self.adjusted,
+            if by_adjustment.is_empty() { String::new() } else { format!(" ({})", by_adjustment.join(", ")) }
+        );
+        let _ = writeln!(out, "# columns: file passed failed skipped adjusted");
         let width = files.iter().map(|f| f.name.len()).max().unwrap_or(0);
         for f in files {
             match &f.error {
                 None => {
-                    let _ = writeln!(out, "{:width$} {:>5} {:>5} {:>5}", f.name, f.passed, f.failed, f.skipped);
+                    let _ = writeln!(
+                        out,
+                        "{:width$} {:>5} {:>5} {:>5} {:>5}",
+                        f.name, f.passed, f.failed, f.skipped, f.adjusted
+                    );
                 }
                 Some(_) => {
                     let _ = writeln!(out, "{:width$} unreadable", f.name);
@@ -189,10 +244,14 @@ impl SuiteSummary {
                 self.passed += r.passed;
                 self.failed += r.failed;
                 self.skipped += r.skipped;
+                self.adjusted += r.adjusted;
                 for t in &r.tests {
                     if let Outcome::Skipped(s) = t.outcome {
                         self.skips.entry(s.name()).or_insert((s.reason(), 0)).1 += 1;
                     }
+                }
+                for (name, (reason, n)) in &r.adjustments {
+                    self.adjustments.entry(name).or_insert((reason, 0)).1 += n;
                 }
                 self.files.push(FileSummary {
                     name: r.name.clone(),
@@ -200,6 +259,7 @@ impl SuiteSummary {
                     passed: r.passed,
                     failed: r.failed,
                     skipped: r.skipped,
+                    adjusted: r.adjusted,
                     error: None,
                 });
             }
@@ -209,6 +269,7 @@ impl SuiteSummary {
                 passed: 0,
                 failed: 0,
                 skipped: 0,
+                adjusted: 0,
                 error: Some(e.full_message()),
             }),
         }
@@ -370,7 +431,10 @@ fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileR
         passed: 0,
         failed: 0,
         skipped: 0,
+        adjusted: 0,
+        adjustments: BTreeMap::new(),
         tests: Vec::new(),
+        adjusted_failures: BTreeMap::new(),
     };
     let selected = file
         .tests
@@ -386,8 +450,21 @@ fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileR
                 derived.as_ref()
             }
         };
+        // An adjustment that selects the test and can rewrite it comes
+        // first; a test it cannot rewrite is skipped under its difference.
+        let mut adjusted = None;
         let outcome = if job.revoked.as_ref().is_some_and(|r| r.contains(&test.hash)) {
             Outcome::Skipped(SkipReason::Revoked)
+        } else if let Some((a, p6_test)) = key.and_then(|k| adjustments::apply(test, k)) {
+            adjusted = Some(a);
+            let masks = match a.masks {
+                AdjustedMasks::Suite => masks_for(&file, &p6_test, job.metadata.as_deref(), key),
+                AdjustedMasks::AllBits => [0xFFFF; NUM_REGS],
+            };
+            match machine.run(&p6_test, &masks) {
+                Ok(()) => Outcome::Passed,
+                Err(f) => Outcome::Failed(f),
+            }
         } else if let Some(d) = key.and_then(|k| differences::find(test, k)) {
             Outcome::Skipped(SkipReason::Difference(d))
         } else {
@@ -397,6 +474,10 @@ fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileR
                 Err(f) => Outcome::Failed(f),
             }
         };
+        if let Some(a) = adjusted {
+            report.adjusted += 1;
+            report.adjustments.entry(a.name).or_insert((a.reason, 0)).1 += 1;
+        }
         match outcome {
             Outcome::Passed => {
                 report.passed += 1;
@@ -404,6 +485,9 @@ fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileR
             }
             Outcome::Failed(_) => report.failed += 1,
             Outcome::Skipped(_) => report.skipped += 1,
+        }
+        if let (Some(a), Outcome::Failed(_)) = (adjusted, &outcome) {
+            report.adjusted_failures.insert(report.tests.len(), a);
         }
         report.tests.push(TestReport {
             idx: test.idx,
@@ -502,17 +586,23 @@ mod tests {
                 passed: p,
                 failed: f,
                 skipped: k,
+                adjusted: f,
                 error: None,
             });
             s.passed += p;
             s.failed += f;
             s.skipped += k;
+            s.adjusted += f;
         }
+        s.adjustments.insert("lock-on-non-lockable", ("why", 2));
         assert_eq!(
             s.scoreboard(),
             "# total: 2 files, 20 tests: 17 passed, 2 failed, 1 skipped\n\
-             00.json.gz     7     2     1\n\
-             FC.json.gz    10     0     0\n"
+             # checked against the P6 rule instead of the 286 result (among passed and failed): 2 \
+             (2 lock-on-non-lockable)\n\
+             # columns: file passed failed skipped adjusted\n\
+             00.json.gz     7     2     1     2\n\
+             FC.json.gz    10     0     0     0\n"
         );
         assert_eq!(s.final_line(), "17 passed, 2 failed, 1 skipped");
         s.skipped = 0;
@@ -554,6 +644,83 @@ mod tests {
         assert_eq!(summary.final_line(), "1 passed, 0 failed, 1 skipped");
         assert_eq!(summary.skips.get("revoked").map(|s| s.1), Some(1));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// One test in the suite's JSON form; registers not given are 0.
+    fn json_test(idx: u32, name: &str, bytes: &[u8], regs: &[(&str, u16)], ram: &[(u32, u8)], fin: &str) -> String {
+        let mut all: Vec<(&str, u16)> = Reg::ALL.iter().map(|r| (r.name(), 0)).collect();
+        for &(n, v) in regs {
+            all.iter_mut().find(|(m, _)| *m == n).unwrap().1 = v;
+        }
+        let regs: Vec<String> = all.iter().map(|(n, v)| format!(r#""{n}": {v}"#)).collect();
+        let ram: Vec<String> = ram.iter().map(|(a, v)| format!("[{a}, {v}]")).collect();
+        format!(
+            r#"{{"idx": {idx}, "name": "{name}", "bytes": {bytes:?},
+            "initial": {{"regs": {{{}}}, "ram": [{}]}}, "final": {fin}, "hash": "{idx:04x}"}}"#,
+            regs.join(", "),
+            ram.join(", ")
+        )
+    }
+
+    /// A LOCK test and a POPF test as the 286 recorded them, run through
+    /// ferrite's CPU: both pass against their P6 adjustments (and fail
+    /// unadjusted, so the adjustment is what is checked).
+    #[test]
+    fn adjusted_tests_run_and_count_as_passed() {
+        let dir = temp_dir("adjusted");
+        // lock mov [bx],al at 1000:0100; the 286 stored AL at DS:BX.
+        let lock = json_test(
+            0,
+            "lock mov [bx],al",
+            &[0xF0, 0x88, 0x07, 0xF4],
+            &[("ax", 0x1234), ("bx", 0x40), ("cs", 0x1000), ("ip", 0x100), ("ss", 0x2000), ("sp", 0x10)]
+                .into_iter()
+                .chain([("ds", 0x3000), ("flags", 0xF203)])
+                .collect::<Vec<_>>(),
+            &[(0x10100, 0xF0), (0x10101, 0x88), (0x10102, 0x07), (0x10103, 0xF4), (0x30040, 0x99)],
+            r#"{"regs": {"ip": 260}, "ram": [[196672, 52]]}"#,
+        );
+        // popf at 1000:0200 popping 3001h; the 286 kept IOPL clear.
+        let popf = json_test(
+            1,
+            "popf",
+            &[0x9D, 0xF4],
+            &[("cs", 0x1000), ("ip", 0x200), ("ss", 0x2000), ("sp", 0x100), ("flags", 0x0002)],
+            &[(0x10200, 0x9D), (0x10201, 0xF4), (0x20100, 0x01), (0x20101, 0x30)],
+            r#"{"regs": {"sp": 258, "ip": 514, "flags": 3}, "ram": []}"#,
+        );
+        let file = dir.join("tests.json");
+        std::fs::write(&file, format!("[{lock}, {popf}]")).unwrap();
+        let summary = run_suite(std::slice::from_ref(&file), &RunOptions::default(), |_| {}).unwrap();
+        assert_eq!(summary.final_line(), "2 passed, 0 failed");
+        assert_eq!(summary.adjusted, 2);
+        assert_eq!(summary.files[0].adjusted, 2);
+        let names: Vec<(&str, usize)> = summary.adjustments.iter().map(|(n, (_, c))| (*n, *c)).collect();
+        assert_eq!(names, [("lock-on-non-lockable", 1), ("popf-iret-iopl-nt", 1)]);
+
+        // As the 286 recorded them, both fail on a P6.
+        let mut machine = Machine::new().unwrap();
+        for test in TestFile::load(&file).unwrap().tests {
+            assert!(machine.run(&test, &[0xFFFF; NUM_REGS]).is_err(), "{}", test.name);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn summary_text_lists_skips_then_adjustments_then_the_totals() {
+        let mut s = SuiteSummary { passed: 5, failed: 1, skipped: 2, adjusted: 3, ..SuiteSummary::default() };
+        s.skips.insert("revoked", ("bad capture", 2));
+        s.adjustments.insert("popf-iret-iopl-nt", ("IOPL and NT", 3));
+        assert_eq!(
+            s.summary_text(),
+            "skipped:\n\
+             \x20      2 revoked: bad capture\n\
+             checked against the P6 rule instead of the 286 result:\n\
+             \x20      3 popf-iret-iopl-nt: IOPL and NT\n\
+             5 passed, 1 failed, 2 skipped\n"
+        );
+        let none = SuiteSummary { passed: 1, ..SuiteSummary::default() };
+        assert_eq!(none.summary_text(), "1 passed, 0 failed\n");
     }
 
     #[test]
