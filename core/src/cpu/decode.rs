@@ -327,7 +327,7 @@ impl Cpu {
             out.copy_from_slice(&page[o..o + out.len()]);
         } else {
             for (i, b) in out.iter_mut().enumerate() {
-                *b = ctx.mem.read(PhysAddr(phys.0 + i as u32), crate::bus::AccessSize::Byte, ctx.bus) as u8;
+                *b = ctx.mem.read(PhysAddr(phys.0.wrapping_add(i as u32)), crate::bus::AccessSize::Byte, ctx.bus) as u8;
             }
         }
     }

@@ -790,35 +790,53 @@ impl Cpu {
         let regs = self.state.regs;
         let b = old.base;
         if old32 {
-            self.write_lin_as(ctx, b + 0x20, 4, self.next_eip, false)?;
-            self.write_lin_as(ctx, b + 0x24, 4, fl, false)?;
+            self.write_lin_as(ctx, b.wrapping_add(0x20), 4, self.next_eip, false)?;
+            self.write_lin_as(ctx, b.wrapping_add(0x24), 4, fl, false)?;
             for (k, r) in regs.iter().enumerate() {
-                self.write_lin_as(ctx, b + 0x28 + 4 * k as u32, 4, *r, false)?;
+                self.write_lin_as(ctx, b.wrapping_add(0x28 + 4 * k as u32), 4, *r, false)?;
             }
             for k in 0..6 {
-                self.write_lin_as(ctx, b + 0x48 + 4 * k as u32, 2, self.state.segs[k].selector as u32, false)?;
+                self.write_lin_as(
+                    ctx,
+                    b.wrapping_add(0x48 + 4 * k as u32),
+                    2,
+                    self.state.segs[k].selector as u32,
+                    false,
+                )?;
             }
         } else {
-            self.write_lin_as(ctx, b + 0x0E, 2, self.next_eip, false)?;
-            self.write_lin_as(ctx, b + 0x10, 2, fl, false)?;
+            self.write_lin_as(ctx, b.wrapping_add(0x0E), 2, self.next_eip, false)?;
+            self.write_lin_as(ctx, b.wrapping_add(0x10), 2, fl, false)?;
             for (k, r) in regs.iter().enumerate() {
-                self.write_lin_as(ctx, b + 0x12 + 2 * k as u32, 2, *r, false)?;
+                self.write_lin_as(ctx, b.wrapping_add(0x12 + 2 * k as u32), 2, *r, false)?;
             }
             for k in 0..4 {
-                self.write_lin_as(ctx, b + 0x22 + 2 * k as u32, 2, self.state.segs[k].selector as u32, false)?;
+                self.write_lin_as(
+                    ctx,
+                    b.wrapping_add(0x22 + 2 * k as u32),
+                    2,
+                    self.state.segs[k].selector as u32,
+                    false,
+                )?;
             }
         }
         // Busy bits: clear the old one on JMP/IRET, set the new one unless IRET.
         if kind != SwitchKind::Call {
             let mut od = self.read_desc(ctx, old.selector)?;
             od.hi &= !(2 << 8);
-            self.write_lin_as(ctx, self.state.gdtr.base + (old.selector & 0xFFF8) as u32 + 4, 4, od.hi, false)?;
+            self.write_lin_as(
+                ctx,
+                self.state.gdtr.base.wrapping_add((old.selector & 0xFFF8) as u32 + 4),
+                4,
+                od.hi,
+                false,
+            )?;
         }
         let nb = tss.base();
         let mut nd = tss;
         if kind != SwitchKind::Iret {
             nd.hi |= 2 << 8;
-            self.write_lin_as(ctx, self.state.gdtr.base + (sel & 0xFFF8) as u32 + 4, 4, nd.hi, false)?;
+            self.write_lin_as(ctx, self.state.gdtr.base.wrapping_add((sel & 0xFFF8) as u32 + 4), 4, nd.hi, false)?;
         }
         if matches!(kind, SwitchKind::Call) {
             self.write_lin_as(ctx, nb, 2, old.selector as u32, false)?;
@@ -827,36 +845,36 @@ impl Cpu {
         let (cr3, eip, nfl, nregs, sels, ldt) = if new32 {
             let mut r = [0u32; 8];
             for (k, v) in r.iter_mut().enumerate() {
-                *v = self.read_lin_sys(ctx, nb + 0x28 + 4 * k as u32, 4)?;
+                *v = self.read_lin_sys(ctx, nb.wrapping_add(0x28 + 4 * k as u32), 4)?;
             }
             let mut s = [0u16; 6];
             for (k, v) in s.iter_mut().enumerate() {
-                *v = self.read_lin_sys(ctx, nb + 0x48 + 4 * k as u32, 2)? as u16;
+                *v = self.read_lin_sys(ctx, nb.wrapping_add(0x48 + 4 * k as u32), 2)? as u16;
             }
             (
-                Some(self.read_lin_sys(ctx, nb + 0x1C, 4)?),
-                self.read_lin_sys(ctx, nb + 0x20, 4)?,
-                self.read_lin_sys(ctx, nb + 0x24, 4)?,
+                Some(self.read_lin_sys(ctx, nb.wrapping_add(0x1C), 4)?),
+                self.read_lin_sys(ctx, nb.wrapping_add(0x20), 4)?,
+                self.read_lin_sys(ctx, nb.wrapping_add(0x24), 4)?,
                 r,
                 s,
-                self.read_lin_sys(ctx, nb + 0x60, 2)? as u16,
+                self.read_lin_sys(ctx, nb.wrapping_add(0x60), 2)? as u16,
             )
         } else {
             let mut r = [0u32; 8];
             for (k, v) in r.iter_mut().enumerate() {
-                *v = 0xFFFF_0000 | self.read_lin_sys(ctx, nb + 0x12 + 2 * k as u32, 2)?;
+                *v = 0xFFFF_0000 | self.read_lin_sys(ctx, nb.wrapping_add(0x12 + 2 * k as u32), 2)?;
             }
             let mut s = [0u16; 6];
             for (k, v) in s.iter_mut().enumerate().take(4) {
-                *v = self.read_lin_sys(ctx, nb + 0x22 + 2 * k as u32, 2)? as u16;
+                *v = self.read_lin_sys(ctx, nb.wrapping_add(0x22 + 2 * k as u32), 2)? as u16;
             }
             (
                 None,
-                self.read_lin_sys(ctx, nb + 0x0E, 2)?,
-                self.read_lin_sys(ctx, nb + 0x10, 2)? | (fl & 0xFFFF_0000 & !VM),
+                self.read_lin_sys(ctx, nb.wrapping_add(0x0E), 2)?,
+                self.read_lin_sys(ctx, nb.wrapping_add(0x10), 2)? | (fl & 0xFFFF_0000 & !VM),
                 r,
                 s,
-                self.read_lin_sys(ctx, nb + 0x2A, 2)? as u16,
+                self.read_lin_sys(ctx, nb.wrapping_add(0x2A), 2)? as u16,
             )
         };
         self.state.tr = nd.segment(sel);
@@ -931,12 +949,12 @@ impl Cpu {
         if tr.flags & (8 << 8) == 0 || tr.limit < 0x67 {
             return Err(Fault::gp(0));
         }
-        let map = self.read_lin_sys(ctx, tr.base + 0x66, 2)?;
+        let map = self.read_lin_sys(ctx, tr.base.wrapping_add(0x66), 2)?;
         let byte = map + port as u32 / 8;
         if byte + 1 > tr.limit {
             return Err(Fault::gp(0));
         }
-        let bits = self.read_lin_sys(ctx, tr.base + byte, 2)?;
+        let bits = self.read_lin_sys(ctx, tr.base.wrapping_add(byte), 2)?;
         let want = ((1u32 << size) - 1) << (port & 7);
         if bits & want != 0 {
             return Err(Fault::gp(0));
