@@ -221,7 +221,8 @@ pub(crate) fn enter(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
         }
         // The new stack pointer must be writable: the P6 checks it.
         let new_sp = cpu.state.regs[ESP].wrapping_sub(alloc) & sm;
-        cpu.seg_check(SegReg::Ss as usize, new_sp, 1, true)?;
+        let lin = cpu.seg_check(SegReg::Ss as usize, new_sp, size, true)?;
+        cpu.probe_write(ctx, lin, size)?;
         cpu.set_reg(EBP as u8, size, frame);
         cpu.set_sp(new_sp);
         Ok(())

@@ -1,0 +1,1876 @@
+//! Differential oracle against the host CPU for 32-bit integer instructions.
+//!
+//! Random test cases (an instruction with random registers, EFLAGS and a
+//! 64-byte data block) are assembled into one hand-built static i386 ELF
+//! executable. The host runs it natively (x86-64 Linux runs i386
+//! executables) and writes every case's final registers, EFLAGS and data
+//! block to stdout; ferrite runs the very same image in flat 32-bit
+//! protected mode (segment caches set directly, carrying the host's
+//! selector values) and the results are compared. Of the arithmetic flags
+//! only those the Intel SDM defines for the instruction are compared (a
+//! modern host and a P6 legitimately differ in undefined ones); the other
+//! EFLAGS bits are, except IF/IOPL/RF/VM/VIF/VIP.
+//!
+//! Most cases are one instruction; some are a flag producer followed by a
+//! flag consumer or partial writer (ferrite's lazy flags must carry over),
+//! or a branch whose taken path adds 0x55 to EBP.
+//!
+//! Image layout (identical for the host and ferrite; addresses are fixed):
+//! the ELF header and a driver loop at [`BASE`], the driver's variables at
+//! [`GLOBALS`], the data block at [`SCRATCH`] (straddling a page boundary),
+//! then one snippet per case (the instruction(s) under test and
+//! `jmp save`), a table of snippet addresses, the input records and (bss)
+//! the output records. The driver loads a case's data block and registers
+//! (POPAD/POPFD from its input record, then ESP), jumps to the snippet, and
+//! at `save` stores PUSHFD/PUSHAD, the case's ESP and the data block into
+//! its output record. At the end it writes the output records with
+//! `int 0x80` (eax=4) and exits (eax=1); ferrite's copy has a HLT there
+//! instead.
+//!
+//! Environment: `FERRITE_ORACLE_CASES` and `FERRITE_ORACLE_SEED` override
+//! the case count and the seed; `FERRITE_ORACLE_ALL_FLAGS=1` also compares
+//! undefined flags (expect failures: it shows ferrite's choices against the
+//! host's); `FERRITE_ORACLE_VERBOSE` lists the case count per group.
+
+use ferrite_core::cpu::flags::{AF, ARITH, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, VIF, VIP, VM, ZF};
+use ferrite_core::cpu::state::{
+    SegReg, Segment, CR0_PE, EAX, ECX, EDI, EDX, ESI, ESP, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S,
+};
+use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr, StepOutcome};
+use iced_x86::IcedError;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Load address of the image (ELF header included).
+const BASE: u32 = 0x0010_0000;
+/// Entry point: the driver loop.
+const DRIVER: u32 = BASE + 0x100;
+/// Driver variables: current input record, output record, table entry,
+/// snippet address, case ESP, ESP saved after the case.
+const GLOBALS: u32 = BASE + 0x1000;
+const G_IN: u32 = GLOBALS;
+const G_OUT: u32 = GLOBALS + 4;
+const G_TAB: u32 = GLOBALS + 8;
+const G_TARGET: u32 = GLOBALS + 12;
+const G_ESP: u32 = GLOBALS + 16;
+const G_SAVE: u32 = GLOBALS + 20;
+/// The data block memory operands point into. It straddles a page boundary
+/// (so accesses that cross pages are tested) which is also a cache-line
+/// boundary: LOCKed operands never cross it (a split lock is slow or fatal
+/// on the host). 64 KiB above the globals: ENTER probes its final stack
+/// pointer (ESP - alloc16) for writes, which must stay in the image.
+const SCRATCH: u32 = BASE + 0x13000 - 32;
+/// Offset of the page boundary in the block.
+const SPLIT: u32 = 32;
+const BLOCK: usize = 64;
+/// First case snippet.
+const SNIPPETS: u32 = BASE + 0x14000;
+/// Input record: EDI ESI EBP (unused) EBX EDX ECX EAX (POPAD order), EFLAGS,
+/// ESP, data block.
+const IN_REC: u32 = 40 + BLOCK as u32;
+/// Output record: EDI ESI EBP ESP EBX EDX ECX EAX (PUSHAD order), EFLAGS,
+/// data block.
+const OUT_REC: u32 = 36 + BLOCK as u32;
+
+const DEFAULT_CASES: usize = 250_000;
+const DEFAULT_SEED: u64 = 0x0F3D_1C0A_5EED_2024;
+/// EFLAGS bits never compared: IF and IOPL (the host runs at CPL 3, where
+/// POPFD cannot change them), RF, VM, VIF, VIP. Of the arithmetic flags
+/// only those the case defines are compared; every other bit always is.
+const NOT_COMPARED: u32 = IF | IOPL | RF | VM | VIF | VIP;
+const REG_NAMES: [&str; 8] = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn u32(&mut self) -> u32 {
+        (self.next() >> 32) as u32
+    }
+    /// Uniform in 0..n.
+    fn below(&mut self, n: u32) -> u32 {
+        (((self.next() >> 32) * n as u64) >> 32) as u32
+    }
+    fn chance(&mut self, num: u32, den: u32) -> bool {
+        self.below(den) < num
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u32) as usize]
+    }
+    /// A value of `bits` bits biased toward the edges where flags change.
+    fn special(&mut self, bits: u32) -> u32 {
+        let m = bits_mask(bits);
+        let s = 1u32 << (bits - 1);
+        match self.below(12) {
+            0 => 0,
+            1 => m,
+            2 => s,
+            3 => s - 1,
+            4 => 1,
+            5 => self.below(16),
+            6 => m - self.below(16),
+            7 => s.wrapping_add(self.below(8)) & m,
+            8 => 1 << self.below(bits),
+            9 => self.u32() & self.u32() & m,
+            _ => self.u32() & m,
+        }
+    }
+}
+
+fn bits_mask(bits: u32) -> u32 {
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1 << bits) - 1
+    }
+}
+
+/// Does a `size`-byte operand at block offset `off` cross the page (and
+/// cache-line) boundary?
+fn crosses_split(off: u32, size: u32) -> bool {
+    off < SPLIT && off + size > SPLIT
+}
+
+/// A register or memory operand: register number or offset in the block.
+#[derive(Clone, Copy, Debug)]
+enum Rm {
+    Reg(u8),
+    Mem(u32),
+}
+
+/// One test: the instruction bytes, its inputs, and what to compare.
+#[derive(Clone)]
+struct Case {
+    /// Group for the per-mnemonic summary (mnemonic and operand bits).
+    name: String,
+    bytes: Vec<u8>,
+    regs: [u32; 8],
+    flags: u32,
+    mem: [u8; BLOCK],
+    /// Arithmetic flags the SDM defines after this case (DF is always compared).
+    fmask: u32,
+    /// Registers whose final value is undefined (bit per register).
+    ignore: u8,
+}
+
+/// Builds one case: random inputs, then the instruction bytes, adjusting
+/// address registers so memory operands land in the block.
+struct Gen<'a> {
+    rng: &'a mut Rng,
+    c: Case,
+    /// Registers whose values the case chose on purpose (addressing must
+    /// not change them).
+    pinned: u8,
+    /// Memory operands use absolute [disp32] addressing only (for a second
+    /// instruction, whose registers the first one may change).
+    abs_only: bool,
+    /// Added to ESP as a base register (POP m computes its address with
+    /// the incremented ESP).
+    esp_bias: u32,
+}
+
+impl<'a> Gen<'a> {
+    fn new(rng: &'a mut Rng) -> Gen<'a> {
+        let mut regs = [0u32; 8];
+        for r in regs.iter_mut() {
+            let mut v = rng.u32();
+            if rng.chance(1, 2) {
+                let bits = rng.pick(&[8, 16, 32]);
+                v = (v & !bits_mask(bits)) | rng.special(bits);
+            }
+            if rng.chance(1, 8) {
+                v = (v & !0xFF00) | rng.special(8) << 8;
+            }
+            *r = v;
+        }
+        regs[ESP] = SCRATCH - 0x1000 + 4 * rng.below(256);
+        // IF set: the host's POPFD cannot clear it, so ferrite's copy has it too.
+        let flags = rng.u32() & (ARITH | DF) | IF;
+        let mut mem = [0u8; BLOCK];
+        for chunk in mem.chunks_mut(4) {
+            let v = if rng.chance(1, 3) { rng.special(32) } else { rng.u32() };
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        let c = Case { name: String::new(), bytes: Vec::new(), regs, flags, mem, fmask: ARITH, ignore: 0 };
+        Gen { rng, c, pinned: 0, abs_only: false, esp_bias: 0 }
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.c.bytes.push(b);
+    }
+    fn bytes(&mut self, bs: &[u8]) {
+        self.c.bytes.extend_from_slice(bs);
+    }
+    fn imm(&mut self, v: u32, size: u32) {
+        self.c.bytes.extend_from_slice(&v.to_le_bytes()[..size as usize]);
+    }
+
+    fn size3(&mut self) -> u32 {
+        self.rng.pick(&[1, 2, 4])
+    }
+    fn size2(&mut self) -> u32 {
+        self.rng.pick(&[2, 4])
+    }
+
+    /// Register `r` of `size` bytes (8-bit: 0-3 low bytes, 4-7 AH..BH).
+    fn reg(&self, r: u8, size: u32) -> u32 {
+        let r = r as usize;
+        match size {
+            1 if r < 4 => self.c.regs[r] & 0xFF,
+            1 => (self.c.regs[r - 4] >> 8) & 0xFF,
+            2 => self.c.regs[r] & 0xFFFF,
+            _ => self.c.regs[r],
+        }
+    }
+
+    /// Set (and pin) register `r` of `size` bytes.
+    fn set_reg(&mut self, r: u8, size: u32, v: u32) {
+        let r = r as usize;
+        let (n, shift, m) = match size {
+            1 if r < 4 => (r, 0, 0xFF),
+            1 => (r - 4, 8, 0xFF),
+            2 => (r, 0, 0xFFFF),
+            _ => (r, 0, u32::MAX),
+        };
+        self.c.regs[n] = (self.c.regs[n] & !(m << shift)) | (v & m) << shift;
+        self.pinned |= 1 << n;
+    }
+
+    fn mem_val(&self, off: u32, size: u32) -> u32 {
+        let mut b = [0u8; 4];
+        b[..size as usize].copy_from_slice(&self.c.mem[off as usize..(off + size) as usize]);
+        u32::from_le_bytes(b)
+    }
+    fn set_mem(&mut self, off: u32, size: u32, v: u32) {
+        self.c.mem[off as usize..(off + size) as usize].copy_from_slice(&v.to_le_bytes()[..size as usize]);
+    }
+
+    fn rm_val(&self, rm: Rm, size: u32) -> u32 {
+        match rm {
+            Rm::Reg(r) => self.reg(r, size),
+            Rm::Mem(off) => self.mem_val(off, size),
+        }
+    }
+    fn set_rm(&mut self, rm: Rm, size: u32, v: u32) {
+        match rm {
+            Rm::Reg(r) => self.set_reg(r, size, v),
+            Rm::Mem(off) => self.set_mem(off, size, v),
+        }
+    }
+
+    /// An offset in the block for a `size`-byte operand, often aligned.
+    fn mem_off(&mut self, size: u32) -> u32 {
+        let room = BLOCK as u32 - size;
+        if self.rng.chance(1, 2) {
+            self.rng.below(room / size + 1) * size
+        } else {
+            self.rng.below(room + 1)
+        }
+    }
+
+    /// A register or memory operand of `size` bytes, sometimes holding a
+    /// special value.
+    fn rm(&mut self, size: u32) -> Rm {
+        let rm = if self.rng.chance(1, 2) { Rm::Reg(self.rng.below(8) as u8) } else { Rm::Mem(self.mem_off(size)) };
+        if let Rm::Mem(off) = rm {
+            if self.rng.chance(1, 2) {
+                let v = self.rng.special(size * 8);
+                self.set_mem(off, size, v);
+            }
+        }
+        rm
+    }
+
+    /// LOCK (when allowed), a segment override (flat DS/ES/SS) for memory
+    /// operands, and the operand-size prefix.
+    fn prefixes(&mut self, size: u32, rm: Rm, lockable: bool) {
+        if let Rm::Mem(off) = rm {
+            if lockable && !crosses_split(off, size) && self.rng.chance(1, 4) {
+                self.byte(0xF0);
+            }
+            if self.rng.chance(1, 4) {
+                let s = self.rng.pick(&[0x26, 0x36, 0x3E]);
+                self.byte(s);
+            }
+        }
+        if size == 2 {
+            self.byte(0x66);
+        }
+    }
+
+    fn pinned(&self, r: u8) -> bool {
+        self.pinned & (1 << r) != 0
+    }
+
+    /// A register's value as an address base.
+    fn base_val(&self, r: u8) -> u32 {
+        let v = self.c.regs[r as usize];
+        if r as usize == ESP {
+            v.wrapping_add(self.esp_bias)
+        } else {
+            v
+        }
+    }
+
+    /// ModRM (+SIB, displacement) for `reg` and `rm`. A memory operand gets
+    /// a random 32-bit addressing form; the displacement, or a base register
+    /// the case does not care about, is chosen so the address is in the
+    /// block.
+    fn modrm(&mut self, reg: u8, rm: Rm) {
+        let reg = (reg & 7) << 3;
+        let off = match rm {
+            Rm::Reg(r) => return self.byte(0xC0 | reg | r),
+            Rm::Mem(off) => off,
+        };
+        let t = SCRATCH + off;
+        loop {
+            match if self.abs_only { 0 } else { self.rng.below(5) } {
+                0 => {
+                    self.byte(reg | 5);
+                    return self.imm(t, 4);
+                }
+                1 => {
+                    let b = self.rng.below(8) as u8;
+                    if b == 4 || b == 5 || self.pinned(b) {
+                        continue;
+                    }
+                    self.c.regs[b as usize] = t;
+                    return self.byte(reg | b);
+                }
+                2 => {
+                    let b = self.rng.below(8) as u8;
+                    if b == 4 || self.pinned(b) {
+                        continue;
+                    }
+                    let d = self.rng.u32() as i8;
+                    self.c.regs[b as usize] = t.wrapping_sub(d as i32 as u32);
+                    self.byte(0x40 | reg | b);
+                    return self.byte(d as u8);
+                }
+                3 => {
+                    let b = self.rng.below(8) as u8;
+                    if b == 4 {
+                        continue;
+                    }
+                    let d = t.wrapping_sub(self.base_val(b));
+                    self.byte(0x80 | reg | b);
+                    return self.imm(d, 4);
+                }
+                _ => {
+                    let md = self.rng.below(3) as u8;
+                    let scale = self.rng.below(4) as u8;
+                    let index = self.rng.below(8) as u8;
+                    let base = self.rng.below(8) as u8;
+                    let idx = if index == 4 { 0 } else { self.c.regs[index as usize] << scale };
+                    let no_base = md == 0 && base == 5;
+                    let sib = scale << 6 | index << 3 | base;
+                    if md == 2 || no_base {
+                        let b = if no_base { 0 } else { self.base_val(base) };
+                        self.bytes(&[md << 6 | reg | 4, sib]);
+                        return self.imm(t.wrapping_sub(b).wrapping_sub(idx), 4);
+                    }
+                    if self.pinned(base) || (index == base) {
+                        continue;
+                    }
+                    let d = if md == 1 { self.rng.u32() as i8 as i32 as u32 } else { 0 };
+                    self.c.regs[base as usize] = t.wrapping_sub(d).wrapping_sub(idx);
+                    self.bytes(&[md << 6 | reg | 4, sib]);
+                    if md == 1 {
+                        self.byte(d as u8);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, name: String, fmask: u32) -> Case {
+        self.c.name = name;
+        self.c.fmask = fmask;
+        self.c
+    }
+}
+
+/// A shift or rotate count: often 0, 1 and the edges of the operand size.
+fn shift_count(rng: &mut Rng, bits: u32) -> u32 {
+    match rng.below(4) {
+        0 => rng.below(32),
+        1 => rng.pick(&[0, 1, 2, bits - 1, bits, bits + 1, 31, 32, 33]),
+        2 => 1,
+        _ => rng.u32() & 0xFF,
+    }
+}
+
+const ALU_NAMES: [&str; 8] = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"];
+
+/// ADD OR ADC SBB AND SUB XOR CMP in all encodings.
+fn gen_alu(g: &mut Gen) -> (String, u32) {
+    let op = g.rng.below(8) as u8;
+    let size = g.size3();
+    let w = (size != 1) as u8;
+    let writes = op != 7;
+    let fmask = if matches!(op, 1 | 4 | 6) { ARITH & !AF } else { ARITH };
+    match g.rng.below(4) {
+        0 | 1 => {
+            let to_rm = g.rng.chance(1, 2);
+            let rm = g.rm(size);
+            let reg = g.rng.below(8) as u8;
+            g.prefixes(size, rm, writes && to_rm);
+            g.byte(op * 8 + if to_rm { w } else { 2 + w });
+            g.modrm(reg, rm);
+        }
+        2 => {
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(op * 8 + 4 + w);
+            let v = g.rng.special(size * 8);
+            g.imm(v, size);
+        }
+        _ => {
+            let rm = g.rm(size);
+            g.prefixes(size, rm, writes);
+            let (opc, isz) = match size {
+                1 => (g.rng.pick(&[0x80, 0x82]), 1),
+                _ if g.rng.chance(1, 2) => (0x83, 1),
+                _ => (0x81, size),
+            };
+            g.byte(opc);
+            g.modrm(op, rm);
+            let v = g.rng.special(isz * 8);
+            g.imm(v, isz);
+        }
+    }
+    (format!("{}{}", ALU_NAMES[op as usize], size * 8), fmask)
+}
+
+fn gen_test(g: &mut Gen) -> (String, u32) {
+    let size = g.size3();
+    let w = (size != 1) as u8;
+    match g.rng.below(3) {
+        0 => {
+            let rm = g.rm(size);
+            let reg = g.rng.below(8) as u8;
+            g.prefixes(size, rm, false);
+            g.byte(0x84 + w);
+            g.modrm(reg, rm);
+        }
+        1 => {
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(0xA8 + w);
+            let v = g.rng.special(size * 8);
+            g.imm(v, size);
+        }
+        _ => {
+            let rm = g.rm(size);
+            g.prefixes(size, rm, false);
+            g.byte(0xF6 + w);
+            // /1 is an undocumented alias of /0 on every IA-32 processor.
+            let sub = g.rng.pick(&[0, 0, 0, 1]);
+            g.modrm(sub, rm);
+            let v = g.rng.special(size * 8);
+            g.imm(v, size);
+        }
+    }
+    (format!("test{}", size * 8), ARITH & !AF)
+}
+
+/// INC DEC NOT NEG.
+fn gen_unary(g: &mut Gen) -> (String, u32) {
+    let size = g.size3();
+    let w = (size != 1) as u8;
+    let (name, fmask) = match g.rng.below(4) {
+        0 | 1 => {
+            let dec = g.rng.chance(1, 2);
+            if size != 1 && g.rng.chance(1, 2) {
+                g.prefixes(size, Rm::Reg(0), false);
+                let r = g.rng.below(8) as u8;
+                g.byte(if dec { 0x48 } else { 0x40 } + r);
+            } else {
+                let rm = g.rm(size);
+                g.prefixes(size, rm, true);
+                g.byte(0xFE + w);
+                g.modrm(dec as u8, rm);
+            }
+            (if dec { "dec" } else { "inc" }, ARITH)
+        }
+        k => {
+            let neg = k == 3;
+            let rm = g.rm(size);
+            g.prefixes(size, rm, true);
+            g.byte(0xF6 + w);
+            g.modrm(2 + neg as u8, rm);
+            (if neg { "neg" } else { "not" }, ARITH)
+        }
+    };
+    (format!("{}{}", name, size * 8), fmask)
+}
+
+const SHIFT_NAMES: [&str; 8] = ["rol", "ror", "rcl", "rcr", "shl", "shr", "sal", "sar"];
+
+/// Group 2: by 1, by CL and by imm8 (SDM vol. 2 RCL/RCR/ROL/ROR and
+/// SAL/SAR/SHL/SHR for the flag rules).
+fn gen_shift(g: &mut Gen) -> (String, u32) {
+    let size = g.size3();
+    let bits = size * 8;
+    let w = (size != 1) as u8;
+    let sub = g.rng.below(8) as u8;
+    let rm = g.rm(size);
+    let form = g.rng.below(3);
+    let count = if form == 0 { 1 } else { shift_count(g.rng, bits) };
+    if form == 1 {
+        g.set_reg(ECX as u8, 1, count);
+    }
+    g.prefixes(size, rm, false);
+    g.byte([0xD0, 0xD2, 0xC0][form as usize] + w);
+    g.modrm(sub, rm);
+    if form == 2 {
+        g.imm(count, 1);
+    }
+    let c = count & 31;
+    let of = if c == 1 { OF } else { 0 };
+    let fmask = if c == 0 {
+        ARITH
+    } else {
+        match sub {
+            // Rotates: SF ZF AF PF unaffected, CF defined, OF for 1-bit.
+            0..=3 => SF | ZF | AF | PF | CF | of,
+            // SHL/SHR: CF undefined for counts >= the operand size.
+            4..=6 => SF | ZF | PF | of | if c < bits { CF } else { 0 },
+            _ => SF | ZF | PF | CF | of,
+        }
+    };
+    (format!("{}{}", SHIFT_NAMES[sub as usize], bits), fmask)
+}
+
+fn gen_shxd(g: &mut Gen) -> (String, u32) {
+    let size = g.size2();
+    let bits = size * 8;
+    let left = g.rng.chance(1, 2);
+    let by_cl = g.rng.chance(1, 2);
+    let rm = g.rm(size);
+    let reg = g.rng.below(8) as u8;
+    let mut count = shift_count(g.rng, bits);
+    if size == 2 && count & 31 > 16 {
+        // Result and flags undefined (SDM vol. 2 SHLD).
+        count = g.rng.below(17);
+    }
+    if by_cl {
+        g.set_reg(ECX as u8, 1, count);
+    }
+    g.prefixes(size, rm, false);
+    g.byte(0x0F);
+    g.byte(if left { 0xA4 } else { 0xAC } + by_cl as u8);
+    g.modrm(reg, rm);
+    if !by_cl {
+        g.imm(count, 1);
+    }
+    let c = count & 31;
+    let fmask = match c {
+        0 => ARITH,
+        1 => CF | OF | SF | ZF | PF,
+        _ => CF | SF | ZF | PF,
+    };
+    (format!("{}{}", if left { "shld" } else { "shrd" }, bits), fmask)
+}
+
+/// MUL and IMUL, 1-, 2- and 3-operand: only CF and OF are defined.
+fn gen_mul(g: &mut Gen) -> (String, u32) {
+    let form = g.rng.below(4);
+    let size = if form == 0 { g.size3() } else { g.size2() };
+    let rm = g.rm(size);
+    let reg = g.rng.below(8) as u8;
+    g.prefixes(size, rm, false);
+    let name = match form {
+        0 => {
+            let signed = g.rng.chance(1, 2);
+            g.byte(0xF6 + (size != 1) as u8);
+            g.modrm(4 + signed as u8, rm);
+            if signed {
+                "imul"
+            } else {
+                "mul"
+            }
+        }
+        1 => {
+            g.bytes(&[0x0F, 0xAF]);
+            g.modrm(reg, rm);
+            "imul2_"
+        }
+        2 => {
+            g.byte(0x69);
+            g.modrm(reg, rm);
+            let v = g.rng.special(size * 8);
+            g.imm(v, size);
+            "imul3_"
+        }
+        _ => {
+            g.byte(0x6B);
+            g.modrm(reg, rm);
+            let v = g.rng.special(8);
+            g.imm(v, 1);
+            "imul3_"
+        }
+    };
+    (format!("{}{}", name, size * 8), CF | OF)
+}
+
+/// Would DIV/IDIV of `size` bytes by `d` fault, with the current registers?
+fn div_ok(g: &Gen, d: u32, size: u32, signed: bool) -> bool {
+    let bits = size * 8;
+    let (hi, lo) = match size {
+        1 => (g.reg(4, 1), g.reg(0, 1)),
+        _ => (g.reg(EDX as u8, size), g.reg(EAX as u8, size)),
+    };
+    let n = (hi as u64) << bits | lo as u64;
+    if d == 0 {
+        return false;
+    }
+    if signed {
+        let n = ((n << (64 - 2 * bits)) as i64 >> (64 - 2 * bits)) as i128;
+        let d = ((d << (32 - bits)) as i32 >> (32 - bits)) as i128;
+        let q = n / d;
+        q >= -(1i128 << (bits - 1)) && q < (1i128 << (bits - 1))
+    } else {
+        n / d as u64 <= bits_mask(bits) as u64
+    }
+}
+
+/// DIV and IDIV with operands that do not raise #DE. All flags undefined.
+fn gen_div(g: &mut Gen) -> (String, u32) {
+    let signed = g.rng.chance(1, 2);
+    let size = g.size3();
+    let bits = size * 8;
+    let (hi_r, lo_r, half) = if size == 1 { (4u8, 0u8, 1) } else { (EDX as u8, EAX as u8, size) };
+    loop {
+        let rm = g.rm(size);
+        for _ in 0..64 {
+            let mut d = g.rng.special(bits);
+            if d == 0 {
+                d = 1 + g.rng.below(bits_mask(bits.min(16)));
+            }
+            let (hi, lo) = if signed {
+                let sd = ((d << (32 - bits)) as i32 >> (32 - bits)) as i64;
+                let q = ((g.rng.special(bits) << (32 - bits)) as i32 >> (32 - bits)) as i64;
+                let mut r = (g.rng.u32() as u64 % sd.unsigned_abs()) as i64;
+                let p = q * sd;
+                if p < 0 || (p == 0 && g.rng.chance(1, 2)) {
+                    r = -r;
+                }
+                let n = p + r;
+                ((n >> bits) as u32 & bits_mask(bits), n as u32 & bits_mask(bits))
+            } else {
+                let hi = if g.rng.chance(7, 8) { g.rng.u32() % d } else { g.rng.special(bits) };
+                (hi, g.rng.u32() & bits_mask(bits))
+            };
+            g.set_reg(hi_r, half, hi);
+            g.set_reg(lo_r, half, lo);
+            g.set_rm(rm, size, d);
+            let d = g.rm_val(rm, size);
+            if div_ok(g, d, size, signed) {
+                g.prefixes(size, rm, false);
+                g.byte(0xF6 + (size != 1) as u8);
+                g.modrm(6 + signed as u8, rm);
+                return (format!("{}{}", if signed { "idiv" } else { "div" }, bits), 0);
+            }
+        }
+    }
+}
+
+/// BT BTS BTR BTC with register and immediate bit offsets; register
+/// offsets on a memory operand reach the whole block.
+fn gen_bt(g: &mut Gen) -> (String, u32) {
+    let size = g.size2();
+    let bits = size * 8;
+    let sub = g.rng.below(4) as u8;
+    let mut lockable = sub != 0;
+    if g.rng.chance(1, 3) {
+        let rm = g.rm(size);
+        g.prefixes(size, rm, lockable);
+        g.bytes(&[0x0F, 0xBA]);
+        g.modrm(4 + sub, rm);
+        let v = g.rng.u32() & 0xFF;
+        g.imm(v, 1);
+    } else {
+        let reg = g.rng.below(8) as u8;
+        let rm = if g.rng.chance(1, 3) {
+            Rm::Reg(g.rng.below(8) as u8)
+        } else {
+            let off = 16 + g.rng.below(32 - size + 1);
+            let e_min = -((off / size) as i32);
+            let e_max = ((BLOCK as u32 - size - off) / size) as i32;
+            let e = e_min + g.rng.below((e_max - e_min + 1) as u32) as i32;
+            let k = e * bits as i32 + g.rng.below(bits) as i32;
+            g.set_reg(reg, size, k as u32);
+            lockable &= !crosses_split((off as i32 + e * size as i32) as u32, size);
+            Rm::Mem(off)
+        };
+        g.prefixes(size, rm, lockable);
+        g.bytes(&[0x0F, 0xA3 + 8 * sub]);
+        g.modrm(reg, rm);
+    }
+    (format!("{}{}", ["bt", "bts", "btr", "btc"][sub as usize], bits), CF | ZF)
+}
+
+/// BSF BSR: only ZF is defined; the destination is undefined for a zero
+/// source.
+fn gen_bsx(g: &mut Gen) -> (String, u32) {
+    let size = g.size2();
+    let rev = g.rng.chance(1, 2);
+    let rm = g.rm(size);
+    if g.rng.chance(1, 6) {
+        g.set_rm(rm, size, 0);
+    }
+    let reg = g.rng.below(8) as u8;
+    g.prefixes(size, rm, false);
+    g.bytes(&[0x0F, 0xBC + rev as u8]);
+    g.modrm(reg, rm);
+    if g.rm_val(rm, size) == 0 {
+        g.c.ignore |= 1 << reg;
+    }
+    (format!("{}{}", if rev { "bsr" } else { "bsf" }, size * 8), ZF)
+}
+
+/// XCHG BSWAP XADD CMPXCHG CMPXCHG8B.
+fn gen_exchange(g: &mut Gen) -> (String, u32) {
+    let k = g.rng.below(6);
+    match k {
+        0 => {
+            let r = g.rng.below(8) as u8;
+            g.bytes(&[0x0F, 0xC8 + r]);
+            ("bswap32".into(), ARITH)
+        }
+        1 | 2 => {
+            let size = g.size3();
+            if size != 1 && g.rng.chance(1, 4) {
+                g.prefixes(size, Rm::Reg(0), false);
+                let r = 1 + g.rng.below(7) as u8;
+                g.byte(0x90 + r);
+            } else {
+                // XCHG with memory is always locked: keep it off the split.
+                let rm = loop {
+                    match g.rm(size) {
+                        Rm::Mem(off) if crosses_split(off, size) => continue,
+                        rm => break rm,
+                    }
+                };
+                let reg = g.rng.below(8) as u8;
+                g.prefixes(size, rm, true);
+                g.byte(0x86 + (size != 1) as u8);
+                g.modrm(reg, rm);
+            }
+            (format!("xchg{}", size * 8), ARITH)
+        }
+        3 => {
+            let size = g.size3();
+            let rm = g.rm(size);
+            let reg = g.rng.below(8) as u8;
+            g.prefixes(size, rm, true);
+            g.bytes(&[0x0F, 0xC0 + (size != 1) as u8]);
+            g.modrm(reg, rm);
+            (format!("xadd{}", size * 8), ARITH)
+        }
+        4 => {
+            let size = g.size3();
+            let rm = g.rm(size);
+            let reg = g.rng.below(8) as u8;
+            let acc = if g.rng.chance(1, 2) { g.rm_val(rm, size) } else { g.reg(EAX as u8, size) };
+            g.set_reg(EAX as u8, size, acc);
+            g.prefixes(size, rm, true);
+            g.bytes(&[0x0F, 0xB0 + (size != 1) as u8]);
+            g.modrm(reg, rm);
+            (format!("cmpxchg{}", size * 8), ARITH)
+        }
+        _ => {
+            let off = g.mem_off(8);
+            let (eax, edx) = (g.reg(EAX as u8, 4), g.reg(EDX as u8, 4));
+            g.set_reg(EAX as u8, 4, eax);
+            g.set_reg(EDX as u8, 4, edx);
+            if g.rng.chance(1, 2) {
+                g.set_mem(off, 4, eax);
+                g.set_mem(off + 4, 4, edx);
+            } else if g.rng.chance(1, 2) {
+                g.set_mem(off, 4, eax);
+            }
+            let rm = Rm::Mem(off);
+            g.prefixes(4, rm, !crosses_split(off, 8));
+            g.bytes(&[0x0F, 0xC7]);
+            g.modrm(1, rm);
+            ("cmpxchg8b".into(), ARITH)
+        }
+    }
+}
+
+/// MOVZX MOVSX CBW/CWDE CWD/CDQ.
+fn gen_extend(g: &mut Gen) -> (String, u32) {
+    if g.rng.chance(1, 4) {
+        let size = g.size2();
+        g.prefixes(size, Rm::Reg(0), false);
+        let cwd = g.rng.chance(1, 2);
+        g.byte(0x98 + cwd as u8);
+        let name = match (cwd, size) {
+            (false, 2) => "cbw",
+            (false, _) => "cwde",
+            (true, 2) => "cwd",
+            _ => "cdq",
+        };
+        return (name.into(), ARITH);
+    }
+    let dsize = g.size2();
+    let op = g.rng.pick(&[0xB6u8, 0xB7, 0xBE, 0xBF]);
+    let ssize = if op & 1 == 0 { 1 } else { 2 };
+    let rm = g.rm(ssize);
+    let reg = g.rng.below(8) as u8;
+    g.prefixes(dsize, rm, false);
+    g.bytes(&[0x0F, op]);
+    g.modrm(reg, rm);
+    let name = if op < 0xBE { "movzx" } else { "movsx" };
+    (format!("{}{}_{}", name, dsize * 8, ssize * 8), ARITH)
+}
+
+/// CMOVcc and SETcc, all 16 conditions.
+fn gen_cond(g: &mut Gen) -> (String, u32) {
+    let cc = g.rng.below(16) as u8;
+    if g.rng.chance(1, 2) {
+        let size = g.size2();
+        let rm = g.rm(size);
+        let reg = g.rng.below(8) as u8;
+        g.prefixes(size, rm, false);
+        g.bytes(&[0x0F, 0x40 + cc]);
+        g.modrm(reg, rm);
+        (format!("cmov{}", size * 8), ARITH)
+    } else {
+        let rm = g.rm(1);
+        // The reg field is ignored (SDM vol. 2 SETcc).
+        let reg = if g.rng.chance(1, 2) { 0 } else { g.rng.below(8) as u8 };
+        g.prefixes(1, rm, false);
+        g.bytes(&[0x0F, 0x90 + cc]);
+        g.modrm(reg, rm);
+        ("setcc".into(), ARITH)
+    }
+}
+
+/// LEA with every 16- and 32-bit addressing form and random registers.
+fn gen_lea(g: &mut Gen) -> (String, u32) {
+    let size = g.size2();
+    let a16 = g.rng.chance(1, 3);
+    if a16 {
+        g.byte(0x67);
+    }
+    g.prefixes(size, Rm::Reg(0), false);
+    g.byte(0x8D);
+    let reg = g.rng.below(8) as u8;
+    let md = g.rng.below(3) as u8;
+    let rmf = g.rng.below(8) as u8;
+    g.byte(md << 6 | reg << 3 | rmf);
+    let disp = g.rng.special(32);
+    if a16 {
+        match md {
+            0 if rmf == 6 => g.imm(disp, 2),
+            1 => g.imm(disp, 1),
+            2 => g.imm(disp, 2),
+            _ => {}
+        }
+    } else {
+        let mut base = rmf;
+        if rmf == 4 {
+            let sib = g.rng.u32() as u8;
+            g.byte(sib);
+            base = sib & 7;
+        }
+        match md {
+            0 if base == 5 => g.imm(disp, 4),
+            1 => g.imm(disp, 1),
+            2 => g.imm(disp, 4),
+            _ => {}
+        }
+    }
+    (format!("lea{}_a{}", size * 8, if a16 { 16 } else { 32 }), ARITH)
+}
+
+/// DAA DAS AAA AAS AAM AAD (valid outside 64-bit mode).
+fn gen_bcd(g: &mut Gen) -> (String, u32) {
+    let al = match g.rng.below(3) {
+        0 => g.rng.below(10) << 4 | g.rng.below(10),
+        1 => g.rng.below(16) << 4 | g.rng.pick(&[9, 10, 15, 0, 6]),
+        _ => g.rng.u32() & 0xFF,
+    };
+    g.set_reg(0, 1, al);
+    let k = g.rng.below(6);
+    let (op, name, fmask) = match k {
+        0 => (0x27, "daa", CF | AF | SF | ZF | PF),
+        1 => (0x2F, "das", CF | AF | SF | ZF | PF),
+        2 => (0x37, "aaa", AF | CF),
+        3 => (0x3F, "aas", AF | CF),
+        4 => (0xD4, "aam", SF | ZF | PF),
+        _ => (0xD5, "aad", SF | ZF | PF),
+    };
+    g.byte(op);
+    if k >= 4 {
+        let base = if g.rng.chance(1, 2) { 10 } else { 1 + g.rng.below(255) };
+        g.imm(base, 1);
+    }
+    (name.into(), fmask)
+}
+
+/// LAHF SAHF, and SALC when the host has it.
+fn gen_flagsop(g: &mut Gen, salc: bool) -> (String, u32) {
+    match g.rng.below(if salc { 3 } else { 2 }) {
+        0 => {
+            g.byte(0x9F);
+            ("lahf".into(), ARITH)
+        }
+        1 => {
+            g.byte(0x9E);
+            ("sahf".into(), ARITH)
+        }
+        _ => {
+            g.byte(0xD6);
+            ("salc".into(), ARITH)
+        }
+    }
+}
+
+/// MOVS CMPS STOS LODS SCAS, with no prefix, REP/REPE and REPNE, over the
+/// block in both directions.
+fn gen_string(g: &mut Gen) -> (String, u32) {
+    let k = g.rng.below(5) as usize;
+    let (base_op, name, src, dst) = [
+        (0xA4u8, "movs", true, true),
+        (0xA6, "cmps", true, true),
+        (0xAA, "stos", false, true),
+        (0xAC, "lods", true, false),
+        (0xAE, "scas", false, true),
+    ][k];
+    let size = g.size3();
+    let rep = g.rng.below(3);
+    let n = if rep != 0 {
+        let n = if g.rng.chance(1, 8) { 0 } else { 1 + g.rng.below(7) };
+        g.set_reg(ECX as u8, 4, n);
+        n
+    } else {
+        1
+    };
+    let down = g.c.flags & DF != 0;
+    let span = size * n.max(1);
+    let start = |g: &mut Gen| {
+        let s = g.rng.below(BLOCK as u32 - span + 1);
+        if down {
+            s + span - size
+        } else {
+            s
+        }
+    };
+    let s_start = start(g);
+    let d_start = start(g);
+    let low = |s: u32| if down { s + size - span } else { s };
+    if src {
+        g.set_reg(ESI as u8, 4, SCRATCH + s_start);
+    }
+    if dst {
+        g.set_reg(EDI as u8, 4, SCRATCH + d_start);
+    }
+    if k == 1 && g.rng.chance(1, 2) {
+        // Equal runs so REPE/REPNE stop at interesting places.
+        let (sl, dl) = (low(s_start) as usize, low(d_start) as usize);
+        let tmp: Vec<u8> = g.c.mem[sl..sl + span as usize].to_vec();
+        g.c.mem[dl..dl + span as usize].copy_from_slice(&tmp);
+        if g.rng.chance(1, 2) {
+            let at = dl + g.rng.below(span) as usize;
+            g.c.mem[at] ^= 1 << g.rng.below(8);
+        }
+    }
+    if k == 4 && g.rng.chance(1, 2) {
+        let acc = g.reg(EAX as u8, size);
+        let dl = low(d_start);
+        for e in 0..n.max(1) {
+            g.set_mem(dl + e * size, size, acc);
+        }
+        if g.rng.chance(1, 2) {
+            let at = (dl + g.rng.below(span)) as usize;
+            g.c.mem[at] ^= 1 << g.rng.below(8);
+        }
+    }
+    if src && g.rng.chance(1, 4) {
+        let s = g.rng.pick(&[0x26, 0x36, 0x3E]);
+        g.byte(s);
+    }
+    let prefix = match rep {
+        0 => "",
+        1 => {
+            g.byte(0xF3);
+            "rep "
+        }
+        _ => {
+            g.byte(0xF2);
+            "repne "
+        }
+    };
+    if size == 2 {
+        g.byte(0x66);
+    }
+    g.byte(base_op + (size != 1) as u8);
+    (format!("{}{}{}", prefix, name, size * 8), ARITH)
+}
+
+/// The flags condition code `cc` reads (SDM vol. 1, appendix B).
+fn cc_reads(cc: u8) -> u32 {
+    match cc >> 1 {
+        0 => OF,
+        1 => CF,
+        2 => ZF,
+        3 => CF | ZF,
+        4 => SF,
+        5 => PF,
+        6 => SF | OF,
+        _ => ZF | SF | OF,
+    }
+}
+
+/// A flag-producing ALU, INC/DEC/NEG/NOT or shift instruction; the flags it
+/// defines.
+fn producer(g: &mut Gen) -> u32 {
+    match g.rng.below(3) {
+        0 => gen_alu(g).1,
+        1 => gen_unary(g).1,
+        _ => gen_shift(g).1,
+    }
+}
+
+/// A flag producer, then an instruction that reads the flags or updates
+/// only some of them: ferrite's lazy flags must carry over correctly. The
+/// second instruction addresses memory absolutely (the first may change
+/// any register) and only reads flags the first one defines.
+fn gen_pair(g: &mut Gen) -> (String, u32) {
+    let fa = producer(g);
+    g.pinned = 0xFF;
+    g.abs_only = true;
+    let ok = |reads: u32| reads & !fa == 0;
+    loop {
+        match g.rng.below(8) {
+            0 => {
+                let cc = g.rng.below(16) as u8;
+                if !ok(cc_reads(cc)) {
+                    continue;
+                }
+                if g.rng.chance(1, 2) {
+                    let rm = g.rm(1);
+                    g.prefixes(1, rm, false);
+                    g.bytes(&[0x0F, 0x90 + cc]);
+                    g.modrm(0, rm);
+                    return ("pair_setcc".into(), fa);
+                }
+                let size = g.size2();
+                let rm = g.rm(size);
+                let reg = g.rng.below(8) as u8;
+                g.prefixes(size, rm, false);
+                g.bytes(&[0x0F, 0x40 + cc]);
+                g.modrm(reg, rm);
+                return ("pair_cmov".into(), fa);
+            }
+            1 => {
+                if !ok(CF) {
+                    continue;
+                }
+                let op = g.rng.pick(&[2u8, 3]);
+                let size = g.size3();
+                let rm = g.rm(size);
+                let reg = g.rng.below(8) as u8;
+                g.prefixes(size, rm, true);
+                g.byte(op * 8 + (size != 1) as u8);
+                g.modrm(reg, rm);
+                return (format!("pair_{}{}", ALU_NAMES[op as usize], size * 8), ARITH);
+            }
+            2 => {
+                let size = g.size3();
+                let rm = g.rm(size);
+                let dec = g.rng.below(2) as u8;
+                g.prefixes(size, rm, true);
+                g.byte(0xFE + (size != 1) as u8);
+                g.modrm(dec, rm);
+                return (format!("pair_{}{}", ["inc", "dec"][dec as usize], size * 8), (ARITH & !CF) | (fa & CF));
+            }
+            3 => {
+                if !ok(CF) {
+                    continue;
+                }
+                let size = g.size3();
+                let rm = g.rm(size);
+                let sub = g.rng.pick(&[2u8, 3]);
+                g.prefixes(size, rm, false);
+                g.byte(0xD0 + (size != 1) as u8);
+                g.modrm(sub, rm);
+                let name = format!("pair_{}{}", SHIFT_NAMES[sub as usize], size * 8);
+                return (name, CF | OF | (fa & (SF | ZF | AF | PF)));
+            }
+            4 => {
+                if !ok(SF | ZF | AF | PF | CF) {
+                    continue;
+                }
+                g.byte(0x9F);
+                return ("pair_lahf".into(), fa);
+            }
+            5 => {
+                if !ok(CF) {
+                    continue;
+                }
+                g.byte(0xF5);
+                return ("pair_cmc".into(), fa);
+            }
+            6 => {
+                let k = g.rng.below(4) as usize;
+                if !ok(if k < 2 { AF | CF } else { AF }) {
+                    continue;
+                }
+                g.byte([0x27, 0x2F, 0x37, 0x3F][k]);
+                let fmask = if k < 2 { CF | AF | SF | ZF | PF } else { AF | CF };
+                return (format!("pair_{}", ["daa", "das", "aaa", "aas"][k]), fmask);
+            }
+            _ => {
+                let stc = g.rng.below(2) as u8;
+                g.byte(0xF8 + stc);
+                return ("pair_clc_stc".into(), (fa & !CF) | CF);
+            }
+        }
+    }
+}
+
+/// Jcc (rel8 and rel32), LOOP/LOOPE/LOOPNE and JECXZ (ECX or, with 67,
+/// CX), sometimes after a flag producer. The taken path adds 0x55 to EBP.
+fn gen_branch(g: &mut Gen) -> (String, u32) {
+    let ecx = if g.rng.chance(1, 2) {
+        g.rng.pick(&[0u32, 1, 2, 0x1_0000, 0x1_0001, 0xFFFF, 0xFFFF_FFFF])
+    } else {
+        g.rng.special(32)
+    };
+    g.set_reg(ECX as u8, 4, ecx);
+    let fa = if g.rng.chance(1, 2) { producer(g) } else { ARITH };
+    let name = loop {
+        match g.rng.below(4) {
+            0 | 1 => {
+                let cc = g.rng.below(16) as u8;
+                if cc_reads(cc) & !fa != 0 {
+                    continue;
+                }
+                if g.rng.chance(1, 2) {
+                    g.bytes(&[0x70 + cc, 2]);
+                    break "jcc8";
+                }
+                g.bytes(&[0x0F, 0x80 + cc, 2, 0, 0, 0]);
+                break "jcc32";
+            }
+            2 => {
+                let k = g.rng.below(3) as usize;
+                if k != 0 && fa & ZF == 0 {
+                    continue;
+                }
+                let a16 = g.rng.chance(1, 3);
+                if a16 {
+                    g.byte(0x67);
+                }
+                g.bytes(&[[0xE2, 0xE1, 0xE0][k], 2]);
+                break match (k, a16) {
+                    (0, false) => "loop",
+                    (0, true) => "loop_cx",
+                    (1, false) => "loope",
+                    (1, true) => "loope_cx",
+                    (_, false) => "loopne",
+                    _ => "loopne_cx",
+                };
+            }
+            _ => {
+                let a16 = g.rng.chance(1, 3);
+                if a16 {
+                    g.byte(0x67);
+                }
+                g.bytes(&[0xE3, 2]);
+                break if a16 { "jcxz" } else { "jecxz" };
+            }
+        }
+    };
+    // Not taken: jmp over the marker; taken: lea ebp,[ebp+0x55].
+    g.bytes(&[0xEB, 0x03, 0x8D, 0x6D, 0x55]);
+    (name.into(), fa)
+}
+
+/// Point ESP at a block offset in lo..=hi; returns the offset.
+fn set_esp(g: &mut Gen, lo: u32, hi: u32) -> u32 {
+    let off = if g.rng.chance(3, 4) {
+        let (a, b) = (lo.div_ceil(4), hi / 4);
+        4 * (a + g.rng.below(b - a + 1))
+    } else {
+        lo + g.rng.below(hi - lo + 1)
+    };
+    g.set_reg(ESP as u8, 4, SCRATCH + off);
+    off
+}
+
+/// PUSH POP (register, immediate, memory), PUSHA POPA, PUSHF POPF, ENTER
+/// LEAVE, 16- and 32-bit, with the stack in the block.
+fn gen_stack(g: &mut Gen) -> (String, u32) {
+    let size = g.size2();
+    let b = BLOCK as u32;
+    let name = match g.rng.below(10) {
+        0 => {
+            set_esp(g, size, b);
+            g.prefixes(size, Rm::Reg(0), false);
+            let r = g.rng.below(8) as u8;
+            g.byte(0x50 + r);
+            "push"
+        }
+        1 => {
+            set_esp(g, 0, b - size);
+            g.prefixes(size, Rm::Reg(0), false);
+            let r = g.rng.below(8) as u8;
+            g.byte(0x58 + r);
+            "pop"
+        }
+        2 => {
+            set_esp(g, size, b);
+            g.prefixes(size, Rm::Reg(0), false);
+            if g.rng.chance(1, 2) {
+                g.byte(0x6A);
+                let v = g.rng.special(8);
+                g.imm(v, 1);
+            } else {
+                g.byte(0x68);
+                let v = g.rng.special(size * 8);
+                g.imm(v, size);
+            }
+            "push_imm"
+        }
+        3 => {
+            set_esp(g, size, b);
+            let rm = Rm::Mem(g.mem_off(size));
+            g.prefixes(size, rm, false);
+            g.byte(0xFF);
+            g.modrm(6, rm);
+            "push_mem"
+        }
+        4 => {
+            set_esp(g, 0, b - size);
+            g.esp_bias = size;
+            let rm = Rm::Mem(g.mem_off(size));
+            g.prefixes(size, rm, false);
+            g.byte(0x8F);
+            g.modrm(0, rm);
+            "pop_mem"
+        }
+        5 => {
+            set_esp(g, 8 * size, b);
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(0x60);
+            "pusha"
+        }
+        6 => {
+            set_esp(g, 0, b - 8 * size);
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(0x61);
+            "popa"
+        }
+        7 => {
+            set_esp(g, size, b);
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(0x9C);
+            "pushf"
+        }
+        8 => {
+            // Everything CPL 3 may change, and reserved bits (which read as
+            // fixed values). TF and AC would trap on the host.
+            let off = set_esp(g, 0, b - size);
+            let v = (g.rng.u32() & (ARITH | DF | NT | ID | 0xFFC0_802A)) | IF;
+            g.set_mem(off, size, v);
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(0x9D);
+            "popf"
+        }
+        9 => {
+            let level = g.rng.pick(&[0u32, 1, 1, 2, 3, 4, 32, 33]);
+            let l = level & 31;
+            // The copied frame pointers must not overlap the new frame: a
+            // modern host writes the last slot before copying (the SDM and
+            // ferrite copy first), an ordering no program relies on.
+            loop {
+                let sp = set_esp(g, size * (l + 1), b);
+                let bp = if l == 0 { g.rng.below(b + 1) } else { size * l + g.rng.below(b - size * l + 1) };
+                g.set_reg(5, 4, SCRATCH + bp);
+                if l <= 1 || bp + size * (l + 1) <= sp || bp >= sp + size * (l - 1) {
+                    break;
+                }
+            }
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(0xC8);
+            let alloc = g.rng.special(16);
+            g.imm(alloc, 2);
+            g.imm(level, 1);
+            "enter"
+        }
+        _ => {
+            let ebp = g.rng.below(b - size + 1);
+            g.set_reg(5, 4, SCRATCH + ebp);
+            g.prefixes(size, Rm::Reg(0), false);
+            g.byte(0xC9);
+            "leave"
+        }
+    };
+    (format!("{name}{}", size * 8), ARITH)
+}
+
+/// MOV r/m, Sreg (a 32-bit register gets the zero-extended selector, memory
+/// always 16 bits) and PUSH Sreg (with a 32-bit operand size a P6 and
+/// recent processors write only the low word of the slot).
+fn gen_sreg(g: &mut Gen) -> (String, u32) {
+    let size = g.size2();
+    let sreg = g.rng.below(6) as u8;
+    if g.rng.chance(1, 2) {
+        let rm = g.rm(size);
+        g.prefixes(size, rm, false);
+        g.byte(0x8C);
+        g.modrm(sreg, rm);
+        let dst = if let Rm::Mem(_) = rm { "mem" } else { "reg" };
+        return (format!("mov_{dst}{}_sreg", size * 8), ARITH);
+    }
+    set_esp(g, size, BLOCK as u32);
+    g.prefixes(size, Rm::Reg(0), false);
+    match sreg {
+        0..=3 => g.byte([0x06, 0x0E, 0x16, 0x1E][sreg as usize]),
+        _ => g.bytes(&[0x0F, if sreg == 4 { 0xA0 } else { 0xA8 }]),
+    }
+    (format!("push_sreg{}", size * 8), ARITH)
+}
+
+/// MOV forms, XLAT, CLC STC CMC CLD STD.
+fn gen_misc(g: &mut Gen) -> (String, u32) {
+    let size = g.size3();
+    let w = (size != 1) as u8;
+    let name = match g.rng.below(6) {
+        0 => {
+            let rm = g.rm(size);
+            let reg = g.rng.below(8) as u8;
+            g.prefixes(size, rm, false);
+            let to_rm = g.rng.below(2) as u8;
+            g.byte(0x88 + 2 * to_rm + w);
+            g.modrm(reg, rm);
+            "mov"
+        }
+        1 => {
+            let rm = g.rm(size);
+            g.prefixes(size, rm, false);
+            g.byte(0xC6 + w);
+            g.modrm(0, rm);
+            let v = g.rng.special(size * 8);
+            g.imm(v, size);
+            "mov_imm"
+        }
+        2 => {
+            g.prefixes(size, Rm::Reg(0), false);
+            let r = g.rng.below(8) as u8;
+            g.byte(if size == 1 { 0xB0 } else { 0xB8 } + r);
+            let v = g.rng.special(size * 8);
+            g.imm(v, size);
+            "mov_reg_imm"
+        }
+        3 => {
+            let rm = Rm::Mem(g.mem_off(size));
+            g.prefixes(size, rm, false);
+            let store = g.rng.below(2) as u8;
+            g.byte(0xA0 + 2 * store + w);
+            let off = match rm {
+                Rm::Mem(off) => off,
+                Rm::Reg(_) => unreachable!(),
+            };
+            g.imm(SCRATCH + off, 4);
+            "mov_moffs"
+        }
+        4 => {
+            let al = g.reg(0, 1);
+            let at = g.rng.below(BLOCK as u32);
+            g.set_reg(3, 4, (SCRATCH + at).wrapping_sub(al));
+            g.set_reg(0, 1, al);
+            if g.rng.chance(1, 4) {
+                let s = g.rng.pick(&[0x26, 0x36, 0x3E]);
+                g.byte(s);
+            }
+            g.byte(0xD7);
+            return ("xlat".into(), ARITH);
+        }
+        _ => {
+            let k = g.rng.below(5) as usize;
+            g.byte([0xF8, 0xF9, 0xF5, 0xFC, 0xFD][k]);
+            return (["clc", "stc", "cmc", "cld", "std"][k].into(), ARITH);
+        }
+    };
+    (format!("{name}{}", size * 8), ARITH)
+}
+
+type Family = fn(&mut Gen) -> (String, u32);
+
+/// Generate `n` cases from `seed`.
+fn generate(n: usize, seed: u64, salc: bool) -> Vec<Case> {
+    let families: [(u32, Family); 22] = [
+        (40, gen_alu),
+        (8, gen_test),
+        (14, gen_unary),
+        (40, gen_shift),
+        (12, gen_shxd),
+        (14, gen_mul),
+        (10, gen_div),
+        (15, gen_bt),
+        (6, gen_bsx),
+        (16, gen_exchange),
+        (8, gen_extend),
+        (14, gen_cond),
+        (10, gen_lea),
+        (12, gen_bcd),
+        (3, |g| gen_flagsop(g, false)),
+        (if salc { 2 } else { 0 }, |g| gen_flagsop(g, true)),
+        (25, gen_string),
+        (30, gen_pair),
+        (15, gen_branch),
+        (20, gen_stack),
+        (12, gen_misc),
+        (4, gen_sreg),
+    ];
+    let total: u32 = families.iter().map(|f| f.0).sum();
+    let mut rng = Rng(seed | 1);
+    let mut cases = Vec::with_capacity(n);
+    while cases.len() < n {
+        let mut pick = rng.below(total);
+        let mut fam = families[0].1;
+        for (w, f) in families {
+            if pick < w {
+                fam = f;
+                break;
+            }
+            pick -= w;
+        }
+        let mut g = Gen::new(&mut rng);
+        let (name, fmask) = fam(&mut g);
+        cases.push(g.finish(name, fmask));
+    }
+    cases
+}
+
+/// A built image: bytes from [`BASE`], total memory size, and the
+/// addresses the runners need.
+struct Image {
+    bytes: Vec<u8>,
+    memsz: u32,
+    done: u32,
+    out: u32,
+    cases: usize,
+}
+
+fn align(v: u32, a: u32) -> u32 {
+    (v + a - 1) & !(a - 1)
+}
+
+/// The driver loop (see the module comment). Returns the code, and the
+/// addresses of `save` and `done`.
+fn driver(tab: u32, inp: u32, out: u32, out_len: u32) -> Result<(Vec<u8>, u32, u32), IcedError> {
+    use iced_x86::code_asm::*;
+    let mut a = CodeAssembler::new(32)?;
+    let mut next = a.create_label();
+    let mut save = a.create_label();
+    let mut done = a.create_label();
+    let mut wloop = a.create_label();
+    let mut exit = a.create_label();
+    let mut fail = a.create_label();
+    a.cld()?;
+    a.mov(dword_ptr(G_IN), inp)?;
+    a.mov(dword_ptr(G_OUT), out)?;
+    a.mov(dword_ptr(G_TAB), tab)?;
+    a.set_label(&mut next)?;
+    a.mov(eax, dword_ptr(G_TAB))?;
+    a.mov(eax, dword_ptr(eax))?;
+    a.test(eax, eax)?;
+    a.jz(done)?;
+    a.mov(dword_ptr(G_TARGET), eax)?;
+    a.mov(esi, dword_ptr(G_IN))?;
+    a.mov(eax, dword_ptr(esi + 36))?;
+    a.mov(dword_ptr(G_ESP), eax)?;
+    a.add(esi, 40)?;
+    a.mov(edi, SCRATCH)?;
+    a.mov(ecx, BLOCK as u32 / 4)?;
+    a.rep().movsd()?;
+    a.mov(esp, dword_ptr(G_IN))?;
+    a.popad()?;
+    a.popfd()?;
+    a.mov(esp, dword_ptr(G_ESP))?;
+    a.jmp(dword_ptr(G_TARGET))?;
+    // Nothing here may change a flag before PUSHFD.
+    a.set_label(&mut save)?;
+    a.mov(dword_ptr(G_SAVE), esp)?;
+    a.mov(esp, dword_ptr(G_OUT))?;
+    a.lea(esp, dword_ptr(esp + 36))?;
+    a.pushfd()?;
+    a.pushad()?;
+    a.mov(eax, dword_ptr(G_SAVE))?;
+    a.mov(dword_ptr(esp + 12), eax)?;
+    a.lea(edi, dword_ptr(esp + 36))?;
+    a.mov(esi, SCRATCH)?;
+    a.mov(ecx, BLOCK as u32 / 4)?;
+    a.cld()?;
+    a.rep().movsd()?;
+    a.add(dword_ptr(G_OUT), OUT_REC as i32)?;
+    a.add(dword_ptr(G_IN), IN_REC as i32)?;
+    a.add(dword_ptr(G_TAB), 4)?;
+    a.jmp(next)?;
+    // write(1, out, out_len) until done, then exit(0); exit(2) on error.
+    a.set_label(&mut done)?;
+    a.mov(ecx, out)?;
+    a.mov(edx, out_len)?;
+    a.set_label(&mut wloop)?;
+    a.test(edx, edx)?;
+    a.jz(exit)?;
+    a.mov(eax, 4)?;
+    a.mov(ebx, 1)?;
+    a.int(0x80)?;
+    a.test(eax, eax)?;
+    a.jle(fail)?;
+    a.add(ecx, eax)?;
+    a.sub(edx, eax)?;
+    a.jmp(wloop)?;
+    a.set_label(&mut exit)?;
+    a.mov(eax, 1)?;
+    a.xor(ebx, ebx)?;
+    a.int(0x80)?;
+    a.set_label(&mut fail)?;
+    a.mov(eax, 1)?;
+    a.mov(ebx, 2)?;
+    a.int(0x80)?;
+    let r = a.assemble_options(DRIVER as u64, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
+    let (s, d) = (r.label_ip(&save)? as u32, r.label_ip(&done)? as u32);
+    Ok((r.inner.code_buffer, s, d))
+}
+
+fn build_image(cases: &[Case]) -> Image {
+    let n = cases.len() as u32;
+    let snip_len: u32 = cases.iter().map(|c| c.bytes.len() as u32 + 5).sum();
+    let tab = align(SNIPPETS + snip_len, 0x1000);
+    let inp = align(tab + 4 * (n + 1), 0x1000);
+    let out = align(inp + IN_REC * n, 0x1000);
+    let filesz = inp + IN_REC * n - BASE;
+    let memsz = out + OUT_REC * n - BASE;
+    let (code, save, done) = driver(tab, inp, out, OUT_REC * n).expect("driver assembles");
+    assert!(DRIVER + code.len() as u32 <= GLOBALS);
+
+    let mut img = vec![0u8; filesz as usize];
+    let put = |img: &mut Vec<u8>, at: u32, b: &[u8]| {
+        let o = (at - BASE) as usize;
+        img[o..o + b.len()].copy_from_slice(b);
+    };
+    // ELF header (EM_386 executable) and one RWX PT_LOAD.
+    let mut eh = Vec::new();
+    eh.extend_from_slice(&[0x7F, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [2u16, 3] {
+        eh.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [1u32, DRIVER, 52, 0, 0] {
+        eh.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [52u16, 32, 1, 40, 0, 0] {
+        eh.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [1u32, 0, BASE, BASE, filesz, memsz, 7, 0x1000] {
+        eh.extend_from_slice(&v.to_le_bytes());
+    }
+    put(&mut img, BASE, &eh);
+    put(&mut img, DRIVER, &code);
+
+    let mut at = SNIPPETS;
+    for (k, c) in cases.iter().enumerate() {
+        put(&mut img, tab + 4 * k as u32, &at.to_le_bytes());
+        put(&mut img, at, &c.bytes);
+        at += c.bytes.len() as u32;
+        let rel = save.wrapping_sub(at + 5);
+        put(&mut img, at, &[0xE9]);
+        put(&mut img, at + 1, &rel.to_le_bytes());
+        at += 5;
+
+        let mut rec = Vec::with_capacity(IN_REC as usize);
+        for r in (0..8).rev() {
+            rec.extend_from_slice(&c.regs[r].to_le_bytes());
+        }
+        rec.extend_from_slice(&c.flags.to_le_bytes());
+        rec.extend_from_slice(&c.regs[ESP].to_le_bytes());
+        rec.extend_from_slice(&c.mem);
+        put(&mut img, inp + IN_REC * k as u32, &rec);
+    }
+    Image { bytes: img, memsz, done, out, cases: cases.len() }
+}
+
+#[derive(Debug)]
+enum HostError {
+    /// The host cannot execute i386 binaries.
+    NoExec,
+    Failed(String),
+}
+
+/// Run the image natively; the output records on success.
+#[cfg(target_os = "linux")]
+fn run_host(img: &Image) -> Result<Vec<u8>, HostError> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    if !cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+        return Err(HostError::NoExec);
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("host_oracle_{}_{}.elf", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&path, &img.bytes).map_err(|e| HostError::Failed(format!("write {}: {e}", path.display())))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| HostError::Failed(format!("chmod: {e}")))?;
+    let mut tries = 0;
+    let out = loop {
+        match std::process::Command::new(&path).output() {
+            // ETXTBSY: another thread forked while the file was open.
+            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r,
+        }
+    };
+    let _ = std::fs::remove_file(&path);
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.raw_os_error() == Some(8) => return Err(HostError::NoExec),
+        Err(e) => return Err(HostError::Failed(format!("exec: {e}"))),
+    };
+    if !out.status.success() {
+        return Err(HostError::Failed(format!("host run ended with {}", out.status)));
+    }
+    if out.stdout.len() != OUT_REC as usize * img.cases {
+        return Err(HostError::Failed(format!("host wrote {} bytes", out.stdout.len())));
+    }
+    Ok(out.stdout)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_host(_: &Image) -> Result<Vec<u8>, HostError> {
+    Err(HostError::NoExec)
+}
+
+/// Run the same image in ferrite, flat 32-bit protected mode with the
+/// host's selectors (ES CS SS DS FS GS) in the segment registers, up to the
+/// HLT put where the host makes its write syscall.
+fn run_ferrite(img: &Image, selectors: [u16; 6]) -> Vec<u8> {
+    let ram = align(BASE + img.memsz, 1 << 20) as usize;
+    let mut mem = GuestMemory::new(ram).expect("guest RAM");
+    let mut bytes = img.bytes.clone();
+    bytes[(img.done - BASE) as usize] = 0xF4;
+    mem.load(PhysAddr(BASE), &bytes);
+    let mut cpu = Cpu::new();
+    cpu.state.cr0 |= CR0_PE;
+    let flat = |sel: u16, code: bool| Segment {
+        selector: sel,
+        base: 0,
+        limit: u32::MAX,
+        flags: SEG_P | SEG_S | SEG_DB | SEG_G | SEG_RW | SEG_ACCESSED | if code { SEG_CODE } else { 0 },
+    };
+    for (k, s) in SegReg::ALL.into_iter().enumerate() {
+        cpu.state.segs[s as usize] = flat(selectors[k], s == SegReg::Cs);
+    }
+    cpu.state.eip = DRIVER;
+    let (outcome, _) = cpu.run(&mut mem, &mut NullBus, 1000 * img.cases as u64 + 1000);
+    assert_eq!(outcome, StepOutcome::Halted, "ferrite did not reach the end: {:?}", cpu.state);
+    assert_eq!(cpu.state.eip, img.done + 1, "ferrite halted elsewhere (an exception?): {:?}", cpu.state);
+    let len = OUT_REC as usize * img.cases;
+    let mut out = Vec::with_capacity(len);
+    let mut a = img.out;
+    while out.len() < len {
+        let page = mem.page_slice(a >> 12).expect("RAM page");
+        let o = (a & 0xFFF) as usize;
+        let take = (0x1000 - o).min(len - out.len());
+        out.extend_from_slice(&page[o..o + take]);
+        a += take as u32;
+    }
+    out
+}
+
+/// Registers (x86 order), EFLAGS and the block from an output record.
+fn parse_out(rec: &[u8]) -> ([u32; 8], u32, &[u8]) {
+    let d = |k: usize| u32::from_le_bytes(rec[4 * k..4 * k + 4].try_into().unwrap());
+    let mut regs = [0u32; 8];
+    for (k, r) in regs.iter_mut().enumerate() {
+        *r = d(7 - k);
+    }
+    (regs, d(8), &rec[36..])
+}
+
+fn disasm(bytes: &[u8]) -> String {
+    let mut dec = iced_x86::Decoder::with_ip(32, bytes, SNIPPETS as u64, iced_x86::DecoderOptions::NONE);
+    let mut fmt = iced_x86::FastFormatter::new();
+    let mut out = Vec::new();
+    while dec.can_decode() {
+        let ins = dec.decode();
+        let mut s = String::new();
+        fmt.format(&ins, &mut s);
+        out.push(s);
+    }
+    out.join("; ")
+}
+
+fn regs_str(regs: &[u32; 8]) -> String {
+    REG_NAMES.iter().zip(regs).map(|(n, v)| format!(" {n}={v:08x}")).collect()
+}
+
+fn flag_str(f: u32) -> String {
+    let s: String = [(OF, 'O'), (DF, 'D'), (SF, 'S'), (ZF, 'Z'), (AF, 'A'), (PF, 'P'), (CF, 'C')]
+        .iter()
+        .map(|&(b, ch)| if f & b != 0 { ch } else { '-' })
+        .collect();
+    let rest = f & !(ARITH | DF | IF | 2);
+    if rest != 0 {
+        format!("{s}+{rest:#x}")
+    } else {
+        s
+    }
+}
+
+/// The differences of one case, or None when host and ferrite agree.
+fn compare(c: &Case, host: &[u8], fer: &[u8]) -> Option<String> {
+    let (hr, hf, hm) = parse_out(host);
+    let (fr, ff, fm) = parse_out(fer);
+    let mut d = String::new();
+    for r in 0..8 {
+        if c.ignore & (1 << r) == 0 && hr[r] != fr[r] {
+            d += &format!("  {}: host {:08x} ferrite {:08x}\n", REG_NAMES[r], hr[r], fr[r]);
+        }
+    }
+    let m = if all_flags() { !NOT_COMPARED } else { c.fmask | (!NOT_COMPARED & !ARITH) };
+    if (hf ^ ff) & m != 0 {
+        let (cmp, h, f) = (flag_str(m & (ARITH | DF)), flag_str(hf & m), flag_str(ff & m));
+        d += &format!("  flags (compared {cmp} and the system bits): host {h} ferrite {f}\n");
+    }
+    for k in 0..BLOCK {
+        if hm[k] != fm[k] {
+            d += &format!("  mem[{k}]: host {:02x} ferrite {:02x}\n", hm[k], fm[k]);
+        }
+    }
+    if d.is_empty() {
+        return None;
+    }
+    let hex: Vec<String> = c.bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut s = format!("{} [{}] {}\n  in:", c.name, hex.join(" "), disasm(&c.bytes));
+    s += &regs_str(&c.regs);
+    s += &format!(" flags={}\n", flag_str(c.flags));
+    Some(s + &d)
+}
+
+/// `FERRITE_ORACLE_ALL_FLAGS=1` compares undefined flags too (to study
+/// how ferrite's choices differ from the host's; expect failures).
+fn all_flags() -> bool {
+    static ALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALL.get_or_init(|| std::env::var("FERRITE_ORACLE_ALL_FLAGS").is_ok_and(|v| v == "1"))
+}
+
+/// The first case the host cannot run (a generator bug: a case must
+/// never fault), by bisection over prefixes of `cases`.
+fn find_host_crash(cases: &[Case]) -> String {
+    let (mut good, mut bad) = (0, cases.len());
+    while bad - good > 1 {
+        let mid = (good + bad) / 2;
+        if run_host(&build_image(&cases[..mid])).is_ok() {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    let c = &cases[bad - 1];
+    let hex: Vec<String> = c.bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut s = format!("case {}: {} [{}] {}\n  in:", bad - 1, c.name, hex.join(" "), disasm(&c.bytes));
+    s += &regs_str(&c.regs);
+    s
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[test]
+fn integer_instructions_match_the_host_cpu() {
+    // Can the host run i386 code at all? The probe also reads the host's
+    // selectors (ES CS SS DS FS GS), which ferrite's segments then carry.
+    let mut prng = Rng(1);
+    let mut probe = Gen::new(&mut prng);
+    for k in 0..6u8 {
+        probe.bytes(&[0x8C, k << 3 | 5]);
+        probe.imm(SCRATCH + 2 * k as u32, 4);
+    }
+    let selectors = match run_host(&build_image(&[probe.finish("probe".into(), ARITH)])) {
+        Ok(out) => {
+            let (_, _, block) = parse_out(&out);
+            let sel = |k: usize| u16::from_le_bytes([block[2 * k], block[2 * k + 1]]);
+            [sel(0), sel(1), sel(2), sel(3), sel(4), sel(5)]
+        }
+        Err(HostError::NoExec) => {
+            println!("SKIPPED: host cannot run i386 executables");
+            return;
+        }
+        Err(HostError::Failed(e)) => panic!("probe i386 program failed on the host: {e}"),
+    };
+    println!("host selectors (ES CS SS DS FS GS): {selectors:04x?}");
+    // SALC (D6) is undocumented; include it only if the host executes it.
+    let mut probe = Gen::new(&mut prng);
+    probe.byte(0xD6);
+    let salc = run_host(&build_image(&[probe.finish("salc".into(), ARITH)])).is_ok();
+    if !salc {
+        println!("host does not execute SALC: not tested");
+    }
+
+    let n = env_or("FERRITE_ORACLE_CASES", DEFAULT_CASES);
+    let seed = env_or("FERRITE_ORACLE_SEED", DEFAULT_SEED);
+    let t0 = Instant::now();
+    let cases = generate(n, seed, salc);
+    let img = build_image(&cases);
+    let t1 = Instant::now();
+    let host = match run_host(&img) {
+        Ok(h) => h,
+        Err(e) => panic!("host run failed: {e:?}\n{}", find_host_crash(&cases)),
+    };
+    let t2 = Instant::now();
+    let fer = run_ferrite(&img, selectors);
+    let t3 = Instant::now();
+
+    let rec = OUT_REC as usize;
+    let mut per_group: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut shown = BTreeMap::new();
+    let mut report = String::new();
+    for (k, c) in cases.iter().enumerate() {
+        let e = per_group.entry(c.name.as_str()).or_default();
+        e.0 += 1;
+        if let Some(d) = compare(c, &host[k * rec..(k + 1) * rec], &fer[k * rec..(k + 1) * rec]) {
+            e.1 += 1;
+            let s = shown.entry(&c.name).or_insert(0);
+            if *s < 3 {
+                *s += 1;
+                report += &format!("case {k}: {d}");
+            }
+        }
+    }
+    println!(
+        "{} cases in {} groups (seed {seed:#x}): generate+build {:.2?}, host {:.2?}, ferrite {:.2?}",
+        cases.len(),
+        per_group.len(),
+        t1 - t0,
+        t2 - t1,
+        t3 - t2
+    );
+    if std::env::var("FERRITE_ORACLE_VERBOSE").is_ok() {
+        for (k, v) in &per_group {
+            println!("{k}: {}", v.0);
+        }
+    }
+    let failed: Vec<String> =
+        per_group.iter().filter(|(_, v)| v.1 > 0).map(|(k, v)| format!("{k}: {} of {}", v.1, v.0)).collect();
+    if !failed.is_empty() {
+        print!("{report}");
+        panic!("ferrite differs from the host on defined results:\n{}", failed.join("\n"));
+    }
+}
