@@ -19,7 +19,7 @@ pub enum BiosError {
 /// (or 0xF0000 for a 64 KiB image).
 pub fn map_external_bios(mem: &mut GuestMemory, image: &[u8]) -> Result<(), BiosError> {
     let len = image.len();
-    if !(64 << 10..=256 << 10).contains(&len) || len % (64 << 10) != 0 {
+    if !(64 << 10..=256 << 10).contains(&len) || !len.is_multiple_of(64 << 10) {
         return Err(BiosError::BadSize(len));
     }
     let first = mem.map_rom(PhysAddr(0u32.wrapping_sub(len as u32)), image)?;
