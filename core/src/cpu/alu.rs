@@ -634,11 +634,7 @@ fn bit_op(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, op: Option<fn(u32, u32) -> u32
         if !i.addr32 {
             ea &= 0xFFFF;
         }
-        let lin = cpu.seg_check(i.seg as usize, ea, size, op.is_some())?;
-        if op.is_some() {
-            cpu.probe_write(ctx, lin, size)?;
-        }
-        (Loc::Mem(lin), soff as u32 & (bits - 1))
+        (cpu.mem_loc(ctx, i.seg as usize, ea, size, op.is_some())?, soff as u32 & (bits - 1))
     };
     let v = cpu.rd_loc(ctx, l, size)?;
     cpu.state.flags.set(CF, (v >> bit) & 1 != 0);
@@ -703,7 +699,7 @@ pub(crate) fn cmpxchg(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
         cpu.wr_loc(ctx, l, size, src)
     } else {
         // The P6 writes the old value back to a memory destination.
-        if let Loc::Mem(_) = l {
+        if !matches!(l, Loc::Reg(_)) {
             cpu.wr_loc(ctx, l, size, dest)?;
         }
         cpu.set_reg(EAX as u8, size, dest);

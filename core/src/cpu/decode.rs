@@ -274,11 +274,6 @@ const DECODER_OPTIONS: u32 = DecoderOptions::NO_MPFX_0FBC
     | DecoderOptions::NO_PAUSE;
 
 impl Cpu {
-    #[inline]
-    pub(crate) fn decode_mode(&self) -> Mode {
-        self.state.code32() as Mode
-    }
-
     /// Decode the instruction at linear `lin` (physical `phys`) and cache it.
     pub(crate) fn decode_at(&mut self, ctx: &mut Ctx, lin: u32, phys: PhysAddr, mode: Mode) -> Res<(u32, u32)> {
         let mut buf = [0u8; 16];

@@ -38,7 +38,10 @@ pub(crate) fn sext(v: u32, size: u32) -> u32 {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Loc {
     Reg(u8),
+    /// A linear address (translated at each access).
     Mem(u32),
+    /// A physical address already translated with write intent.
+    Phys(crate::mem::PhysAddr),
 }
 
 /// #UD for anything not implemented by this CPU model.
@@ -379,13 +382,27 @@ impl Cpu {
             OpK::Reg => Ok(Loc::Reg(op.num)),
             _ => {
                 let off = self.ea(i);
-                let lin = self.seg_check(i.seg as usize, off, op.size as u32, write)?;
-                if write {
-                    self.probe_write(ctx, lin, op.size as u32)?;
-                }
-                Ok(Loc::Mem(lin))
+                self.mem_loc(ctx, i.seg as usize, off, op.size as u32, write)
             }
         }
+    }
+
+    /// Resolve a memory operand. For a write (read-modify-write) the whole
+    /// access is checked and, when it stays in one page, translated once
+    /// with write intent, so the read and the write use the same frame.
+    #[inline]
+    pub(crate) fn mem_loc(&mut self, ctx: &mut Ctx, seg: usize, off: u32, size: u32, write: bool) -> Res<Loc> {
+        let lin = self.seg_check(seg, off, size, write)?;
+        self.check_align(lin, size)?;
+        if !write {
+            return Ok(Loc::Mem(lin));
+        }
+        if (lin & crate::mem::PAGE_MASK) + size <= crate::mem::PAGE_SIZE {
+            let pa = self.translate(ctx, lin, super::mmu::Access::Write)?;
+            return Ok(Loc::Phys(pa));
+        }
+        self.probe_write(ctx, lin, size)?;
+        Ok(Loc::Mem(lin))
     }
 
     #[inline]
@@ -411,6 +428,7 @@ impl Cpu {
         match l {
             Loc::Reg(r) => Ok(self.get_reg(r, size)),
             Loc::Mem(lin) => self.read_lin(ctx, lin, size),
+            Loc::Phys(pa) => Ok(ctx.mem.read(pa, crate::bus::AccessSize::from_bytes(size), ctx.bus)),
         }
     }
 
@@ -422,6 +440,10 @@ impl Cpu {
                 Ok(())
             }
             Loc::Mem(lin) => self.write_lin(ctx, lin, size, v),
+            Loc::Phys(pa) => {
+                ctx.mem.write(pa, crate::bus::AccessSize::from_bytes(size), v, ctx.bus);
+                Ok(())
+            }
         }
     }
 

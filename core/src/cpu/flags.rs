@@ -72,12 +72,30 @@ fn size_mask(sign: u32) -> u32 {
 }
 
 impl Flags {
+    /// Before recording a new operation that computes the flags in
+    /// `new_lazy` lazily: materialize the currently lazy flags it does not
+    /// recompute, so their values survive the new record.
+    #[inline]
+    fn prepare(&mut self, new_lazy: u32) {
+        let keep = self.lazy & !new_lazy;
+        if keep != 0 {
+            let mut b = self.bits & !keep;
+            for f in [CF, PF, AF, ZF, SF, OF] {
+                if keep & f != 0 && self.compute(f) {
+                    b |= f;
+                }
+            }
+            self.bits = b;
+            self.lazy &= !keep;
+        }
+    }
+
     /// Record an addition (ADD/ADC/INC); `carry_in` is the ADC carry. INC
     /// passes `lazy = ARITH & !CF` to keep CF.
     #[inline]
     pub fn set_add(&mut self, op1: u32, op2: u32, res: u32, carry_in: bool, sign: u32, lazy: u32) {
         if lazy != ARITH {
-            self.resolve();
+            self.prepare(lazy);
         }
         self.op1 = op1;
         self.op2 = op2;
@@ -92,7 +110,7 @@ impl Flags {
     #[inline]
     pub fn set_sub(&mut self, op1: u32, op2: u32, res: u32, borrow_in: bool, sign: u32, lazy: u32) {
         if lazy != ARITH {
-            self.resolve();
+            self.prepare(lazy);
         }
         self.op1 = op1;
         self.op2 = op2;
@@ -118,7 +136,7 @@ impl Flags {
     /// CF/OF, BCD adjusts).
     #[inline]
     pub fn set_szp(&mut self, res: u32, sign: u32) {
-        self.resolve();
+        self.prepare(ZF | SF | PF);
         self.res = res;
         self.sign = sign;
         self.op = LazyOp::Logic;

@@ -312,7 +312,7 @@ impl Cpu {
 
     /// Alignment check (#AC(0)) at CPL 3 with CR0.AM and EFLAGS.AC.
     #[inline]
-    fn check_align(&self, lin: u32, size: u32) -> Res<()> {
+    pub(crate) fn check_align(&self, lin: u32, size: u32) -> Res<()> {
         if size > 1
             && lin & (size - 1) != 0
             && self.state.cpl == 3

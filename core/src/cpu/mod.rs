@@ -180,6 +180,7 @@ impl Cpu {
         (StepOutcome::Continue, n)
     }
 
+    #[inline(always)]
     fn step_ctx(&mut self, ctx: &mut Ctx) -> StepOutcome {
         if self.shutdown {
             return StepOutcome::Shutdown;
@@ -202,7 +203,8 @@ impl Cpu {
         if self.state.halted {
             return StepOutcome::Halted;
         }
-        let insn = match self.fetch(ctx) {
+        let code32 = self.state.code32();
+        let insn = match self.fetch(ctx, code32) {
             Ok(at) => *self.cache.get(at),
             Err(f) => {
                 self.raise(ctx, f);
@@ -218,7 +220,7 @@ impl Cpu {
             return self.outcome();
         }
         let trap = self.state.flags.bits & flags::TF != 0;
-        let mask = if self.state.code32() { u32::MAX } else { 0xFFFF };
+        let mask = if code32 { u32::MAX } else { 0xFFFF };
         self.next_eip = self.state.eip.wrapping_add(insn.len as u32) & mask;
         match (insn.exec)(self, ctx, &insn) {
             Ok(()) => {
@@ -327,16 +329,16 @@ impl Cpu {
     }
 
     /// The decoded instruction at CS:EIP, as a decode-cache location.
-    #[inline]
-    fn fetch(&mut self, ctx: &mut Ctx) -> Res<(u32, u32)> {
+    #[inline(always)]
+    fn fetch(&mut self, ctx: &mut Ctx, code32: bool) -> Res<(u32, u32)> {
         let cs = &self.state.segs[state::SegReg::Cs as usize];
         let eip = self.state.eip;
         if eip > cs.limit {
             return Err(Fault::gp(0));
         }
         let lin = cs.base.wrapping_add(eip);
-        let mode = self.decode_mode();
-        let h = self.fetch_hint;
+        let mode = code32 as decode::Mode;
+        let h = &self.fetch_hint;
         if h.lin_page == (lin & !mem::PAGE_MASK) | 1
             && h.mode == mode
             && h.cpl == self.state.cpl
