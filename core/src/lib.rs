@@ -6,7 +6,9 @@
 pub mod bus;
 pub mod cpu;
 pub mod mem;
+pub mod time;
 
 pub use bus::{AccessSize, Bus, NullBus};
 pub use cpu::{Cpu, StepOutcome};
 pub use mem::{GuestMemory, MemError, PageKind, PhysAddr};
+pub use time::Nanos;
