@@ -20,8 +20,9 @@ pub const FEAT_SEP: u32 = 1 << 11;
 pub const FEAT_PGE: u32 = 1 << 13;
 pub const FEAT_CMOV: u32 = 1 << 15;
 
-/// What this core implements today.
-pub const FEATURES_EDX: u32 = FEAT_DE | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV;
+/// What this core implements today. DE (CR4.DE, I/O breakpoints) waits for
+/// the debug-register breakpoints.
+pub const FEATURES_EDX: u32 = FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV;
 
 /// Result of CPUID for leaf `eax` (sub-leaf ignored): (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
@@ -58,5 +59,6 @@ mod tests {
         assert_eq!(edx & 1, 0, "FPU bit only once x87 exists");
         assert_eq!(edx & (1 << 23), 0, "MMX bit only once MMX exists");
         assert_ne!(edx & FEAT_CMOV, 0);
+        assert_eq!(edx & FEAT_DE, 0, "no breakpoints yet, so no DE");
     }
 }

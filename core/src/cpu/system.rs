@@ -27,8 +27,9 @@ fn require_protected(cpu: &Cpu) -> Res<()> {
     Ok(())
 }
 
-/// CR4 bits this model implements (VME/PVI are not).
-const CR4_VALID: u32 = super::state::CR4_TSD | CR4_DE | super::state::CR4_PSE | super::state::CR4_PGE | (1 << 8);
+/// CR4 bits this model implements: TSD, PSE, PGE, PCE (VME, PVI and DE are
+/// not, so setting them is #GP as on a CPU without those features).
+const CR4_VALID: u32 = super::state::CR4_TSD | super::state::CR4_PSE | super::state::CR4_PGE | (1 << 8);
 
 impl Cpu {
     /// Write CR0 with the architectural checks (SDM vol. 3, 2.5).
