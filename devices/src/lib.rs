@@ -19,6 +19,10 @@
 //!   datasheet's value, bad writes are ignored (and logged once).
 
 pub mod debug;
+pub mod pic;
+pub mod pit;
+pub mod rtc;
+pub mod uart;
 
 pub use ferrite_core::{AccessSize, Nanos};
 
