@@ -9,15 +9,19 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use ferrite_test_roms::singlestep::suite::SuiteEvent;
 use ferrite_test_roms::singlestep::{
-    collect_inputs, run_suite, Failure, FailureKind, FileReport, Mismatch, Outcome, Reg, RunOptions, SuiteSummary,
-    TestReport,
+    collect_inputs, run_suite, Arch, Failure, FailureKind, FileReport, Mismatch, Outcome, Reg, RunOptions,
+    SuiteSummary, TestReport,
 };
 
 #[derive(Debug, Subcommand)]
 pub enum ConformanceCommand {
     /// Run SingleStepTests files (.json, .json.gz, .MOO, .MOO.gz) or
-    /// directories of them. metadata.json and revocation_list.txt are found
-    /// beside the files or in their parent directory.
+    /// directories of them: the 80286 suite (v1_real_mode, moo) and the
+    /// 80386 suite (v1_ex_real_mode: files such as 01.MOO.gz, 676601.MOO.gz,
+    /// 0FA0.MOO.gz, 80.4.MOO.gz). The opcode table with the undefined flags
+    /// (the 286's metadata.json, the 386's 80386.csv) and
+    /// revocation_list.txt are found beside the files or in their parent
+    /// directory.
     Singlestep(SinglestepArgs),
 }
 
@@ -47,8 +51,10 @@ pub struct SinglestepArgs {
     /// Worker threads [default: 2, or fewer on a smaller machine].
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Use this metadata.json instead of looking beside the files.
-    #[arg(long, value_name = "FILE")]
+    /// Use this opcode table instead of looking beside the files: a 286
+    /// suite metadata.json, or an 80386.csv (any FILE ending in .csv),
+    /// whose f_umask column gives the undefined flags.
+    #[arg(long, value_name = "FILE", visible_alias = "opcode-db")]
     pub metadata: Option<PathBuf>,
     /// Use this revocation list instead of looking beside the files.
     #[arg(long, value_name = "FILE")]
@@ -100,8 +106,8 @@ fn singlestep(args: SinglestepArgs) -> anyhow::Result<ExitCode> {
         SuiteEvent::NoMetadata { dir } => {
             clear_progress();
             eprintln!(
-                "warning: no metadata.json beside or above the files in {}: all FLAGS bits \
-                 are compared (--metadata FILE names one)",
+                "warning: no metadata.json or 80386.csv beside or above the files in {}: all \
+                 FLAGS bits are compared (--metadata FILE names one)",
                 dir.display()
             );
         }
@@ -193,7 +199,7 @@ fn failure_summary(f: &Failure) -> String {
     let mut bytes = 0;
     for m in &f.mismatches {
         match m {
-            Mismatch::Reg { reg, .. } => regs.push(reg.name().to_string()),
+            Mismatch::Reg { reg, arch, .. } => regs.push(reg.name_for(*arch).to_string()),
             Mismatch::Mem { .. } => bytes += 1,
             Mismatch::PushedFlags { .. } => regs.push("pushed flags".into()),
         }
@@ -219,19 +225,25 @@ fn failure_summary(f: &Failure) -> String {
 fn failure_diff(t: &TestReport, f: &Failure) -> String {
     let mut out = String::new();
     if let Some(n) = t.exception {
-        let _ = writeln!(out, "      (the 286 raised interrupt {n})");
+        let _ = writeln!(out, "      (the suite's CPU raised interrupt {n})");
     }
     for m in &f.mismatches {
         let _ = match *m {
-            Mismatch::Reg { reg, expected, got, mask } => {
-                let width = if got > 0xFFFF { 8 } else { 4 };
+            Mismatch::Reg { reg, arch, expected, got, mask } => {
+                // 16-bit values as 4 digits, 32-bit registers as 8.
+                let full = match arch {
+                    Arch::I286 => 0xFFFF,
+                    Arch::I386 if reg.is_segment() => 0xFFFF,
+                    Arch::I386 => u32::MAX,
+                };
+                let width = if got > 0xFFFF || full > 0xFFFF { 8 } else { 4 } + 2;
                 let mut line =
-                    format!("      {:<6} expected {expected:#06x}  got {got:#0w$x}", reg.name(), w = width + 2);
-                if mask != 0xFFFF {
-                    let _ = write!(line, "  (mask {mask:#06x})");
+                    format!("      {:<6} expected {expected:#0w$x}  got {got:#0w$x}", reg.name_for(arch), w = width);
+                if mask != full {
+                    let _ = write!(line, "  (mask {mask:#0w$x})", w = if full > 0xFFFF { 10 } else { 6 });
                 }
                 if reg == Reg::Flags {
-                    let _ = write!(line, "  [{}]", flag_names((expected ^ got as u16) & mask));
+                    let _ = write!(line, "  [{}]", flag_names(((expected ^ got) & mask) as u16));
                 }
                 writeln!(out, "{line}")
             }
@@ -285,7 +297,7 @@ mod tests {
         let f = Failure {
             kind: FailureKind::Mismatch,
             mismatches: vec![
-                Mismatch::Reg { reg: Reg::Flags, expected: 0x0046, got: 0x0047, mask: 0xFFEF },
+                Mismatch::Reg { reg: Reg::Flags, arch: Arch::I286, expected: 0x0046, got: 0x0047, mask: 0xFFEF },
                 Mismatch::Mem { addr: 0x10A5B0, expected: 0x12, got: 0 },
             ],
         };
@@ -296,5 +308,31 @@ mod tests {
         assert!(diff.contains("[0x10a5b0] expected 0x12  got 0x00"), "{diff}");
         let panicked = Failure { kind: FailureKind::Panicked("boom".into()), mismatches: vec![] };
         assert_eq!(failure_summary(&panicked), "panicked: boom");
+    }
+
+    #[test]
+    fn failure_lines_of_386_tests_name_32_bit_registers() {
+        let t = TestReport {
+            idx: 1,
+            name: "add eax,ebx".into(),
+            bytes: vec![0x66, 0x01, 0xD8, 0xF4],
+            hash: String::new(),
+            exception: Some(13),
+            outcome: Outcome::Passed,
+        };
+        let f = Failure {
+            kind: FailureKind::Mismatch,
+            mismatches: vec![
+                Mismatch::Reg { reg: Reg::Ax, arch: Arch::I386, expected: 0x1234_5678, got: 0x5678, mask: u32::MAX },
+                Mismatch::Reg { reg: Reg::Flags, arch: Arch::I386, expected: 0x46, got: 0x47, mask: 0x0003_7FD5 },
+                Mismatch::Reg { reg: Reg::Fs, arch: Arch::I386, expected: 0x10, got: 0x20, mask: 0xFFFF },
+            ],
+        };
+        assert_eq!(failure_summary(&f), "differs: eax, eflags, fs");
+        let diff = failure_diff(&t, &f);
+        assert!(diff.contains("eax    expected 0x12345678  got 0x00005678\n"), "{diff}");
+        assert!(diff.contains("eflags expected 0x00000046  got 0x00000047  (mask 0x00037fd5)  [CF]"), "{diff}");
+        assert!(diff.contains("fs     expected 0x0010  got 0x0020\n"), "{diff}");
+        assert!(diff.contains("(the suite's CPU raised interrupt 13)"), "{diff}");
     }
 }

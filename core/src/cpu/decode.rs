@@ -299,6 +299,11 @@ impl Cpu {
                 ctx.mem.mark_code(next_phys);
             }
         }
+        let loaded = if spans { 15 } else { first };
+        if ins.is_invalid() && too_long(&buf[..loaded], bitness) {
+            // More than 15 bytes: #GP(0), not #UD (SDM vol. 2, 2.3.11).
+            return Err(Fault::gp(0));
+        }
         let cs_limit = self.state.segs[super::state::SegReg::Cs as usize].limit;
         let len = if ins.is_invalid() { 1 } else { ins.len() as u32 };
         if eip.wrapping_add(len - 1) > cs_limit || eip.wrapping_add(len - 1) < eip {
@@ -325,6 +330,40 @@ impl Cpu {
                 *b = ctx.mem.read(PhysAddr(phys.0.wrapping_add(i as u32)), crate::bus::AccessSize::Byte, ctx.bus) as u8;
             }
         }
+    }
+}
+
+/// True when the bytes are an instruction longer than 15 bytes: its legacy
+/// prefixes are followed by an instruction that runs past byte 15.
+fn too_long(bytes: &[u8], bitness: u32) -> bool {
+    if bytes.len() < 15 {
+        return false;
+    }
+    let p = bytes
+        .iter()
+        .take_while(|b| matches!(b, 0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3))
+        .count();
+    if p >= 15 {
+        return true;
+    }
+    // The operand/address-size prefixes change the length of what follows:
+    // keep the last of each kind.
+    let mut rest = Vec::with_capacity(17);
+    if bytes[..p].contains(&0x66) {
+        rest.push(0x66);
+    }
+    if bytes[..p].contains(&0x67) {
+        rest.push(0x67);
+    }
+    let kept = rest.len();
+    rest.extend_from_slice(&bytes[p..]);
+    let mut ins = Instruction::default();
+    let mut dec = Decoder::with_ip(bitness, &rest, 0, DECODER_OPTIONS);
+    dec.decode_out(&mut ins);
+    match dec.last_error() {
+        DecoderError::NoMoreBytes => true,
+        DecoderError::None => p - kept + ins.len() > 15,
+        _ => false,
     }
 }
 

@@ -190,7 +190,9 @@ impl Cpu {
     pub(crate) fn far_jump(&mut self, ctx: &mut Ctx, sel: u16, off: u32, opsz: u32) -> Res<()> {
         let off = if opsz == 2 { off & 0xFFFF } else { off };
         if !self.state.protected() || self.state.v86() {
-            if off > self.state.segs[SegReg::Cs as usize].limit && !self.state.v86() && off > 0xFFFF {
+            // The target must lie within the CS limit, checked before the
+            // transfer (the limit survives a real-mode CS load).
+            if off > self.state.segs[SegReg::Cs as usize].limit {
                 return Err(Fault::gp(0));
             }
             self.state.load_seg_real(SegReg::Cs, sel);
@@ -270,6 +272,9 @@ impl Cpu {
     pub(crate) fn far_call(&mut self, ctx: &mut Ctx, sel: u16, off: u32, opsz: u32) -> Res<()> {
         let off = if opsz == 2 { off & 0xFFFF } else { off };
         if !self.state.protected() || self.state.v86() {
+            if off > self.state.segs[SegReg::Cs as usize].limit {
+                return Err(Fault::gp(0));
+            }
             let (old_esp, cs) = (self.state.regs[ESP], self.state.segs[SegReg::Cs as usize].selector);
             self.push(ctx, cs as u32, opsz)?;
             if let Err(e) = self.push(ctx, self.next_eip, opsz) {

@@ -291,3 +291,45 @@ fn cached_instruction_crossing_a_lowered_cs_limit_faults() {
     assert_eq!(cpu.run(&mut mem, &mut NullBus, 10).0, StepOutcome::Halted);
     assert_eq!(cpu.state.eip, 0x0501, "#GP(0) delivered instead of executing");
 }
+
+/// Real-mode machine whose handler for `vector` is a HLT at 0x0500.
+fn fault_machine(code: &[u8], vector: u8) -> (Cpu, GuestMemory) {
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    mem.load(PhysAddr(0x0500), &[0xF4]);
+    mem.load(PhysAddr(vector as u32 * 4), &[0x00, 0x05, 0x00, 0x00]);
+    mem.load(PhysAddr(0x1000), code);
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x8000;
+    (cpu, mem)
+}
+
+#[test]
+fn instruction_longer_than_15_bytes_is_gp_not_ud() {
+    // 10 ES prefixes + 66 81 C0 imm32 (add eax, imm32) = 17 bytes.
+    let mut code = vec![0x26; 10];
+    code.extend_from_slice(&[0x66, 0x81, 0xC0, 0x44, 0x33, 0x22, 0x11]);
+    let (mut cpu, mut mem) = fault_machine(&code, 13);
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10).0, StepOutcome::Halted);
+    assert_eq!(cpu.state.eip, 0x0501, "#GP(0) delivered");
+    assert_eq!(mem.peek(PhysAddr(0x8000 - 6)), 0x00, "pushed IP points at the first prefix");
+    assert_eq!(mem.peek(PhysAddr(0x8000 - 5)), 0x10);
+    // 15 bytes exactly is fine: 8 prefixes + the 7-byte ADD.
+    let mut code = vec![0x26; 8];
+    code.extend_from_slice(&[0x66, 0x81, 0xC0, 0x44, 0x33, 0x22, 0x11, 0xF4]);
+    let (mut cpu, mut mem) = fault_machine(&code, 13);
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10).0, StepOutcome::Halted);
+    assert_eq!(cpu.state.regs[EAX], 0x1122_3344);
+}
+
+#[test]
+fn real_mode_far_call_beyond_the_cs_limit_faults_before_pushing() {
+    // o32 call far 2000:00012345
+    let code = [0x66, 0x9A, 0x45, 0x23, 0x01, 0x00, 0x00, 0x20];
+    let (mut cpu, mut mem) = fault_machine(&code, 13);
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10).0, StepOutcome::Halted);
+    assert_eq!(cpu.state.eip, 0x0501);
+    assert_eq!(cpu.state.regs[ESP] & 0xFFFF, 0x8000 - 6, "only the #GP frame was pushed");
+    assert_eq!(mem.peek(PhysAddr(0x8000 - 6)), 0x00, "frame points at the CALL");
+}

@@ -8,12 +8,18 @@
 //!   "hash": "626be5084b331080eb08256c12a62d24afdf2a03" }
 //! ```
 //!
-//! Keys the runner does not use (`queue`, `cycles`, registers of other CPUs)
+//! The 386 suite's form (from its `moo2json` script) gives the 32-bit
+//! register file instead: `cr0`, `cr3`, `eax` ... `edi`, `ebp`, `esp`, the
+//! six segment registers, `eip`, `eflags`, `dr6` and `dr7`; a test whose
+//! initial state names any of those is a 386 test.
+//!
+//! Keys the runner does not use (`queue`, `cycles`, the 386 `ea` record)
 //! are ignored.
 
+use serde::de::Error as _;
 use serde::Deserialize;
 
-use super::{Exception, State, TestCase, NUM_REGS};
+use super::{Arch, Exception, Reg, State, TestCase, NUM_REGS};
 
 #[derive(Deserialize)]
 struct RawTest {
@@ -37,23 +43,132 @@ struct RawState {
     ram: Vec<(u32, u8)>,
 }
 
-/// Field order is the suites' register order ([`super::Reg`]).
+/// Both suites' register keys. The 16-bit ones are range-checked by their
+/// type; selectors are read as 32 bits (the 386 format leaves the upper
+/// half undefined) and checked per suite.
 #[derive(Deserialize, Default)]
 struct RawRegs {
     ax: Option<u16>,
     bx: Option<u16>,
     cx: Option<u16>,
     dx: Option<u16>,
-    cs: Option<u16>,
-    ss: Option<u16>,
-    ds: Option<u16>,
-    es: Option<u16>,
+    cs: Option<u32>,
+    ss: Option<u32>,
+    ds: Option<u32>,
+    es: Option<u32>,
     sp: Option<u16>,
     bp: Option<u16>,
     si: Option<u16>,
     di: Option<u16>,
     ip: Option<u16>,
     flags: Option<u16>,
+    fs: Option<u32>,
+    gs: Option<u32>,
+    eax: Option<u32>,
+    ebx: Option<u32>,
+    ecx: Option<u32>,
+    edx: Option<u32>,
+    esp: Option<u32>,
+    ebp: Option<u32>,
+    esi: Option<u32>,
+    edi: Option<u32>,
+    eip: Option<u32>,
+    eflags: Option<u32>,
+    cr0: Option<u32>,
+    cr3: Option<u32>,
+    dr6: Option<u32>,
+    dr7: Option<u32>,
+}
+
+impl RawRegs {
+    /// True when a key only the 386 suite has is present.
+    fn has_386_keys(&self) -> bool {
+        [
+            self.eax,
+            self.ebx,
+            self.ecx,
+            self.edx,
+            self.esp,
+            self.ebp,
+            self.esi,
+            self.edi,
+            self.eip,
+            self.eflags,
+            self.cr0,
+            self.cr3,
+            self.dr6,
+            self.dr7,
+            self.fs,
+            self.gs,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+
+    /// The registers in [`Reg`] order, for a test of `arch`: a 286 test
+    /// takes the 16-bit keys (and rejects selectors over 16 bits), a 386
+    /// test the 32-bit ones (selectors cut to 16 bits).
+    fn into_regs(self, arch: Arch) -> Result<[Option<u32>; NUM_REGS], serde_json::Error> {
+        let w = |v: Option<u16>| v.map(u32::from);
+        let mut regs = match arch {
+            Arch::I286 => [
+                w(self.ax),
+                w(self.bx),
+                w(self.cx),
+                w(self.dx),
+                self.cs,
+                self.ss,
+                self.ds,
+                self.es,
+                w(self.sp),
+                w(self.bp),
+                w(self.si),
+                w(self.di),
+                w(self.ip),
+                w(self.flags),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],
+            Arch::I386 => [
+                self.eax,
+                self.ebx,
+                self.ecx,
+                self.edx,
+                self.cs,
+                self.ss,
+                self.ds,
+                self.es,
+                self.esp,
+                self.ebp,
+                self.esi,
+                self.edi,
+                self.eip,
+                self.eflags,
+                self.fs,
+                self.gs,
+                self.cr0,
+                self.cr3,
+                self.dr6,
+                self.dr7,
+            ],
+        };
+        for r in Reg::ALL.into_iter().filter(|r| r.is_segment()) {
+            if let Some(v) = &mut regs[r.index()] {
+                if arch == Arch::I286 && *v > 0xFFFF {
+                    return Err(serde_json::Error::custom(format!(
+                        "{} value {v} is out of range for a 16-bit register",
+                        r.name()
+                    )));
+                }
+                *v &= 0xFFFF;
+            }
+        }
+        Ok(regs)
+    }
 }
 
 #[derive(Deserialize)]
@@ -62,37 +177,34 @@ struct RawException {
     flag_address: u32,
 }
 
-impl From<RawRegs> for [Option<u16>; NUM_REGS] {
-    fn from(r: RawRegs) -> Self {
-        [r.ax, r.bx, r.cx, r.dx, r.cs, r.ss, r.ds, r.es, r.sp, r.bp, r.si, r.di, r.ip, r.flags]
+impl RawState {
+    fn into_state(self, arch: Arch) -> Result<State, serde_json::Error> {
+        Ok(State { regs: self.regs.into_regs(arch)?, ram: self.ram })
     }
 }
 
-impl From<RawState> for State {
-    fn from(s: RawState) -> Self {
-        State { regs: s.regs.into(), ram: s.ram }
-    }
-}
-
-impl From<RawTest> for TestCase {
-    fn from(t: RawTest) -> Self {
-        TestCase {
-            idx: t.idx,
-            name: t.name,
-            bytes: t.bytes,
-            initial: t.initial.into(),
-            final_: t.final_.into(),
-            exception: t.exception.map(|e| Exception { number: e.number, flag_address: e.flag_address }),
-            hash: t.hash.unwrap_or_default().to_ascii_lowercase(),
+impl RawTest {
+    fn into_test(self) -> Result<TestCase, serde_json::Error> {
+        let arch = if self.initial.regs.has_386_keys() { Arch::I386 } else { Arch::I286 };
+        Ok(TestCase {
+            arch,
+            idx: self.idx,
+            name: self.name,
+            bytes: self.bytes,
+            initial: self.initial.into_state(arch)?,
+            final_: self.final_.into_state(arch)?,
+            exception: self.exception.map(|e| Exception { number: e.number, flag_address: e.flag_address }),
+            hash: self.hash.unwrap_or_default().to_ascii_lowercase(),
             masks: [None; NUM_REGS],
-        }
+            undefined_ram: Vec::new(),
+        })
     }
 }
 
 /// Parse the (decompressed) contents of a JSON test file.
 pub fn parse(data: &[u8]) -> Result<Vec<TestCase>, serde_json::Error> {
     let raw: Vec<RawTest> = serde_json::from_slice(data)?;
-    Ok(raw.into_iter().map(TestCase::from).collect())
+    raw.into_iter().map(RawTest::into_test).collect()
 }
 
 #[cfg(test)]
@@ -156,6 +268,58 @@ mod tests {
                        "final":{"regs":{},"ram":[]}}]"#;
         let err = parse(bad.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("65536"), "{err}");
+    }
+
+    /// The `moo2json` form of a 386 test: 32-bit registers, the `ea`
+    /// record, selectors given as 32-bit values.
+    const SAMPLE_386: &str = r#"[{
+        "idx": 0, "name": "add [ss:bp+60h],bl", "bytes": [0, 94, 96, 244],
+        "initial": {
+          "regs": {"cr0": 2147418096, "cr3": 0, "eax": 305419896, "ebx": 2882400001, "ecx": 1,
+                   "edx": 2, "esi": 3, "edi": 4, "ebp": 196610, "esp": 4660,
+                   "cs": 9029, "ds": 1024, "es": 20480, "fs": 0, "gs": 4294905615, "ss": 57344,
+                   "eip": 4608, "eflags": 4294708371, "dr6": 4294905840, "dr7": 0},
+          "ea": {"seg": "SS", "sel": 57344, "base": 917504, "limit": 65535, "offset": 98,
+                 "l_addr": 917602, "p_addr": 917602},
+          "ram": [[149072, 0], [917602, 11]], "queue": []
+        },
+        "final": {"regs": {"eip": 4612, "eflags": 4294708370}, "ram": [[917602, 131]], "queue": []},
+        "exception": {"number": 13, "flag_address": 123456},
+        "hash": "0123456789ABCDEF0123456789ABCDEF01234567"
+    }]"#;
+
+    #[test]
+    fn parses_the_386_register_file() {
+        let t = &parse(SAMPLE_386.as_bytes()).unwrap()[0];
+        assert_eq!(t.arch, Arch::I386);
+        assert_eq!(t.initial.reg32(Reg::Cr0), Some(0x7FFE_FFF0));
+        assert_eq!(t.initial.reg32(Reg::Ax), Some(0x1234_5678));
+        assert_eq!(t.initial.reg(Reg::Ax), Some(0x5678));
+        assert_eq!(t.initial.reg32(Reg::Bx), Some(0xABCD_EF01));
+        assert_eq!(t.initial.reg32(Reg::Sp), Some(0x1234));
+        assert_eq!(t.initial.reg32(Reg::Dr6), Some(0xFFFF_0FF0));
+        // Upper half of a selector ignored.
+        assert_eq!(t.initial.reg32(Reg::Gs), Some(0x0F0F));
+        assert_eq!(t.initial.reg32(Reg::Ss), Some(0xE000));
+        assert_eq!(t.initial.ram, vec![(0x24650, 0x00), (0xE0062, 0x0B)]);
+        assert_eq!(t.final_.reg32(Reg::Ip), Some(0x1204));
+        assert_eq!(t.final_.reg32(Reg::Flags), Some(0xFFFC_0C92));
+        assert_eq!(t.final_.reg32(Reg::Ax), None);
+        assert_eq!(t.final_.ram, vec![(0xE0062, 0x83)]);
+        assert_eq!(t.exception, Some(Exception { number: 13, flag_address: 123456 }));
+        assert_eq!(t.hash, "0123456789abcdef0123456789abcdef01234567");
+    }
+
+    #[test]
+    fn a_286_selector_over_16_bits_is_an_error() {
+        let bad = r#"[{"idx":0,"name":"x","bytes":[],"initial":{"regs":{"cs":65536},"ram":[]},
+                       "final":{"regs":{},"ram":[]}}]"#;
+        let err = parse(bad.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("cs value 65536"), "{err}");
+        // 32-bit keys make it a 386 test, where only 16 bits count.
+        let ok = r#"[{"idx":0,"name":"x","bytes":[],"initial":{"regs":{"cs":65537,"eax":1},"ram":[]},
+                      "final":{"regs":{},"ram":[]}}]"#;
+        assert_eq!(parse(ok.as_bytes()).unwrap()[0].initial.reg32(Reg::Cs), Some(1));
     }
 
     #[test]

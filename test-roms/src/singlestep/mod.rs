@@ -1,20 +1,23 @@
-//! Runner for the SingleStepTests CPU suites (<https://github.com/singlesteptests>),
-//! first of all the hardware-captured 80286 real-mode set.
+//! Runner for the SingleStepTests CPU suites (<https://github.com/singlesteptests>):
+//! the hardware-captured 80286 real-mode set and the 80386 (386EX) real-mode
+//! set.
 //!
 //! Each test gives an initial CPU state (registers and the RAM bytes the
 //! instruction touches), the instruction bytes followed by a HLT, and the
 //! final state as it differs from the initial one. The runner loads the
 //! initial state into a fresh [`ferrite_core::Cpu`], steps until the CPU
 //! halts, and compares registers and memory, masking the flags the suite's
-//! `metadata.json` declares undefined.
+//! `metadata.json` (286) or `80386.csv` (386) declares undefined.
 //!
 //! Module map:
 //! - [`json`] and [`moo`] read the two file forms into one neutral
 //!   [`TestCase`];
-//! - [`metadata`] reads `metadata.json` (undefined-flag masks per opcode),
+//! - [`metadata`] reads `metadata.json` (the 286 suite's undefined-flag
+//!   masks per opcode) or `80386.csv` (the 386 suite's opcode database),
 //!   `revocation_list.txt` and the opcode key a file name encodes;
-//! - [`differences`] lists the documented behaviours in which a 286 differs
-//!   from the P6 ferrite emulates; tests they select are skipped with a reason;
+//! - [`differences`] lists the documented behaviours in which a 286 or a
+//!   386 differs from the P6 ferrite emulates; tests they select are skipped
+//!   with a reason;
 //! - [`adjustments`] rewrites the expected outcome of tests of some of those
 //!   differences into what a P6 must do, so they run instead of being
 //!   skipped;
@@ -40,7 +43,7 @@ use flate2::read::GzDecoder;
 
 pub use adjustments::{AdjustedMasks, Adjustment, ADJUSTMENTS};
 pub use differences::{Difference, DIFFERENCES};
-pub use metadata::{Metadata, OpcodeInfo, OpcodeKey, RevocationList};
+pub use metadata::{CsvError, Metadata, OpcodeInfo, OpcodeKey, RevocationList};
 pub use runner::{Failure, FailureKind, Machine, Mismatch};
 pub use suite::{collect_inputs, run_suite, FileReport, Outcome, RunOptions, SkipReason, SuiteSummary, TestReport};
 
@@ -57,6 +60,8 @@ pub enum Error {
     Moo { path: PathBuf, source: moo::MooError },
     #[error("{}: invalid metadata", path.display())]
     Metadata { path: PathBuf, source: serde_json::Error },
+    #[error("{}: invalid opcode database", path.display())]
+    OpcodeDb { path: PathBuf, source: metadata::CsvError },
     #[error("{}: not a SingleStepTests file (expected .json, .json.gz, .MOO or .MOO.gz)", path.display())]
     UnknownFormat { path: PathBuf },
     #[error("{}: no SingleStepTests files found", path.display())]
@@ -79,8 +84,42 @@ impl Error {
     }
 }
 
-/// The register file of the tests, in the suites' order (the MOO `REGS`
-/// bitmask order and the JSON key set).
+/// The CPU a test was captured on, which decides the register file the
+/// test gives and the rules that apply to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    /// The 80286 suite: the 16-bit register file (MOO `REGS`, JSON `ax`...).
+    #[default]
+    I286,
+    /// The 80386 suite (captured on a 386EX): the 32-bit register file with
+    /// FS, GS, CR0, CR3, DR6 and DR7 (MOO `RG32`, JSON `eax`...).
+    I386,
+}
+
+impl Arch {
+    /// The architecture a MOO header's CPU id names (`C286`, `386E`); CPUs
+    /// before the 386 share the 16-bit register file.
+    pub fn from_moo_cpu_id(id: &str) -> Arch {
+        if id.trim().starts_with("386") {
+            Arch::I386
+        } else {
+            Arch::I286
+        }
+    }
+
+    /// The registers a test of this architecture gives.
+    pub fn registers(self) -> &'static [Reg] {
+        match self {
+            Arch::I286 => &Reg::ALL[..NUM_REGS_286],
+            Arch::I386 => &Reg::ALL,
+        }
+    }
+}
+
+/// The register file of the tests. The first fourteen are the 286 suite's,
+/// in its order (the MOO `REGS` bitmask order); a 386 test keeps the full
+/// 32-bit register in the same slot (`Ax` holds EAX, `Ip` EIP, `Flags`
+/// EFLAGS) and adds the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reg {
     Ax,
@@ -97,13 +136,22 @@ pub enum Reg {
     Di,
     Ip,
     Flags,
+    Fs,
+    Gs,
+    Cr0,
+    Cr3,
+    Dr6,
+    Dr7,
 }
 
-/// Number of registers in a test state.
-pub const NUM_REGS: usize = 14;
+/// Number of register slots in a test state.
+pub const NUM_REGS: usize = 20;
+
+/// Number of registers of the 286 suite (the first slots).
+pub const NUM_REGS_286: usize = 14;
 
 impl Reg {
-    /// All registers, in the suites' order.
+    /// All registers: the 286 suite's in its order, then the 386 additions.
     pub const ALL: [Reg; NUM_REGS] = [
         Reg::Ax,
         Reg::Bx,
@@ -119,16 +167,71 @@ impl Reg {
         Reg::Di,
         Reg::Ip,
         Reg::Flags,
+        Reg::Fs,
+        Reg::Gs,
+        Reg::Cr0,
+        Reg::Cr3,
+        Reg::Dr6,
+        Reg::Dr7,
     ];
 
-    /// The suites' (lower-case) name of the register.
+    /// The 386 suite's register order (MOO `RG32` bitmask order).
+    pub const ORDER_386: [Reg; 20] = [
+        Reg::Cr0,
+        Reg::Cr3,
+        Reg::Ax,
+        Reg::Bx,
+        Reg::Cx,
+        Reg::Dx,
+        Reg::Si,
+        Reg::Di,
+        Reg::Bp,
+        Reg::Sp,
+        Reg::Cs,
+        Reg::Ds,
+        Reg::Es,
+        Reg::Fs,
+        Reg::Gs,
+        Reg::Ss,
+        Reg::Ip,
+        Reg::Flags,
+        Reg::Dr6,
+        Reg::Dr7,
+    ];
+
+    /// The 286 suite's (lower-case, 16-bit) name of the register.
     pub fn name(self) -> &'static str {
-        ["ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags"][self as usize]
+        [
+            "ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags", "fs", "gs", "cr0",
+            "cr3", "dr6", "dr7",
+        ][self as usize]
     }
 
-    /// Position in the suites' order (the MOO bitmask bit).
+    /// The 386 suite's (32-bit) name of the register.
+    pub fn name32(self) -> &'static str {
+        [
+            "eax", "ebx", "ecx", "edx", "cs", "ss", "ds", "es", "esp", "ebp", "esi", "edi", "eip", "eflags", "fs",
+            "gs", "cr0", "cr3", "dr6", "dr7",
+        ][self as usize]
+    }
+
+    /// The register's name in tests of `arch`.
+    pub fn name_for(self, arch: Arch) -> &'static str {
+        match arch {
+            Arch::I286 => self.name(),
+            Arch::I386 => self.name32(),
+        }
+    }
+
+    /// Position in [`Reg::ALL`] (for the 286 suite also the MOO `REGS`
+    /// bitmask bit).
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// CS, SS, DS, ES, FS or GS.
+    pub fn is_segment(self) -> bool {
+        matches!(self, Reg::Cs | Reg::Ss | Reg::Ds | Reg::Es | Reg::Fs | Reg::Gs)
     }
 }
 
@@ -136,14 +239,21 @@ impl Reg {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     /// Register values in [`Reg`] order; `None` where the state omits the
-    /// register (a final state lists only the registers that changed).
-    pub regs: [Option<u16>; NUM_REGS],
+    /// register (a final state lists only the registers that changed). A
+    /// 286 test's values fit 16 bits; segment selectors always do.
+    pub regs: [Option<u32>; NUM_REGS],
     /// Physical address and byte value.
     pub ram: Vec<(u32, u8)>,
 }
 
 impl State {
+    /// The low 16 bits of a register (the whole register in a 286 test).
     pub fn reg(&self, r: Reg) -> Option<u16> {
+        self.regs[r.index()].map(|v| v as u16)
+    }
+
+    /// The whole register.
+    pub fn reg32(&self, r: Reg) -> Option<u32> {
         self.regs[r.index()]
     }
 }
@@ -157,8 +267,10 @@ pub struct Exception {
 }
 
 /// One test, whatever file form it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TestCase {
+    /// The CPU the test was captured on (the register file it gives).
+    pub arch: Arch,
     pub idx: u32,
     /// Disassembly of the instruction, as the suite gives it.
     pub name: String,
@@ -169,21 +281,35 @@ pub struct TestCase {
     pub exception: Option<Exception>,
     /// Hex SHA-1 identifying the test (empty when the file has none).
     pub hash: String,
-    /// Per-test masks of the defined bits of each register (MOO `RMSK` in
-    /// the final state); `None` compares all bits.
-    pub masks: [Option<u16>; NUM_REGS],
+    /// Per-test masks of the defined bits of each register (MOO `RMSK` or
+    /// `RM32` in the final state); `None` compares all bits.
+    pub masks: [Option<u32>; NUM_REGS],
+    /// Physical addresses whose final byte is undefined and not compared
+    /// (set by [`adjustments`] where the P6 rule leaves a byte undefined).
+    pub undefined_ram: Vec<u32>,
 }
 
 impl TestCase {
-    /// Expected final value of a register: the final state's value, or the
-    /// initial one when the instruction left it unchanged.
+    /// Expected final value of a register (low 16 bits): the final state's
+    /// value, or the initial one when the instruction left it unchanged.
     pub fn expected_reg(&self, r: Reg) -> Option<u16> {
         self.final_.reg(r).or(self.initial.reg(r))
+    }
+
+    /// Expected final value of the whole register.
+    pub fn expected_reg32(&self, r: Reg) -> Option<u32> {
+        self.final_.reg32(r).or(self.initial.reg32(r))
     }
 
     /// A byte of the initial RAM state.
     pub fn initial_byte(&self, addr: u32) -> Option<u8> {
         self.initial.ram.iter().rev().find(|&&(a, _)| a == addr).map(|&(_, v)| v)
+    }
+
+    /// A byte of the expected final RAM: the final state's, else the
+    /// initial one.
+    pub fn expected_byte(&self, addr: u32) -> Option<u8> {
+        self.final_.ram.iter().rev().find(|&&(a, _)| a == addr).map(|&(_, v)| v).or_else(|| self.initial_byte(addr))
     }
 
     /// A little-endian word of the initial RAM state.
@@ -213,7 +339,7 @@ impl Format {
     /// own `metadata.json` is not a test file.
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-        if name == "metadata.json" {
+        if name == "metadata.json" || name.ends_with(".csv") {
             return None;
         }
         if name.ends_with(".json.gz") {
@@ -239,14 +365,18 @@ impl Format {
 pub struct TestFile {
     pub path: PathBuf,
     pub format: Format,
+    /// The CPU the file's tests were captured on (from the MOO header or
+    /// the register file of the tests).
+    pub arch: Arch,
     /// Mnemonic of the instruction under test, when the file names it (MOO
     /// `META`) or it can be read off the test names.
     pub mnemonic: Option<String>,
     /// Opcode the file holds tests for: from the file name, else from the
     /// MOO `META` chunk.
     pub opcode: Option<OpcodeKey>,
-    /// File-wide masks of defined register bits (MOO top-level `RMSK`).
-    pub masks: [Option<u16>; NUM_REGS],
+    /// File-wide masks of defined register bits (MOO top-level `RMSK` or
+    /// `RM32`).
+    pub masks: [Option<u32>; NUM_REGS],
     pub tests: Vec<TestCase>,
 }
 
@@ -276,6 +406,7 @@ impl TestFile {
                 TestFile {
                     path: path.to_path_buf(),
                     format,
+                    arch: tests.first().map(|t| t.arch).unwrap_or_default(),
                     mnemonic: None,
                     opcode: from_name,
                     masks: [None; NUM_REGS],
@@ -288,6 +419,7 @@ impl TestFile {
                 TestFile {
                     path: path.to_path_buf(),
                     format,
+                    arch: moo.tests.first().map(|t| t.arch).unwrap_or(Arch::from_moo_cpu_id(&moo.cpu)),
                     mnemonic: moo.mnemonic,
                     opcode,
                     masks: moo.masks,
@@ -349,21 +481,14 @@ mod tests {
         assert_eq!(Format::from_path(Path::new("00.MOO.gz")), Some(Format::MooGz));
         assert_eq!(Format::from_path(Path::new("00.moo")), Some(Format::Moo));
         assert_eq!(Format::from_path(Path::new("metadata.json")), None);
+        assert_eq!(Format::from_path(Path::new("80386.csv")), None);
+        assert_eq!(Format::from_path(Path::new("v1_ex_real_mode/676601.MOO.gz")), Some(Format::MooGz));
         assert_eq!(Format::from_path(Path::new("README.md")), None);
     }
 
     #[test]
     fn mnemonic_skips_prefix_words_and_bad_encodings() {
-        let mk = |name: &str| TestCase {
-            idx: 0,
-            name: name.into(),
-            bytes: vec![],
-            initial: State::default(),
-            final_: State::default(),
-            exception: None,
-            hash: String::new(),
-            masks: [None; NUM_REGS],
-        };
+        let mk = |name: &str| TestCase { name: name.into(), ..TestCase::default() };
         let tests = [mk("lock add [bx],al"), mk("add al,bl"), mk("(bad)"), mk("es: sub x")];
         assert_eq!(mnemonic_from_names(&tests).as_deref(), Some("add"));
     }
@@ -374,19 +499,32 @@ mod tests {
         initial.regs[Reg::Ax.index()] = Some(1);
         initial.regs[Reg::Bx.index()] = Some(2);
         let mut final_ = State::default();
-        final_.regs[Reg::Ax.index()] = Some(7);
-        let t = TestCase {
-            idx: 0,
-            name: String::new(),
-            bytes: vec![],
-            initial,
-            final_,
-            exception: None,
-            hash: "0123456789abcdef".into(),
-            masks: [None; NUM_REGS],
-        };
+        final_.regs[Reg::Ax.index()] = Some(0x1234_0007);
+        final_.ram = vec![(0x10, 0xAA)];
+        initial.ram = vec![(0x10, 0x55), (0x11, 0x66)];
+        let t = TestCase { initial, final_, hash: "0123456789abcdef".into(), ..TestCase::default() };
         assert_eq!(t.expected_reg(Reg::Ax), Some(7));
+        assert_eq!(t.expected_reg32(Reg::Ax), Some(0x1234_0007));
         assert_eq!(t.expected_reg(Reg::Bx), Some(2));
+        assert_eq!(t.expected_byte(0x10), Some(0xAA));
+        assert_eq!(t.expected_byte(0x11), Some(0x66));
+        assert_eq!(t.expected_byte(0x12), None);
         assert_eq!(t.hash_prefix(), "01234567");
+    }
+
+    #[test]
+    fn register_names_and_orders() {
+        assert_eq!(Reg::Sp.name(), "sp");
+        assert_eq!(Reg::Sp.name32(), "esp");
+        assert_eq!(Reg::Flags.name_for(Arch::I386), "eflags");
+        assert_eq!(Reg::Dr7.name_for(Arch::I286), "dr7");
+        assert_eq!(Arch::I286.registers().len(), 14);
+        assert_eq!(Arch::I386.registers().len(), NUM_REGS);
+        let mut sorted = Reg::ORDER_386;
+        sorted.sort();
+        assert_eq!(sorted, Reg::ALL, "the 386 order lists every register once");
+        assert_eq!(Arch::from_moo_cpu_id("386E"), Arch::I386);
+        assert_eq!(Arch::from_moo_cpu_id("C286"), Arch::I286);
+        assert!(Reg::Gs.is_segment() && !Reg::Sp.is_segment());
     }
 }

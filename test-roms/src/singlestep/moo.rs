@@ -5,13 +5,16 @@
 //! `u32` payload length and the payload: a `MOO ` header, a `META` chunk,
 //! optionally a file-wide `RMSK`, then one `TEST` chunk per test whose
 //! payload is a `u32` index followed by sub-chunks (`NAME`, `BYTS`, `INIT`,
-//! `FINA`, `CYCL`, `EXCP`, `HASH`); `INIT` and `FINA` in turn hold `REGS`,
-//! `RMSK`, `RAM `, `QUEU` and `EA32` chunks. Chunks are always advanced over
-//! by their length and unknown ones are skipped, as the format requires.
+//! `FINA`, `CYCL`, `EXCP`, `HASH`); `INIT` and `FINA` in turn hold `REGS`
+//! (the 16-bit register file) or `RG32` (the 386's 32-bit one), the masks
+//! `RMSK` or `RM32`, `RAM `, `QUEU` and `EA32` chunks. Chunks are always
+//! advanced over by their length and unknown ones (`EA32`, `QUEU`, `CYCL`
+//! included: the runner has no use for them) are skipped, as the format
+//! requires.
 
 use std::fmt::Write as _;
 
-use super::{Exception, State, TestCase, NUM_REGS};
+use super::{Arch, Exception, Reg, State, TestCase, NUM_REGS, NUM_REGS_286};
 
 /// Malformed MOO data: what was wrong and where (offset into the
 /// decompressed file).
@@ -27,7 +30,7 @@ pub struct MooError {
 pub struct MooFile {
     /// MOO format version (major, minor).
     pub version: (u8, u8),
-    /// CPU id of the header (e.g. `C286`), trailing spaces removed.
+    /// CPU id of the header (e.g. `C286`, `386E`), trailing spaces removed.
     pub cpu: String,
     /// Test count the header declares.
     pub declared_tests: u32,
@@ -35,8 +38,9 @@ pub struct MooFile {
     pub mnemonic: Option<String>,
     /// Opcode from `META` (`None` when the file mixes opcodes).
     pub opcode: Option<u32>,
-    /// File-wide masks of defined register bits (top-level `RMSK`).
-    pub masks: [Option<u16>; NUM_REGS],
+    /// File-wide masks of defined register bits (top-level `RMSK` or
+    /// `RM32`).
+    pub masks: [Option<u32>; NUM_REGS],
     pub tests: Vec<TestCase>,
 }
 
@@ -162,6 +166,7 @@ pub fn parse(data: &[u8]) -> Result<MooFile, MooError> {
     r.bytes(2, "MOO reserved bytes")?;
     let declared_tests = r.u32("MOO test count")?;
     let cpu = String::from_utf8_lossy(r.bytes(4, "MOO CPU id")?).trim_end().to_string();
+    let arch = Arch::from_moo_cpu_id(&cpu);
 
     let mut file = MooFile {
         version: (major, minor),
@@ -184,9 +189,9 @@ pub fn parse(data: &[u8]) -> Result<MooFile, MooError> {
                 file.opcode = (opcode != u32::MAX).then_some(opcode);
                 file.mnemonic = (!mnemonic.is_empty()).then_some(mnemonic);
             }
-            b"RMSK" => file.masks = read_regs(&chunk)?,
-            b"RM32" | b"RG32" => return Err(unsupported_32bit(&chunk)),
-            b"TEST" => file.tests.push(parse_test(&chunk)?),
+            b"RMSK" => file.masks = read_masks16(&chunk)?,
+            b"RM32" => file.masks = read_regs32(&chunk)?,
+            b"TEST" => file.tests.push(parse_test(&chunk, arch)?),
             _ => {}
         }
     }
@@ -202,14 +207,9 @@ pub fn parse(data: &[u8]) -> Result<MooFile, MooError> {
     Ok(file)
 }
 
-fn unsupported_32bit(chunk: &Chunk) -> MooError {
-    MooError {
-        offset: chunk.offset,
-        reason: format!("{} chunk (386 register file) is not supported by this runner", chunk.id_str()),
-    }
-}
-
-fn parse_test(chunk: &Chunk) -> Result<TestCase, MooError> {
+/// A `TEST` chunk. `arch` is the header's; a test whose `INIT` holds an
+/// `RG32` chunk is a 386 test whatever the header says.
+fn parse_test(chunk: &Chunk, arch: Arch) -> Result<TestCase, MooError> {
     let mut r = chunk.reader();
     let idx = r.u32("TEST index")?;
     let body_offset = r.offset();
@@ -233,11 +233,11 @@ fn parse_test(chunk: &Chunk) -> Result<TestCase, MooError> {
                 let len = r.u32("BYTS length")? as usize;
                 bytes = Some(r.bytes(len, "BYTS bytes")?.to_vec());
             }
-            b"INIT" => initial = Some(parse_state(&sub)?.0),
+            b"INIT" => initial = Some(parse_state(&sub)?),
             b"FINA" => {
-                let (state, m) = parse_state(&sub)?;
-                final_ = Some(state);
-                masks = m;
+                let parsed = parse_state(&sub)?;
+                final_ = Some(parsed.state);
+                masks = parsed.masks;
             }
             b"EXCP" => {
                 let number = r.u8("EXCP number")?;
@@ -254,28 +254,51 @@ fn parse_test(chunk: &Chunk) -> Result<TestCase, MooError> {
         }
     }
     let missing = |what: &str| MooError { offset: chunk.offset, reason: format!("TEST {idx} has no {what} chunk") };
+    let initial = initial.ok_or_else(|| missing("INIT"))?;
     Ok(TestCase {
+        arch: if initial.regs32 { Arch::I386 } else { arch },
         idx,
         name,
         bytes: bytes.ok_or_else(|| missing("BYTS"))?,
-        initial: initial.ok_or_else(|| missing("INIT"))?,
+        initial: initial.state,
         final_: final_.ok_or_else(|| missing("FINA"))?,
         exception,
         hash,
         masks,
+        undefined_ram: Vec::new(),
     })
 }
 
+/// What an `INIT` or `FINA` chunk holds.
+struct ParsedState {
+    state: State,
+    /// Per-test register masks (`RMSK` or `RM32`).
+    masks: [Option<u32>; NUM_REGS],
+    /// The registers came as an `RG32` chunk.
+    regs32: bool,
+}
+
 /// An `INIT` or `FINA` chunk: the state and any per-test register masks.
-fn parse_state(chunk: &Chunk) -> Result<(State, [Option<u16>; NUM_REGS]), MooError> {
-    let mut state = State::default();
-    let mut masks = [None; NUM_REGS];
+fn parse_state(chunk: &Chunk) -> Result<ParsedState, MooError> {
+    let mut parsed = ParsedState { state: State::default(), masks: [None; NUM_REGS], regs32: false };
+    let state = &mut parsed.state;
     for sub in chunks(chunk.data, chunk.offset) {
         let sub = sub?;
         match &sub.id {
-            b"REGS" => state.regs = read_regs(&sub)?,
-            b"RMSK" => masks = read_regs(&sub)?,
-            b"RG32" | b"RM32" => return Err(unsupported_32bit(&sub)),
+            b"REGS" => state.regs = read_regs16(&sub)?.map(|v| v.map(u32::from)),
+            b"RG32" => {
+                let mut regs = read_regs32(&sub)?;
+                // Selectors are 16 bits; the format says to ignore the rest.
+                for r in Reg::ALL.into_iter().filter(|r| r.is_segment()) {
+                    if let Some(v) = &mut regs[r.index()] {
+                        *v &= 0xFFFF;
+                    }
+                }
+                state.regs = regs;
+                parsed.regs32 = true;
+            }
+            b"RMSK" => parsed.masks = read_masks16(&sub)?,
+            b"RM32" => parsed.masks = read_regs32(&sub)?,
             b"RAM " => {
                 let mut r = sub.reader();
                 let count = r.u32("RAM entry count")? as usize;
@@ -294,18 +317,42 @@ fn parse_state(chunk: &Chunk) -> Result<(State, [Option<u16>; NUM_REGS]), MooErr
             _ => {}
         }
     }
-    Ok((state, masks))
+    Ok(parsed)
 }
 
-/// A `REGS` or `RMSK` chunk: a `u16` bitmask in register order, then one
-/// `u16` per set bit.
-fn read_regs(chunk: &Chunk) -> Result<[Option<u16>; NUM_REGS], MooError> {
+/// A `REGS` or `RMSK` chunk: a `u16` bitmask in the 286 register order
+/// (the first [`NUM_REGS_286`] of [`Reg::ALL`]), then one `u16` per set
+/// bit.
+fn read_regs16(chunk: &Chunk) -> Result<[Option<u16>; NUM_REGS], MooError> {
     let mut r = chunk.reader();
     let mask = r.u16("register bitmask")?;
     let mut regs = [None; NUM_REGS];
-    for (bit, reg) in regs.iter_mut().enumerate() {
+    for (bit, reg) in regs.iter_mut().take(NUM_REGS_286).enumerate() {
         if mask & (1 << bit) != 0 {
             *reg = Some(r.u16("register value")?);
+        }
+    }
+    Ok(regs)
+}
+
+/// An `RMSK` chunk: masks of the 16-bit registers, which leave the upper
+/// half of a 32-bit register defined.
+fn read_masks16(chunk: &Chunk) -> Result<[Option<u32>; NUM_REGS], MooError> {
+    Ok(read_regs16(chunk)?.map(|m| m.map(|m| 0xFFFF_0000 | m as u32)))
+}
+
+/// An `RG32` or `RM32` chunk: a `u32` bitmask in the 386 register order
+/// ([`Reg::ORDER_386`]: cr0, cr3, eax, ebx, ecx, edx, esi, edi, ebp, esp,
+/// cs, ds, es, fs, gs, ss, eip, eflags, dr6, dr7), then one `u32` per set
+/// bit. Bits past dr7 (none are defined in MOO 1.1) come last in the order;
+/// their values are ignored.
+fn read_regs32(chunk: &Chunk) -> Result<[Option<u32>; NUM_REGS], MooError> {
+    let mut r = chunk.reader();
+    let mask = r.u32("register bitmask")?;
+    let mut regs = [None; NUM_REGS];
+    for (bit, reg) in Reg::ORDER_386.iter().enumerate() {
+        if mask & (1 << bit) != 0 {
+            regs[reg.index()] = Some(r.u32("register value")?);
         }
     }
     Ok(regs)
@@ -396,7 +443,7 @@ pub(crate) mod tests {
         assert_eq!(f.declared_tests, 2);
         assert_eq!(f.mnemonic.as_deref(), Some("cmc"));
         assert_eq!(f.opcode, Some(0xF5));
-        assert_eq!(f.masks[Reg::Ax.index()], Some(0x00FF));
+        assert_eq!(f.masks[Reg::Ax.index()], Some(0xFFFF_00FF));
         assert_eq!(f.masks[Reg::Bx.index()], None);
         assert_eq!(f.tests.len(), 2);
 
@@ -404,9 +451,10 @@ pub(crate) mod tests {
         assert_eq!(t.idx, 0);
         assert_eq!(t.name, "cmc");
         assert_eq!(t.bytes, vec![0xF5, 0xF4]);
-        for r in Reg::ALL {
+        for &r in Arch::I286.registers() {
             assert_eq!(t.initial.reg(r), Some(0x100 + r.index() as u16), "{r:?}");
         }
+        assert_eq!(t.initial.reg(Reg::Fs), None);
         assert_eq!(t.initial.ram, vec![(0x1000, 0xF5), (0x1001, 0xF4)]);
         assert_eq!(t.final_.reg(Reg::Ip), Some(0x10E));
         assert_eq!(t.final_.reg(Reg::Flags), Some(3));
@@ -419,7 +467,8 @@ pub(crate) mod tests {
         let t = &f.tests[1];
         assert_eq!(t.idx, 1);
         assert_eq!(t.exception, Some(Exception { number: 6, flag_address: 0x3456 }));
-        assert_eq!(t.masks[Reg::Flags.index()], Some(0xF7FF));
+        assert_eq!(t.masks[Reg::Flags.index()], Some(0xFFFF_F7FF));
+        assert_eq!(t.arch, Arch::I286);
     }
 
     #[test]
@@ -455,6 +504,79 @@ pub(crate) mod tests {
         data.extend(chunk(b"TEST", &body));
         let err = parse(&data).unwrap_err();
         assert!(err.reason.contains("RAM entry count"), "{err}");
+    }
+
+    fn regs32(mask: u32, values: &[u32]) -> Vec<u8> {
+        let mut v = mask.to_le_bytes().to_vec();
+        for x in values {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v
+    }
+
+    /// A one-test 386 file: `RG32` states, a file-wide and a per-test
+    /// `RM32`, an `EA32` chunk, selectors with junk in their upper half and
+    /// a mask bit past dr7 (whose value is never read).
+    #[test]
+    fn reads_the_386_register_file() {
+        let mut header = vec![1, 1, 0, 0];
+        header.extend_from_slice(&1u32.to_le_bytes());
+        header.extend_from_slice(b"386E");
+        // All twenty registers: value = 0x1000_0000 + bit.
+        let all: Vec<u32> = (0..20).map(|i| 0x1000_0000 + i).collect();
+        let mut init = chunk(b"RG32", &regs32(0x000F_FFFF, &all));
+        init.extend(chunk(b"EA32", &[0; 23]));
+        init.extend(chunk(b"RAM ", &ram(&[(0x10100, 0x66)])));
+        // Final: eax (bit 2), eflags (bit 17), and an unknown bit 20.
+        let mut fina = chunk(b"RG32", &regs32((1 << 2) | (1 << 17) | (1 << 20), &[7, 0xFFFC_0046, 9]));
+        fina.extend(chunk(b"RM32", &regs32(1 << 17, &[0xFFFF_F72A])));
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.extend(chunk(b"BYTS", &[2, 0, 0, 0, 0x90, 0xF4]));
+        body.extend(chunk(b"INIT", &init));
+        body.extend(chunk(b"FINA", &fina));
+        let mut data = chunk(b"MOO ", &header);
+        data.extend(chunk(b"RM32", &regs32(1 << 2, &[0x0000_FFFF])));
+        data.extend(chunk(b"TEST", &body));
+
+        let f = parse(&data).unwrap();
+        assert_eq!(f.cpu, "386E");
+        assert_eq!(f.masks[Reg::Ax.index()], Some(0x0000_FFFF));
+        let t = &f.tests[0];
+        assert_eq!(t.arch, Arch::I386);
+        for (bit, r) in Reg::ORDER_386.iter().enumerate() {
+            let v = 0x1000_0000 + bit as u32;
+            let want = if r.is_segment() { v & 0xFFFF } else { v };
+            assert_eq!(t.initial.reg32(*r), Some(want), "{r:?}");
+        }
+        assert_eq!(t.final_.reg32(Reg::Ax), Some(7));
+        assert_eq!(t.final_.reg32(Reg::Flags), Some(0xFFFC_0046));
+        assert_eq!(t.final_.reg32(Reg::Bx), None);
+        assert_eq!(t.masks[Reg::Flags.index()], Some(0xFFFF_F72A));
+        assert_eq!(t.initial.ram, vec![(0x10100, 0x66)]);
+    }
+
+    #[test]
+    fn header_cpu_id_names_the_architecture_of_16_bit_tests() {
+        // A 386E header with 16-bit REGS still makes a 386 test; a C286
+        // header with RG32 too.
+        let mut f = sample_moo();
+        let at = f.windows(4).position(|w| w == b"C286").unwrap();
+        f[at..at + 4].copy_from_slice(b"386E");
+        assert!(parse(&f).unwrap().tests.iter().all(|t| t.arch == Arch::I386));
+    }
+
+    #[test]
+    fn short_rg32_chunk_is_an_error() {
+        let init = chunk(b"RG32", &regs32(0b111, &[1, 2]));
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.extend(chunk(b"INIT", &init));
+        let mut header = vec![1, 1, 0, 0];
+        header.extend_from_slice(&1u32.to_le_bytes());
+        header.extend_from_slice(b"386E");
+        let mut data = chunk(b"MOO ", &header);
+        data.extend(chunk(b"TEST", &body));
+        let err = parse(&data).unwrap_err();
+        assert!(err.reason.contains("register value"), "{err}");
     }
 
     #[test]

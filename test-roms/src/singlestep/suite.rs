@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
-use super::metadata::find_beside;
+use super::metadata::{find_beside, find_nearest};
 use super::runner::{Failure, Machine};
 use super::{
-    adjustments, differences, display_name, insn, AdjustedMasks, Adjustment, Difference, Error, Format, Metadata,
+    adjustments, differences, display_name, insn, AdjustedMasks, Adjustment, Arch, Difference, Error, Format, Metadata,
     OpcodeKey, Reg, RevocationList, TestCase, TestFile, NUM_REGS,
 };
 
@@ -24,7 +24,8 @@ pub struct RunOptions {
     pub limit: Option<usize>,
     /// Worker threads (each with its own guest memory).
     pub jobs: usize,
-    /// `metadata.json` to use instead of looking beside the files.
+    /// `metadata.json` or `80386.csv` to use instead of looking beside the
+    /// files.
     pub metadata: Option<PathBuf>,
     /// `revocation_list.txt` to use instead of looking beside the files.
     pub revocations: Option<PathBuf>,
@@ -41,7 +42,7 @@ impl Default for RunOptions {
 pub enum SkipReason {
     /// Listed in the suite's revocation list.
     Revoked,
-    /// A documented 286-versus-P6 difference.
+    /// A documented 286- or 386-versus-P6 difference.
     Difference(&'static Difference),
 }
 
@@ -92,13 +93,15 @@ impl TestReport {
 pub struct FileReport {
     pub path: PathBuf,
     pub name: String,
+    /// The CPU the file's tests were captured on.
+    pub arch: Arch,
     pub opcode: Option<OpcodeKey>,
     pub mnemonic: Option<String>,
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
     /// Of the passed and failed tests, those checked against an
-    /// [`Adjustment`]'s P6 outcome instead of the 286's.
+    /// [`Adjustment`]'s P6 outcome instead of the 286's or 386's.
     pub adjusted: usize,
     /// Adjusted tests by adjustment name: (reason, count).
     pub adjustments: BTreeMap<&'static str, (&'static str, usize)>,
@@ -129,6 +132,9 @@ impl FileReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileSummary {
     pub name: String,
+    /// The CPU the file's tests were captured on (`None` when the file
+    /// could not be read).
+    pub arch: Option<Arch>,
     pub mnemonic: Option<String>,
     pub passed: usize,
     pub failed: usize,
@@ -161,6 +167,18 @@ impl SuiteSummary {
         self.files.iter().filter(|f| f.error.is_some()).count()
     }
 
+    /// What adjusted tests replace: "the 286 result", "the 386 result" or
+    /// "the 286 and 386 results", by the files run (the 286's when none was
+    /// read).
+    pub fn recorded_result(&self) -> &'static str {
+        let has = |arch| self.files.iter().any(|f| f.arch == Some(arch));
+        match (has(Arch::I286), has(Arch::I386)) {
+            (true, true) => "the 286 and 386 results",
+            (false, true) => "the 386 result",
+            _ => "the 286 result",
+        }
+    }
+
     /// Tests counted (passed, failed or skipped).
     pub fn total(&self) -> usize {
         self.passed + self.failed + self.skipped
@@ -180,8 +198,8 @@ impl SuiteSummary {
     /// [`final_line`](Self::final_line).
     pub fn summary_text(&self) -> String {
         let mut out = String::new();
-        let blocks =
-            [("skipped:", &self.skips), ("checked against the P6 rule instead of the 286 result:", &self.adjustments)];
+        let adjusted = format!("checked against the P6 rule instead of {}:", self.recorded_result());
+        let blocks = [("skipped:", &self.skips), (adjusted.as_str(), &self.adjustments)];
         for (title, entries) in blocks {
             if !entries.is_empty() {
                 let _ = writeln!(out, "{title}");
@@ -215,7 +233,8 @@ impl SuiteSummary {
         let by_adjustment: Vec<String> = self.adjustments.iter().map(|(name, (_, n))| format!("{n} {name}")).collect();
         let _ = writeln!(
             out,
-            "# checked against the P6 rule instead of the 286 result (among passed and failed): {}{}",
+            "# checked against the P6 rule instead of {} (among passed and failed): {}{}",
+            self.recorded_result(),
             self.adjusted,
             if by_adjustment.is_empty() { String::new() } else { format!(" ({})", by_adjustment.join(", ")) }
         );
@@ -255,6 +274,7 @@ impl SuiteSummary {
                 }
                 self.files.push(FileSummary {
                     name: r.name.clone(),
+                    arch: Some(r.arch),
                     mnemonic: r.mnemonic.clone(),
                     passed: r.passed,
                     failed: r.failed,
@@ -265,6 +285,7 @@ impl SuiteSummary {
             }
             Err(e) => self.files.push(FileSummary {
                 name: display_name(path),
+                arch: None,
                 mnemonic: None,
                 passed: 0,
                 failed: 0,
@@ -317,8 +338,8 @@ pub enum SuiteEvent<'a> {
     Progress { done: usize, total: usize, path: &'a Path },
     /// A file's result, delivered in input order.
     File { path: &'a Path, result: &'a Result<FileReport, Error> },
-    /// No `metadata.json` for the files in this directory: all FLAGS bits
-    /// are compared (reported once per directory).
+    /// No `metadata.json` or `80386.csv` for the files in this directory:
+    /// all FLAGS bits are compared (reported once per directory).
     NoMetadata { dir: &'a Path },
 }
 
@@ -377,6 +398,12 @@ pub fn run_suite(
     Ok(summary)
 }
 
+/// The names of the suites' opcode tables, looked for beside a test file,
+/// then in its parent directory (the nearest wins; in one directory, in
+/// this order): the 286 suite's `metadata.json`, the 386 suite's
+/// `80386.csv`.
+pub const METADATA_NAMES: [&str; 2] = ["metadata.json", "80386.csv"];
+
 /// Find and load each file's metadata and revocation list (each distinct
 /// file once).
 fn prepare(files: &[PathBuf], opts: &RunOptions, on_event: &mut impl FnMut(SuiteEvent)) -> Result<Vec<Job>, Error> {
@@ -385,7 +412,7 @@ fn prepare(files: &[PathBuf], opts: &RunOptions, on_event: &mut impl FnMut(Suite
     let mut warned: HashSet<PathBuf> = HashSet::new();
     let mut jobs = Vec::with_capacity(files.len());
     for path in files {
-        let meta_path = opts.metadata.clone().or_else(|| find_beside(path, "metadata.json"));
+        let meta_path = opts.metadata.clone().or_else(|| find_nearest(path, &METADATA_NAMES));
         let meta = match meta_path {
             Some(p) => Some(match metadata.get(&p) {
                 Some(m) => m.clone(),
@@ -426,6 +453,7 @@ fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileR
     let mut report = FileReport {
         path: job.path.clone(),
         name: file.display_name(),
+        arch: file.arch,
         opcode: file.opcode.clone(),
         mnemonic: file.mnemonic.clone(),
         passed: 0,
@@ -459,7 +487,7 @@ fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileR
             adjusted = Some(a);
             let masks = match a.masks {
                 AdjustedMasks::Suite => masks_for(&file, &p6_test, job.metadata.as_deref(), key),
-                AdjustedMasks::AllBits => [0xFFFF; NUM_REGS],
+                AdjustedMasks::AllBits => [u32::MAX; NUM_REGS],
             };
             match machine.run(&p6_test, &masks) {
                 Ok(()) => Outcome::Passed,
@@ -502,20 +530,21 @@ fn run_file(machine: &mut Machine, job: &Job, opts: &RunOptions) -> Result<FileR
 }
 
 /// Defined bits of each register for a test: the file's and the test's
-/// register masks (MOO `RMSK`) and the metadata's flags mask.
+/// register masks (MOO `RMSK`/`RM32`) and the metadata's flags mask (which
+/// covers the low 16 bits of EFLAGS).
 pub fn masks_for(
     file: &TestFile,
     test: &TestCase,
     metadata: Option<&Metadata>,
     key: Option<&OpcodeKey>,
-) -> [u16; NUM_REGS] {
-    let mut masks = [0xFFFF_u16; NUM_REGS];
+) -> [u32; NUM_REGS] {
+    let mut masks = [u32::MAX; NUM_REGS];
     for (i, m) in masks.iter_mut().enumerate() {
-        *m &= file.masks[i].unwrap_or(0xFFFF) & test.masks[i].unwrap_or(0xFFFF);
+        *m &= file.masks[i].unwrap_or(u32::MAX) & test.masks[i].unwrap_or(u32::MAX);
     }
     let info = metadata.zip(key).and_then(|(md, k)| md.lookup(k, insn::modrm_reg(&test.bytes)));
     if let Some(flags_mask) = info.and_then(|i| i.flags_mask) {
-        masks[Reg::Flags.index()] &= flags_mask as u16;
+        masks[Reg::Flags.index()] &= flags_mask | 0xFFFF_0000;
     }
     masks
 }
@@ -523,7 +552,7 @@ pub fn masks_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::singlestep::{moo, State};
+    use crate::singlestep::moo;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ferrite-singlestep-{tag}-{}", std::process::id()));
@@ -555,22 +584,14 @@ mod tests {
     fn masks_combine_moo_masks_and_metadata() {
         let mut file = TestFile::parse(Path::new("F6.json"), Format::Json, b"[]").unwrap();
         file.masks[Reg::Ax.index()] = Some(0x00FF);
-        let mut test = TestCase {
-            idx: 0,
-            name: String::new(),
-            bytes: vec![0xF6, 0xF1, 0xF4], // div cl: reg field 6
-            initial: State::default(),
-            final_: State::default(),
-            exception: None,
-            hash: String::new(),
-            masks: [None; NUM_REGS],
-        };
+        // div cl: reg field 6
+        let mut test = TestCase { bytes: vec![0xF6, 0xF1, 0xF4], ..TestCase::default() };
         test.masks[Reg::Flags.index()] = Some(0xFFFE);
         let md = Metadata::parse(r#"{"opcodes": {"F6": {"reg": {"6": {"status": "normal", "flags-mask": 63274}}}}}"#)
             .unwrap();
         let masks = masks_for(&file, &test, Some(&md), file.opcode.as_ref());
         assert_eq!(masks[Reg::Ax.index()], 0x00FF);
-        assert_eq!(masks[Reg::Bx.index()], 0xFFFF);
+        assert_eq!(masks[Reg::Bx.index()], u32::MAX);
         assert_eq!(masks[Reg::Flags.index()], 63274 & 0xFFFE);
         let masks = masks_for(&file, &test, None, file.opcode.as_ref());
         assert_eq!(masks[Reg::Flags.index()], 0xFFFE);
@@ -582,6 +603,7 @@ mod tests {
         for (name, p, f, k) in [("FC.json.gz", 10, 0, 0), ("00.json.gz", 7, 2, 1)] {
             s.files.push(FileSummary {
                 name: name.into(),
+                arch: Some(Arch::I286),
                 mnemonic: None,
                 passed: p,
                 failed: f,
@@ -648,7 +670,7 @@ mod tests {
 
     /// One test in the suite's JSON form; registers not given are 0.
     fn json_test(idx: u32, name: &str, bytes: &[u8], regs: &[(&str, u16)], ram: &[(u32, u8)], fin: &str) -> String {
-        let mut all: Vec<(&str, u16)> = Reg::ALL.iter().map(|r| (r.name(), 0)).collect();
+        let mut all: Vec<(&str, u16)> = Arch::I286.registers().iter().map(|r| (r.name(), 0)).collect();
         for &(n, v) in regs {
             all.iter_mut().find(|(m, _)| *m == n).unwrap().1 = v;
         }
@@ -721,6 +743,23 @@ mod tests {
         );
         let none = SuiteSummary { passed: 1, ..SuiteSummary::default() };
         assert_eq!(none.summary_text(), "1 passed, 0 failed\n");
+
+        // A run of 386 files names their result.
+        let file = |arch| FileSummary {
+            name: String::new(),
+            arch,
+            mnemonic: None,
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            adjusted: 0,
+            error: None,
+        };
+        s.files = vec![file(Some(Arch::I386)), file(None)];
+        assert!(s.summary_text().contains("\nchecked against the P6 rule instead of the 386 result:\n"));
+        assert!(s.scoreboard().contains("# checked against the P6 rule instead of the 386 result (among"));
+        s.files.push(file(Some(Arch::I286)));
+        assert_eq!(s.recorded_result(), "the 286 and 386 results");
     }
 
     #[test]
