@@ -43,6 +43,12 @@ impl AccessSize {
 /// Called synchronously from the interpreter (and later from JIT helpers);
 /// implementations must never panic on any port, address or value.
 pub trait Bus {
+    /// Called before every port access with the number of instructions
+    /// the CPU has retired, so the board can bring virtual time (and the
+    /// devices) up to the moment of the access.
+    fn sync(&mut self, instret: u64) {
+        let _ = instret;
+    }
     /// `IN`: read a port. An unclaimed port reads all-ones.
     fn io_read(&mut self, port: u16, size: AccessSize) -> u32;
     /// `OUT`: write a port. Writes to unclaimed ports are dropped.

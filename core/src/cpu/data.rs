@@ -349,6 +349,7 @@ pub(crate) fn in_(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let size = i.size(0);
     let port = io_port(cpu, i, 1);
     cpu.check_io(ctx, port, size)?;
+    ctx.bus.sync(cpu.instret);
     let v = ctx.bus.io_read(port, AccessSize::from_bytes(size)) & mask(size);
     cpu.set_reg(EAX as u8, size, v);
     Ok(())
@@ -359,6 +360,7 @@ pub(crate) fn out(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let port = io_port(cpu, i, 0);
     cpu.check_io(ctx, port, size)?;
     let v = cpu.get_reg(EAX as u8, size);
+    ctx.bus.sync(cpu.instret);
     ctx.bus.io_write(port, AccessSize::from_bytes(size), v);
     Ok(())
 }
@@ -498,6 +500,7 @@ pub(crate) fn ins(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
         let off = idx(cpu, EDI, i.addr32);
         let lin = cpu.seg_check(Cpu::ES, off, size, true)?;
         cpu.probe_write(ctx, lin, size)?;
+        ctx.bus.sync(cpu.instret);
         let v = ctx.bus.io_read(port, AccessSize::from_bytes(size)) & mask(size);
         cpu.write_mem(ctx, Cpu::ES, off, size, v)?;
         advance(cpu, EDI, size, i.addr32);
@@ -511,6 +514,7 @@ pub(crate) fn outs(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
         let port = cpu.state.regs[EDX] as u16;
         cpu.check_io(ctx, port, size)?;
         let v = cpu.read_mem(ctx, Cpu::str_seg(i), idx(cpu, ESI, i.addr32), size)?;
+        ctx.bus.sync(cpu.instret);
         ctx.bus.io_write(port, AccessSize::from_bytes(size), v);
         advance(cpu, ESI, size, i.addr32);
         Ok(true)

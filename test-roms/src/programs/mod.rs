@@ -17,6 +17,7 @@ mod pmode;
 mod rt;
 mod smc;
 mod tasks;
+pub mod timer;
 mod v86;
 
 use crate::debug_ports::{DEBUGCON_PORT, EXIT_PORT};
@@ -45,9 +46,15 @@ pub fn all() -> Vec<Program> {
     ]
 }
 
+/// Programs that need the PC board (PIC, PIT, UART): not part of [`all`],
+/// which runs on the bare CPU.
+pub fn board_programs() -> Vec<Program> {
+    vec![timer::program()]
+}
+
 /// The program called `name`.
 pub fn by_name(name: &str) -> Option<Program> {
-    all().into_iter().find(|p| p.name == name)
+    all().into_iter().chain(board_programs()).find(|p| p.name == name)
 }
 
 /// Guest RAM the harness gives a program.
@@ -93,6 +100,9 @@ struct Tap<'a> {
 }
 
 impl Bus for Tap<'_> {
+    fn sync(&mut self, instret: u64) {
+        self.inner.sync(instret)
+    }
     fn io_read(&mut self, port: u16, size: AccessSize) -> u32 {
         self.inner.io_read(port, size)
     }

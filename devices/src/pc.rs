@@ -1,0 +1,446 @@
+//! The `pc` board: wires the platform devices into one port map and
+//! interrupt path, keeps virtual time, and runs a CPU against them.
+//!
+//! Time: the board converts the CPU's retired-instruction count into
+//! virtual nanoseconds at a fixed rate (`ns_per_instruction`) plus the time
+//! skipped while the CPU is halted. Before every port access the CPU calls
+//! [`Bus::sync`], so a device always sees the time of the access. Between
+//! accesses [`Machine::run`] runs the CPU only up to the next device event,
+//! then polls the due devices.
+//!
+//! Interrupts: devices drive [`IrqLines`]; after every device call the PIC
+//! samples the lines, and its INTR output is what the CPU sees.
+
+use crate::pic::Pic;
+use crate::pit::Pit;
+use crate::rtc::Rtc;
+use crate::uart::Uart;
+use crate::{DevCtx, IrqLines, PortIo, Timed};
+use ferrite_core::{AccessSize, Bus, Cpu, GuestMemory, Nanos, StepOutcome};
+
+/// Configuration of the board.
+#[derive(Clone, Debug)]
+pub struct PcConfig {
+    /// Virtual nanoseconds per retired instruction (10 = a 100 MIPS CPU).
+    pub ns_per_instruction: u64,
+    /// Wall-clock time the RTC starts at, as Unix seconds (the frontend reads
+    /// the host clock once; the core never does).
+    pub rtc_start_unix: u64,
+    /// Enable the 0xF4 exit device.
+    pub debug_exit: bool,
+}
+
+impl Default for PcConfig {
+    fn default() -> Self {
+        // 2000-01-01 00:00:00 UTC: deterministic unless the frontend says otherwise.
+        PcConfig { ns_per_instruction: 10, rtc_start_unix: 946_684_800, debug_exit: false }
+    }
+}
+
+/// COM1 and COM2 (base port, IRQ).
+const COM_PORTS: [(u16, u8); 2] = [(0x3F8, 4), (0x2F8, 3)];
+
+/// The platform devices and their port map.
+pub struct Pc {
+    pub pic: Pic,
+    pub pit: Pit,
+    pub rtc: Rtc,
+    pub com: [Uart; 2],
+    irq: IrqLines,
+    now: Nanos,
+    ns_per_instruction: u64,
+    /// Virtual time skipped while the CPU was halted.
+    idle_ns: u64,
+    /// Port 0x61 bits the board keeps: 0 = speaker gate (PIT channel 2),
+    /// 1 = speaker data.
+    port61: u8,
+    /// Port 0x92 (PS/2 system control port A): bit 1 = A20, bit 0 = reset.
+    port92: u8,
+    reset_request: bool,
+    debug_exit: bool,
+    /// Bytes written to the 0xE9 debug console, not yet taken.
+    debugcon: Vec<u8>,
+    exit: Option<u32>,
+    /// Ports already reported as unclaimed (one log line each).
+    logged: Box<[u64; 1024]>,
+}
+
+impl Pc {
+    pub fn new(cfg: &PcConfig) -> Pc {
+        Pc {
+            pic: Pic::new(),
+            pit: Pit::new(),
+            rtc: Rtc::from_unix_seconds(cfg.rtc_start_unix),
+            com: COM_PORTS.map(|(base, irq)| Uart::new(base, irq)),
+            irq: IrqLines::default(),
+            now: Nanos::ZERO,
+            ns_per_instruction: cfg.ns_per_instruction.max(1),
+            idle_ns: 0,
+            port61: 0,
+            port92: 0x02,
+            reset_request: false,
+            debug_exit: cfg.debug_exit,
+            debugcon: Vec::new(),
+            exit: None,
+            logged: Box::new([0; 1024]),
+        }
+    }
+
+    /// Virtual time after `instret` retired instructions.
+    pub fn time_at(&self, instret: u64) -> Nanos {
+        Nanos(instret.saturating_mul(self.ns_per_instruction).saturating_add(self.idle_ns))
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Nanos {
+        self.now
+    }
+
+    /// Bring time to `instret` and poll every device whose event is due.
+    pub fn advance(&mut self, instret: u64) {
+        let t = self.time_at(instret);
+        if t > self.now {
+            self.now = t;
+        }
+        // A device may schedule its next event at `now` (e.g. to emit an
+        // edge); a few rounds settle it, the bound keeps a bad device from
+        // hanging the host.
+        for _ in 0..8 {
+            let now = self.now;
+            let mut cx = DevCtx { now, irq: &mut self.irq };
+            let mut any = false;
+            if self.pit.next_event().is_some_and(|e| e <= now) {
+                self.pit.poll(&mut cx);
+                any = true;
+            }
+            if self.rtc.next_event().is_some_and(|e| e <= now) {
+                self.rtc.poll(&mut cx);
+                any = true;
+            }
+            for u in self.com.iter_mut() {
+                if u.next_event().is_some_and(|e| e <= now) {
+                    u.poll(&mut cx);
+                    any = true;
+                }
+            }
+            self.pic.update(&self.irq);
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// The earliest time a device needs a poll.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        [self.pit.next_event(), self.rtc.next_event(), self.com[0].next_event(), self.com[1].next_event()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The CPU is halted with nothing to do: let virtual time jump to `t`.
+    pub fn skip_idle_to(&mut self, t: Nanos) {
+        if t > self.now {
+            self.idle_ns += t.since(self.now);
+            self.now = t;
+        }
+    }
+
+    /// Instructions the CPU may run before the next device event.
+    pub fn budget(&self, max: u64) -> u64 {
+        match self.next_deadline() {
+            Some(t) => (t.since(self.now) / self.ns_per_instruction).clamp(1, max),
+            None => max,
+        }
+    }
+
+    /// State of the A20 gate the chipset drives (port 0x92 bit 1).
+    pub fn a20(&self) -> bool {
+        self.port92 & 2 != 0
+    }
+
+    /// A reset was requested (port 0x92 bit 0 rising).
+    pub fn take_reset_request(&mut self) -> bool {
+        std::mem::take(&mut self.reset_request)
+    }
+
+    /// Bytes written to the debug console since the last call.
+    pub fn take_debugcon(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.debugcon)
+    }
+
+    /// The value written to the 0xF4 exit device, if any.
+    pub fn exit_value(&self) -> Option<u32> {
+        self.exit
+    }
+
+    fn log_unclaimed(&mut self, port: u16, write: bool) {
+        let (w, b) = (port as usize / 64, port as usize % 64);
+        if self.logged[w] & (1 << b) == 0 {
+            self.logged[w] |= 1 << b;
+            tracing::debug!("unclaimed I/O port {port:#06x} ({})", if write { "write" } else { "read" });
+        }
+    }
+
+    /// Route one port access. Returns None for an unclaimed port.
+    fn route(&mut self, port: u16, size: AccessSize, write: Option<u32>) -> Option<u32> {
+        let now = self.now;
+        let mut cx = DevCtx { now, irq: &mut self.irq };
+        let dev: &mut dyn PortIo = match port {
+            0x20 | 0x21 | 0xA0 | 0xA1 | 0x4D0 | 0x4D1 => &mut self.pic,
+            0x40..=0x43 => &mut self.pit,
+            0x70 | 0x71 => &mut self.rtc,
+            0x3F8..=0x3FF => &mut self.com[0],
+            0x2F8..=0x2FF => &mut self.com[1],
+            0x61 => {
+                return Some(match write {
+                    Some(v) => {
+                        self.port61 = v as u8 & 3;
+                        self.pit.gate2(v & 1 != 0, &mut cx);
+                        0
+                    }
+                    None => {
+                        // Bit 4 toggles with DRAM refresh every 15.085 us;
+                        // bit 5 is PIT channel 2's output.
+                        let refresh = (now.0 / 15_085) & 1 != 0;
+                        let out2 = self.pit.out2(now);
+                        self.port61 as u32 | (refresh as u32) << 4 | (out2 as u32) << 5
+                    }
+                });
+            }
+            0x92 => {
+                return Some(match write {
+                    Some(v) => {
+                        if v & 1 != 0 && self.port92 & 1 == 0 {
+                            self.reset_request = true;
+                        }
+                        self.port92 = v as u8 & 3;
+                        0
+                    }
+                    None => self.port92 as u32,
+                });
+            }
+            crate::debug::DEBUGCON_PORT => {
+                return Some(match write {
+                    Some(v) => {
+                        self.debugcon.push(v as u8);
+                        0
+                    }
+                    None => 0xE9,
+                });
+            }
+            crate::debug::DEBUG_EXIT_PORT if self.debug_exit => {
+                if let Some(v) = write {
+                    self.exit = Some(v & size.all_ones());
+                }
+                return Some(size.all_ones());
+            }
+            _ => return None,
+        };
+        let r = match write {
+            Some(v) => {
+                dev.io_write(port, size, v, &mut cx);
+                0
+            }
+            None => dev.io_read(port, size, &mut cx),
+        };
+        self.pic.update(&self.irq);
+        Some(r)
+    }
+}
+
+impl Bus for Pc {
+    fn sync(&mut self, instret: u64) {
+        self.advance(instret);
+    }
+
+    fn io_read(&mut self, port: u16, size: AccessSize) -> u32 {
+        match self.route(port, size, None) {
+            Some(v) => v & size.all_ones(),
+            None => {
+                self.log_unclaimed(port, false);
+                size.all_ones()
+            }
+        }
+    }
+
+    fn io_write(&mut self, port: u16, size: AccessSize, value: u32) {
+        if self.route(port, size, Some(value)).is_none() {
+            self.log_unclaimed(port, true);
+        }
+    }
+
+    fn interrupt_pending(&self) -> bool {
+        self.pic.interrupt_pending()
+    }
+
+    fn acknowledge_interrupt(&mut self) -> Option<u8> {
+        let v = self.pic.acknowledge();
+        self.pic.update(&self.irq);
+        v
+    }
+}
+
+/// Why [`Machine::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunExit {
+    /// The instruction budget is used up.
+    Budget,
+    /// The guest wrote the exit device.
+    Exit(u32),
+    /// The CPU is halted with interrupts disabled or no device event left:
+    /// nothing can ever wake it.
+    HaltedForever,
+}
+
+/// A CPU, its memory and the board.
+pub struct Machine {
+    pub cpu: Cpu,
+    pub mem: GuestMemory,
+    pub pc: Pc,
+}
+
+/// Instructions run between device polls at most.
+const MAX_SLICE: u64 = 100_000;
+
+impl Machine {
+    pub fn new(mem: GuestMemory, cfg: &PcConfig) -> Machine {
+        Machine { cpu: Cpu::new(), mem, pc: Pc::new(cfg) }
+    }
+
+    /// Run up to `max` instructions (halted time does not count).
+    pub fn run(&mut self, max: u64) -> RunExit {
+        let start = self.cpu.instret;
+        while self.cpu.instret - start < max {
+            self.pc.advance(self.cpu.instret);
+            if self.pc.a20() != self.mem.a20_enabled() {
+                self.mem.set_a20(self.pc.a20());
+                self.cpu.flush_caches();
+            }
+            if self.pc.take_reset_request() {
+                tracing::info!("reset requested by the guest");
+                self.cpu.reset();
+            }
+            if let Some(v) = self.pc.exit_value() {
+                return RunExit::Exit(v);
+            }
+            let left = max - (self.cpu.instret - start);
+            let budget = self.pc.budget(MAX_SLICE.min(left));
+            let (out, _) = self.cpu.run(&mut self.mem, &mut self.pc, budget);
+            match out {
+                StepOutcome::Continue => {}
+                StepOutcome::Shutdown => {
+                    tracing::warn!("triple fault: resetting the machine");
+                    self.cpu.reset();
+                }
+                StepOutcome::Halted => {
+                    self.pc.advance(self.cpu.instret);
+                    let if_set = self.cpu.state.eflags() & ferrite_core::cpu::flags::IF != 0;
+                    if if_set && self.pc.interrupt_pending() {
+                        continue;
+                    }
+                    if let Some(v) = self.pc.exit_value() {
+                        return RunExit::Exit(v);
+                    }
+                    match self.pc.next_deadline() {
+                        Some(t) if if_set => self.pc.skip_idle_to(t),
+                        _ => return RunExit::HaltedForever,
+                    }
+                }
+            }
+        }
+        match self.pc.exit_value() {
+            Some(v) => RunExit::Exit(v),
+            None => RunExit::Budget,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pc() -> Pc {
+        Pc::new(&PcConfig::default())
+    }
+
+    #[test]
+    fn unclaimed_ports_read_all_ones() {
+        let mut pc = pc();
+        assert_eq!(pc.io_read(0x1234, AccessSize::Byte), 0xFF);
+        assert_eq!(pc.io_read(0x1234, AccessSize::Dword), 0xFFFF_FFFF);
+        pc.io_write(0x1234, AccessSize::Word, 7);
+    }
+
+    #[test]
+    fn time_follows_instructions_and_idle_skips() {
+        let mut pc = pc();
+        pc.advance(1000);
+        assert_eq!(pc.now(), Nanos(10_000));
+        pc.skip_idle_to(Nanos(50_000));
+        pc.advance(1000);
+        assert_eq!(pc.now(), Nanos(50_000));
+        pc.advance(2000);
+        assert_eq!(pc.now(), Nanos(60_000));
+    }
+
+    #[test]
+    fn port_92_drives_a20_and_reset() {
+        let mut pc = pc();
+        assert!(pc.a20());
+        pc.io_write(0x92, AccessSize::Byte, 0);
+        assert!(!pc.a20());
+        assert!(!pc.take_reset_request());
+        pc.io_write(0x92, AccessSize::Byte, 1);
+        assert!(pc.take_reset_request());
+        assert!(!pc.take_reset_request());
+    }
+
+    #[test]
+    fn pit_channel_0_interrupts_reach_the_cpu_through_the_pic() {
+        let mut pc = pc();
+        // BIOS-style PIC init: vectors 0x08 / 0x70, unmask IRQ0 only.
+        for (p, v) in [(0x20, 0x11), (0x21, 0x08), (0x21, 0x04), (0x21, 0x01), (0x21, 0xFE)] {
+            pc.io_write(p, AccessSize::Byte, v);
+        }
+        for (p, v) in [(0xA0, 0x11), (0xA1, 0x70), (0xA1, 0x02), (0xA1, 0x01), (0xA1, 0xFF)] {
+            pc.io_write(p, AccessSize::Byte, v);
+        }
+        // PIT channel 0, mode 2, count 1193 (about 1 ms).
+        pc.io_write(0x43, AccessSize::Byte, 0x34);
+        pc.io_write(0x40, AccessSize::Byte, 1193 & 0xFF);
+        pc.io_write(0x40, AccessSize::Byte, 1193 >> 8);
+        let mut irqs = 0;
+        let mut instret = 0;
+        // 10 ms of virtual time at 10 ns per instruction.
+        while instret < 1_000_000 {
+            instret += pc.budget(10_000);
+            pc.advance(instret);
+            if pc.interrupt_pending() {
+                assert_eq!(pc.acknowledge_interrupt(), Some(0x08));
+                pc.io_write(0x20, AccessSize::Byte, 0x20); // EOI
+                irqs += 1;
+            }
+        }
+        assert!((9..=11).contains(&irqs), "{irqs} timer interrupts in 10 ms");
+    }
+
+    #[test]
+    fn speaker_port_reflects_the_gate_and_channel_2() {
+        let mut pc = pc();
+        pc.io_write(0x61, AccessSize::Byte, 0x03);
+        assert_eq!(pc.io_read(0x61, AccessSize::Byte) & 0x03, 0x03);
+    }
+
+    #[test]
+    fn debug_console_collects_bytes_and_exit_needs_enabling() {
+        let mut pc = pc();
+        pc.io_write(0xE9, AccessSize::Byte, b'x' as u32);
+        assert_eq!(pc.take_debugcon(), b"x");
+        pc.io_write(0xF4, AccessSize::Byte, 3);
+        assert_eq!(pc.exit_value(), None);
+        let mut pc = Pc::new(&PcConfig { debug_exit: true, ..PcConfig::default() });
+        pc.io_write(0xF4, AccessSize::Byte, 3);
+        assert_eq!(pc.exit_value(), Some(3));
+    }
+}
