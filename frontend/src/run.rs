@@ -1,8 +1,8 @@
-//! `ferrite run`: start a machine. Until the PC board exists (the PC issue)
-//! the machine is the CPU, RAM, an external BIOS image or one of the
-//! built-in test programs, and the two debug devices (0xE9 console, 0xF4
-//! exit) — enough for CPU test ROMs such as those written for QEMU's
-//! isa-debug-exit.
+//! `ferrite run`: start a machine: the CPU, RAM and the PC board so far
+//! (PIC, PIT, CMOS/RTC, COM1/COM2, port 0x61/0x92, the 0xE9 debug console
+//! and the 0xF4 exit device), booting an external BIOS image or one of the
+//! built-in test programs. Disks, the own BIOS and the display come with the
+//! rest of the PC issue.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ferrite_core::cpu::state::SegReg;
-use ferrite_core::{AccessSize, Bus, Cpu, GuestMemory, PhysAddr, StepOutcome};
+use ferrite_core::{GuestMemory, PhysAddr};
+use ferrite_devices::pc::{Machine, PcConfig, RunExit};
 use ferrite_jit::JitMode;
 use ferrite_test_roms::programs;
 
@@ -32,9 +33,15 @@ pub struct RunArgs {
     /// Run one of the built-in CPU test programs instead of a BIOS.
     #[arg(long, value_name = "NAME")]
     pub program: Option<String>,
-    /// Where bytes written to port 0xE9 go: stdio or file:PATH.
-    #[arg(long, value_name = "stdio|file:PATH")]
+    /// Where bytes written to port 0xE9 go: stdio, file:PATH or none.
+    #[arg(long, value_name = "stdio|file:PATH|none")]
     pub debugcon: Option<String>,
+    /// Where COM1 output goes: stdio, file:PATH or none (default none).
+    #[arg(long, value_name = "stdio|file:PATH|none")]
+    pub serial: Option<String>,
+    /// Run as fast as possible instead of pacing virtual time to real time.
+    #[arg(long)]
+    pub no_pacing: bool,
     /// A write of v to port 0xF4 ends the run with exit status (v<<1)|1.
     #[arg(long)]
     pub debug_exit: bool,
@@ -55,41 +62,12 @@ pub enum JitArg {
     Off,
 }
 
-/// The devices of this minimal machine.
-struct DebugDevices {
-    console: Option<Box<dyn Write>>,
-    exit_enabled: bool,
-    exit: Option<u32>,
-}
-
-impl Bus for DebugDevices {
-    fn io_read(&mut self, port: u16, size: AccessSize) -> u32 {
-        match port {
-            0xE9 if self.console.is_some() => 0xE9,
-            _ => size.all_ones(),
-        }
+fn open_sink(spec: &str, what: &str) -> anyhow::Result<Option<Box<dyn Write>>> {
+    if spec == "none" {
+        return Ok(None);
     }
-
-    fn io_write(&mut self, port: u16, _size: AccessSize, value: u32) {
-        match port {
-            0xE9 => {
-                if let Some(c) = self.console.as_mut() {
-                    // A host write error must not stop the guest.
-                    let _ = c.write_all(&[value as u8]);
-                    if value as u8 == b'\n' {
-                        let _ = c.flush();
-                    }
-                }
-            }
-            0xF4 if self.exit_enabled => self.exit = Some(value & 0xFF),
-            _ => {}
-        }
-    }
-}
-
-fn open_debugcon(spec: &str) -> anyhow::Result<Box<dyn Write>> {
     if spec == "stdio" {
-        return Ok(Box::new(std::io::stdout()));
+        return Ok(Some(Box::new(std::io::stdout())));
     }
     if let Some(path) = spec.strip_prefix("file:") {
         let f = OpenOptions::new()
@@ -97,10 +75,20 @@ fn open_debugcon(spec: &str) -> anyhow::Result<Box<dyn Write>> {
             .write(true)
             .truncate(true)
             .open(path)
-            .with_context(|| format!("cannot open debug console file {path}"))?;
-        return Ok(Box::new(std::io::BufWriter::new(f)));
+            .with_context(|| format!("cannot open {what} file {path}"))?;
+        return Ok(Some(Box::new(std::io::BufWriter::new(f))));
     }
-    bail!("--debugcon takes stdio or file:PATH, not {spec:?}")
+    bail!("{what} takes stdio, file:PATH or none, not {spec:?}")
+}
+
+fn write_all(sink: &mut Option<Box<dyn Write>>, bytes: &[u8]) {
+    if let Some(s) = sink.as_mut() {
+        if !bytes.is_empty() {
+            // A host write error must not stop the guest.
+            let _ = s.write_all(bytes);
+            let _ = s.flush();
+        }
+    }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -111,7 +99,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         bail!("-m/--memory {} MiB: choose 1 to 3072", args.memory);
     }
     let mut mem = GuestMemory::new((args.memory as usize) << 20).context("cannot allocate guest RAM")?;
-    let mut cpu = Cpu::new();
+    let mut start_at = None;
     match (&args.bios, &args.program) {
         (Some(path), _) => {
             let image = std::fs::read(path).with_context(|| format!("cannot read BIOS image {}", path.display()))?;
@@ -120,33 +108,40 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         (None, Some(name)) => {
             let Some(p) = programs::by_name(name) else {
-                let names: Vec<_> = programs::all().iter().map(|p| p.name).collect();
+                let names: Vec<_> = programs::all().iter().chain(&programs::board_programs()).map(|p| p.name).collect();
                 bail!("no built-in program {name:?}; there are: {}", names.join(", "));
             };
             mem.load(PhysAddr(p.load_addr), &p.image);
-            cpu.state.load_seg_real(SegReg::Cs, 0);
-            cpu.state.eip = p.load_addr;
+            start_at = Some(p.load_addr);
         }
-        (None, None) => bail!("nothing to run: give --bios FILE or --program NAME (the PC board comes later)"),
+        (None, None) => bail!("nothing to run: give --bios FILE or --program NAME (disks and the own BIOS come later)"),
     }
-    let console = args.debugcon.as_deref().map(open_debugcon).transpose()?;
-    let mut bus = DebugDevices { console, exit_enabled: args.debug_exit, exit: None };
+    let mut debugcon = args.debugcon.as_deref().map(|s| open_sink(s, "--debugcon")).transpose()?.flatten();
+    let mut serial = open_sink(args.serial.as_deref().unwrap_or("none"), "--serial")?;
+    // The RTC starts at the host's time; from then on only virtual time counts.
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let cfg = PcConfig { debug_exit: args.debug_exit, rtc_start_unix: unix, ..PcConfig::default() };
+    let mut m = Machine::new(mem, &cfg);
+    if let Some(addr) = start_at {
+        m.cpu.state.load_seg_real(SegReg::Cs, 0);
+        m.cpu.state.eip = addr;
+    }
     let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     let start = Instant::now();
     let stop = ctrl_c_flag();
     let status = loop {
-        let (outcome, _) = cpu.run(&mut mem, &mut bus, 200_000);
-        if let Some(v) = bus.exit {
-            break ExitCode::from(((v << 1) | 1) as u8);
+        let exit = m.run(1_000_000);
+        write_all(&mut debugcon, &m.pc.take_debugcon());
+        write_all(&mut serial, &m.pc.com[0].take_output());
+        match exit {
+            RunExit::Exit(v) => break ExitCode::from(((v << 1) | 1) as u8),
+            RunExit::HaltedForever => break ExitCode::SUCCESS,
+            RunExit::Budget => {}
         }
-        match outcome {
-            StepOutcome::Continue => {}
-            // Without a PIC nothing can wake a halted CPU: the run is over.
-            StepOutcome::Halted => break ExitCode::SUCCESS,
-            StepOutcome::Shutdown => {
-                tracing::warn!("triple fault: resetting the machine");
-                cpu.reset();
-            }
+        // Pace virtual time to real time: never run ahead of the wall clock.
+        let ahead = Duration::from_nanos(m.pc.now().0).saturating_sub(start.elapsed());
+        if !args.no_pacing && ahead > Duration::from_millis(1) {
+            std::thread::sleep(ahead.min(Duration::from_millis(50)));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break ExitCode::from(EXIT_TIMEOUT);
@@ -155,16 +150,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             break ExitCode::from(130);
         }
     };
-    if let Some(c) = bus.console.as_mut() {
-        c.flush().context("cannot flush the debug console")?;
-    }
     if args.stats {
         let secs = start.elapsed().as_secs_f64();
         eprintln!(
-            "stats: {} instructions retired in {:.3} s ({:.1} MIPS), all interpreted (no JIT in this build)",
-            cpu.instret,
+            "stats: {} instructions retired in {:.3} s ({:.1} MIPS), {:.3} s of virtual time; all interpreted (no JIT in this build)",
+            m.cpu.instret,
             secs,
-            cpu.instret as f64 / secs.max(1e-9) / 1e6
+            m.cpu.instret as f64 / secs.max(1e-9) / 1e6,
+            m.pc.now().0 as f64 / 1e9
         );
     }
     Ok(status)

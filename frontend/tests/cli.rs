@@ -1,0 +1,48 @@
+//! The `ferrite` binary as a user runs it.
+
+use std::process::Command;
+
+fn ferrite() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ferrite"))
+}
+
+#[test]
+fn run_boots_a_program_on_the_board_and_exits_through_the_exit_device() {
+    let out = ferrite()
+        .args(["run", "--program", "timer", "--serial", "stdio", "--debug-exit", "--no-pacing", "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "timer: 10 ticks\n");
+    // Exit value 0 through isa-debug-exit semantics: status (0 << 1) | 1.
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_missing_bios_image_is_a_clear_error_naming_the_file() {
+    let out = ferrite().args(["run", "--bios", "/nonexistent/bios.bin"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/bios.bin"), "{err}");
+}
+
+#[test]
+fn a_bios_image_of_the_wrong_size_is_refused() {
+    let dir = std::env::temp_dir().join(format!("ferrite-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("small.bin");
+    std::fs::write(&path, [0u8; 1000]).unwrap();
+    let out = ferrite().args(["run", "--bios"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("small.bin") && err.contains("1000 bytes"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_default_demo_runs_every_builtin_program() {
+    let out = ferrite().output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("hello from ferrite"));
+    assert!(text.trim_end().ends_with("7 passed, 0 failed"), "{text}");
+}
