@@ -19,6 +19,7 @@
 //!   datasheet's value, bad writes are ignored (and logged once).
 
 pub mod debug;
+pub mod dma;
 pub mod pc;
 pub mod pic;
 pub mod pit;
