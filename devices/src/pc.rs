@@ -11,6 +11,7 @@
 //! Interrupts: devices drive [`IrqLines`]; after every device call the PIC
 //! samples the lines, and its INTR output is what the CPU sees.
 
+use crate::dma::Dma;
 use crate::pic::Pic;
 use crate::pit::Pit;
 use crate::rtc::Rtc;
@@ -46,6 +47,7 @@ pub struct Pc {
     pub pit: Pit,
     pub rtc: Rtc,
     pub com: [Uart; 2],
+    pub dma: Dma,
     irq: IrqLines,
     now: Nanos,
     ns_per_instruction: u64,
@@ -72,6 +74,7 @@ impl Pc {
             pit: Pit::new(),
             rtc: Rtc::from_unix_seconds(cfg.rtc_start_unix),
             com: COM_PORTS.map(|(base, irq)| Uart::new(base, irq)),
+            dma: Dma::new(),
             irq: IrqLines::default(),
             now: Nanos::ZERO,
             ns_per_instruction: cfg.ns_per_instruction.max(1),
@@ -189,6 +192,7 @@ impl Pc {
         let dev: &mut dyn PortIo = match port {
             0x20 | 0x21 | 0xA0 | 0xA1 | 0x4D0 | 0x4D1 => &mut self.pic,
             0x40..=0x43 => &mut self.pit,
+            0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF => &mut self.dma,
             0x70 | 0x71 => &mut self.rtc,
             0x3F8..=0x3FF => &mut self.com[0],
             0x2F8..=0x2FF => &mut self.com[1],
@@ -423,6 +427,16 @@ mod tests {
             }
         }
         assert!((9..=11).contains(&irqs), "{irqs} timer interrupts in 10 ms");
+    }
+
+    #[test]
+    fn dma_and_post_code_ports_are_claimed() {
+        let mut pc = pc();
+        pc.io_write(0x80, AccessSize::Byte, 0x42);
+        assert_eq!(pc.io_read(0x80, AccessSize::Byte), 0x42);
+        assert_eq!(pc.dma.post_code(), 0x42);
+        pc.io_write(0x81, AccessSize::Byte, 0x12); // channel 2 page
+        assert_eq!(pc.dma.page(2), Some(0x12));
     }
 
     #[test]
