@@ -156,6 +156,8 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
 }
 
 fn fuzz(mode: Mode, seed: u64, trials: usize, steps: usize) {
+    let scale: usize = std::env::var("FERRITE_FUZZ_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let trials = trials * scale.max(1);
     let mut rng = Rng(seed);
     let mut mem = GuestMemory::new(RAM).unwrap();
     let mut cpu = Cpu::new();

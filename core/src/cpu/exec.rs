@@ -399,6 +399,7 @@ impl Cpu {
         }
         if (lin & crate::mem::PAGE_MASK) + size <= crate::mem::PAGE_SIZE {
             let pa = self.translate(ctx, lin, super::mmu::Access::Write)?;
+            self.watch(lin, size, true);
             return Ok(Loc::Phys(pa));
         }
         self.probe_write(ctx, lin, size)?;

@@ -236,6 +236,7 @@ impl Cpu {
     }
 
     pub(crate) fn read_lin_as(&mut self, ctx: &mut Ctx, lin: u32, size: u32, user: bool) -> Res<u32> {
+        self.watch(lin, size, false);
         let sz = AccessSize::from_bytes(size);
         if (lin & PAGE_MASK) + size <= 0x1000 {
             let pa = self.translate_as(ctx, lin, Access::Read, user)?;
@@ -266,6 +267,7 @@ impl Cpu {
     }
 
     pub(crate) fn write_lin_as(&mut self, ctx: &mut Ctx, lin: u32, size: u32, v: u32, user: bool) -> Res<()> {
+        self.watch(lin, size, true);
         let sz = AccessSize::from_bytes(size);
         if (lin & PAGE_MASK) + size <= 0x1000 {
             let pa = self.translate_as(ctx, lin, Access::Write, user)?;

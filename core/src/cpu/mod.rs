@@ -13,6 +13,7 @@ mod alu;
 mod control;
 pub mod cpuid;
 mod data;
+mod debug;
 pub mod decode;
 mod exec;
 pub mod flags;
@@ -112,6 +113,8 @@ pub struct Cpu {
     pub(crate) tlb: Tlb,
     /// Instructions retired since creation.
     pub instret: u64,
+    /// Data breakpoints (B0-B3) hit by the current instruction.
+    pub(crate) db_pending: u32,
     /// Translation of the code page last fetched from, valid while the
     /// TLB, the decode cache, the mode and the A20 gate are unchanged.
     fetch_hint: FetchHint,
@@ -139,6 +142,7 @@ impl Cpu {
             cache: DecodeCache::new(),
             tlb: Tlb::new(),
             instret: 0,
+            db_pending: 0,
             fetch_hint: FetchHint::default(),
             shutdown: false,
         }
@@ -219,6 +223,17 @@ impl Cpu {
             self.raise(ctx, Fault::gp(0));
             return self.outcome();
         }
+        if self.state.dr[7] & 0xFF != 0 {
+            let lin = self.state.segs[state::SegReg::Cs as usize].base.wrapping_add(self.state.eip);
+            let hits = self.check_exec_breakpoint(lin);
+            if hits != 0 {
+                self.state.dr[6] = (self.state.dr[6] & !0xF) | hits;
+                self.raise(ctx, Fault::DB);
+                return self.outcome();
+            }
+            self.db_pending = 0;
+        }
+        let rf = self.state.flags.bits & flags::RF != 0;
         let trap = self.state.flags.bits & flags::TF != 0;
         let mask = if code32 { u32::MAX } else { 0xFFFF };
         self.next_eip = self.state.eip.wrapping_add(insn.len as u32) & mask;
@@ -227,9 +242,20 @@ impl Cpu {
                 self.state.eip = self.next_eip;
                 self.instret += 1;
                 self.state.tsc = self.state.tsc.wrapping_add(1);
-                if trap {
-                    // Single-step trap after the instruction (SDM 3, 17.3.1.4).
-                    self.state.dr[6] |= 1 << 14;
+                if rf {
+                    // RF lasts for one instruction (SDM 3, 17.3.1.1).
+                    self.state.flags.bits &= !flags::RF;
+                }
+                let data_hits = std::mem::take(&mut self.db_pending);
+                if trap || data_hits != 0 {
+                    // Single-step and data-breakpoint traps after the
+                    // instruction, reported together (SDM 3, 17.3.1.2/4).
+                    if data_hits != 0 {
+                        self.state.dr[6] = (self.state.dr[6] & !0xF) | data_hits;
+                    }
+                    if trap {
+                        self.state.dr[6] |= debug::DR6_BS;
+                    }
                     let eip = self.state.eip;
                     self.deliver(ctx, 1, None, eip, IntSource::Exception);
                 }

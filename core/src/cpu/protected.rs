@@ -884,6 +884,8 @@ impl Cpu {
         };
         self.state.tr = nd.segment(sel);
         self.state.cr0 |= CR0_TS;
+        // Local breakpoint enables belong to the old task (SDM 3, 17.2.4).
+        self.state.dr[7] &= !0x55;
         if let Some(cr3) = cr3 {
             if self.state.cr0 & super::state::CR0_PG != 0 {
                 self.state.cr3 = cr3;

@@ -96,6 +96,7 @@ fn dr_index(cpu: &Cpu, n: u8) -> Res<usize> {
 
 pub(crate) fn mov_to_dr(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     require_cpl0(cpu)?;
+    cpu.general_detect()?;
     let n = dr_index(cpu, i.ops[0].num)?;
     let v = cpu.state.regs[i.ops[1].num as usize];
     cpu.state.dr[n] = match n {
@@ -108,6 +109,7 @@ pub(crate) fn mov_to_dr(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
 
 pub(crate) fn mov_from_dr(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     require_cpl0(cpu)?;
+    cpu.general_detect()?;
     let n = dr_index(cpu, i.ops[1].num)?;
     cpu.state.regs[i.ops[0].num as usize] = cpu.state.dr[n];
     Ok(())

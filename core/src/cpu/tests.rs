@@ -333,3 +333,62 @@ fn real_mode_far_call_beyond_the_cs_limit_faults_before_pushing() {
     assert_eq!(cpu.state.regs[ESP] & 0xFFFF, 0x8000 - 6, "only the #GP frame was pushed");
     assert_eq!(mem.peek(PhysAddr(0x8000 - 6)), 0x00, "frame points at the CALL");
 }
+
+#[test]
+fn instruction_breakpoint_faults_before_the_instruction() {
+    // Handler: inc bx ; clear DR7 (so the instruction can run) ; iret.
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    mem.load(PhysAddr(0x3000), &[0x43, 0x66, 0x31, 0xC0, 0x0F, 0x23, 0xF8, 0xCF]);
+    mem.load(PhysAddr(4), &[0x00, 0x30, 0x00, 0x00]);
+    // 0x1000: nop ; 0x1001: inc cx (breakpoint) ; hlt
+    mem.load(PhysAddr(0x1000), &[0x90, 0x41, 0xF4]);
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x8000;
+    cpu.state.dr[0] = 0x1001;
+    cpu.state.dr[7] = 0x401; // L0, execute, 1 byte
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 100).0, StepOutcome::Halted);
+    assert_eq!(cpu.state.regs[EBX] & 0xFFFF, 1, "one #DB");
+    assert_eq!(cpu.state.regs[ECX] & 0xFFFF, 1, "the instruction ran after the handler");
+    assert_eq!(cpu.state.dr[6] & 0xF, 1, "B0 reported");
+}
+
+#[test]
+fn data_breakpoint_traps_after_the_writing_instruction() {
+    // Handler: pop ax (return IP) into DX via mov, push back, iret.
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    // pop dx ; push dx ; inc bx ; iret
+    mem.load(PhysAddr(0x3000), &[0x5A, 0x52, 0x43, 0xCF]);
+    mem.load(PhysAddr(4), &[0x00, 0x30, 0x00, 0x00]);
+    // 0x1000: mov [0x2000], ax (3 bytes) ; mov cx, [0x2100] (4 bytes) ; hlt
+    mem.load(PhysAddr(0x1000), &[0xA3, 0x00, 0x20, 0x8B, 0x0E, 0x00, 0x21, 0xF4]);
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x8000;
+    cpu.state.dr[1] = 0x2001; // watch the word at 0x2000 (LEN 2 aligns down)
+    cpu.state.dr[7] = (0b0101 << 20) | 0x4; // L1, RW=01 write, LEN=01
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 100).0, StepOutcome::Halted);
+    assert_eq!(cpu.state.regs[EBX] & 0xFFFF, 1, "only the write trapped, not the read elsewhere");
+    assert_eq!(cpu.state.regs[super::state::EDX] & 0xFFFF, 0x1003, "trap returns after the store");
+    assert_eq!(cpu.state.dr[6] & 0xF, 2, "B1 reported");
+}
+
+#[test]
+fn general_detect_faults_on_debug_register_access() {
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    mem.load(PhysAddr(0x3000), &[0xF4]);
+    mem.load(PhysAddr(4), &[0x00, 0x30, 0x00, 0x00]);
+    mem.load(PhysAddr(0x1000), &[0x0F, 0x21, 0xC0]); // mov eax, dr0
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x8000;
+    cpu.state.dr[7] |= 1 << 13;
+    assert_eq!(cpu.run(&mut mem, &mut NullBus, 10).0, StepOutcome::Halted);
+    assert_eq!(cpu.state.eip, 0x3001);
+    assert_ne!(cpu.state.dr[6] & (1 << 13), 0, "BD set");
+    assert_eq!(cpu.state.dr[7] & (1 << 13), 0, "GD cleared for the handler");
+    assert_eq!(mem.peek(PhysAddr(0x8000 - 6)), 0x00, "a fault: return IP is the MOV");
+}
