@@ -148,9 +148,17 @@ impl Cpu {
         }
     }
 
+    /// The time-stamp counter: one tick per retired instruction, plus the
+    /// offset WRMSR set (`state.tsc` holds that offset).
+    pub fn tsc(&self) -> u64 {
+        self.state.tsc.wrapping_add(self.instret)
+    }
+
     /// Back to the RESET state (INIT keeps caches; RESET flushes them).
     pub fn reset(&mut self) {
         self.state = CpuState::reset();
+        // RESET clears the TSC.
+        self.state.tsc = 0u64.wrapping_sub(self.instret);
         self.cache.flush();
         self.tlb.flush_all();
         self.shutdown = false;
@@ -241,7 +249,6 @@ impl Cpu {
             Ok(()) => {
                 self.state.eip = self.next_eip;
                 self.instret += 1;
-                self.state.tsc = self.state.tsc.wrapping_add(1);
                 if rf {
                     // RF lasts for one instruction (SDM 3, 17.3.1.1).
                     self.state.flags.bits &= !flags::RF;

@@ -116,6 +116,8 @@ pub struct CpuState {
     pub halted: bool,
     /// Interrupts are inhibited for one instruction (after STI, MOV SS, POP SS).
     pub int_shadow: bool,
+    /// Offset of the time-stamp counter from the retired-instruction count
+    /// (see `Cpu::tsc`).
     pub tsc: u64,
     pub msr: Msrs,
 }

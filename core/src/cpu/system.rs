@@ -217,7 +217,7 @@ pub(crate) fn rdtsc(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
     if cpu.state.cr4 & CR4_TSD != 0 && cpu.state.cpl != 0 && cpu.state.protected() {
         return Err(Fault::gp(0));
     }
-    let t = cpu.state.tsc;
+    let t = cpu.tsc();
     cpu.state.regs[EAX] = t as u32;
     cpu.state.regs[EDX] = (t >> 32) as u32;
     Ok(())
@@ -247,7 +247,7 @@ const MSR_SYSENTER_EIP: u32 = 0x176;
 pub(crate) fn rdmsr(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
     require_cpl0(cpu)?;
     let v: u64 = match cpu.state.regs[ECX] {
-        MSR_TSC => cpu.state.tsc,
+        MSR_TSC => cpu.tsc(),
         MSR_PLATFORM_ID | MSR_EBL_CR_POWERON | MSR_BIOS_SIGN_ID => 0,
         MSR_SYSENTER_CS => cpu.state.msr.sysenter_cs as u64,
         MSR_SYSENTER_ESP => cpu.state.msr.sysenter_esp as u64,
@@ -263,7 +263,7 @@ pub(crate) fn wrmsr(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
     require_cpl0(cpu)?;
     let v = (cpu.state.regs[EDX] as u64) << 32 | cpu.state.regs[EAX] as u64;
     match cpu.state.regs[ECX] {
-        MSR_TSC => cpu.state.tsc = v,
+        MSR_TSC => cpu.state.tsc = v.wrapping_sub(cpu.instret),
         MSR_BIOS_SIGN_ID | MSR_EBL_CR_POWERON => {}
         MSR_SYSENTER_CS => cpu.state.msr.sysenter_cs = v as u32,
         MSR_SYSENTER_ESP => cpu.state.msr.sysenter_esp = v as u32,
