@@ -23,6 +23,7 @@ pub mod dma;
 pub mod pc;
 pub mod pic;
 pub mod pit;
+pub mod ps2;
 pub mod rtc;
 pub mod uart;
 
