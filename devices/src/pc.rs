@@ -14,6 +14,7 @@
 use crate::dma::Dma;
 use crate::pic::Pic;
 use crate::pit::Pit;
+use crate::ps2::Ps2;
 use crate::rtc::Rtc;
 use crate::uart::Uart;
 use crate::{DevCtx, IrqLines, PortIo, Timed};
@@ -48,6 +49,7 @@ pub struct Pc {
     pub rtc: Rtc,
     pub com: [Uart; 2],
     pub dma: Dma,
+    pub ps2: Ps2,
     irq: IrqLines,
     now: Nanos,
     ns_per_instruction: u64,
@@ -75,6 +77,7 @@ impl Pc {
             rtc: Rtc::from_unix_seconds(cfg.rtc_start_unix),
             com: COM_PORTS.map(|(base, irq)| Uart::new(base, irq)),
             dma: Dma::new(),
+            ps2: Ps2::new(),
             irq: IrqLines::default(),
             now: Nanos::ZERO,
             ns_per_instruction: cfg.ns_per_instruction.max(1),
@@ -120,6 +123,10 @@ impl Pc {
                 self.rtc.poll(&mut cx);
                 any = true;
             }
+            if self.ps2.next_event().is_some_and(|e| e <= now) {
+                self.ps2.poll(&mut cx);
+                any = true;
+            }
             for u in self.com.iter_mut() {
                 if u.next_event().is_some_and(|e| e <= now) {
                     u.poll(&mut cx);
@@ -135,10 +142,16 @@ impl Pc {
 
     /// The earliest time a device needs a poll.
     pub fn next_deadline(&self) -> Option<Nanos> {
-        [self.pit.next_event(), self.rtc.next_event(), self.com[0].next_event(), self.com[1].next_event()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.pit.next_event(),
+            self.rtc.next_event(),
+            self.ps2.next_event(),
+            self.com[0].next_event(),
+            self.com[1].next_event(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The CPU is halted with nothing to do: let virtual time jump to `t`.
@@ -157,14 +170,17 @@ impl Pc {
         }
     }
 
-    /// State of the A20 gate the chipset drives (port 0x92 bit 1).
+    /// State of the A20 gate: port 0x92 bit 1 OR the 8042 output port's
+    /// A20 line (the two are ORed on PIIX-era boards).
     pub fn a20(&self) -> bool {
-        self.port92 & 2 != 0
+        self.port92 & 2 != 0 || self.ps2.a20_enabled()
     }
 
-    /// A reset was requested (port 0x92 bit 0 rising).
+    /// A reset was requested (port 0x92 bit 0 rising, or the 8042's reset
+    /// line pulsed).
     pub fn take_reset_request(&mut self) -> bool {
-        std::mem::take(&mut self.reset_request)
+        let kbc = self.ps2.take_reset_request();
+        std::mem::take(&mut self.reset_request) | kbc
     }
 
     /// Bytes written to the debug console since the last call.
@@ -192,6 +208,7 @@ impl Pc {
         let dev: &mut dyn PortIo = match port {
             0x20 | 0x21 | 0xA0 | 0xA1 | 0x4D0 | 0x4D1 => &mut self.pic,
             0x40..=0x43 => &mut self.pit,
+            0x60 | 0x64 => &mut self.ps2,
             0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF => &mut self.dma,
             0x70 | 0x71 => &mut self.rtc,
             0x3F8..=0x3FF => &mut self.com[0],
@@ -389,11 +406,17 @@ mod tests {
     }
 
     #[test]
-    fn port_92_drives_a20_and_reset() {
+    fn port_92_and_the_8042_drive_a20_and_reset() {
         let mut pc = pc();
         assert!(pc.a20());
         pc.io_write(0x92, AccessSize::Byte, 0);
+        pc.io_write(0x64, AccessSize::Byte, 0xDD); // 8042: A20 off
         assert!(!pc.a20());
+        pc.io_write(0x64, AccessSize::Byte, 0xDF); // 8042: A20 on
+        assert!(pc.a20());
+        pc.io_write(0x64, AccessSize::Byte, 0xDD);
+        pc.io_write(0x64, AccessSize::Byte, 0xFE); // 8042: pulse reset
+        assert!(pc.take_reset_request());
         assert!(!pc.take_reset_request());
         pc.io_write(0x92, AccessSize::Byte, 1);
         assert!(pc.take_reset_request());
