@@ -21,6 +21,7 @@
 pub mod debug;
 pub mod dma;
 pub mod pc;
+pub mod pci;
 pub mod pic;
 pub mod pit;
 pub mod ps2;
