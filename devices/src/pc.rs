@@ -12,6 +12,7 @@
 //! samples the lines, and its INTR output is what the CPU sees.
 
 use crate::dma::Dma;
+use crate::pci::PciBus;
 use crate::pic::Pic;
 use crate::pit::Pit;
 use crate::ps2::Ps2;
@@ -50,6 +51,7 @@ pub struct Pc {
     pub com: [Uart; 2],
     pub dma: Dma,
     pub ps2: Ps2,
+    pub pci: PciBus,
     irq: IrqLines,
     now: Nanos,
     ns_per_instruction: u64,
@@ -78,6 +80,7 @@ impl Pc {
             com: COM_PORTS.map(|(base, irq)| Uart::new(base, irq)),
             dma: Dma::new(),
             ps2: Ps2::new(),
+            pci: PciBus::new(),
             irq: IrqLines::default(),
             now: Nanos::ZERO,
             ns_per_instruction: cfg.ns_per_instruction.max(1),
@@ -180,7 +183,8 @@ impl Pc {
     /// line pulsed).
     pub fn take_reset_request(&mut self) -> bool {
         let kbc = self.ps2.take_reset_request();
-        std::mem::take(&mut self.reset_request) | kbc
+        let pci = self.pci.take_reset_request().is_some();
+        std::mem::take(&mut self.reset_request) | kbc | pci
     }
 
     /// Bytes written to the debug console since the last call.
@@ -209,6 +213,7 @@ impl Pc {
             0x20 | 0x21 | 0xA0 | 0xA1 | 0x4D0 | 0x4D1 => &mut self.pic,
             0x40..=0x43 => &mut self.pit,
             0x60 | 0x64 => &mut self.ps2,
+            0xCF8..=0xCFF => &mut self.pci,
             0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF => &mut self.dma,
             0x70 | 0x71 => &mut self.rtc,
             0x3F8..=0x3FF => &mut self.com[0],
@@ -450,6 +455,19 @@ mod tests {
             }
         }
         assert!((9..=11).contains(&irqs), "{irqs} timer interrupts in 10 ms");
+    }
+
+    #[test]
+    fn the_pci_host_bridge_and_isa_bridge_answer_config_cycles() {
+        let mut pc = pc();
+        pc.io_write(0xCF8, AccessSize::Dword, 0x8000_0000);
+        assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0x1237_8086);
+        pc.io_write(0xCF8, AccessSize::Dword, 0x8000_0800);
+        assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0x7000_8086);
+        pc.io_write(0xCF8, AccessSize::Dword, 0x8000_F800);
+        assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0xFFFF_FFFF);
+        pc.io_write(0xCF9, AccessSize::Byte, 0x06);
+        assert!(pc.take_reset_request());
     }
 
     #[test]
