@@ -53,6 +53,12 @@ pub trait Bus {
     fn io_read(&mut self, port: u16, size: AccessSize) -> u32;
     /// `OUT`: write a port. Writes to unclaimed ports are dropped.
     fn io_write(&mut self, port: u16, size: AccessSize, value: u32);
+    /// After a port write: true when the write changed something the
+    /// machine must apply before the next instruction (memory map, A20,
+    /// reset). The CPU then ends its run early.
+    fn needs_service(&self) -> bool {
+        false
+    }
     /// Read from a page the memory map marks as MMIO (or unmapped).
     fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
         let _ = addr;

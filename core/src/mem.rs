@@ -64,6 +64,9 @@ const K_UNMAPPED: u32 = 0;
 const K_RAM: u32 = 1;
 const K_ROM: u32 = 2;
 const K_MMIO: u32 = 3;
+/// Reads from the backing page (ROM), writes go to the RAM under it
+/// (chipset shadowing "write RAM, read ROM" used while copying a BIOS).
+const K_ROM_WRITE_RAM: u32 = 4;
 const CODE_BIT: u32 = 1 << 3;
 
 /// Room reserved after RAM for ROM images (BIOS, option ROMs, aliases share
@@ -76,6 +79,9 @@ pub struct GuestMemory {
     ram_bytes: usize,
     rom_used: usize,
     pages: Vec<u32>,
+    /// The map entries of the legacy BIOS area (0xC0000-0xFFFFF) before
+    /// the first shadow-RAM change, so ROM can be mapped back.
+    shadow_rom: Option<Vec<u32>>,
     a20_mask: u32,
     invalidated: Vec<u32>,
 }
@@ -99,7 +105,15 @@ impl GuestMemory {
         for (i, p) in pages.iter_mut().enumerate().take(ram_bytes >> PAGE_SHIFT) {
             *p = K_RAM | ((i as u32) << PAGE_SHIFT);
         }
-        Ok(GuestMemory { backing, ram_bytes, rom_used: 0, pages, a20_mask: u32::MAX, invalidated: Vec::new() })
+        Ok(GuestMemory {
+            backing,
+            ram_bytes,
+            rom_used: 0,
+            pages,
+            shadow_rom: None,
+            a20_mask: u32::MAX,
+            invalidated: Vec::new(),
+        })
     }
 
     /// Bytes of RAM at physical 0.
@@ -164,6 +178,36 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Chipset shadow-RAM control (i440FX PAM) for `len` bytes at `base`
+    /// inside the legacy BIOS area 0xC0000-0xFFFFF: reads come from RAM or
+    /// from what was mapped there (ROM), writes go to RAM or are dropped.
+    /// Returns false (and changes nothing) outside that area or where RAM
+    /// does not reach. The caller flushes decoded code afterwards.
+    pub fn set_shadow(&mut self, base: PhysAddr, len: u32, read_ram: bool, write_ram: bool) -> bool {
+        const FIRST: u32 = 0xC0000 >> PAGE_SHIFT;
+        const END: u32 = 0x100000 >> PAGE_SHIFT;
+        let (start, end) = (base.page(), base.0.saturating_add(len).div_ceil(PAGE_SIZE));
+        if start < FIRST || end > END || (end as usize) << PAGE_SHIFT > self.ram_bytes {
+            return false;
+        }
+        let pages = &self.pages;
+        let rom = self.shadow_rom.get_or_insert_with(|| pages[FIRST as usize..END as usize].to_vec());
+        for p in start..end {
+            let orig = rom[(p - FIRST) as usize];
+            let ram = K_RAM | (p << PAGE_SHIFT);
+            self.pages[p as usize] = match (read_ram, write_ram) {
+                (true, true) => ram,
+                // Read-only RAM: ROM semantics over the RAM backing.
+                (true, false) => K_ROM | (p << PAGE_SHIFT),
+                (false, true) if orig & KIND_MASK == K_ROM => K_ROM_WRITE_RAM | (orig & !PAGE_MASK),
+                // Nothing readable there: writes still reach RAM.
+                (false, true) => K_ROM_WRITE_RAM | (p << PAGE_SHIFT),
+                (false, false) => orig,
+            };
+        }
+        true
+    }
+
     /// Open or close the A20 gate. Closed, physical bit 20 reads as zero
     /// (8086 wrap-around at 1 MiB).
     pub fn set_a20(&mut self, enabled: bool) {
@@ -183,7 +227,7 @@ impl GuestMemory {
     pub fn page_kind(&self, addr: PhysAddr) -> PageKind {
         match self.pages[addr.page() as usize] & KIND_MASK {
             K_RAM => PageKind::Ram,
-            K_ROM => PageKind::Rom,
+            K_ROM | K_ROM_WRITE_RAM => PageKind::Rom,
             K_MMIO => PageKind::Mmio,
             _ => PageKind::Unmapped,
         }
@@ -203,7 +247,7 @@ impl GuestMemory {
         if addr.page_offset() + n <= PAGE_SIZE {
             let entry = self.pages[addr.page() as usize];
             match entry & KIND_MASK {
-                K_RAM | K_ROM => {
+                K_RAM | K_ROM | K_ROM_WRITE_RAM => {
                     let o = self.backing_offset(entry, addr);
                     let b = &self.backing[o..o + n as usize];
                     match size {
@@ -243,6 +287,13 @@ impl GuestMemory {
                     let bytes = value.to_le_bytes();
                     self.backing[o..o + n as usize].copy_from_slice(&bytes[..n as usize]);
                 }
+                K_ROM_WRITE_RAM => {
+                    // The RAM under a legacy-area page has the page's own
+                    // number as its backing page.
+                    let o = (addr.page() << PAGE_SHIFT | addr.page_offset()) as usize;
+                    let bytes = value.to_le_bytes();
+                    self.backing[o..o + n as usize].copy_from_slice(&bytes[..n as usize]);
+                }
                 K_MMIO => bus.mmio_write(addr, size, value),
                 _ => {}
             }
@@ -262,7 +313,7 @@ impl GuestMemory {
             let a = PhysAddr(addr.0.wrapping_add(i as u32));
             let page = a.page() as usize;
             let entry = self.pages[page];
-            if matches!(entry & KIND_MASK, K_RAM | K_ROM) {
+            if matches!(entry & KIND_MASK, K_RAM | K_ROM | K_ROM_WRITE_RAM) {
                 if entry & CODE_BIT != 0 {
                     self.pages[page] &= !CODE_BIT;
                     self.invalidated.push(page as u32);
@@ -278,7 +329,7 @@ impl GuestMemory {
     pub fn peek(&self, addr: PhysAddr) -> u8 {
         let entry = self.pages[addr.page() as usize];
         match entry & KIND_MASK {
-            K_RAM | K_ROM => self.backing[self.backing_offset(entry, addr)],
+            K_RAM | K_ROM | K_ROM_WRITE_RAM => self.backing[self.backing_offset(entry, addr)],
             _ => 0xFF,
         }
     }
@@ -308,7 +359,7 @@ impl GuestMemory {
     pub fn page_slice(&self, page: u32) -> Option<&[u8]> {
         let entry = self.pages[page as usize];
         match entry & KIND_MASK {
-            K_RAM | K_ROM => {
+            K_RAM | K_ROM | K_ROM_WRITE_RAM => {
                 let o = (entry & !PAGE_MASK) as usize;
                 Some(&self.backing[o..o + PAGE_SIZE as usize])
             }
@@ -371,6 +422,30 @@ mod tests {
         m.write(PhysAddr(0x7C11), AccessSize::Byte, 0x90, &mut bus);
         assert_eq!(m.take_invalidated(), vec![7]);
         assert!(!m.has_invalidated());
+    }
+
+    #[test]
+    fn shadow_ram_copies_a_bios_into_ram_and_write_protects_it() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        let mut bus = NullBus;
+        let first = m.map_rom(PhysAddr(0xFFFF_0000), &[0xAA; 0x10000]).unwrap();
+        m.alias_rom(PhysAddr(0xF0000), first, 16).unwrap();
+        // Read ROM, write RAM: copy the BIOS onto itself.
+        assert!(m.set_shadow(PhysAddr(0xF0000), 0x10000, false, true));
+        let v = m.read(PhysAddr(0xF1234), AccessSize::Byte, &mut bus);
+        m.write(PhysAddr(0xF1234), AccessSize::Byte, v ^ 0x0F, &mut bus);
+        assert_eq!(m.read(PhysAddr(0xF1234), AccessSize::Byte, &mut bus), 0xAA, "reads still from ROM");
+        // Read RAM, write RAM: the copy is visible.
+        assert!(m.set_shadow(PhysAddr(0xF0000), 0x10000, true, true));
+        assert_eq!(m.read(PhysAddr(0xF1234), AccessSize::Byte, &mut bus), 0xA5);
+        // Read-only RAM: writes dropped, RAM contents stay.
+        assert!(m.set_shadow(PhysAddr(0xF0000), 0x10000, true, false));
+        m.write(PhysAddr(0xF1234), AccessSize::Byte, 0, &mut bus);
+        assert_eq!(m.read(PhysAddr(0xF1234), AccessSize::Byte, &mut bus), 0xA5);
+        // Back to ROM.
+        assert!(m.set_shadow(PhysAddr(0xF0000), 0x10000, false, false));
+        assert_eq!(m.read(PhysAddr(0xF1234), AccessSize::Byte, &mut bus), 0xAA);
+        assert!(!m.set_shadow(PhysAddr(0xB0000), 0x1000, true, true), "outside the legacy area");
     }
 
     #[test]

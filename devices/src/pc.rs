@@ -63,6 +63,8 @@ pub struct Pc {
     /// Port 0x92 (PS/2 system control port A): bit 1 = A20, bit 0 = reset.
     port92: u8,
     reset_request: bool,
+    /// A port write changed the memory map, A20 or reset state.
+    service: bool,
     debug_exit: bool,
     /// Bytes written to the 0xE9 debug console, not yet taken.
     debugcon: Vec<u8>,
@@ -88,11 +90,56 @@ impl Pc {
             port61: 0,
             port92: 0x02,
             reset_request: false,
+            service: false,
             debug_exit: cfg.debug_exit,
             debugcon: Vec::new(),
             exit: None,
             logged: Box::new([0; 1024]),
         }
+    }
+
+    /// Fill the CMOS fields a BIOS reads to size memory and find drives
+    /// (IBM AT layout plus the extensions SeaBIOS and QEMU use): base memory,
+    /// extended memory (registers 0x17/0x18 and 0x30/0x31, capped at 63 MiB),
+    /// memory above 16 MiB in 64 KiB units (0x34/0x35), no floppy or hard
+    /// disk yet, and the checksum over 0x10-0x2D.
+    pub fn init_cmos(&mut self, ram_bytes: usize) {
+        let kib = (ram_bytes / 1024) as u64;
+        let ext_kib = kib.saturating_sub(1024).min(0xFFFF) as u16;
+        let above16 = ((ram_bytes as u64).saturating_sub(16 << 20) >> 16).min(0xFFFF) as u16;
+        let n = self.rtc.nvram_mut();
+        n[0x10] = 0x00; // no floppy drives
+        n[0x12] = 0x00; // no hard disks
+        n[0x14] = 0x06; // equipment: 80x25 colour display adapter, FPU bit clear (no x87 yet)
+        n[0x15] = 0x80; // 640 KiB base memory
+        n[0x16] = 0x02;
+        n[0x17] = ext_kib as u8;
+        n[0x18] = (ext_kib >> 8) as u8;
+        n[0x30] = ext_kib as u8;
+        n[0x31] = (ext_kib >> 8) as u8;
+        n[0x34] = above16 as u8;
+        n[0x35] = (above16 >> 8) as u8;
+        // Boot order (QEMU layout): hard disk, CD, floppy.
+        n[0x3D] = 0x32;
+        n[0x38] = 0x10;
+        self.rtc.update_checksum();
+    }
+
+    /// A hard reset of the chipset and the devices that reset with it (the
+    /// CMOS/RTC is battery-backed and keeps running; UARTs keep host data).
+    pub fn reset(&mut self) {
+        self.pic = Pic::new();
+        self.pit = Pit::new();
+        self.dma.reset();
+        self.ps2.reset();
+        self.pci.reset();
+        for u in self.com.iter_mut() {
+            u.reset();
+        }
+        self.irq = IrqLines::default();
+        self.port61 = 0;
+        self.port92 = 0x02;
+        self.reset_request = false;
     }
 
     /// Virtual time after `instret` retired instructions.
@@ -246,7 +293,8 @@ impl Pc {
                     None => self.port92 as u32,
                 });
             }
-            crate::debug::DEBUGCON_PORT => {
+            // 0x402 is where SeaBIOS builds for QEMU write their log.
+            crate::debug::DEBUGCON_PORT | 0x402 => {
                 return Some(match write {
                     Some(v) => {
                         self.debugcon.push(v as u8);
@@ -294,6 +342,13 @@ impl Bus for Pc {
         if self.route(port, size, Some(value)).is_none() {
             self.log_unclaimed(port, true);
         }
+        if matches!(port, 0x60 | 0x64 | 0x92 | 0xCF8..=0xCFF) {
+            self.service = true;
+        }
+    }
+
+    fn needs_service(&self) -> bool {
+        self.service
     }
 
     fn interrupt_pending(&self) -> bool {
@@ -331,7 +386,20 @@ const MAX_SLICE: u64 = 100_000;
 
 impl Machine {
     pub fn new(mem: GuestMemory, cfg: &PcConfig) -> Machine {
-        Machine { cpu: Cpu::new(), mem, pc: Pc::new(cfg) }
+        let mut pc = Pc::new(cfg);
+        pc.init_cmos(mem.ram_size());
+        Machine { cpu: Cpu::new(), mem, pc }
+    }
+
+    /// Reset the machine: the CPU, the chipset (PAM back to ROM) and the
+    /// devices that share the reset line.
+    pub fn reset(&mut self) {
+        self.cpu.reset();
+        self.pc.reset();
+        for r in self.pc.pci.pam_regions() {
+            self.mem.set_shadow(ferrite_core::PhysAddr(r.base), r.len, r.read_ram, r.write_ram);
+        }
+        self.cpu.flush_caches();
     }
 
     /// Run up to `max` instructions (halted time does not count).
@@ -339,13 +407,21 @@ impl Machine {
         let start = self.cpu.instret;
         while self.cpu.instret - start < max {
             self.pc.advance(self.cpu.instret);
+            self.pc.service = false;
+            if self.pc.pci.take_pam_changed() {
+                for r in self.pc.pci.pam_regions() {
+                    self.mem.set_shadow(ferrite_core::PhysAddr(r.base), r.len, r.read_ram, r.write_ram);
+                }
+                self.cpu.flush_caches();
+            }
             if self.pc.a20() != self.mem.a20_enabled() {
                 self.mem.set_a20(self.pc.a20());
                 self.cpu.flush_caches();
             }
             if self.pc.take_reset_request() {
                 tracing::info!("reset requested by the guest");
-                self.cpu.reset();
+                self.reset();
+                continue;
             }
             if let Some(v) = self.pc.exit_value() {
                 return RunExit::Exit(v);
@@ -357,7 +433,7 @@ impl Machine {
                 StepOutcome::Continue => {}
                 StepOutcome::Shutdown => {
                     tracing::warn!("triple fault: resetting the machine");
-                    self.cpu.reset();
+                    self.reset();
                 }
                 StepOutcome::Halted => {
                     self.pc.advance(self.cpu.instret);

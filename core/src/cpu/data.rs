@@ -362,6 +362,7 @@ pub(crate) fn out(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let v = cpu.get_reg(EAX as u8, size);
     ctx.bus.sync(cpu.instret);
     ctx.bus.io_write(port, AccessSize::from_bytes(size), v);
+    cpu.stop |= ctx.bus.needs_service();
     Ok(())
 }
 
@@ -516,6 +517,7 @@ pub(crate) fn outs(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
         let v = cpu.read_mem(ctx, Cpu::str_seg(i), idx(cpu, ESI, i.addr32), size)?;
         ctx.bus.sync(cpu.instret);
         ctx.bus.io_write(port, AccessSize::from_bytes(size), v);
+        cpu.stop |= ctx.bus.needs_service();
         advance(cpu, ESI, size, i.addr32);
         Ok(true)
     })

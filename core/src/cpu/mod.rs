@@ -115,6 +115,8 @@ pub struct Cpu {
     pub instret: u64,
     /// Data breakpoints (B0-B3) hit by the current instruction.
     pub(crate) db_pending: u32,
+    /// The bus asked for service after a port write: end `run` early.
+    pub(crate) stop: bool,
     /// Translation of the code page last fetched from, valid while the
     /// TLB, the decode cache, the mode and the A20 gate are unchanged.
     fetch_hint: FetchHint,
@@ -143,6 +145,7 @@ impl Cpu {
             tlb: Tlb::new(),
             instret: 0,
             db_pending: 0,
+            stop: false,
             fetch_hint: FetchHint::default(),
             shutdown: false,
         }
@@ -187,6 +190,10 @@ impl Cpu {
             match self.step_ctx(&mut ctx) {
                 StepOutcome::Continue => {}
                 other => return (other, n),
+            }
+            if self.stop {
+                self.stop = false;
+                return (StepOutcome::Continue, n);
             }
         }
         (StepOutcome::Continue, n)
