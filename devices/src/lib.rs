@@ -18,6 +18,7 @@
 //! - Nothing a guest does may panic: unknown registers read as all-ones or the
 //!   datasheet's value, bad writes are ignored (and logged once).
 
+pub mod block;
 pub mod debug;
 pub mod dma;
 pub mod pc;
