@@ -21,6 +21,7 @@
 pub mod block;
 pub mod debug;
 pub mod dma;
+pub mod ide;
 pub mod pc;
 pub mod pci;
 pub mod pic;
