@@ -12,7 +12,8 @@
 //! samples the lines, and its INTR output is what the CPU sees.
 
 use crate::dma::Dma;
-use crate::pci::PciBus;
+use crate::ide::IdeController;
+use crate::pci::{Bar, ConfigSpace, GenericFunction, PciAddress, PciBus};
 use crate::pic::Pic;
 use crate::pit::Pit;
 use crate::ps2::Ps2;
@@ -52,6 +53,7 @@ pub struct Pc {
     pub dma: Dma,
     pub ps2: Ps2,
     pub pci: PciBus,
+    pub ide: IdeController,
     irq: IrqLines,
     now: Nanos,
     ns_per_instruction: u64,
@@ -82,7 +84,8 @@ impl Pc {
             com: COM_PORTS.map(|(base, irq)| Uart::new(base, irq)),
             dma: Dma::new(),
             ps2: Ps2::new(),
-            pci: PciBus::new(),
+            pci: new_pci_bus(),
+            ide: IdeController::new(),
             irq: IrqLines::default(),
             now: Nanos::ZERO,
             ns_per_instruction: cfg.ns_per_instruction.max(1),
@@ -125,6 +128,19 @@ impl Pc {
         self.rtc.update_checksum();
     }
 
+    /// Set the first boot device in CMOS (QEMU layout: 1 floppy, 2 hard
+    /// disk, 3 CD), followed by the other two.
+    pub fn set_boot_order(&mut self, first: u8) {
+        let order: u16 = match first {
+            1 => 0x231,
+            3 => 0x123,
+            _ => 0x132,
+        };
+        let n = self.rtc.nvram_mut();
+        n[0x3D] = (order & 0xFF) as u8;
+        n[0x38] = ((order >> 4) & 0xF0) as u8;
+    }
+
     /// A hard reset of the chipset and the devices that reset with it (the
     /// CMOS/RTC is battery-backed and keeps running; UARTs keep host data).
     pub fn reset(&mut self) {
@@ -133,6 +149,12 @@ impl Pc {
         self.dma.reset();
         self.ps2.reset();
         self.pci.reset();
+        // The IDE drives keep their media; their registers reset.
+        let mut cx = DevCtx { now: self.now, irq: &mut self.irq };
+        self.ide.write_ctrl(crate::ide::IdeChannel::Primary, 0x04, &mut cx);
+        self.ide.write_ctrl(crate::ide::IdeChannel::Primary, 0x00, &mut cx);
+        self.ide.write_ctrl(crate::ide::IdeChannel::Secondary, 0x04, &mut cx);
+        self.ide.write_ctrl(crate::ide::IdeChannel::Secondary, 0x00, &mut cx);
         for u in self.com.iter_mut() {
             u.reset();
         }
@@ -261,6 +283,7 @@ impl Pc {
             0x40..=0x43 => &mut self.pit,
             0x60 | 0x64 => &mut self.ps2,
             0xCF8..=0xCFF => &mut self.pci,
+            0x1F0..=0x1F7 | 0x3F6 | 0x170..=0x177 | 0x376 => &mut self.ide,
             0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF => &mut self.dma,
             0x70 | 0x71 => &mut self.rtc,
             0x3F8..=0x3FF => &mut self.com[0],
@@ -360,6 +383,25 @@ impl Bus for Pc {
         self.pic.update(&self.irq);
         v
     }
+}
+
+/// The PCI bus of the board: i440FX at 00:00.0, PIIX3 ISA bridge at
+/// 00:01.0 and the PIIX3 IDE function at 00:01.1 in legacy (compatibility)
+/// mode: fixed ports 0x1F0/0x170, IRQ 14/15, bus-master BAR4 (82371SB
+/// datasheet, function 1), IDE timing registers 0x40-0x43 writable.
+fn new_pci_bus() -> PciBus {
+    let mut bus = PciBus::new();
+    let ide = ConfigSpace::new(0x8086, 0x7010, 0, 0x01_01_80)
+        .with_command(0, 0x0005)
+        .with_bar(4, Bar::io(16))
+        .with_reg(0x40, AccessSize::Dword, 0, 0xFFFF_FFFF)
+        .with_reg(0x44, AccessSize::Byte, 0, 0xFF);
+    // The slot is free on a new bus; a failure would be a programming error
+    // caught by the tests, not a guest action.
+    if let Err(e) = bus.add(PciAddress::new(0, 1, 1), Box::new(GenericFunction::new(ide))) {
+        tracing::error!("cannot add the PIIX3 IDE function: {e}");
+    }
+    bus
 }
 
 /// Why [`Machine::run`] returned.
@@ -540,6 +582,8 @@ mod tests {
         assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0x1237_8086);
         pc.io_write(0xCF8, AccessSize::Dword, 0x8000_0800);
         assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0x7000_8086);
+        pc.io_write(0xCF8, AccessSize::Dword, 0x8000_0900);
+        assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0x7010_8086, "PIIX3 IDE");
         pc.io_write(0xCF8, AccessSize::Dword, 0x8000_F800);
         assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0xFFFF_FFFF);
         pc.io_write(0xCF9, AccessSize::Byte, 0x06);

@@ -2,6 +2,7 @@
 
 mod cli;
 mod conformance;
+mod disk;
 mod run;
 
 use std::process::ExitCode;

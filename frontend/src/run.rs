@@ -15,6 +15,8 @@ use clap::{Args, ValueEnum};
 use ferrite_core::cpu::state::SegReg;
 use ferrite_core::{GuestMemory, PhysAddr};
 use ferrite_devices::pc::{Machine, PcConfig, RunExit};
+
+use crate::disk::FileBackend;
 use ferrite_jit::JitMode;
 use ferrite_test_roms::programs;
 
@@ -30,6 +32,18 @@ pub struct RunArgs {
     /// 0xE0000-0xFFFFF; execution starts at the reset vector F000:FFF0.
     #[arg(long, value_name = "FILE", conflicts_with = "program")]
     pub bios: Option<PathBuf>,
+    /// Primary master hard-disk image (raw).
+    #[arg(long, value_name = "FILE")]
+    pub hda: Option<PathBuf>,
+    /// Primary slave hard-disk image (raw).
+    #[arg(long, value_name = "FILE")]
+    pub hdb: Option<PathBuf>,
+    /// CD-ROM image (ISO 9660), secondary master, read-only.
+    #[arg(long, value_name = "FILE")]
+    pub cdrom: Option<PathBuf>,
+    /// Boot device for the BIOS: a (floppy), c (hard disk), d (CD-ROM).
+    #[arg(long, value_name = "a|c|d", default_value = "c")]
+    pub boot: String,
     /// Run one of the built-in CPU test programs instead of a BIOS.
     #[arg(long, value_name = "NAME")]
     pub program: Option<String>,
@@ -122,6 +136,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let cfg = PcConfig { debug_exit: args.debug_exit, rtc_start_unix: unix, ..PcConfig::default() };
     let mut m = Machine::new(mem, &cfg);
+    attach_drives(&mut m, &args)?;
     if let Some(addr) = start_at {
         m.cpu.state.load_seg_real(SegReg::Cs, 0);
         m.cpu.state.eip = addr;
@@ -150,6 +165,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             break ExitCode::from(130);
         }
     };
+    if let Err(e) = m.pc.ide.flush_all() {
+        eprintln!("warning: flushing disk images failed: {e}");
+    }
     if args.stats {
         let secs = start.elapsed().as_secs_f64();
         eprintln!(
@@ -161,6 +179,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(status)
+}
+
+/// Attach the disk and CD images and set the BIOS boot order in CMOS.
+fn attach_drives(m: &mut Machine, args: &RunArgs) -> anyhow::Result<()> {
+    use ferrite_devices::ide::{DrivePosition, IdeChannel, IdeDevice};
+    for (path, pos) in [(&args.hda, DrivePosition::Master), (&args.hdb, DrivePosition::Slave)] {
+        if let Some(p) = path {
+            let b = FileBackend::open(p, true)?;
+            m.pc.ide.attach(IdeChannel::Primary, pos, IdeDevice::Disk(Box::new(b)));
+        }
+    }
+    if let Some(p) = &args.cdrom {
+        let b = FileBackend::open(p, false)?;
+        m.pc.ide.attach(IdeChannel::Secondary, DrivePosition::Master, IdeDevice::Cdrom(Some(Box::new(b))));
+    }
+    // QEMU's CMOS boot-order layout, which SeaBIOS reads: 1 = floppy,
+    // 2 = hard disk, 3 = CD.
+    let first = match args.boot.as_str() {
+        "a" => 1,
+        "c" => 2,
+        "d" => 3,
+        other => bail!("--boot takes a, c or d, not {other:?}"),
+    };
+    m.pc.set_boot_order(first);
+    Ok(())
 }
 
 /// A flag set by Ctrl-C so the run loop can stop cleanly.

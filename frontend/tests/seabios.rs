@@ -45,3 +45,32 @@ fn seabios_posts_and_finds_no_bootable_device() {
         assert!(text.contains(expected), "missing {expected:?} in the SeaBIOS log:\n{text}");
     }
 }
+
+#[test]
+fn seabios_boots_a_hard_disk_and_its_int13_services_read_chs_and_lba() {
+    let Some(bios) = seabios() else {
+        println!("SKIPPED: SeaBIOS not fetched (run scripts/fetch-guests)");
+        return;
+    };
+    use ferrite_test_roms::programs::bootdisk;
+    let dir = std::env::temp_dir().join(format!("ferrite-bootdisk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, bootdisk::image()).unwrap();
+    let log = dir.join("debugcon.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["run", "--no-pacing", "--timeout", "30", "--debug-exit", "--boot", "c", "--bios"])
+        .arg(&bios)
+        .arg("--hda")
+        .arg(&disk)
+        .arg("--debugcon")
+        .arg(format!("file:{}", log.display()))
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(text.contains("Booting from Hard Disk"), "SeaBIOS log:\n{text}");
+    assert!(text.contains(bootdisk::MESSAGE), "SeaBIOS log:\n{text}");
+    // Exit value 0 from the boot sector: status (0 << 1) | 1.
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
