@@ -90,10 +90,10 @@ impl Flags {
         }
     }
 
-    /// Record an addition (ADD/ADC/INC); `carry_in` is the ADC carry. INC
-    /// passes `lazy = ARITH & !CF` to keep CF.
+    /// Record an arithmetic operation whose flags are computed lazily.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn set_add(&mut self, op1: u32, op2: u32, res: u32, carry_in: bool, sign: u32, lazy: u32) {
+    fn record(&mut self, op: LazyOp, op1: u32, op2: u32, res: u32, carry_in: bool, sign: u32, lazy: u32) {
         if lazy != ARITH {
             self.prepare(lazy);
         }
@@ -101,24 +101,22 @@ impl Flags {
         self.op2 = op2;
         self.res = res;
         self.sign = sign;
-        self.op = LazyOp::Add;
+        self.op = op;
         self.carry_in = carry_in as u8;
         self.lazy = lazy;
+    }
+
+    /// Record an addition (ADD/ADC/INC); `carry_in` is the ADC carry. INC
+    /// passes `lazy = ARITH & !CF` to keep CF.
+    #[inline]
+    pub fn set_add(&mut self, op1: u32, op2: u32, res: u32, carry_in: bool, sign: u32, lazy: u32) {
+        self.record(LazyOp::Add, op1, op2, res, carry_in, sign, lazy);
     }
 
     /// Record a subtraction (SUB/SBB/CMP/NEG/DEC/CMPS/SCAS).
     #[inline]
     pub fn set_sub(&mut self, op1: u32, op2: u32, res: u32, borrow_in: bool, sign: u32, lazy: u32) {
-        if lazy != ARITH {
-            self.prepare(lazy);
-        }
-        self.op1 = op1;
-        self.op2 = op2;
-        self.res = res;
-        self.sign = sign;
-        self.op = LazyOp::Sub;
-        self.carry_in = borrow_in as u8;
-        self.lazy = lazy;
+        self.record(LazyOp::Sub, op1, op2, res, borrow_in, sign, lazy);
     }
 
     /// Record a logical operation: CF, OF and AF become 0 (AF is undefined on
