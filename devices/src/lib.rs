@@ -19,6 +19,7 @@
 //!   datasheet's value, bad writes are ignored (and logged once).
 
 pub mod block;
+pub mod busmaster;
 pub mod debug;
 pub mod dma;
 pub mod ide;

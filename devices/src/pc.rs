@@ -11,6 +11,7 @@
 //! Interrupts: devices drive [`IrqLines`]; after every device call the PIC
 //! samples the lines, and its INTR output is what the CPU sees.
 
+use crate::busmaster::BusMaster;
 use crate::dma::Dma;
 use crate::ide::IdeController;
 use crate::pci::{Bar, ConfigSpace, GenericFunction, PciAddress, PciBus};
@@ -54,6 +55,9 @@ pub struct Pc {
     pub ps2: Ps2,
     pub pci: PciBus,
     pub ide: IdeController,
+    pub busmaster: BusMaster,
+    /// I/O base of the PIIX3 IDE bus-master registers (BAR4), when decoded.
+    bm_base: Option<u16>,
     irq: IrqLines,
     now: Nanos,
     ns_per_instruction: u64,
@@ -86,6 +90,8 @@ impl Pc {
             ps2: Ps2::new(),
             pci: new_pci_bus(),
             ide: IdeController::new(),
+            busmaster: BusMaster::new(),
+            bm_base: None,
             irq: IrqLines::default(),
             now: Nanos::ZERO,
             ns_per_instruction: cfg.ns_per_instruction.max(1),
@@ -149,6 +155,8 @@ impl Pc {
         self.dma.reset();
         self.ps2.reset();
         self.pci.reset();
+        self.busmaster = BusMaster::new();
+        self.bm_base = None;
         // The IDE drives keep their media; their registers reset.
         let mut cx = DevCtx { now: self.now, irq: &mut self.irq };
         self.ide.write_ctrl(crate::ide::IdeChannel::Primary, 0x04, &mut cx);
@@ -274,8 +282,44 @@ impl Pc {
         }
     }
 
+    /// Re-read where the guest placed the IDE bus-master registers.
+    fn update_pci_routing(&mut self) {
+        if self.pci.take_config_changed() {
+            self.bm_base = self
+                .pci
+                .function(IDE_FUNCTION)
+                .and_then(|f| f.config().active_bar(4))
+                .filter(|b| b.kind == crate::pci::BarKind::Io)
+                .map(|b| b.base as u16);
+        }
+    }
+
+    /// Run started bus-master transfers (needs guest memory, so the
+    /// machine loop calls this).
+    pub fn service_dma(&mut self, mem: &mut GuestMemory) {
+        if self.busmaster.active() {
+            let mut cx = DevCtx { now: self.now, irq: &mut self.irq };
+            let mut bus = ferrite_core::NullBus;
+            self.busmaster.service(&mut self.ide, mem, &mut bus, &mut cx);
+            self.pic.update(&self.irq);
+        }
+    }
+
     /// Route one port access. Returns None for an unclaimed port.
     fn route(&mut self, port: u16, size: AccessSize, write: Option<u32>) -> Option<u32> {
+        if let Some(base) = self.bm_base {
+            if (base..base.saturating_add(16)).contains(&port) {
+                let off = port - base;
+                return Some(match write {
+                    Some(v) => {
+                        self.busmaster.write(off, size, v);
+                        self.service = true;
+                        0
+                    }
+                    None => self.busmaster.read(off, size),
+                });
+            }
+        }
         let now = self.now;
         let mut cx = DevCtx { now, irq: &mut self.irq };
         let dev: &mut dyn PortIo = match port {
@@ -368,6 +412,9 @@ impl Bus for Pc {
         if matches!(port, 0x60 | 0x64 | 0x92 | 0xCF8..=0xCFF) {
             self.service = true;
         }
+        if matches!(port, 0xCF8..=0xCFF) {
+            self.update_pci_routing();
+        }
     }
 
     fn needs_service(&self) -> bool {
@@ -389,6 +436,9 @@ impl Bus for Pc {
 /// 00:01.0 and the PIIX3 IDE function at 00:01.1 in legacy (compatibility)
 /// mode: fixed ports 0x1F0/0x170, IRQ 14/15, bus-master BAR4 (82371SB
 /// datasheet, function 1), IDE timing registers 0x40-0x43 writable.
+/// Where the PIIX3 IDE function sits.
+const IDE_FUNCTION: PciAddress = PciAddress::new(0, 1, 1);
+
 fn new_pci_bus() -> PciBus {
     let mut bus = PciBus::new();
     let ide = ConfigSpace::new(0x8086, 0x7010, 0, 0x01_01_80)
@@ -398,7 +448,7 @@ fn new_pci_bus() -> PciBus {
         .with_reg(0x44, AccessSize::Byte, 0, 0xFF);
     // The slot is free on a new bus; a failure would be a programming error
     // caught by the tests, not a guest action.
-    if let Err(e) = bus.add(PciAddress::new(0, 1, 1), Box::new(GenericFunction::new(ide))) {
+    if let Err(e) = bus.add(IDE_FUNCTION, Box::new(GenericFunction::new(ide))) {
         tracing::error!("cannot add the PIIX3 IDE function: {e}");
     }
     bus
@@ -450,6 +500,7 @@ impl Machine {
         while self.cpu.instret - start < max {
             self.pc.advance(self.cpu.instret);
             self.pc.service = false;
+            self.pc.service_dma(&mut self.mem);
             if self.pc.pci.take_pam_changed() {
                 for r in self.pc.pci.pam_regions() {
                     self.mem.set_shadow(ferrite_core::PhysAddr(r.base), r.len, r.read_ram, r.write_ram);
@@ -588,6 +639,32 @@ mod tests {
         assert_eq!(pc.io_read(0xCFC, AccessSize::Dword), 0xFFFF_FFFF);
         pc.io_write(0xCF9, AccessSize::Byte, 0x06);
         assert!(pc.take_reset_request());
+    }
+
+    #[test]
+    fn ide_bus_master_dma_through_the_pci_bar() {
+        use crate::block::MemBackend;
+        use crate::ide::{DrivePosition, IdeChannel, IdeDevice};
+        let mut pc = pc();
+        let mut disk = vec![0u8; 16 * 512];
+        disk[3 * 512] = 0x5A;
+        pc.ide.attach(IdeChannel::Primary, DrivePosition::Master, IdeDevice::Disk(Box::new(MemBackend::new(disk))));
+        // BAR4 of 00:01.1 = 0xC000, I/O decode and bus master on.
+        pc.io_write(0xCF8, AccessSize::Dword, 0x8000_0920);
+        pc.io_write(0xCFC, AccessSize::Dword, 0xC001);
+        pc.io_write(0xCF8, AccessSize::Dword, 0x8000_0904);
+        pc.io_write(0xCFC, AccessSize::Word, 0x0005);
+        let mut mem = GuestMemory::new(1 << 20).unwrap();
+        mem.load(ferrite_core::PhysAddr(0x8000), &[0x00, 0x00, 0x03, 0x00, 0x00, 0x02, 0x00, 0x80]);
+        for (p, v) in [(0x1F6u16, 0xE0u32), (0x1F2, 1), (0x1F3, 3), (0x1F4, 0), (0x1F5, 0), (0x1F7, 0xC8)] {
+            pc.io_write(p, AccessSize::Byte, v);
+        }
+        pc.io_write(0xC004, AccessSize::Dword, 0x8000);
+        pc.io_write(0xC000, AccessSize::Byte, 0x09);
+        assert!(pc.needs_service());
+        pc.service_dma(&mut mem);
+        assert_eq!(mem.peek(ferrite_core::PhysAddr(0x30000)), 0x5A);
+        assert_eq!(pc.io_read(0xC002, AccessSize::Byte) & 0x05, 0x04, "stopped, interrupt latched");
     }
 
     #[test]
