@@ -74,3 +74,31 @@ fn seabios_boots_a_hard_disk_and_its_int13_services_read_chs_and_lba() {
     // Exit value 0 from the boot sector: status (0 << 1) | 1.
     assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn seabios_boots_an_el_torito_cd_through_atapi() {
+    let Some(bios) = seabios() else {
+        println!("SKIPPED: SeaBIOS not fetched (run scripts/fetch-guests)");
+        return;
+    };
+    use ferrite_test_roms::programs::bootcd;
+    let dir = std::env::temp_dir().join(format!("ferrite-bootcd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let iso = dir.join("boot.iso");
+    std::fs::write(&iso, bootcd::image()).unwrap();
+    let log = dir.join("debugcon.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["run", "--no-pacing", "--timeout", "30", "--debug-exit", "--boot", "d", "--bios"])
+        .arg(&bios)
+        .arg("--cdrom")
+        .arg(&iso)
+        .arg("--debugcon")
+        .arg(format!("file:{}", log.display()))
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(text.contains("Booting from DVD/CD"), "SeaBIOS log:\n{text}");
+    assert!(text.contains(bootcd::MESSAGE), "SeaBIOS log:\n{text}");
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}

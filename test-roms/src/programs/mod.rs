@@ -10,6 +10,7 @@
 //! check passed (exit status 1 under QEMU's isa-debug-exit).
 
 mod asm;
+pub mod bootcd;
 pub mod bootdisk;
 mod gates;
 mod hello;
