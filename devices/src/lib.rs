@@ -22,6 +22,7 @@ pub mod block;
 pub mod busmaster;
 pub mod debug;
 pub mod dma;
+pub mod fdc;
 pub mod ide;
 pub mod pc;
 pub mod pci;
