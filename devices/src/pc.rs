@@ -13,6 +13,7 @@
 
 use crate::busmaster::BusMaster;
 use crate::dma::Dma;
+use crate::fdc::Fdc;
 use crate::ide::IdeController;
 use crate::pci::{Bar, ConfigSpace, GenericFunction, PciAddress, PciBus};
 use crate::pic::Pic;
@@ -56,6 +57,7 @@ pub struct Pc {
     pub pci: PciBus,
     pub ide: IdeController,
     pub busmaster: BusMaster,
+    pub fdc: Fdc,
     /// I/O base of the PIIX3 IDE bus-master registers (BAR4), when decoded.
     bm_base: Option<u16>,
     irq: IrqLines,
@@ -91,6 +93,7 @@ impl Pc {
             pci: new_pci_bus(),
             ide: IdeController::new(),
             busmaster: BusMaster::new(),
+            fdc: Fdc::new(),
             bm_base: None,
             irq: IrqLines::default(),
             now: Nanos::ZERO,
@@ -116,10 +119,14 @@ impl Pc {
         let kib = (ram_bytes / 1024) as u64;
         let ext_kib = kib.saturating_sub(1024).min(0xFFFF) as u16;
         let above16 = ((ram_bytes as u64).saturating_sub(16 << 20) >> 16).min(0xFFFF) as u16;
+        let floppy = self.fdc.geometry(0).is_some();
         let n = self.rtc.nvram_mut();
-        n[0x10] = 0x00; // no floppy drives
+        // Drive A: 1.44 MB 3.5" when a disk is inserted (type 4 in the high nibble).
+        n[0x10] = if floppy { 0x40 } else { 0x00 };
         n[0x12] = 0x00; // no hard disks
-        n[0x14] = 0x06; // equipment: 80x25 colour display adapter, FPU bit clear (no x87 yet)
+                        // Equipment: floppy present (bit 0, count-1 in bits 7:6 = 0), 80x25
+                        // colour display, FPU bit clear (no x87 yet).
+        n[0x14] = 0x06 | floppy as u8;
         n[0x15] = 0x80; // 640 KiB base memory
         n[0x16] = 0x02;
         n[0x17] = ext_kib as u8;
@@ -157,6 +164,7 @@ impl Pc {
         self.pci.reset();
         self.busmaster = BusMaster::new();
         self.bm_base = None;
+        self.fdc.reset();
         // The IDE drives keep their media; their registers reset.
         let mut cx = DevCtx { now: self.now, irq: &mut self.irq };
         self.ide.write_ctrl(crate::ide::IdeChannel::Primary, 0x04, &mut cx);
@@ -297,6 +305,12 @@ impl Pc {
     /// Run started bus-master transfers (needs guest memory, so the
     /// machine loop calls this).
     pub fn service_dma(&mut self, mem: &mut GuestMemory) {
+        if self.fdc.dma_request().is_some() {
+            let mut cx = DevCtx { now: self.now, irq: &mut self.irq };
+            let mut bus = ferrite_core::NullBus;
+            self.fdc.service_dma(&mut self.dma, mem, &mut bus, &mut cx);
+            self.pic.update(&self.irq);
+        }
         if self.busmaster.active() {
             let mut cx = DevCtx { now: self.now, irq: &mut self.irq };
             let mut bus = ferrite_core::NullBus;
@@ -328,6 +342,7 @@ impl Pc {
             0x60 | 0x64 => &mut self.ps2,
             0xCF8..=0xCFF => &mut self.pci,
             0x1F0..=0x1F7 | 0x3F6 | 0x170..=0x177 | 0x376 => &mut self.ide,
+            0x3F0..=0x3F5 | 0x3F7 => &mut self.fdc,
             0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF => &mut self.dma,
             0x70 | 0x71 => &mut self.rtc,
             0x3F8..=0x3FF => &mut self.com[0],
@@ -409,7 +424,9 @@ impl Bus for Pc {
         if self.route(port, size, Some(value)).is_none() {
             self.log_unclaimed(port, true);
         }
-        if matches!(port, 0x60 | 0x64 | 0x92 | 0xCF8..=0xCFF) {
+        // Chipset state, and anything that can start a floppy DMA.
+        if matches!(port, 0x60 | 0x64 | 0x92 | 0xCF8..=0xCFF | 0x3F0..=0x3F7 | 0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF)
+        {
             self.service = true;
         }
         if matches!(port, 0xCF8..=0xCFF) {

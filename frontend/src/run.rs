@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// 0xE0000-0xFFFFF; execution starts at the reset vector F000:FFF0.
     #[arg(long, value_name = "FILE", conflicts_with = "program")]
     pub bios: Option<PathBuf>,
+    /// Floppy image for drive A: (raw; 1.44 MB and the other PC sizes).
+    #[arg(long, value_name = "FILE")]
+    pub fda: Option<PathBuf>,
     /// Primary master hard-disk image (raw).
     #[arg(long, value_name = "FILE")]
     pub hda: Option<PathBuf>,
@@ -168,6 +171,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = m.pc.ide.flush_all() {
         eprintln!("warning: flushing disk images failed: {e}");
     }
+    m.pc.fdc.flush();
     if args.stats {
         let secs = start.elapsed().as_secs_f64();
         eprintln!(
@@ -194,6 +198,13 @@ fn attach_drives(m: &mut Machine, args: &RunArgs) -> anyhow::Result<()> {
         let b = FileBackend::open(p, false)?;
         m.pc.ide.attach(IdeChannel::Secondary, DrivePosition::Master, IdeDevice::Cdrom(Some(Box::new(b))));
     }
+    if let Some(p) = &args.fda {
+        let b = FileBackend::open(p, true)?;
+        m.pc.fdc.insert(0, Box::new(b)).map_err(|e| anyhow::anyhow!("floppy image {}: {e}", p.display()))?;
+    }
+    // The CMOS drive and equipment fields follow what is attached.
+    let ram = m.mem.ram_size();
+    m.pc.init_cmos(ram);
     // QEMU's CMOS boot-order layout, which SeaBIOS reads: 1 = floppy,
     // 2 = hard disk, 3 = CD.
     let first = match args.boot.as_str() {

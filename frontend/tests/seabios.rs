@@ -102,3 +102,31 @@ fn seabios_boots_an_el_torito_cd_through_atapi() {
     assert!(text.contains(bootcd::MESSAGE), "SeaBIOS log:\n{text}");
     assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn seabios_boots_a_floppy_through_the_fdc_and_dma_channel_2() {
+    let Some(bios) = seabios() else {
+        println!("SKIPPED: SeaBIOS not fetched (run scripts/fetch-guests)");
+        return;
+    };
+    use ferrite_test_roms::programs::bootfloppy;
+    let dir = std::env::temp_dir().join(format!("ferrite-bootfloppy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("floppy.img");
+    std::fs::write(&img, bootfloppy::image()).unwrap();
+    let log = dir.join("debugcon.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["run", "--no-pacing", "--timeout", "30", "--debug-exit", "--boot", "a", "--bios"])
+        .arg(&bios)
+        .arg("--fda")
+        .arg(&img)
+        .arg("--debugcon")
+        .arg(format!("file:{}", log.display()))
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(text.contains("Booting from Floppy"), "SeaBIOS log:\n{text}");
+    assert!(text.contains(bootfloppy::MESSAGE), "SeaBIOS log:\n{text}");
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}

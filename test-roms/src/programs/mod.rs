@@ -12,6 +12,7 @@
 mod asm;
 pub mod bootcd;
 pub mod bootdisk;
+pub mod bootfloppy;
 mod gates;
 mod hello;
 mod paging;
