@@ -46,79 +46,22 @@ fn seabios_posts_and_finds_no_bootable_device() {
     }
 }
 
-#[test]
-fn seabios_boots_a_hard_disk_and_its_int13_services_read_chs_and_lba() {
+/// Boot SeaBIOS with one drive image attached (`flag` is --hda, --cdrom or
+/// --fda) and check its log and the exit status the boot code chose.
+fn boot_and_expect(flag: &str, boot: &str, image: Vec<u8>, banner: &str, message: &str) {
     let Some(bios) = seabios() else {
         println!("SKIPPED: SeaBIOS not fetched (run scripts/fetch-guests)");
         return;
     };
-    use ferrite_test_roms::programs::bootdisk;
-    let dir = std::env::temp_dir().join(format!("ferrite-bootdisk-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ferrite-boot{}-{}", flag.trim_start_matches('-'), std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let disk = dir.join("disk.img");
-    std::fs::write(&disk, bootdisk::image()).unwrap();
+    let img = dir.join("image");
+    std::fs::write(&img, image).unwrap();
     let log = dir.join("debugcon.log");
     let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .args(["run", "--no-pacing", "--timeout", "30", "--debug-exit", "--boot", "c", "--bios"])
+        .args(["run", "--no-pacing", "--timeout", "30", "--debug-exit", "--boot", boot, "--bios"])
         .arg(&bios)
-        .arg("--hda")
-        .arg(&disk)
-        .arg("--debugcon")
-        .arg(format!("file:{}", log.display()))
-        .output()
-        .unwrap();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(text.contains("Booting from Hard Disk"), "SeaBIOS log:\n{text}");
-    assert!(text.contains(bootdisk::MESSAGE), "SeaBIOS log:\n{text}");
-    // Exit value 0 from the boot sector: status (0 << 1) | 1.
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-#[test]
-fn seabios_boots_an_el_torito_cd_through_atapi() {
-    let Some(bios) = seabios() else {
-        println!("SKIPPED: SeaBIOS not fetched (run scripts/fetch-guests)");
-        return;
-    };
-    use ferrite_test_roms::programs::bootcd;
-    let dir = std::env::temp_dir().join(format!("ferrite-bootcd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let iso = dir.join("boot.iso");
-    std::fs::write(&iso, bootcd::image()).unwrap();
-    let log = dir.join("debugcon.log");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .args(["run", "--no-pacing", "--timeout", "30", "--debug-exit", "--boot", "d", "--bios"])
-        .arg(&bios)
-        .arg("--cdrom")
-        .arg(&iso)
-        .arg("--debugcon")
-        .arg(format!("file:{}", log.display()))
-        .output()
-        .unwrap();
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(text.contains("Booting from DVD/CD"), "SeaBIOS log:\n{text}");
-    assert!(text.contains(bootcd::MESSAGE), "SeaBIOS log:\n{text}");
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-#[test]
-fn seabios_boots_a_floppy_through_the_fdc_and_dma_channel_2() {
-    let Some(bios) = seabios() else {
-        println!("SKIPPED: SeaBIOS not fetched (run scripts/fetch-guests)");
-        return;
-    };
-    use ferrite_test_roms::programs::bootfloppy;
-    let dir = std::env::temp_dir().join(format!("ferrite-bootfloppy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let img = dir.join("floppy.img");
-    std::fs::write(&img, bootfloppy::image()).unwrap();
-    let log = dir.join("debugcon.log");
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-        .args(["run", "--no-pacing", "--timeout", "30", "--debug-exit", "--boot", "a", "--bios"])
-        .arg(&bios)
-        .arg("--fda")
+        .arg(flag)
         .arg(&img)
         .arg("--debugcon")
         .arg(format!("file:{}", log.display()))
@@ -126,7 +69,26 @@ fn seabios_boots_a_floppy_through_the_fdc_and_dma_channel_2() {
         .unwrap();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     std::fs::remove_dir_all(&dir).ok();
-    assert!(text.contains("Booting from Floppy"), "SeaBIOS log:\n{text}");
-    assert!(text.contains(bootfloppy::MESSAGE), "SeaBIOS log:\n{text}");
+    assert!(text.contains(banner), "SeaBIOS log:\n{text}");
+    assert!(text.contains(message), "SeaBIOS log:\n{text}");
+    // Exit value 0 from the boot code: status (0 << 1) | 1.
     assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn seabios_boots_a_hard_disk_and_its_int13_services_read_chs_and_lba() {
+    use ferrite_test_roms::programs::bootdisk;
+    boot_and_expect("--hda", "c", bootdisk::image(), "Booting from Hard Disk", bootdisk::MESSAGE);
+}
+
+#[test]
+fn seabios_boots_an_el_torito_cd_through_atapi() {
+    use ferrite_test_roms::programs::bootcd;
+    boot_and_expect("--cdrom", "d", bootcd::image(), "Booting from DVD/CD", bootcd::MESSAGE);
+}
+
+#[test]
+fn seabios_boots_a_floppy_through_the_fdc_and_dma_channel_2() {
+    use ferrite_test_roms::programs::bootfloppy;
+    boot_and_expect("--fda", "a", bootfloppy::image(), "Booting from Floppy", bootfloppy::MESSAGE);
 }

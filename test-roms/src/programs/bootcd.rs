@@ -106,8 +106,6 @@ fn boot_code() -> Vec<u8> {
     let mut a = CodeAssembler::new(16).expect("16-bit assembler");
     let assembled = (|| -> Result<Vec<u8>, IcedError> {
         let mut fail = a.create_label();
-        let mut print = a.create_label();
-        let mut halt = a.create_label();
         a.cli()?;
         a.xor(ax, ax)?;
         a.mov(ds, ax)?;
@@ -116,26 +114,7 @@ fn boot_code() -> Vec<u8> {
         // A CD boot gets a drive number with bit 7 set.
         a.test(dl, 0x80)?;
         a.jz(fail)?;
-        a.mov(si, MSG)?;
-        a.call(print)?;
-        a.xor(al, al)?;
-        a.out(0xF4, al)?;
-        a.set_label(&mut halt)?;
-        a.hlt()?;
-        a.jmp(halt)?;
-        a.set_label(&mut fail)?;
-        a.mov(al, 1)?;
-        a.out(0xF4, al)?;
-        a.jmp(halt)?;
-        a.set_label(&mut print)?;
-        let mut done = a.create_label();
-        a.lodsb()?;
-        a.test(al, al)?;
-        a.jz(done)?;
-        a.out(0xE9, al)?;
-        a.jmp(print)?;
-        a.set_label(&mut done)?;
-        a.ret()?;
+        super::boot::report(&mut a, &mut fail, MSG)?;
         a.assemble(0x7C00)
     })()
     .expect("boot image assembles");

@@ -25,7 +25,6 @@ pub fn image() -> Vec<u8> {
 const DRIVE: u32 = 0x7D7F;
 const DAP: u32 = 0x7D80;
 const OK_MSG: u32 = 0x7D90;
-const FAIL_MSG: u32 = 0x7DD0;
 
 fn boot_sector() -> Vec<u8> {
     let mut a = CodeAssembler::new(16).expect("16-bit assembler");
@@ -40,7 +39,6 @@ fn boot_sector() -> Vec<u8> {
     dap.extend_from_slice(&(SECTORS - 1).to_le_bytes());
     code[at(DAP)..at(DAP) + 16].copy_from_slice(&dap);
     code[at(OK_MSG)..at(OK_MSG) + MESSAGE.len()].copy_from_slice(MESSAGE.as_bytes());
-    code[at(FAIL_MSG)..at(FAIL_MSG) + 10].copy_from_slice(b"boot FAIL\n");
     code[510] = 0x55;
     code[511] = 0xAA;
     code
@@ -48,7 +46,6 @@ fn boot_sector() -> Vec<u8> {
 
 fn build(a: &mut CodeAssembler) -> Result<(), IcedError> {
     let mut fail = a.create_label();
-    let mut print = a.create_label();
     a.cli()?;
     a.xor(ax, ax)?;
     a.mov(ds, ax)?;
@@ -82,31 +79,7 @@ fn build(a: &mut CodeAssembler) -> Result<(), IcedError> {
     a.jc(fail)?;
     a.cmp(dword_ptr(0x9000u32), 0x5453_414Cu32)?; // "LAST"
     a.jne(fail)?;
-    a.mov(si, OK_MSG)?;
-    a.call(print)?;
-    a.xor(al, al)?;
-    a.out(0xF4, al)?;
-    let mut halt = a.create_label();
-    a.set_label(&mut halt)?;
-    a.hlt()?;
-    a.jmp(halt)?;
-    a.set_label(&mut fail)?;
-    a.mov(si, FAIL_MSG)?;
-    a.call(print)?;
-    a.mov(al, 1)?;
-    a.out(0xF4, al)?;
-    a.jmp(halt)?;
-    // print: DS:SI zero-terminated string to port 0xE9.
-    a.set_label(&mut print)?;
-    let mut done = a.create_label();
-    a.lodsb()?;
-    a.test(al, al)?;
-    a.jz(done)?;
-    a.out(0xE9, al)?;
-    a.jmp(print)?;
-    a.set_label(&mut done)?;
-    a.ret()?;
-    Ok(())
+    super::boot::report(a, &mut fail, OK_MSG)
 }
 
 #[cfg(test)]

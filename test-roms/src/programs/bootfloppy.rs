@@ -16,8 +16,6 @@ pub fn image() -> Vec<u8> {
     let mut a = CodeAssembler::new(16).expect("16-bit assembler");
     let code = (|| -> Result<Vec<u8>, IcedError> {
         let mut fail = a.create_label();
-        let mut halt = a.create_label();
-        let mut print = a.create_label();
         a.cli()?;
         a.xor(ax, ax)?;
         a.mov(ds, ax)?;
@@ -34,26 +32,7 @@ pub fn image() -> Vec<u8> {
         a.jc(fail)?;
         a.cmp(dword_ptr(0x8000u32), 0x5050_4C46u32)?; // "FLPP"
         a.jne(fail)?;
-        a.mov(si, MSG)?;
-        a.call(print)?;
-        a.xor(al, al)?;
-        a.out(0xF4, al)?;
-        a.set_label(&mut halt)?;
-        a.hlt()?;
-        a.jmp(halt)?;
-        a.set_label(&mut fail)?;
-        a.mov(al, 1)?;
-        a.out(0xF4, al)?;
-        a.jmp(halt)?;
-        a.set_label(&mut print)?;
-        let mut done = a.create_label();
-        a.lodsb()?;
-        a.test(al, al)?;
-        a.jz(done)?;
-        a.out(0xE9, al)?;
-        a.jmp(print)?;
-        a.set_label(&mut done)?;
-        a.ret()?;
+        super::boot::report(&mut a, &mut fail, MSG)?;
         a.assemble(0x7C00)
     })()
     .expect("boot sector assembles");

@@ -10,6 +10,7 @@
 //! check passed (exit status 1 under QEMU's isa-debug-exit).
 
 mod asm;
+mod boot;
 pub mod bootcd;
 pub mod bootdisk;
 pub mod bootfloppy;
