@@ -3,6 +3,18 @@
 
 use iced_x86::code_asm::*;
 
+/// Emit the start of a boot program: flat real-mode segments at 0, the
+/// stack below the load address, interrupts on (DL, the boot drive, kept).
+pub(crate) fn prologue(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    a.cli()?;
+    a.xor(ax, ax)?;
+    a.mov(ds, ax)?;
+    a.mov(es, ax)?;
+    a.mov(ss, ax)?;
+    a.mov(sp, 0x7C00u32)?;
+    a.sti()
+}
+
 /// Emit the end of a boot program: falling through prints the
 /// zero-terminated message at `msg` on the debug console and exits with 0
 /// through 0xF4; jumping to `fail` exits with 1. Both then halt.

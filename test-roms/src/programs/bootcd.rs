@@ -106,11 +106,7 @@ fn boot_code() -> Vec<u8> {
     let mut a = CodeAssembler::new(16).expect("16-bit assembler");
     let assembled = (|| -> Result<Vec<u8>, IcedError> {
         let mut fail = a.create_label();
-        a.cli()?;
-        a.xor(ax, ax)?;
-        a.mov(ds, ax)?;
-        a.mov(ss, ax)?;
-        a.mov(sp, 0x7C00u32)?;
+        super::boot::prologue(&mut a)?;
         // A CD boot gets a drive number with bit 7 set.
         a.test(dl, 0x80)?;
         a.jz(fail)?;

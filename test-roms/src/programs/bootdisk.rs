@@ -46,13 +46,7 @@ fn boot_sector() -> Vec<u8> {
 
 fn build(a: &mut CodeAssembler) -> Result<(), IcedError> {
     let mut fail = a.create_label();
-    a.cli()?;
-    a.xor(ax, ax)?;
-    a.mov(ds, ax)?;
-    a.mov(es, ax)?;
-    a.mov(ss, ax)?;
-    a.mov(sp, 0x7C00u32)?;
-    a.sti()?;
+    super::boot::prologue(a)?;
     a.mov(byte_ptr(DRIVE), dl)?;
     // CHS read: cylinder 0, head 0, sector 2 -> 0000:8000.
     a.mov(ax, 0x0201u32)?;

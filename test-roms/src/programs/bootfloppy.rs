@@ -16,13 +16,7 @@ pub fn image() -> Vec<u8> {
     let mut a = CodeAssembler::new(16).expect("16-bit assembler");
     let code = (|| -> Result<Vec<u8>, IcedError> {
         let mut fail = a.create_label();
-        a.cli()?;
-        a.xor(ax, ax)?;
-        a.mov(ds, ax)?;
-        a.mov(es, ax)?;
-        a.mov(ss, ax)?;
-        a.mov(sp, 0x7C00u32)?;
-        a.sti()?;
+        super::boot::prologue(&mut a)?;
         // Read cylinder 0, head 0, sector 2 of drive DL to 0000:8000.
         a.mov(ax, 0x0201u32)?;
         a.mov(cx, 0x0002u32)?;
