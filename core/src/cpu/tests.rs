@@ -175,9 +175,16 @@ impl crate::bus::Bus for IrqBus {
 /// Real-mode machine with an IVT entry for `vector` pointing at a handler
 /// that increments BX and IRETs.
 fn irq_machine(code: &[u8], vector: u8) -> (Cpu, GuestMemory) {
+    handler_machine(code, vector, 0x3000, &[0x43, 0xCF]) // inc bx ; iret
+}
+
+/// Real-mode machine: `code` at 0000:1000, SP = 0x8000, and the IVT entry
+/// for `vector` pointing at `handler` placed at 0000:`at`.
+fn handler_machine(code: &[u8], vector: u8, at: u16, handler: &[u8]) -> (Cpu, GuestMemory) {
     let mut mem = GuestMemory::new(1 << 20).unwrap();
-    mem.load(PhysAddr(0x3000), &[0x43, 0xCF]); // inc bx ; iret
-    mem.load(PhysAddr(vector as u32 * 4), &[0x00, 0x30, 0x00, 0x00]);
+    mem.load(PhysAddr(at as u32), handler);
+    let [lo, hi] = at.to_le_bytes();
+    mem.load(PhysAddr(vector as u32 * 4), &[lo, hi, 0x00, 0x00]);
     mem.load(PhysAddr(0x1000), code);
     let mut cpu = Cpu::new();
     cpu.state.load_seg_real(SegReg::Cs, 0);
@@ -294,15 +301,7 @@ fn cached_instruction_crossing_a_lowered_cs_limit_faults() {
 
 /// Real-mode machine whose handler for `vector` is a HLT at 0x0500.
 fn fault_machine(code: &[u8], vector: u8) -> (Cpu, GuestMemory) {
-    let mut mem = GuestMemory::new(1 << 20).unwrap();
-    mem.load(PhysAddr(0x0500), &[0xF4]);
-    mem.load(PhysAddr(vector as u32 * 4), &[0x00, 0x05, 0x00, 0x00]);
-    mem.load(PhysAddr(0x1000), code);
-    let mut cpu = Cpu::new();
-    cpu.state.load_seg_real(SegReg::Cs, 0);
-    cpu.state.eip = 0x1000;
-    cpu.state.regs[ESP] = 0x8000;
-    (cpu, mem)
+    handler_machine(code, vector, 0x0500, &[0xF4])
 }
 
 #[test]
