@@ -3,6 +3,8 @@
 //! of external BIOS images. The BIOS itself lands with the PC issue; the
 //! external-image loader below is what the CPU tests and `--bios` share.
 
+pub mod e820;
+
 use ferrite_core::{GuestMemory, MemError, PhysAddr};
 use thiserror::Error;
 
