@@ -1,0 +1,47 @@
+#!/bin/sh
+# /init of the Linux boot tests' initramfs (built by scripts/mkinitramfs.py).
+# Prints marker lines on the console the tests look for, loads the IDE and
+# FAT modules, runs a short CPU-bound job, bumps a counter file on a FAT disk
+# if there is one, and halts the machine.
+/bin/busybox mkdir -p /usr/bin /usr/sbin
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "FERRITE-MARKER: init running on $(uname -r) $(uname -m)"
+for m in $(cat /lib/modules/load-order); do
+    insmod /lib/modules/$m.ko || echo "FERRITE-ERROR: insmod $m failed"
+done
+# Give the SCSI layer time to probe the ATA ports.
+i=0
+while [ $i -lt 50 ] && ! grep -q ' sd[a-z]$' /proc/partitions; do
+    sleep 0.1
+    i=$((i + 1))
+done
+read t0 _ < /proc/uptime
+n=0
+while [ $n -lt 20000 ]; do n=$((n + 1)); done
+sum=$(dd if=/dev/zero bs=64k count=16 2>/dev/null | sha256sum)
+read t1 _ < /proc/uptime
+echo "FERRITE-JOB: loop=$n sha256=${sum%% *} start=$t0 end=$t1"
+for d in $(awk '$4 ~ /^(sd[a-z][0-9]*|sr[0-9])$/ {print $4}' /proc/partitions); do
+    echo "FERRITE-BLOCK: $d"
+done
+# The FAT test disk: the first partition of sda, or sda itself.
+for dev in /dev/sda1 /dev/sda; do
+    [ -b $dev ] || continue
+    if mount -t vfat -o iocharset=ascii $dev /mnt 2>/dev/null; then
+        prev=$(cat /mnt/counter.txt 2>/dev/null || echo none)
+        echo "FERRITE-DISK: $dev counter=$prev"
+        case $prev in
+            none) echo 1 > /mnt/counter.txt ;;
+            *) echo $((prev + 1)) > /mnt/counter.txt ;;
+        esac
+        sync
+        umount /mnt
+        break
+    fi
+done
+echo "FERRITE-DONE"
+halt -f
