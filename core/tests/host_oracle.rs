@@ -32,12 +32,15 @@
 //! undefined flags (expect failures: it shows ferrite's choices against the
 //! host's); `FERRITE_ORACLE_VERBOSE` lists the case count per group.
 
+mod oracle;
+
 use ferrite_core::cpu::flags::{AF, ARITH, CF, DF, ID, IF, IOPL, NT, OF, PF, RF, SF, VIF, VIP, VM, ZF};
 use ferrite_core::cpu::state::{
     SegReg, Segment, CR0_PE, EAX, ECX, EDI, EDX, ESI, ESP, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S,
 };
 use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr, StepOutcome};
 use iced_x86::IcedError;
+use oracle::{bits_mask, env_or, HostError, Rng};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -79,57 +82,6 @@ const DEFAULT_SEED: u64 = 0x0F3D_1C0A_5EED_2024;
 /// only those the case defines are compared; every other bit always is.
 const NOT_COMPARED: u32 = IF | IOPL | RF | VM | VIF | VIP;
 const REG_NAMES: [&str; 8] = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn u32(&mut self) -> u32 {
-        (self.next() >> 32) as u32
-    }
-    /// Uniform in 0..n.
-    fn below(&mut self, n: u32) -> u32 {
-        (((self.next() >> 32) * n as u64) >> 32) as u32
-    }
-    fn chance(&mut self, num: u32, den: u32) -> bool {
-        self.below(den) < num
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u32) as usize]
-    }
-    /// A value of `bits` bits biased toward the edges where flags change.
-    fn special(&mut self, bits: u32) -> u32 {
-        let m = bits_mask(bits);
-        let s = 1u32 << (bits - 1);
-        match self.below(12) {
-            0 => 0,
-            1 => m,
-            2 => s,
-            3 => s - 1,
-            4 => 1,
-            5 => self.below(16),
-            6 => m - self.below(16),
-            7 => s.wrapping_add(self.below(8)) & m,
-            8 => 1 << self.below(bits),
-            9 => self.u32() & self.u32() & m,
-            _ => self.u32() & m,
-        }
-    }
-}
-
-fn bits_mask(bits: u32) -> u32 {
-    if bits >= 32 {
-        u32::MAX
-    } else {
-        (1 << bits) - 1
-    }
-}
 
 /// Does a `size`-byte operand at block offset `off` cross the page (and
 /// cache-line) boundary?
@@ -1565,20 +1517,7 @@ fn build_image(cases: &[Case]) -> Image {
         img[o..o + b.len()].copy_from_slice(b);
     };
     // ELF header (EM_386 executable) and one RWX PT_LOAD.
-    let mut eh = Vec::new();
-    eh.extend_from_slice(&[0x7F, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    for v in [2u16, 3] {
-        eh.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [1u32, DRIVER, 52, 0, 0] {
-        eh.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [52u16, 32, 1, 40, 0, 0] {
-        eh.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [1u32, 0, BASE, BASE, filesz, memsz, 7, 0x1000] {
-        eh.extend_from_slice(&v.to_le_bytes());
-    }
+    let eh = oracle::elf_header(DRIVER, BASE, filesz, memsz);
     put(&mut img, BASE, &eh);
     put(&mut img, DRIVER, &code);
 
@@ -1604,56 +1543,9 @@ fn build_image(cases: &[Case]) -> Image {
     Image { bytes: img, memsz, done, out, cases: cases.len() }
 }
 
-#[derive(Debug)]
-enum HostError {
-    /// The host cannot execute i386 binaries.
-    NoExec,
-    Failed(String),
-}
-
 /// Run the image natively; the output records on success.
-#[cfg(target_os = "linux")]
 fn run_host(img: &Image) -> Result<Vec<u8>, HostError> {
-    use std::os::unix::fs::PermissionsExt;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    if !cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
-        return Err(HostError::NoExec);
-    }
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join(format!("host_oracle_{}_{}.elf", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&path, &img.bytes).map_err(|e| HostError::Failed(format!("write {}: {e}", path.display())))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| HostError::Failed(format!("chmod: {e}")))?;
-    let mut tries = 0;
-    let out = loop {
-        match std::process::Command::new(&path).output() {
-            // ETXTBSY: another thread forked while the file was open.
-            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            r => break r,
-        }
-    };
-    let _ = std::fs::remove_file(&path);
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.raw_os_error() == Some(8) => return Err(HostError::NoExec),
-        Err(e) => return Err(HostError::Failed(format!("exec: {e}"))),
-    };
-    if !out.status.success() {
-        return Err(HostError::Failed(format!("host run ended with {}", out.status)));
-    }
-    if out.stdout.len() != OUT_REC as usize * img.cases {
-        return Err(HostError::Failed(format!("host wrote {} bytes", out.stdout.len())));
-    }
-    Ok(out.stdout)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn run_host(_: &Image) -> Result<Vec<u8>, HostError> {
-    Err(HostError::NoExec)
+    oracle::run_host(&img.bytes, OUT_REC as usize * img.cases)
 }
 
 /// Run the same image in ferrite, flat 32-bit protected mode with the
@@ -1787,10 +1679,6 @@ fn find_host_crash(cases: &[Case]) -> String {
     let mut s = format!("case {}: {} [{}] {}\n  in:", bad - 1, c.name, hex.join(" "), disasm(&c.bytes));
     s += &regs_str(&c.regs);
     s
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[test]

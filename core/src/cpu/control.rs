@@ -4,7 +4,7 @@
 use super::decode::{Insn, OpK};
 use super::exec::{mask, sext};
 use super::flags::{self, CF, DF, OF};
-use super::state::{SegReg, CR0_EM, CR0_MP, CR0_TS, EBP, ECX, ESP};
+use super::state::{SegReg, EBP, ECX, ESP};
 use super::{Cpu, Ctx, Fault, IntSource, Res};
 
 impl Cpu {
@@ -310,28 +310,5 @@ pub(crate) fn sti(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
         cpu.state.int_shadow = true;
     }
     cpu.state.flags.set(flags::IF, true);
-    Ok(())
-}
-
-pub(crate) fn fwait(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
-    let cr0 = cpu.state.cr0;
-    if cr0 & CR0_MP != 0 && cr0 & CR0_TS != 0 {
-        return Err(Fault::NM);
-    }
-    Ok(())
-}
-
-/// x87 escape without an FPU model yet: #NM when CR0.EM or CR0.TS asks
-/// for emulation or a context switch, otherwise no effect (a 386 without
-/// coprocessor). The x87 issue replaces this with the real FPU.
-pub(crate) fn fpu_escape(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    if cpu.state.cr0 & (CR0_EM | CR0_TS) != 0 {
-        return Err(Fault::NM);
-    }
-    // The memory operand is still subject to the segment checks.
-    if let Some(n) = i.ops.iter().position(|o| o.kind == OpK::Mem) {
-        let off = cpu.ea(i);
-        cpu.seg_check(i.seg as usize, off, i.size(n).max(1), false)?;
-    }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub const SIGNATURE: u32 = 0x0000_0633;
 const VENDOR: &[u8; 12] = b"FerriteCPU!!";
 
 // CPUID.1:EDX feature bits (Intel SDM vol. 2, CPUID, table 3-11).
+pub const FEAT_FPU: u32 = 1 << 0;
 pub const FEAT_VME: u32 = 1 << 1;
 pub const FEAT_DE: u32 = 1 << 2;
 pub const FEAT_PSE: u32 = 1 << 3;
@@ -21,8 +22,9 @@ pub const FEAT_PGE: u32 = 1 << 13;
 pub const FEAT_CMOV: u32 = 1 << 15;
 
 /// What this core implements today. DE (CR4.DE, I/O breakpoints) waits for
-/// the debug-register breakpoints.
-pub const FEATURES_EDX: u32 = FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV;
+/// the debug-register breakpoints. FPU with CMOV also announces FCMOVcc and
+/// FCOMI/FUCOMI.
+pub const FEATURES_EDX: u32 = FEAT_FPU | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV;
 
 /// Result of CPUID for leaf `eax` (sub-leaf ignored): (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
@@ -53,12 +55,13 @@ mod tests {
     }
 
     #[test]
-    fn family_is_six_and_no_fpu_or_mmx_yet() {
+    fn family_is_six_with_fpu_and_cmov_but_no_mmx_yet() {
         let (sig, _, _, edx) = cpuid(1);
         assert_eq!((sig >> 8) & 0xF, 6);
-        assert_eq!(edx & 1, 0, "FPU bit only once x87 exists");
+        assert_ne!(edx & FEAT_FPU, 0, "the x87 FPU is implemented");
+        assert_ne!(edx & FEAT_CMOV, 0, "with FPU: FCMOVcc and FCOMI too");
         assert_eq!(edx & (1 << 23), 0, "MMX bit only once MMX exists");
-        assert_ne!(edx & FEAT_CMOV, 0);
+        assert_eq!(edx & (1 << 24), 0, "no FXSR: FXSAVE/FXRSTOR are not implemented");
         assert_eq!(edx & FEAT_DE, 0, "no breakpoints yet, so no DE");
     }
 }

@@ -27,6 +27,8 @@ pub enum OpK {
     Cr,
     /// Debug register.
     Dr,
+    /// x87 stack register ST(num).
+    St,
 }
 
 /// One operand: kind, register number and size in bytes.
@@ -388,9 +390,11 @@ fn reg_op(r: Register) -> Op {
         Op { kind: OpK::Reg, num: r.number() as u8, size: 2 }
     } else if r.is_gpr32() {
         Op { kind: OpK::Reg, num: r.number() as u8, size: 4 }
+    } else if r.is_st() {
+        Op { kind: OpK::St, num: (r as u32 - Register::ST0 as u32) as u8, size: 10 }
     } else {
-        // x87/MMX/XMM/test registers: not implemented, the handler table
-        // maps such forms to #UD.
+        // MMX/XMM/test registers: not implemented, the handler table maps
+        // such forms to #UD.
         Op { kind: OpK::None, num: 0xFF, size: 0 }
     }
 }
@@ -433,6 +437,10 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
         lock: ins.has_lock_prefix(),
     };
     if ins.is_invalid() {
+        if super::fpu::fop(bytes).is_some() {
+            // An undefined ESC opcode still honours CR0.EM/TS.
+            insn.exec = super::fpu::undefined;
+        }
         return insn;
     }
     let x87 = exec::is_x87_escape(ins) && ins.mnemonic() != iced_x86::Mnemonic::Wait;
@@ -508,7 +516,12 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
         insn.ops[i as usize] = op;
     }
     if x87 {
-        insn.exec = super::control::fpu_escape;
+        insn.exec = super::fpu::handler(ins, bytes, &mut insn);
+        return insn;
+    }
+    if super::fpu::fop(bytes).is_some() {
+        // ESC opcodes of later processors (SSE3's FISTTP).
+        insn.exec = super::fpu::undefined;
         return insn;
     }
     if unsupported {

@@ -4,7 +4,7 @@
 
 use super::decode::{ExecFn, Insn, Op, OpK, NO_REG};
 use super::state::SegReg;
-use super::{alu, control, data, system};
+use super::{alu, control, data, fpu, system};
 use super::{Cpu, Ctx, Fault, Res};
 use iced_x86::{Instruction, Mnemonic as M};
 
@@ -280,7 +280,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Std => control::std_,
         M::Cli => control::cli,
         M::Sti => control::sti,
-        M::Wait => control::fwait,
+        M::Wait => fpu::fwait,
         M::Ud2 => ud,
         M::Cpuid => system::cpuid,
         M::Rdtsc => system::rdtsc,
@@ -340,8 +340,8 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
     h
 }
 
-/// x87 escape opcodes (D8-DF): the FPU arrives in a later issue; until then
-/// they behave as on a 386 without a coprocessor.
+/// x87 escape opcodes (D8-DF) this CPU implements: their semantics come
+/// from `fpu::handler`.
 pub(crate) fn is_x87_escape(ins: &Instruction) -> bool {
     use iced_x86::CpuidFeature as F;
     ins.cpuid_features()

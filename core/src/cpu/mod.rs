@@ -17,6 +17,7 @@ mod debug;
 pub mod decode;
 mod exec;
 pub mod flags;
+pub mod fpu;
 mod mmu;
 mod protected;
 pub mod state;
@@ -42,6 +43,7 @@ impl Fault {
     pub const BR: Fault = Fault { vector: 5, error: None };
     pub const UD: Fault = Fault { vector: 6, error: None };
     pub const NM: Fault = Fault { vector: 7, error: None };
+    pub const MF: Fault = Fault { vector: 16, error: None };
 
     pub fn gp(code: u32) -> Fault {
         Fault { vector: 13, error: Some(code) }

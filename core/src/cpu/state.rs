@@ -120,6 +120,8 @@ pub struct CpuState {
     /// (see `Cpu::tsc`).
     pub tsc: u64,
     pub msr: Msrs,
+    /// The x87 FPU.
+    pub fpu: super::fpu::FpuState,
 }
 
 pub const CR0_PE: u32 = 1 << 0;
@@ -179,6 +181,7 @@ impl CpuState {
             int_shadow: false,
             tsc: 0,
             msr: Msrs { apic_base: 0xFEE0_0900, ..Msrs::default() },
+            fpu: super::fpu::FpuState::reset(),
         }
     }
 

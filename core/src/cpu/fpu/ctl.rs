@@ -1,0 +1,222 @@
+//! Control instructions: FNINIT FNCLEX FNSTSW FNSTCW FLDCW, the
+//! environment and state images (FNSTENV FLDENV FNSAVE FRSTOR), FFREE,
+//! FINCSTP FDECSTP and FNOP.
+
+use super::f80::F80;
+use super::{FpuState, Kind, EXC_MASK, SW_B, SW_ES, SW_SF};
+use crate::cpu::decode::{Insn, OpK};
+use crate::cpu::state::EAX;
+use crate::cpu::{Cpu, Ctx, Res};
+
+pub(super) fn fninit(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::NoWait)?;
+    cpu.state.fpu.init();
+    Ok(())
+}
+
+/// FNCLEX: exception flags, SF, ES and B cleared.
+pub(super) fn fnclex(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::NoWait)?;
+    cpu.state.fpu.sw &= !(EXC_MASK | SW_SF | SW_ES | SW_B);
+    Ok(())
+}
+
+/// FNSTSW AX / m16.
+pub(super) fn fnstsw(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::NoWait)?;
+    let sw = cpu.state.fpu.status();
+    if i.ops[0].kind == OpK::Reg {
+        cpu.state.set_reg16(EAX, sw);
+        return Ok(());
+    }
+    cpu.fpu_write(ctx, i, &sw.to_le_bytes(), 2)
+}
+
+pub(super) fn fnstcw(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::NoWait)?;
+    let cw = cpu.state.fpu.cw;
+    cpu.fpu_write(ctx, i, &cw.to_le_bytes(), 2)
+}
+
+pub(super) fn fldcw(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::Control)?;
+    let mut b = [0u8; 2];
+    cpu.fpu_read(ctx, i, &mut b, 2)?;
+    cpu.state.fpu.set_control(u16::from_le_bytes(b));
+    Ok(())
+}
+
+/// Real-address and virtual-8086 mode use the real-mode layouts, which
+/// hold linear pointers.
+fn real_layout(cpu: &Cpu) -> bool {
+    !cpu.state.protected() || cpu.state.v86()
+}
+
+/// The environment image (SDM vol. 1, 8.1.10, figures 8-9 to 8-12): 28
+/// bytes with a 32-bit operand size, 14 with a 16-bit one. Reserved high
+/// halves of 16-bit fields are stored as ones, as the processor does.
+fn env_image(f: &FpuState, op32: bool, real: bool) -> Vec<u8> {
+    let ip = if real { ((f.fcs as u32) << 4).wrapping_add(f.fip) } else { f.fip };
+    let dp = if real { ((f.fds as u32) << 4).wrapping_add(f.fdp) } else { f.fdp };
+    let fop = f.fop as u32 & 0x7FF;
+    let ones = if op32 { 0xFFFF_0000 } else { 0 };
+    let (cw, sw, tw) = (f.cw as u32 | ones, f.status() as u32 | ones, f.tag_word() as u32 | ones);
+    let words: [u32; 7] = match (real, op32) {
+        (true, true) => [cw, sw, tw, ip & 0xFFFF | ones, (ip >> 16) << 12 | fop, dp & 0xFFFF | ones, (dp >> 16) << 12],
+        (true, false) => [cw, sw, tw, ip & 0xFFFF, (ip >> 16 & 0xF) << 12 | fop, dp & 0xFFFF, (dp >> 16 & 0xF) << 12],
+        (false, true) => [cw, sw, tw, ip, f.fcs as u32 | fop << 16, dp, f.fds as u32 | ones],
+        (false, false) => [cw, sw, tw, ip & 0xFFFF, f.fcs as u32, dp & 0xFFFF, f.fds as u32],
+    };
+    let mut out = Vec::with_capacity(28);
+    for w in words {
+        if op32 {
+            out.extend_from_slice(&w.to_le_bytes());
+        } else {
+            out.extend_from_slice(&(w as u16).to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Load an environment image.
+fn load_env(f: &mut FpuState, img: &[u8], op32: bool, real: bool) {
+    let word = |k: usize| -> u32 {
+        if op32 {
+            u32::from_le_bytes([img[4 * k], img[4 * k + 1], img[4 * k + 2], img[4 * k + 3]])
+        } else {
+            u16::from_le_bytes([img[2 * k], img[2 * k + 1]]) as u32
+        }
+    };
+    f.set_tag_word(word(2) as u16);
+    if real {
+        let (ip, dp) = if op32 {
+            (
+                (word(3) & 0xFFFF) | ((word(4) >> 12) & 0xFFFF) << 16,
+                (word(5) & 0xFFFF) | ((word(6) >> 12) & 0xFFFF) << 16,
+            )
+        } else {
+            (word(3) | ((word(4) >> 12) & 0xF) << 16, word(5) | ((word(6) >> 12) & 0xF) << 16)
+        };
+        f.fip = ip;
+        f.fcs = 0;
+        f.fop = (word(4) & 0x7FF) as u16;
+        f.fdp = dp;
+        f.fds = 0;
+    } else {
+        f.fip = word(3);
+        f.fcs = word(4) as u16;
+        f.fop = if op32 { ((word(4) >> 16) & 0x7FF) as u16 } else { f.fop };
+        f.fdp = word(5);
+        f.fds = word(6) as u16;
+    }
+    // The control word first, so ES follows the loaded flags and masks.
+    f.set_control(word(0) as u16);
+    f.set_status(word(1) as u16);
+}
+
+fn env_len(i: &Insn) -> usize {
+    if i.opsz == 4 {
+        28
+    } else {
+        14
+    }
+}
+
+/// The alignment #AC checks for the images.
+fn env_align(i: &Insn) -> u32 {
+    if i.opsz == 4 {
+        4
+    } else {
+        2
+    }
+}
+
+/// FNSTENV: store the environment, then mask all exceptions.
+pub(super) fn fnstenv(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::NoWait)?;
+    let img = env_image(&cpu.state.fpu, i.opsz == 4, real_layout(cpu));
+    cpu.fpu_write(ctx, i, &img, env_align(i))?;
+    cpu.state.fpu.cw |= EXC_MASK;
+    Ok(())
+}
+
+pub(super) fn fldenv(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::Control)?;
+    let mut img = [0u8; 28];
+    let n = env_len(i);
+    cpu.fpu_read(ctx, i, &mut img[..n], env_align(i))?;
+    let real = real_layout(cpu);
+    load_env(&mut cpu.state.fpu, &img[..n], i.opsz == 4, real);
+    Ok(())
+}
+
+/// FNSAVE: the environment and ST(0)..ST(7), then FNINIT.
+pub(super) fn fnsave(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::NoWait)?;
+    let f = &cpu.state.fpu;
+    let mut img = env_image(f, i.opsz == 4, real_layout(cpu));
+    for k in 0..8 {
+        img.extend_from_slice(&f.st(k).to_bytes());
+    }
+    cpu.fpu_write(ctx, i, &img, env_align(i))?;
+    cpu.state.fpu.init();
+    Ok(())
+}
+
+pub(super) fn frstor(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::Control)?;
+    let mut img = [0u8; 108];
+    let n = env_len(i);
+    cpu.fpu_read(ctx, i, &mut img[..n + 80], env_align(i))?;
+    let real = real_layout(cpu);
+    let f = &mut cpu.state.fpu;
+    load_env(f, &img[..n], i.opsz == 4, real);
+    // ST(0)..ST(7) of the loaded TOP; the tags come from the image.
+    for k in 0..8u8 {
+        let at = n + 10 * k as usize;
+        let mut b = [0u8; 10];
+        b.copy_from_slice(&img[at..at + 10]);
+        let p = f.phys(k);
+        f.regs[p] = F80::from_bytes(b);
+    }
+    Ok(())
+}
+
+/// FFREE ST(i) (and the undocumented FFREEP, which also pops). C1 is
+/// cleared (host behaviour).
+pub(super) fn ffree<const POP1: bool>(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::Numeric)?;
+    let f = &mut cpu.state.fpu;
+    let p = f.phys(i.ops[0].num);
+    f.empty |= 1 << p;
+    f.set_c1(false);
+    if POP1 {
+        f.pop();
+    }
+    Ok(())
+}
+
+pub(super) fn fincstp(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::Numeric)?;
+    let f = &mut cpu.state.fpu;
+    f.top = f.top.wrapping_add(1) & 7;
+    f.set_c1(false);
+    Ok(())
+}
+
+pub(super) fn fdecstp(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::Numeric)?;
+    let f = &mut cpu.state.fpu;
+    f.top = f.top.wrapping_sub(1) & 7;
+    f.set_c1(false);
+    Ok(())
+}
+
+pub(super) fn fnop(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::Numeric)
+}
+
+/// FNENI, FNDISI, FNSETPM: no-ops since the 387.
+pub(super) fn fnop_nowait(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.fpu_start(i, Kind::NoWait)
+}
