@@ -1,9 +1,11 @@
-//! ferrite-bios: the project's own BIOS (ROM stubs assembled from Rust with
-//! iced-x86's code assembler, services in Rust behind a trap port) and loading
-//! of external BIOS images. The BIOS itself lands with the PC issue; the
-//! external-image loader below is what the CPU tests and `--bios` share.
+//! ferrite-bios: the project's own BIOS ([`own`]: ROM stubs assembled from
+//! Rust with iced-x86's code assembler, services in Rust behind a trap
+//! port) and loading of external BIOS and option ROM images (what the CPU
+//! tests, `--bios` and `--vga-bios` share).
 
 pub mod e820;
+pub mod linux;
+pub mod own;
 
 use ferrite_core::{GuestMemory, MemError, PhysAddr};
 use thiserror::Error;
@@ -14,7 +16,15 @@ pub enum BiosError {
     BadSize(usize),
     #[error(transparent)]
     Mem(#[from] MemError),
+    #[error(transparent)]
+    Rom(#[from] own::RomError),
+    #[error("option ROM image is {0} bytes; it must be 2 KiB to 128 KiB")]
+    OptionRomSize(usize),
+    #[error("option ROM image does not start with the 55h AAh signature")]
+    OptionRomSignature,
 }
+
+pub use own::{Bios, BiosDisk, BootHook, DiskIoError, DiskKind, Platform, SectorIo};
 
 /// Map an external BIOS image as QEMU does: at the top of the 4 GiB space,
 /// with its last 128 KiB (the whole image if smaller) also at 0xE0000-0xFFFFF
@@ -29,6 +39,20 @@ pub fn map_external_bios(mem: &mut GuestMemory, image: &[u8]) -> Result<(), Bios
     let low_pages = low >> 12;
     let skip = (len as u32 - low) >> 12;
     mem.alias_rom(PhysAddr(0x10_0000 - low), first + skip, low_pages)?;
+    Ok(())
+}
+
+/// Map an option ROM image (a VGA BIOS) at 0xC0000 as read-only memory,
+/// where a BIOS's option ROM scan finds it. The image must carry the 55h
+/// AAh signature; its length is rounded up to whole pages.
+pub fn map_vga_rom(mem: &mut GuestMemory, image: &[u8]) -> Result<(), BiosError> {
+    if !(2 << 10..=128 << 10).contains(&image.len()) {
+        return Err(BiosError::OptionRomSize(image.len()));
+    }
+    if image[0] != 0x55 || image[1] != 0xAA {
+        return Err(BiosError::OptionRomSignature);
+    }
+    mem.map_rom(PhysAddr(0xC_0000), image)?;
     Ok(())
 }
 
@@ -47,6 +71,20 @@ mod tests {
         assert_eq!(mem.peek(PhysAddr(0xFFFF_FFF0)), 0xEA);
         assert_eq!(mem.peek(PhysAddr(0xFFFF0)), 0xEA);
         assert_eq!(mem.peek(PhysAddr(0xE0000)), 0x55);
+    }
+
+    #[test]
+    fn a_vga_rom_is_mapped_read_only_at_c0000_if_it_looks_like_one() {
+        let mut mem = GuestMemory::new(1 << 20).unwrap();
+        let mut rom = vec![0u8; 0x8000];
+        rom[0] = 0x55;
+        rom[1] = 0xAA;
+        rom[2] = 0x40;
+        map_vga_rom(&mut mem, &rom).unwrap();
+        assert_eq!((mem.peek(PhysAddr(0xC0000)), mem.peek(PhysAddr(0xC0002))), (0x55, 0x40));
+        assert_eq!(mem.page_kind(PhysAddr(0xC7000)), ferrite_core::PageKind::Rom);
+        assert!(matches!(map_vga_rom(&mut mem, &[0u8; 4096]), Err(BiosError::OptionRomSignature)));
+        assert!(matches!(map_vga_rom(&mut mem, &[0x55, 0xAA]), Err(BiosError::OptionRomSize(2))));
     }
 
     #[test]

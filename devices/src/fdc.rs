@@ -305,6 +305,12 @@ impl Fdc {
         }
     }
 
+    /// The medium in `drive`, for firmware that reads and writes sectors
+    /// without going through the controller (the own BIOS's INT 13h).
+    pub fn media_mut(&mut self, drive: usize) -> Option<&mut (dyn BlockBackend + 'static)> {
+        self.media.get_mut(drive).and_then(|m| m.as_deref_mut())
+    }
+
     /// Geometry of `drive`'s medium.
     pub fn geometry(&self, drive: usize) -> Option<Geometry> {
         self.s.drives.get(drive).and_then(|d| d.geometry)

@@ -34,12 +34,15 @@ pub struct PcConfig {
     pub rtc_start_unix: u64,
     /// Enable the 0xF4 exit device.
     pub debug_exit: bool,
+    /// The serial lines run this many times faster than their baud rate
+    /// (1 = real timing; see [`Uart::set_speedup`]).
+    pub serial_speedup: u64,
 }
 
 impl Default for PcConfig {
     fn default() -> Self {
         // 2000-01-01 00:00:00 UTC: deterministic unless the frontend says otherwise.
-        PcConfig { ns_per_instruction: 10, rtc_start_unix: 946_684_800, debug_exit: false }
+        PcConfig { ns_per_instruction: 10, rtc_start_unix: 946_684_800, debug_exit: false, serial_speedup: 1 }
     }
 }
 
@@ -71,11 +74,21 @@ pub struct Pc {
     /// Port 0x92 (PS/2 system control port A): bit 1 = A20, bit 0 = reset.
     port92: u8,
     reset_request: bool,
+    /// Last level of the CPU's FERR# output seen (IRQ13 latches its rising edge).
+    ferr: bool,
     /// A port write changed the memory map, A20 or reset state.
     service: bool,
     debug_exit: bool,
     /// Bytes written to the 0xE9 debug console, not yet taken.
     debugcon: Vec<u8>,
+    /// Console text from the firmware (BIOS teletype output) for the serial
+    /// sink, not yet taken. The same bytes also go to `debugcon`.
+    firmware_serial: Vec<u8>,
+    /// The firmware trap port is claimed (a [`Firmware`] is attached).
+    trap_enabled: bool,
+    /// The guest wrote the firmware trap port; [`Machine::run`] calls the
+    /// firmware before the next instruction.
+    trap_pending: bool,
     exit: Option<u32>,
     /// Ports already reported as unclaimed (one log line each).
     logged: Box<[u64; 1024]>,
@@ -87,7 +100,11 @@ impl Pc {
             pic: Pic::new(),
             pit: Pit::new(),
             rtc: Rtc::from_unix_seconds(cfg.rtc_start_unix),
-            com: COM_PORTS.map(|(base, irq)| Uart::new(base, irq)),
+            com: COM_PORTS.map(|(base, irq)| {
+                let mut u = Uart::new(base, irq);
+                u.set_speedup(cfg.serial_speedup);
+                u
+            }),
             dma: Dma::new(),
             ps2: Ps2::new(),
             pci: new_pci_bus(),
@@ -102,9 +119,13 @@ impl Pc {
             port61: 0,
             port92: 0x02,
             reset_request: false,
+            ferr: false,
             service: false,
             debug_exit: cfg.debug_exit,
             debugcon: Vec::new(),
+            firmware_serial: Vec::new(),
+            trap_enabled: false,
+            trap_pending: false,
             exit: None,
             logged: Box::new([0; 1024]),
         }
@@ -124,8 +145,9 @@ impl Pc {
         // Drive A: 1.44 MB 3.5" when a disk is inserted (type 4 in the high nibble).
         n[0x10] = if floppy { 0x40 } else { 0x00 };
         n[0x12] = 0x00; // no hard disks
-                        // Equipment: floppy present (bit 0, count-1 in bits 7:6 = 0), 80x25
-                        // colour display, FPU bit clear (no x87 yet).
+                        // Equipment: floppy present (bit 0, count-1 in bits 7:6 = 0), math
+                        // coprocessor (bit 1), PS/2 mouse (bit 2), EGA/VGA display (bits
+                        // 5:4 = 00).
         n[0x14] = 0x06 | floppy as u8;
         n[0x15] = 0x80; // 640 KiB base memory
         n[0x16] = 0x02;
@@ -178,6 +200,7 @@ impl Pc {
         self.port61 = 0;
         self.port92 = 0x02;
         self.reset_request = false;
+        self.trap_pending = false;
     }
 
     /// Virtual time after `instret` retired instructions.
@@ -277,6 +300,24 @@ impl Pc {
         std::mem::take(&mut self.debugcon)
     }
 
+    /// Console output of the firmware (the own BIOS's teletype text while
+    /// no display is attached): it goes to the debug console, in order with
+    /// the guest's own 0xE9 bytes, and to the serial sink.
+    pub fn firmware_console(&mut self, bytes: &[u8]) {
+        self.debugcon.extend_from_slice(bytes);
+        self.firmware_serial.extend_from_slice(bytes);
+    }
+
+    /// Firmware console bytes for the serial sink since the last call.
+    pub fn take_firmware_serial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.firmware_serial)
+    }
+
+    /// Whether the guest wrote the firmware trap port since the last call.
+    pub fn take_firmware_trap(&mut self) -> bool {
+        std::mem::take(&mut self.trap_pending)
+    }
+
     /// The value written to the 0xF4 exit device, if any.
     pub fn exit_value(&self) -> Option<u32> {
         self.exit
@@ -363,6 +404,15 @@ impl Pc {
                     }
                 });
             }
+            // Writing port F0h clears the latched FERR# interrupt (IRQ13),
+            // as on AT-compatible boards.
+            0xF0 => {
+                if write.is_some() {
+                    self.irq.lower(13);
+                    self.ferr = false;
+                }
+                return Some(0xFF);
+            }
             0x92 => {
                 return Some(match write {
                     Some(v) => {
@@ -384,6 +434,15 @@ impl Pc {
                     }
                     None => 0xE9,
                 });
+            }
+            FIRMWARE_TRAP_PORT if self.trap_enabled => {
+                if write.is_some() {
+                    // End the CPU's run after this OUT so the firmware sees
+                    // CS:EIP right behind it (see [`Firmware`]).
+                    self.trap_pending = true;
+                    self.service = true;
+                }
+                return Some(size.all_ones());
             }
             crate::debug::DEBUG_EXIT_PORT if self.debug_exit => {
                 if let Some(v) = write {
@@ -471,6 +530,23 @@ fn new_pci_bus() -> PciBus {
     bus
 }
 
+/// The port the own BIOS's ROM stubs write (`out 0xEE, al`) to hand a
+/// service to firmware code running on the host. Claimed only while a
+/// [`Firmware`] is attached; otherwise it is an unclaimed port. 0xEE is
+/// free on PC/AT boards (0xE9 is the debug console, 0xF0-0xFF the FPU and
+/// the exit device, 0x510 QEMU's fw_cfg).
+pub const FIRMWARE_TRAP_PORT: u16 = 0xEE;
+
+/// Firmware implemented on the host (the own BIOS): its ROM stubs write
+/// [`FIRMWARE_TRAP_PORT`]; the CPU ends its run right after that OUT and
+/// [`Machine::run`] calls [`Firmware::trap`] before the next instruction,
+/// with CS:EIP pointing behind the OUT (which tells the firmware which
+/// stub trapped). The firmware reads and changes the CPU, memory and
+/// devices, and may move CS:EIP.
+pub trait Firmware {
+    fn trap(&mut self, cpu: &mut Cpu, mem: &mut GuestMemory, pc: &mut Pc);
+}
+
 /// Why [`Machine::run`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunExit {
@@ -488,6 +564,8 @@ pub struct Machine {
     pub cpu: Cpu,
     pub mem: GuestMemory,
     pub pc: Pc,
+    /// Host-side firmware behind the trap port (the own BIOS), if any.
+    pub firmware: Option<Box<dyn Firmware>>,
 }
 
 /// Instructions run between device polls at most.
@@ -497,7 +575,7 @@ impl Machine {
     pub fn new(mem: GuestMemory, cfg: &PcConfig) -> Machine {
         let mut pc = Pc::new(cfg);
         pc.init_cmos(mem.ram_size());
-        Machine { cpu: Cpu::new(), mem, pc }
+        Machine { cpu: Cpu::new(), mem, pc, firmware: None }
     }
 
     /// Reset the machine: the CPU, the chipset (PAM back to ROM) and the
@@ -514,9 +592,21 @@ impl Machine {
     /// Run up to `max` instructions (halted time does not count).
     pub fn run(&mut self, max: u64) -> RunExit {
         let start = self.cpu.instret;
-        while self.cpu.instret - start < max {
+        // Instruction times spent halted: idle time counts against the
+        // budget, so an idle guest still returns to the caller (pacing,
+        // timeouts, Ctrl-C) regularly.
+        let mut idle = 0u64;
+        while self.cpu.instret - start + idle < max {
             self.pc.advance(self.cpu.instret);
             self.pc.service = false;
+            self.pc.trap_enabled = self.firmware.is_some();
+            if self.pc.take_firmware_trap() {
+                if let Some(fw) = self.firmware.as_mut() {
+                    // Runs before the chipset updates below, so A20, PAM
+                    // and reset changes the firmware makes apply at once.
+                    fw.trap(&mut self.cpu, &mut self.mem, &mut self.pc);
+                }
+            }
             self.pc.service_dma(&mut self.mem);
             if self.pc.pci.take_pam_changed() {
                 for r in self.pc.pci.pam_regions() {
@@ -536,9 +626,17 @@ impl Machine {
             if let Some(v) = self.pc.exit_value() {
                 return RunExit::Exit(v);
             }
-            let left = max - (self.cpu.instret - start);
+            let left = max - (self.cpu.instret - start + idle);
             let budget = self.pc.budget(MAX_SLICE.min(left));
             let (out, _) = self.cpu.run(&mut self.mem, &mut self.pc, budget);
+            // FERR# (x87 error with CR0.NE clear) latches IRQ13 on its rising
+            // edge until software writes port F0h.
+            let ferr = self.cpu.ferr_asserted();
+            if ferr && !self.pc.ferr {
+                self.pc.irq.raise(13);
+                self.pc.pic.update(&self.pc.irq);
+            }
+            self.pc.ferr = ferr;
             match out {
                 StepOutcome::Continue => {}
                 StepOutcome::Shutdown => {
@@ -555,7 +653,22 @@ impl Machine {
                         return RunExit::Exit(v);
                     }
                     match self.pc.next_deadline() {
-                        Some(t) if if_set => self.pc.skip_idle_to(t),
+                        Some(t) if if_set => {
+                            let ns = self.pc.ns_per_instruction;
+                            let now = self.pc.now().0;
+                            // At least one instruction time, so a device that
+                            // keeps reporting a due event cannot stall the
+                            // loop; at most what is left of the budget.
+                            let left = max - (self.cpu.instret - start + idle);
+                            let t = t.0.clamp(now + ns, now + left * ns);
+                            // The TSC counts core clocks, which run on while
+                            // the CPU is halted: one per instruction time.
+                            let before = self.pc.idle_ns / ns;
+                            self.pc.skip_idle_to(Nanos(t));
+                            let ticks = self.pc.idle_ns / ns - before;
+                            self.cpu.state.tsc = self.cpu.state.tsc.wrapping_add(ticks);
+                            idle += ticks.max(1);
+                        }
                         _ => return RunExit::HaltedForever,
                     }
                 }
@@ -699,6 +812,41 @@ mod tests {
         let mut pc = pc();
         pc.io_write(0x61, AccessSize::Byte, 0x03);
         assert_eq!(pc.io_read(0x61, AccessSize::Byte) & 0x03, 0x03);
+    }
+
+    #[test]
+    fn the_firmware_trap_port_is_claimed_only_with_firmware_and_ends_the_run() {
+        struct Count(u32);
+        impl Firmware for Count {
+            fn trap(&mut self, cpu: &mut Cpu, _mem: &mut GuestMemory, _pc: &mut Pc) {
+                self.0 += 1;
+                // Skip the HLT behind the OUT: the trap saw CS:EIP behind it.
+                cpu.state.eip += 1;
+            }
+        }
+        let mut pc = pc();
+        pc.io_write(FIRMWARE_TRAP_PORT, AccessSize::Byte, 0);
+        assert!(!pc.take_firmware_trap(), "no firmware: an unclaimed port");
+        // out 0xEE, al; hlt; out 0xF4, al; hlt
+        let mut mem = GuestMemory::new(1 << 20).unwrap();
+        mem.load(ferrite_core::PhysAddr(0x7C00), &[0xE6, 0xEE, 0xF4, 0xE6, 0xF4, 0xF4]);
+        let cfg = PcConfig { debug_exit: true, ..PcConfig::default() };
+        let mut m = Machine::new(mem, &cfg);
+        m.firmware = Some(Box::new(Count(0)));
+        m.cpu.state.load_seg_real(ferrite_core::cpu::state::SegReg::Cs, 0);
+        m.cpu.state.eip = 0x7C00;
+        assert_eq!(m.run(1000), RunExit::Exit(0));
+    }
+
+    #[test]
+    fn firmware_console_text_reaches_debugcon_in_order_and_the_serial_sink() {
+        let mut pc = pc();
+        pc.io_write(0xE9, AccessSize::Byte, b'a' as u32);
+        pc.firmware_console(b"bc");
+        pc.io_write(0xE9, AccessSize::Byte, b'd' as u32);
+        assert_eq!(pc.take_debugcon(), b"abcd");
+        assert_eq!(pc.take_firmware_serial(), b"bc");
+        assert!(pc.take_firmware_serial().is_empty());
     }
 
     #[test]

@@ -171,6 +171,11 @@ impl ChipState {
             return None;
         }
         let requests = self.irr & !self.imr;
+        if requests == 0 {
+            // Nothing unmasked is requesting (the common case, checked
+            // before every instruction).
+            return None;
+        }
         let blocking = self.blocking_isr();
         for level in self.priority_order() {
             let bit = 1u8 << level;

@@ -40,3 +40,18 @@ fn a_halted_cpu_with_interrupts_off_stops_the_machine() {
     m.cpu.state.eip = 0x7C00;
     assert_eq!(m.run(1_000_000), RunExit::HaltedForever);
 }
+
+#[test]
+fn x87_errors_with_ne_clear_raise_irq13_until_port_f0() {
+    use ferrite_test_roms::programs::ferr;
+    let p = ferr::program();
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    mem.load(PhysAddr(p.load_addr), &p.image);
+    let cfg = PcConfig { debug_exit: true, ..PcConfig::default() };
+    let mut m = Machine::new(mem, &cfg);
+    m.cpu.state.load_seg_real(SegReg::Cs, 0);
+    m.cpu.state.eip = p.load_addr;
+    let exit = m.run(1_000_000);
+    assert_eq!(exit, RunExit::Exit(0), "console: {:?}", String::from_utf8_lossy(&m.pc.take_debugcon()));
+    assert_eq!(m.pc.take_debugcon(), ferr::MESSAGE.as_bytes());
+}

@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod disk;
+mod firmware;
 mod run;
 
 use std::process::ExitCode;

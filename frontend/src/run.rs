@@ -1,8 +1,8 @@
 //! `ferrite run`: start a machine: the CPU, RAM and the PC board so far
 //! (PIC, PIT, CMOS/RTC, COM1/COM2, port 0x61/0x92, the 0xE9 debug console
-//! and the 0xF4 exit device), booting an external BIOS image or one of the
-//! built-in test programs. Disks, the own BIOS and the display come with the
-//! rest of the PC issue.
+//! and the 0xF4 exit device), booting ferrite's own BIOS (the default), an
+//! external BIOS image or one of the built-in test programs. The display
+//! comes with the rest of the PC issue.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -25,13 +25,17 @@ const EXIT_TIMEOUT: u8 = 124;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Guest RAM in MiB.
-    #[arg(short = 'm', long = "memory", default_value_t = 32, value_name = "MIB")]
-    pub memory: u32,
+    /// Guest RAM in MiB (default 32; 128 with --kernel).
+    #[arg(short = 'm', long = "memory", value_name = "MIB")]
+    pub memory: Option<u32>,
     /// External BIOS image (64-256 KiB), mapped below 4 GiB and at
     /// 0xE0000-0xFFFFF; execution starts at the reset vector F000:FFF0.
     #[arg(long, value_name = "FILE", conflicts_with = "program")]
     pub bios: Option<PathBuf>,
+    /// VGA option ROM image (2-128 KiB, 55AAh signature) mapped read-only
+    /// at 0xC0000, where a BIOS's option ROM scan finds it.
+    #[arg(long, value_name = "FILE", conflicts_with = "program")]
+    pub vga_bios: Option<PathBuf>,
     /// Floppy image for drive A: (raw; 1.44 MB and the other PC sizes).
     #[arg(long, value_name = "FILE")]
     pub fda: Option<PathBuf>,
@@ -47,6 +51,16 @@ pub struct RunArgs {
     /// Boot device for the BIOS: a (floppy), c (hard disk), d (CD-ROM).
     #[arg(long, value_name = "a|c|d", default_value = "c")]
     pub boot: String,
+    /// Boot this kernel (Linux bzImage or multiboot) after POST instead of a
+    /// boot sector.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "bios"])]
+    pub kernel: Option<PathBuf>,
+    /// Initial RAM disk for --kernel (multiboot: module 0).
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line for --kernel.
+    #[arg(long, value_name = "CMDLINE", requires = "kernel", default_value = "")]
+    pub append: String,
     /// Run one of the built-in CPU test programs instead of a BIOS.
     #[arg(long, value_name = "NAME")]
     pub program: Option<String>,
@@ -112,11 +126,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.jit == JitArg::On && !JitMode::On.available() {
         bail!("--jit on: the translator is not part of this build yet; use --jit off");
     }
-    if args.memory == 0 || args.memory > 3072 {
-        bail!("-m/--memory {} MiB: choose 1 to 3072", args.memory);
+    let memory = args.memory.unwrap_or(if args.kernel.is_some() { 128 } else { 32 });
+    if memory == 0 || memory > 3072 {
+        bail!("-m/--memory {memory} MiB: choose 1 to 3072");
     }
-    let mut mem = GuestMemory::new((args.memory as usize) << 20).context("cannot allocate guest RAM")?;
+    let mut mem = GuestMemory::new((memory as usize) << 20).context("cannot allocate guest RAM")?;
     let mut start_at = None;
+    let mut own_bios = None;
+    let kernel = load_kernel(&args)?;
     match (&args.bios, &args.program) {
         (Some(path), _) => {
             let image = std::fs::read(path).with_context(|| format!("cannot read BIOS image {}", path.display()))?;
@@ -131,14 +148,42 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             mem.load(PhysAddr(p.load_addr), &p.image);
             start_at = Some(p.load_addr);
         }
-        (None, None) => bail!("nothing to run: give --bios FILE or --program NAME (disks and the own BIOS come later)"),
+        (None, None) => {
+            let mut bios = ferrite_bios::Bios::new().context("building the own BIOS")?;
+            if let Some(k) = kernel.clone() {
+                // POST runs as usual; INT 19h then loads the kernel instead
+                // of reading a boot sector.
+                let map = ferrite_bios::e820::memory_map(mem.ram_size());
+                let what = kernel_context(&args);
+                bios.set_boot_hook(Box::new(move |cpu, mem| {
+                    k.start(cpu, mem, &map).map_err(|e| {
+                        // Also on stderr: without a display the guest's
+                        // console may go nowhere.
+                        eprintln!("ferrite: {what}: {e}");
+                        e.to_string()
+                    })
+                }));
+            }
+            bios.map(&mut mem).context("mapping the own BIOS")?;
+            own_bios = Some(bios);
+        }
+    }
+    if let Some(path) = &args.vga_bios {
+        let image = std::fs::read(path).with_context(|| format!("cannot read VGA BIOS image {}", path.display()))?;
+        ferrite_bios::map_vga_rom(&mut mem, &image).with_context(|| format!("VGA BIOS image {}", path.display()))?;
     }
     let mut debugcon = args.debugcon.as_deref().map(|s| open_sink(s, "--debugcon")).transpose()?.flatten();
     let mut serial = open_sink(args.serial.as_deref().unwrap_or("none"), "--serial")?;
     // The RTC starts at the host's time; from then on only virtual time counts.
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let cfg = PcConfig { debug_exit: args.debug_exit, rtc_start_unix: unix, ..PcConfig::default() };
+    // Serial lines run 100x their baud rate: the host end is a terminal or a
+    // file, not a modem, and a serial console should not slow the guest.
+    let cfg =
+        PcConfig { debug_exit: args.debug_exit, rtc_start_unix: unix, serial_speedup: 100, ..PcConfig::default() };
     let mut m = Machine::new(mem, &cfg);
+    if let Some(bios) = own_bios {
+        m.firmware = Some(Box::new(crate::firmware::OwnBios { bios }));
+    }
     attach_drives(&mut m, &args)?;
     if let Some(addr) = start_at {
         m.cpu.state.load_seg_real(SegReg::Cs, 0);
@@ -151,6 +196,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let exit = m.run(1_000_000);
         write_all(&mut debugcon, &m.pc.take_debugcon());
         write_all(&mut serial, &m.pc.com[0].take_output());
+        write_all(&mut serial, &m.pc.take_firmware_serial());
         match exit {
             RunExit::Exit(v) => break ExitCode::from(((v << 1) | 1) as u8),
             RunExit::HaltedForever => break ExitCode::SUCCESS,
@@ -183,6 +229,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(status)
+}
+
+fn kernel_context(args: &RunArgs) -> String {
+    format!("kernel {}", args.kernel.as_deref().unwrap_or(std::path::Path::new("")).display())
+}
+
+/// Read and recognise `--kernel` and `--initrd`.
+fn load_kernel(args: &RunArgs) -> anyhow::Result<Option<ferrite_bios::linux::KernelBoot>> {
+    let Some(path) = &args.kernel else { return Ok(None) };
+    let kernel = std::fs::read(path).with_context(|| format!("cannot read kernel {}", path.display()))?;
+    let initrd = match &args.initrd {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read initrd {}", p.display()))?),
+        None => None,
+    };
+    let boot = ferrite_bios::linux::KernelBoot::new(kernel, initrd, args.append.clone())
+        .with_context(|| kernel_context(args))?;
+    Ok(Some(boot))
 }
 
 /// Attach the disk and CD images and set the BIOS boot order in CMOS.

@@ -6,8 +6,12 @@
 /// after RESET.
 pub const SIGNATURE: u32 = 0x0000_0633;
 
-/// Vendor string "FerriteCPU!!" as EBX, EDX, ECX.
-const VENDOR: &[u8; 12] = b"FerriteCPU!!";
+/// Vendor string as EBX, EDX, ECX. The core models an Intel P6, and guests
+/// key errata workarounds and whole init paths on the vendor: Linux runs
+/// "generic init" for an unknown vendor, warns that the system "may be
+/// unstable" and treats its TSC as unsynchronised. So the CPU says what it
+/// models, as Bochs and QEMU's TCG CPU models do.
+const VENDOR: &[u8; 12] = b"GenuineIntel";
 
 // CPUID.1:EDX feature bits (Intel SDM vol. 2, CPUID, table 3-11).
 pub const FEAT_FPU: u32 = 1 << 0;

@@ -622,6 +622,19 @@ impl IdeController {
         Ok(old)
     }
 
+    /// What is in a slot (None: empty).
+    pub fn drive_kind(&self, ch: IdeChannel, pos: DrivePosition) -> Option<DriveKind> {
+        self.channels[ch.index()].drives[pos as usize].as_ref().map(|d| d.s.kind)
+    }
+
+    /// The storage behind a drive, for firmware that reads and writes
+    /// sectors without going through the task file (the own BIOS's INT
+    /// 13h). None for an empty slot or a CD-ROM without a disc. The drive's
+    /// register state is not touched.
+    pub fn backend_mut(&mut self, ch: IdeChannel, pos: DrivePosition) -> Option<&mut (dyn BlockBackend + 'static)> {
+        self.channels[ch.index()].drives[pos as usize].as_mut().and_then(|d| d.backend.as_deref_mut())
+    }
+
     /// Flush every backend (host shutdown).
     pub fn flush_all(&mut self) -> Result<(), crate::block::BlockError> {
         for d in self.channels.iter_mut().flat_map(|c| c.drives.iter_mut().flatten()) {

@@ -10,10 +10,19 @@
 //! check passed (exit status 1 under QEMU's isa-debug-exit).
 
 mod asm;
+pub mod bios_disk;
+pub mod bios_kbd;
+pub mod bios_mem;
+pub mod bios_misc;
+pub mod bios_pci;
+pub mod bios_rt;
+pub mod bios_time;
+pub mod bios_video;
 mod boot;
 pub mod bootcd;
 pub mod bootdisk;
 pub mod bootfloppy;
+pub mod ferr;
 mod gates;
 mod hello;
 mod paging;
@@ -53,7 +62,7 @@ pub fn all() -> Vec<Program> {
 /// Programs that need the PC board (PIC, PIT, UART): not part of [`all`],
 /// which runs on the bare CPU.
 pub fn board_programs() -> Vec<Program> {
-    vec![timer::program()]
+    vec![timer::program(), ferr::program()]
 }
 
 /// The program called `name`.

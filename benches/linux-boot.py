@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Whole-guest benchmark: boot Debian's i386 kernel with the busybox initramfs
+(fetched by scripts/fetch-guests) on ferrite and on qemu-system-i386 with TCG,
+same files, same run, and report wall time to the init's marker line and to
+its last line.
+
+    python3 benches/linux-boot.py [--ferrite PATH] [--timeout S] [--mode kernel|disk]
+
+--mode kernel: direct kernel boot (ferrite: own BIOS, --kernel; QEMU: -kernel).
+--mode disk:   SeaBIOS boots the SYSLINUX disk image on both.
+ferrite runs unpaced (--no-pacing); both get 128 MiB and the same disk and CD.
+Exit status 0 when every emulator reached the marker, 1 otherwise.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+MARKER = "FERRITE-MARKER"
+DONE = "FERRITE-DONE"
+
+
+def timed_boot(name, cmd, timeout, log_path):
+    """Run cmd, timestamp its console lines; returns (t_marker, t_done, lines)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    t_marker = t_done = None
+    lines = []
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            lines.append(line)
+            now = time.monotonic() - start
+            if MARKER in line and t_marker is None:
+                t_marker = now
+            if DONE in line and t_done is None:
+                t_done = now
+                # QEMU idles after the guest halts; ferrite exits by itself.
+                if name == "qemu":
+                    proc.kill()
+    finally:
+        timer.cancel()
+        proc.wait()
+    with open(log_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return t_marker, t_done
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ferrite", default=None, help="ferrite binary (default: build it with cargo --release)")
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--mode", choices=["kernel", "disk"], default="kernel")
+    ap.add_argument("--logs", default=None, help="directory for the console logs")
+    args = ap.parse_args()
+
+    cache = os.environ.get("FERRITE_CACHE", os.path.join(REPO, "cache", "guests"))
+    linux = os.path.join(cache, "linux")
+    kernel, initrd, disk = (os.path.join(linux, f) for f in ("vmlinuz", "initrd.gz", "disk.img"))
+    seabios = os.path.join(cache, "seabios-images", "bios.bin")
+    for f in (kernel, initrd, disk, seabios):
+        if not os.path.exists(f):
+            print(f"SKIPPED: {f} is missing (run scripts/fetch-guests)")
+            return 0
+
+    ferrite = args.ferrite
+    if ferrite is None:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "ferrite"], cwd=REPO, check=True)
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+        ferrite = os.path.join(target, "release", "ferrite")
+
+    work = tempfile.mkdtemp(prefix="ferrite-linux-bench-")
+    logs = args.logs or work
+    os.makedirs(logs, exist_ok=True)
+    append = "console=ttyS0"
+    # A blank 1 MiB "CD" so both machines have the same ATAPI drive.
+    cd = os.path.join(work, "blank.iso")
+    with open(cd, "wb") as f:
+        f.write(bytes(1 << 20))
+    runs = []
+    for name in ("ferrite", "qemu"):
+        if name == "qemu" and shutil.which("qemu-system-i386") is None:
+            print("qemu: SKIPPED (qemu-system-i386 not installed; apt-get install qemu-system-x86)")
+            continue
+        img = os.path.join(work, f"{name}.img")
+        shutil.copyfile(disk, img)
+        if name == "ferrite":
+            cmd = [ferrite, "run", "-m", "128", "--no-pacing", "--serial", "stdio", "--timeout", str(args.timeout),
+                   "--hda", img, "--cdrom", cd]
+            if args.mode == "kernel":
+                cmd += ["--kernel", kernel, "--initrd", initrd, "--append", append]
+            else:
+                cmd += ["--bios", seabios]
+        else:
+            cmd = ["qemu-system-i386", "-accel", "tcg", "-m", "128", "-display", "none", "-serial", "stdio",
+                   "-monitor", "none", "-no-reboot", "-drive", f"file={img},format=raw,if=ide,index=0",
+                   "-drive", f"file={cd},format=raw,if=ide,index=2,media=cdrom,readonly=on"]
+            if args.mode == "kernel":
+                cmd += ["-kernel", kernel, "-initrd", initrd, "-append", append]
+            else:
+                cmd += ["-bios", seabios]
+        log = os.path.join(logs, f"{name}-{args.mode}.log")
+        t_marker, t_done = timed_boot(name, cmd, args.timeout, log)
+        runs.append((name, t_marker, t_done, log))
+
+    fmt = lambda t: "-" if t is None else f"{t:.2f} s"
+    print(f"Linux boot ({args.mode}): wall time to '{MARKER}' and to '{DONE}'")
+    for name, tm, td, log in runs:
+        print(f"  {name:8} marker {fmt(tm):>10}   done {fmt(td):>10}   log {log}")
+    times = {n: tm for n, tm, _, _ in runs}
+    if times.get("ferrite") and times.get("qemu"):
+        print(f"  ferrite/qemu time-to-marker ratio: {times['ferrite'] / times['qemu']:.2f}")
+    return 0 if all(tm is not None for _, tm, _, _ in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+//! Debian's i386 kernel with a busybox initramfs (both fetched and built by
+//! `scripts/fetch-guests`) boots to its init's marker line and halts:
+//!
+//! 1. with `--kernel` on ferrite's own BIOS,
+//! 2. from the SYSLINUX hard-disk image on the own BIOS, and
+//! 3. from the same disk on SeaBIOS,
+//!
+//! both with the same disk image attached as the primary master and a CD in
+//! the secondary master. The init loads ata_piix, sd_mod, sr_mod and vfat
+//! from the initramfs and bumps a counter file on the disk's FAT partition;
+//! each later boot (a new machine on the same image, i.e. after a power
+//! cycle) must read back what the one before wrote.
+//!
+//! The boot logs must show the devices detected without errors or timeouts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn guests() -> Option<PathBuf> {
+    let cache = std::env::var_os("FERRITE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cache/guests"));
+    let need = ["linux/vmlinuz", "linux/initrd.gz", "linux/disk.img", "seabios-images/bios.bin"];
+    need.iter().all(|f| cache.join(f).exists()).then_some(cache)
+}
+
+/// Run ferrite with `args`, console on COM1 into a file; returns the exit
+/// status code and the console text.
+fn boot(dir: &Path, name: &str, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let log = dir.join(format!("{name}.log"));
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["run", "-m", "128", "--no-pacing", "--timeout", "1500", "--stats"])
+        .args(args)
+        .arg("--serial")
+        .arg(format!("file:{}", log.display()))
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let marker = text.find("FERRITE-MARKER").is_some();
+    println!(
+        "{name}: {:.1} s wall, marker {}, status {:?}; {}",
+        t.elapsed().as_secs_f64(),
+        if marker { "reached" } else { "NOT reached" },
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    (out.status.code(), text)
+}
+
+fn expect_lines(name: &str, text: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "{name}: missing {e:?} in the boot log:\n{text}");
+    }
+    for line in text.lines() {
+        let l = line.to_ascii_lowercase();
+        let storage = ["ata1", "ata2", "libata", "ata_piix", "scsi", "sd 0:", "sr 1:", "[sda]", "[sr0]"]
+            .iter()
+            .any(|w| l.contains(w));
+        let bad = ["timeout", "timed out", "failed", "error", "exception emask"].iter().any(|w| l.contains(w));
+        assert!(!(storage && bad), "{name}: storage problem in the boot log: {line}\n{text}");
+        assert!(!line.contains("FERRITE-ERROR"), "{name}: {line}\n{text}");
+        assert!(!l.contains("kernel panic") && !l.contains("oops"), "{name}: {line}\n{text}");
+    }
+}
+
+/// What every boot must show: the platform devices found and the init's
+/// lines.
+const DEVICES: &[&str] = &[
+    "tsc: Detected",
+    "clocksource: Switched to clocksource tsc",
+    "rtc_cmos rtc_cmos: setting system clock",
+    "serial8250: ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A",
+    "serio: i8042 KBD port at 0x60,0x64 irq 1",
+    "serio: i8042 AUX port at 0x60,0x64 irq 12",
+    "pci 0000:00:00.0: [8086:1237]",
+    "pci 0000:00:01.0: [8086:7000]",
+    "pci 0000:00:01.1: [8086:7010]",
+    "scsi host0: ata_piix",
+    "ata1.00: ATA-",
+    "ata1.00: 131072 sectors",
+    "ata2.00: ATAPI:",
+    "sd 0:0:0:0: [sda] 131072 512-byte logical blocks",
+    "sr 1:0:0:0: [sr0]",
+    "FERRITE-MARKER: init running on",
+    "FERRITE-JOB: loop=20000 sha256=30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58",
+    "FERRITE-BLOCK: sda1",
+    "FERRITE-BLOCK: sr0",
+    "FERRITE-DONE",
+    "reboot: System halted",
+];
+
+#[test]
+fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
+    let Some(cache) = guests() else {
+        println!(
+            "SKIPPED: the Debian kernel, initramfs, boot disk or SeaBIOS are not fetched (run scripts/fetch-guests)"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("ferrite-linux-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = dir.join("disk.img");
+    std::fs::copy(cache.join("linux/disk.img"), &disk).unwrap();
+    // Any ISO 9660 image does for the drive: the CD boot test's.
+    let cd = dir.join("cd.iso");
+    std::fs::write(&cd, ferrite_test_roms::programs::bootcd::image()).unwrap();
+    let linux = cache.join("linux");
+    let (kernel, initrd) = (linux.join("vmlinuz"), linux.join("initrd.gz"));
+
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let (status, text) = boot(
+        &dir,
+        "own-bios-kernel",
+        &[
+            os("--kernel"),
+            kernel.as_os_str(),
+            os("--initrd"),
+            initrd.as_os_str(),
+            os("--append"),
+            os("console=ttyS0"),
+            os("--hda"),
+            disk.as_os_str(),
+            os("--cdrom"),
+            cd.as_os_str(),
+        ],
+    );
+    expect_lines("own BIOS --kernel", &text, DEVICES);
+    expect_lines("own BIOS --kernel", &text, &["FERRITE-DISK: /dev/sda1 counter=none"]);
+    // `halt -f`: the CPU stops with interrupts off, the run ends cleanly.
+    assert_eq!(status, Some(0), "own BIOS --kernel: exit status");
+
+    // Power cycle, and the own BIOS boots the disk: SYSLINUX through INT 13h
+    // extensions, INT 10h/16h/1Ah, then Linux's real-mode setup (E820h,
+    // EDD, A20). The counter the first boot wrote must be there.
+    let (status, text) = boot(&dir, "own-bios-disk", &[os("--hda"), disk.as_os_str(), os("--cdrom"), cd.as_os_str()]);
+    expect_lines("own BIOS disk boot", &text, DEVICES);
+    expect_lines(
+        "own BIOS disk boot",
+        &text,
+        &[
+            "ferrite BIOS",
+            "SYSLINUX",
+            "BIOS-e820: [mem 0x0000000000100000-0x0000000007ffffff] usable",
+            "PIIX/ICH IRQ router",
+            "FERRITE-DISK: /dev/sda1 counter=1",
+        ],
+    );
+    assert_eq!(status, Some(0), "own BIOS disk boot: exit status");
+
+    // Power cycle onto SeaBIOS, booting the same disk through SYSLINUX.
+    let seabios = cache.join("seabios-images/bios.bin");
+    let (status, text) = boot(
+        &dir,
+        "seabios-disk",
+        &[os("--bios"), seabios.as_os_str(), os("--hda"), disk.as_os_str(), os("--cdrom"), cd.as_os_str()],
+    );
+    expect_lines("SeaBIOS disk boot", &text, DEVICES);
+    expect_lines("SeaBIOS disk boot", &text, &["SYSLINUX", "FERRITE-DISK: /dev/sda1 counter=2"]);
+    assert_eq!(status, Some(0), "SeaBIOS disk boot: exit status");
+    std::fs::remove_dir_all(&dir).ok();
+}
