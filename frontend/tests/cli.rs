@@ -39,10 +39,23 @@ fn a_bios_image_of_the_wrong_size_is_refused() {
 }
 
 #[test]
-fn the_default_demo_runs_every_builtin_program() {
+fn the_default_demo_boots_the_own_bios_and_runs_every_builtin_program() {
     let out = ferrite().output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("hello from ferrite"));
-    assert!(text.trim_end().ends_with("7 passed, 0 failed"), "{text}");
+    for expected in [
+        "ferrite BIOS",
+        "Booting from Floppy",
+        "CPU         GenuineIntel family 6",
+        "PCI 00:01.1  8086:7010  class 0101",
+        "sqrt(2) * 10000 = 14142",
+        "6542 primes below 65536",
+        "-- boot demo: passed",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{text}");
+    }
+    for p in ferrite_test_roms::programs::all() {
+        assert!(text.contains(&format!("  {:8} passed", p.name)), "{}:\n{text}", p.name);
+    }
+    assert!(text.trim_end().ends_with("all passed"), "{text}");
 }

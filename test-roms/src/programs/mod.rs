@@ -22,6 +22,7 @@ mod boot;
 pub mod bootcd;
 pub mod bootdisk;
 pub mod bootfloppy;
+pub mod demo;
 pub mod ferr;
 mod gates;
 mod hello;
