@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Run one of the built-in CPU test programs instead of a BIOS.
     #[arg(long, value_name = "NAME")]
     pub program: Option<String>,
+    /// Display: none (headless; the only choice until the VGA device and the
+    /// window exist).
+    #[arg(long, value_enum, default_value_t = DisplayArg::None)]
+    pub display: DisplayArg,
     /// Where bytes written to port 0xE9 go: stdio, file:PATH or none.
     #[arg(long, value_name = "stdio|file:PATH|none")]
     pub debugcon: Option<String>,
@@ -85,6 +89,12 @@ pub struct RunArgs {
     /// Translate hot code to host code (the translator is a later issue).
     #[arg(long, value_enum, default_value_t = JitArg::Off)]
     pub jit: JitArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DisplayArg {
+    Window,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,6 +133,9 @@ fn write_all(sink: &mut Option<Box<dyn Write>>, bytes: &[u8]) {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.display == DisplayArg::Window {
+        bail!("--display window: the VGA device and the window are not part of this build yet; use --display none");
+    }
     if args.jit == JitArg::On && !JitMode::On.available() {
         bail!("--jit on: the translator is not part of this build yet; use --jit off");
     }
