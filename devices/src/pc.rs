@@ -446,7 +446,10 @@ impl Pc {
             }
             crate::debug::DEBUG_EXIT_PORT if self.debug_exit => {
                 if let Some(v) = write {
-                    self.exit = Some(v & size.all_ones());
+                    // The first write ends the run (the CPU stops right
+                    // after this OUT); later ones cannot change the status.
+                    self.exit.get_or_insert(v & size.all_ones());
+                    self.service = true;
                 }
                 return Some(size.all_ones());
             }

@@ -59,3 +59,43 @@ fn the_default_demo_boots_the_own_bios_and_runs_every_builtin_program() {
     }
     assert!(text.trim_end().ends_with("all passed"), "{text}");
 }
+
+#[test]
+fn a_multiboot_kernel_boots_with_its_command_line_and_module() {
+    let dir = std::env::temp_dir().join(format!("ferrite-mb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kernel = dir.join("kernel.elf");
+    std::fs::write(&kernel, ferrite_test_roms::programs::multiboot::image()).unwrap();
+    let module = dir.join("module.bin");
+    std::fs::write(&module, b"module-data\0").unwrap();
+    let out = ferrite()
+        .args(["run", "--no-pacing", "--timeout", "20", "--debug-exit", "--debugcon", "stdio", "--kernel"])
+        .arg(&kernel)
+        .arg("--initrd")
+        .arg(&module)
+        .args(["--append", "mb-args here"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ferrite BIOS"), "POST runs first:\n{text}");
+    assert!(
+        text.contains("multiboot: cmdline=mb-args here module=module-data mem_upper=ok\n"),
+        "{text}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "exit value 0 through 0xF4");
+}
+
+#[test]
+fn a_kernel_that_is_neither_bzimage_nor_multiboot_is_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("ferrite-badk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kernel = dir.join("not-a-kernel.bin");
+    std::fs::write(&kernel, vec![0x90u8; 20000]).unwrap();
+    let out = ferrite().args(["run", "--kernel"]).arg(&kernel).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("not-a-kernel.bin") && err.contains("multiboot"), "{err}");
+}

@@ -26,6 +26,7 @@ pub mod demo;
 pub mod ferr;
 mod gates;
 mod hello;
+pub mod multiboot;
 mod paging;
 mod pmode;
 mod rt;
