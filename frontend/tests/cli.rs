@@ -99,3 +99,47 @@ fn a_kernel_that_is_neither_bzimage_nor_multiboot_is_refused_by_name() {
     assert!(!out.status.success());
     assert!(err.contains("not-a-kernel.bin") && err.contains("multiboot"), "{err}");
 }
+
+#[test]
+fn ctrl_c_stops_the_machine_cleanly_with_the_guests_disk_writes_in_the_image() {
+    // A boot sector that writes itself to CHS 0/0/5 (LBA 4) through INT 13h
+    // and then spins forever: the run only ends by SIGINT.
+    let mut boot = vec![0u8; 512];
+    let code = [
+        0x31, 0xC0, // xor ax, ax
+        0x8E, 0xD8, // mov ds, ax
+        0x8E, 0xC0, // mov es, ax
+        0xBB, 0x00, 0x7C, // mov bx, 0x7C00
+        0xB8, 0x01, 0x03, // mov ax, 0x0301 (write one sector)
+        0xB9, 0x05, 0x00, // mov cx, 0x0005 (cylinder 0, sector 5)
+        0x30, 0xF6, // xor dh, dh (head 0; DL = boot drive)
+        0xCD, 0x13, // int 13h
+        0xEB, 0xFE, // jmp $
+    ];
+    boot[..code.len()].copy_from_slice(&code);
+    boot[0x100..0x108].copy_from_slice(b"CTRL-C!!");
+    boot[510] = 0x55;
+    boot[511] = 0xAA;
+    let mut disk = vec![0u8; 1 << 20];
+    disk[..512].copy_from_slice(&boot);
+    let dir = std::env::temp_dir().join(format!("ferrite-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.img");
+    std::fs::write(&img, &disk).unwrap();
+    let mut child = ferrite()
+        .args(["run", "--timeout", "60", "--hda"])
+        .arg(&img)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let after = std::fs::read(&img).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(status.code(), Some(130), "Ctrl-C ends the run with status 130");
+    assert_eq!(&after[4 * 512..5 * 512], &boot[..], "the guest's write is in the image");
+    assert_eq!(after.len(), disk.len(), "the image keeps its size");
+}
