@@ -112,6 +112,10 @@ def main():
         t_marker, t_done = timed_boot(name, cmd, args.timeout, log)
         runs.append((name, t_marker, t_done, log))
 
+    # The disk copies are 64 MiB each: keep only the logs.
+    for f in os.listdir(work):
+        if f.endswith((".img", ".iso")):
+            os.remove(os.path.join(work, f))
     fmt = lambda t: "-" if t is None else f"{t:.2f} s"
     print(f"Linux boot ({args.mode}): wall time to '{MARKER}' and to '{DONE}'")
     for name, tm, td, log in runs:
