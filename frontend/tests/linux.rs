@@ -2,14 +2,15 @@
 //! `scripts/fetch-guests`) boots to its init's marker line and halts:
 //!
 //! 1. with `--kernel` on ferrite's own BIOS,
-//! 2. from the SYSLINUX hard-disk image on the own BIOS, and
-//! 3. from the same disk on SeaBIOS,
+//! 2. from the SYSLINUX hard-disk image on the own BIOS,
+//! 3. from the same disk on SeaBIOS, and
+//! 4. from a GRUB rescue CD on the own BIOS,
 //!
-//! both with the same disk image attached as the primary master and a CD in
+//! all with the same disk image attached as the primary master and a CD in
 //! the secondary master. The init loads ata_piix, sd_mod, sr_mod and vfat
 //! from the initramfs and bumps a counter file on the disk's FAT partition;
 //! each later boot (a new machine on the same image, i.e. after a power
-//! cycle) must read back what the one before wrote.
+//! cycle) must read back what the one before wrote (none, 1, 2, 3).
 //!
 //! The boot logs must show the devices detected without errors or timeouts.
 
@@ -159,5 +160,25 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
     expect_lines("SeaBIOS disk boot", &text, DEVICES);
     expect_lines("SeaBIOS disk boot", &text, &["SYSLINUX", "FERRITE-DISK: /dev/sda1 counter=2"]);
     assert_eq!(status, Some(0), "SeaBIOS disk boot: exit status");
+
+    // Power cycle, and the own BIOS boots GRUB from an El Torito CD (no
+    // emulation), which loads the kernel from the CD.
+    let grub = linux.join("grub.iso");
+    if grub.exists() {
+        let (status, text) = boot(
+            &dir,
+            "own-bios-grub-cd",
+            &[os("--cdrom"), grub.as_os_str(), os("--boot"), os("d"), os("--hda"), disk.as_os_str()],
+        );
+        expect_lines("own BIOS GRUB CD boot", &text, DEVICES);
+        expect_lines(
+            "own BIOS GRUB CD boot",
+            &text,
+            &["Booting from CD-ROM", "Booting `linux'", "FERRITE-DISK: /dev/sda1 counter=3"],
+        );
+        assert_eq!(status, Some(0), "own BIOS GRUB CD boot: exit status");
+    } else {
+        println!("SKIPPED (GRUB CD boot): {} is not built (run scripts/fetch-guests)", grub.display());
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
