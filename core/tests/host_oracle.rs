@@ -1429,9 +1429,6 @@ fn driver(tab: u32, inp: u32, out: u32, out_len: u32) -> Result<(Vec<u8>, u32, u
     let mut next = a.create_label();
     let mut save = a.create_label();
     let mut done = a.create_label();
-    let mut wloop = a.create_label();
-    let mut exit = a.create_label();
-    let mut fail = a.create_label();
     a.cld()?;
     a.mov(dword_ptr(G_IN), inp)?;
     a.mov(dword_ptr(G_OUT), out)?;
@@ -1472,29 +1469,7 @@ fn driver(tab: u32, inp: u32, out: u32, out_len: u32) -> Result<(Vec<u8>, u32, u
     a.add(dword_ptr(G_IN), IN_REC as i32)?;
     a.add(dword_ptr(G_TAB), 4)?;
     a.jmp(next)?;
-    // write(1, out, out_len) until done, then exit(0); exit(2) on error.
-    a.set_label(&mut done)?;
-    a.mov(ecx, out)?;
-    a.mov(edx, out_len)?;
-    a.set_label(&mut wloop)?;
-    a.test(edx, edx)?;
-    a.jz(exit)?;
-    a.mov(eax, 4)?;
-    a.mov(ebx, 1)?;
-    a.int(0x80)?;
-    a.test(eax, eax)?;
-    a.jle(fail)?;
-    a.add(ecx, eax)?;
-    a.sub(edx, eax)?;
-    a.jmp(wloop)?;
-    a.set_label(&mut exit)?;
-    a.mov(eax, 1)?;
-    a.xor(ebx, ebx)?;
-    a.int(0x80)?;
-    a.set_label(&mut fail)?;
-    a.mov(eax, 1)?;
-    a.mov(ebx, 2)?;
-    a.int(0x80)?;
+    oracle::write_out_and_exit(&mut a, &mut done, out, out_len)?;
     let r = a.assemble_options(DRIVER as u64, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
     let (s, d) = (r.label_ip(&save)? as u32, r.label_ip(&done)? as u32);
     Ok((r.inner.code_buffer, s, d))

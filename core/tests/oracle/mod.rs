@@ -134,3 +134,40 @@ pub fn run_host(_: &[u8], _: usize) -> Result<Vec<u8>, HostError> {
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
+
+/// Emit the driver's end at label `done`: `write(1, out, out_len)` until all
+/// is written, then `exit(0)`; `exit(2)` when a write fails (i386 Linux
+/// system calls through INT 80h).
+pub fn write_out_and_exit(
+    a: &mut iced_x86::code_asm::CodeAssembler,
+    done: &mut iced_x86::code_asm::CodeLabel,
+    out: u32,
+    out_len: u32,
+) -> Result<(), iced_x86::IcedError> {
+    use iced_x86::code_asm::*;
+    let mut wloop = a.create_label();
+    let mut exit = a.create_label();
+    let mut fail = a.create_label();
+    a.set_label(done)?;
+    a.mov(ecx, out)?;
+    a.mov(edx, out_len)?;
+    a.set_label(&mut wloop)?;
+    a.test(edx, edx)?;
+    a.jz(exit)?;
+    a.mov(eax, 4)?;
+    a.mov(ebx, 1)?;
+    a.int(0x80)?;
+    a.test(eax, eax)?;
+    a.jle(fail)?;
+    a.add(ecx, eax)?;
+    a.sub(edx, eax)?;
+    a.jmp(wloop)?;
+    a.set_label(&mut exit)?;
+    a.mov(eax, 1)?;
+    a.xor(ebx, ebx)?;
+    a.int(0x80)?;
+    a.set_label(&mut fail)?;
+    a.mov(eax, 1)?;
+    a.mov(ebx, 2)?;
+    a.int(0x80)
+}
