@@ -37,22 +37,21 @@ pub fn program() -> Program {
         c.mov(word_ptr(CONTROL), 0x037Bu32)?;
         // 8259A pair: vectors 0x08/0x70; the master passes only the cascade
         // (IR2), the slave only IR5 (IRQ13).
-        for (port, value) in [
-            (0x20u32, 0x11u32),
-            (0x21, 0x08),
-            (0x21, 0x04),
-            (0x21, 0x01),
-            (0x21, 0xFB),
-            (0xA0, 0x11),
-            (0xA1, 0x70),
-            (0xA1, 0x02),
-            (0xA1, 0x01),
-            (0xA1, 0xDF),
-        ] {
-            c.mov(dx, port)?;
-            c.mov(al, value)?;
-            c.out(dx, al)?;
-        }
+        super::rt::out_bytes(
+            &mut c,
+            &[
+                (0x20u32, 0x11u32),
+                (0x21, 0x08),
+                (0x21, 0x04),
+                (0x21, 0x01),
+                (0x21, 0xFB),
+                (0xA0, 0x11),
+                (0xA1, 0x70),
+                (0xA1, 0x02),
+                (0xA1, 0x01),
+                (0xA1, 0xDF),
+            ],
+        )?;
         // CR0: NE clear (FERR# reporting), EM and TS clear, MP set.
         c.mov(eax, cr0)?;
         c.and(eax, !0x2Ci32)?;

@@ -693,3 +693,14 @@ pub fn protected_program(
         extra(img)
     })
 }
+
+/// Write each `(port, value)` byte with `mov dx, port; mov al, value; out
+/// dx, al` (device initialisation sequences of the board programs).
+pub fn out_bytes(c: &mut Code, writes: &[(u32, u32)]) -> R {
+    for &(port, value) in writes {
+        c.mov(dx, port)?;
+        c.mov(al, value)?;
+        c.out(dx, al)?;
+    }
+    Ok(())
+}

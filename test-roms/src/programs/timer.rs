@@ -29,32 +29,31 @@ pub fn program() -> Program {
         c.mov(word_ptr(8 * 4 + 2), 0u32)?;
         c.mov(word_ptr(COUNT), 0u32)?;
         // 8259A: ICW1-ICW4 for both chips, vectors 0x08 and 0x70, only IRQ0 unmasked.
-        for (port, value) in [
-            (0x20u32, 0x11u32),
-            (0x21, 0x08),
-            (0x21, 0x04),
-            (0x21, 0x01),
-            (0x21, 0xFE),
-            (0xA0, 0x11),
-            (0xA1, 0x70),
-            (0xA1, 0x02),
-            (0xA1, 0x01),
-            (0xA1, 0xFF),
-            // 8254 channel 0, LSB+MSB, mode 2, count 1193 (1 ms).
-            (0x43, 0x34),
-            (0x40, 1193 & 0xFF),
-            (0x40, 1193 >> 8),
-            // COM1: 115200 baud, 8N1, FIFO on.
-            (0x3FB, 0x80),
-            (0x3F8, 0x01),
-            (0x3F9, 0x00),
-            (0x3FB, 0x03),
-            (0x3FA, 0x07),
-        ] {
-            c.mov(dx, port)?;
-            c.mov(al, value)?;
-            c.out(dx, al)?;
-        }
+        super::rt::out_bytes(
+            &mut c,
+            &[
+                (0x20u32, 0x11u32),
+                (0x21, 0x08),
+                (0x21, 0x04),
+                (0x21, 0x01),
+                (0x21, 0xFE),
+                (0xA0, 0x11),
+                (0xA1, 0x70),
+                (0xA1, 0x02),
+                (0xA1, 0x01),
+                (0xA1, 0xFF),
+                // 8254 channel 0, LSB+MSB, mode 2, count 1193 (1 ms).
+                (0x43, 0x34),
+                (0x40, 1193 & 0xFF),
+                (0x40, 1193 >> 8),
+                // COM1: 115200 baud, 8N1, FIFO on.
+                (0x3FB, 0x80),
+                (0x3F8, 0x01),
+                (0x3F9, 0x00),
+                (0x3FB, 0x03),
+                (0x3FA, 0x07),
+            ],
+        )?;
         c.sti()?;
         let mut wait = c.fresh();
         c.set(&mut wait)?;
