@@ -1273,8 +1273,8 @@ fn gen_stack(g: &mut Gen) -> (String, u32) {
 }
 
 /// MOV r/m, Sreg (a 32-bit register gets the zero-extended selector, memory
-/// always 16 bits) and PUSH Sreg (with a 32-bit operand size a P6 and
-/// recent processors write only the low word of the slot).
+/// always 16 bits) and PUSH Sreg (with a 32-bit operand size the high word
+/// of the slot is vendor-specific, see below).
 fn gen_sreg(g: &mut Gen) -> (String, u32) {
     let size = g.size2();
     let sreg = g.rng.below(6) as u8;
@@ -1286,7 +1286,14 @@ fn gen_sreg(g: &mut Gen) -> (String, u32) {
         let dst = if let Rm::Mem(_) = rm { "mem" } else { "reg" };
         return (format!("mov_{dst}{}_sreg", size * 8), ARITH);
     }
-    set_esp(g, size, BLOCK as u32);
+    let off = set_esp(g, size, BLOCK as u32);
+    if size == 4 {
+        // With a 32-bit operand size Intel P6 and later processors write
+        // only the low word of the slot; AMD processors write the
+        // zero-extended selector. A slot whose high word is already zero
+        // reads the same either way.
+        g.set_mem(off - 2, 2, 0);
+    }
     g.prefixes(size, Rm::Reg(0), false);
     match sreg {
         0..=3 => g.byte([0x06, 0x0E, 0x16, 0x1E][sreg as usize]),

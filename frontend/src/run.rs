@@ -17,7 +17,7 @@ use ferrite_core::{GuestMemory, PhysAddr};
 use ferrite_devices::pc::{Machine, PcConfig, RunExit};
 
 use crate::disk::FileBackend;
-use ferrite_jit::JitMode;
+use ferrite_jit::{Jit, JitMode};
 use ferrite_test_roms::programs;
 
 /// Exit status of a run stopped by `--timeout` (as coreutils' timeout).
@@ -86,8 +86,9 @@ pub struct RunArgs {
     /// Print instructions retired and speed at exit.
     #[arg(long)]
     pub stats: bool,
-    /// Translate hot code to host code (the translator is a later issue).
-    #[arg(long, value_enum, default_value_t = JitArg::Off)]
+    /// Translate hot guest code to host code (Cranelift); `force`
+    /// translates every block on its first execution (for tests).
+    #[arg(long, value_enum, default_value_t = JitArg::On)]
     pub jit: JitArg,
 }
 
@@ -101,6 +102,50 @@ pub enum DisplayArg {
 pub enum JitArg {
     On,
     Off,
+    Force,
+}
+
+impl JitArg {
+    pub fn mode(self) -> JitMode {
+        match self {
+            JitArg::On => JitMode::On,
+            JitArg::Off => JitMode::Off,
+            JitArg::Force => JitMode::Force,
+        }
+    }
+}
+
+/// Install the translator into the machine's CPU for `--jit`.
+pub fn install_jit(m: &mut Machine, jit: JitArg) -> anyhow::Result<()> {
+    Jit::install(&mut m.cpu, jit.mode()).context("cannot start the JIT on this host (use --jit off)")
+}
+
+/// The `--stats` line of a finished run.
+fn print_stats(m: &Machine, secs: f64) {
+    eprintln!(
+        "stats: {} instructions retired in {:.3} s ({:.1} MIPS), {:.3} s of virtual time",
+        m.cpu.instret,
+        secs,
+        m.cpu.instret as f64 / secs.max(1e-9) / 1e6,
+        m.pc.now().0 as f64 / 1e9
+    );
+    match m.cpu.accel_stats() {
+        Some(s) => {
+            let total = m.cpu.instret.max(1);
+            eprintln!(
+                "stats: JIT: {} instructions in translated code ({:.1}%), {} interpreted; {} blocks compiled in {:.3} s; {} block runs; {} invalidations; {} flushes",
+                s.insns_translated,
+                s.insns_translated as f64 * 100.0 / total as f64,
+                m.cpu.instret.saturating_sub(s.insns_translated),
+                s.blocks_compiled,
+                s.compile_ns as f64 / 1e9,
+                s.block_runs,
+                s.invalidations,
+                s.flushes
+            );
+        }
+        None => eprintln!("stats: JIT off: all {} instructions interpreted", m.cpu.instret),
+    }
 }
 
 fn open_sink(spec: &str, what: &str) -> anyhow::Result<Option<Box<dyn Write>>> {
@@ -135,9 +180,6 @@ fn write_all(sink: &mut Option<Box<dyn Write>>, bytes: &[u8]) {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.display == DisplayArg::Window {
         bail!("--display window: the VGA device and the window are not part of this build yet; use --display none");
-    }
-    if args.jit == JitArg::On && !JitMode::On.available() {
-        bail!("--jit on: the translator is not part of this build yet; use --jit off");
     }
     let memory = args.memory.unwrap_or(if args.kernel.is_some() { 128 } else { 32 });
     if memory == 0 || memory > 3072 {
@@ -194,6 +236,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg =
         PcConfig { debug_exit: args.debug_exit, rtc_start_unix: unix, serial_speedup: 100, ..PcConfig::default() };
     let mut m = Machine::new(mem, &cfg);
+    install_jit(&mut m, args.jit)?;
     if let Some(bios) = own_bios {
         m.firmware = Some(Box::new(crate::firmware::OwnBios { bios }));
     }
@@ -232,14 +275,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     m.pc.fdc.flush();
     if args.stats {
-        let secs = start.elapsed().as_secs_f64();
-        eprintln!(
-            "stats: {} instructions retired in {:.3} s ({:.1} MIPS), {:.3} s of virtual time; all interpreted (no JIT in this build)",
-            m.cpu.instret,
-            secs,
-            m.cpu.instret as f64 / secs.max(1e-9) / 1e6,
-            m.pc.now().0 as f64 / 1e9
-        );
+        print_stats(&m, start.elapsed().as_secs_f64());
     }
     Ok(status)
 }
@@ -318,6 +354,7 @@ pub fn demo() -> anyhow::Result<ExitCode> {
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let cfg = PcConfig { debug_exit: true, rtc_start_unix: unix, serial_speedup: 100, ..PcConfig::default() };
     let mut m = Machine::new(mem, &cfg);
+    install_jit(&mut m, JitArg::On)?;
     m.firmware = Some(Box::new(crate::firmware::OwnBios { bios }));
     m.pc.fdc
         .insert(0, Box::new(MemBackend::new(programs::demo::image())))

@@ -1,9 +1,37 @@
 //! ferrite-jit: the Cranelift dynamic binary translator.
 //!
-//! Not built yet (its own issue). It will discover hot regions from the
-//! interpreter's profile, lower the shared decoded form to Cranelift IR, keep a
-//! code cache keyed by (physical address, mode key) and invalidate it through
-//! the same per-page code bits the interpreter's decode cache uses.
+//! The interpreter (`ferrite-core`) stays the reference: it hands control to
+//! [`Jit`] through the [`Accelerator`] hook at block starts (branch targets,
+//! after interrupts, after translated code). The JIT looks the current
+//! physical address and mode key up in its code cache, counts executions of
+//! untranslated addresses, and translates an address once it is hot (at
+//! once in force mode). A block is straight-line code inside one guest
+//! page, up to a taken branch or an instruction that must leave translated
+//! code; see `lower.rs` for what is inlined and ARCHITECTURE.md for the
+//! design.
+//!
+//! Invalidation is physical: the memory map's CODE bit reports writes to
+//! pages that hold code (CPU stores and DMA alike) and every block of the
+//! page is dropped. Cranelift's `JITModule` cannot free single functions,
+//! so code memory is reclaimed in generations: when the cache holds too
+//! much code, or on a full flush, the whole module is dropped.
+
+mod helpers;
+mod lower;
+
+use cranelift_codegen::ir::UserFuncName;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Module};
+use ferrite_core::cpu::accel::{AccelStats, Accelerator, ModeKey};
+use ferrite_core::cpu::decode::Insn;
+use ferrite_core::cpu::Ctx;
+use ferrite_core::mem::{PhysAddr, PAGE_SIZE};
+use ferrite_core::Cpu;
+use std::collections::HashMap;
+use std::time::Instant;
+use thiserror::Error;
 
 /// Whether translated code may run; the interpreter is always available.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -11,24 +39,283 @@ pub enum JitMode {
     /// Interpret only.
     #[default]
     Off,
-    /// Translate hot code (not available until the translator lands).
+    /// Translate code once it has run [`HOT_THRESHOLD`] times.
     On,
+    /// Translate every block on its first execution (for tests).
+    Force,
 }
 
-impl JitMode {
-    /// True when this build can honour the mode.
-    pub fn available(self) -> bool {
-        matches!(self, JitMode::Off)
+/// Executions of a block start before it is translated (`JitMode::On`).
+pub const HOT_THRESHOLD: u32 = 16;
+/// Guest instructions per block at most.
+pub const MAX_BLOCK_INSNS: usize = 64;
+/// Code bytes (approximate) before the code cache starts a new generation.
+const MAX_CODE_BYTES: usize = 64 << 20;
+
+#[derive(Debug, Error)]
+pub enum JitError {
+    #[error("this host is not supported by Cranelift: {0}")]
+    Host(String),
+    #[error("Cranelift setting rejected: {0}")]
+    Setting(String),
+}
+
+type BlockFn = unsafe extern "C" fn(*mut Cpu, *mut Ctx, u64) -> u32;
+
+struct Block {
+    func: BlockFn,
+    /// The decoded instructions the generated code points into.
+    _insns: Box<[Insn]>,
+    /// Bytes of guest code covered, from the entry.
+    bytes: u32,
+    /// Guest instructions at most retired by one run.
+    count: u32,
+}
+
+/// Per-key state in the cache.
+enum Entry {
+    /// Seen this many times, not translated yet.
+    Cold(u32),
+    /// Nothing can be translated here (first instruction not translatable).
+    Never,
+    Hot(Block),
+}
+
+fn key_of(phys: PhysAddr, mode: ModeKey) -> u64 {
+    (phys.0 as u64) << 8 | mode as u64
+}
+
+/// The translator and its code cache.
+pub struct Jit {
+    mode: JitMode,
+    module: Option<JITModule>,
+    fctx: FunctionBuilderContext,
+    entries: HashMap<u64, Entry>,
+    /// Keys of entries per guest physical page, for invalidation.
+    by_page: HashMap<u32, Vec<u64>>,
+    code_bytes: usize,
+    stats: AccelStats,
+}
+
+// SAFETY: a `Jit` owns its code memory and code cache exclusively; nothing
+// in it is tied to the thread that made it (the raw pointers are into memory
+// the module owns), and it is only used through `&mut self`, so moving it to
+// another thread with the CPU that owns it is sound.
+unsafe impl Send for Jit {}
+
+fn new_module() -> Result<JITModule, JitError> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| JitError::Setting(e.to_string()))?;
+    flags.set("use_colocated_libcalls", "false").map_err(|e| JitError::Setting(e.to_string()))?;
+    flags.set("is_pic", "false").map_err(|e| JitError::Setting(e.to_string()))?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| JitError::Host(e.to_string()))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| JitError::Host(e.to_string()))?;
+    Ok(JITModule::new(JITBuilder::with_isa(isa, default_libcall_names())))
+}
+
+impl Jit {
+    /// A translator in `mode` (`JitMode::Off` makes one that never runs).
+    pub fn new(mode: JitMode) -> Result<Jit, JitError> {
+        Ok(Jit {
+            mode,
+            module: Some(new_module()?),
+            fctx: FunctionBuilderContext::new(),
+            entries: HashMap::new(),
+            by_page: HashMap::new(),
+            code_bytes: 0,
+            stats: AccelStats::default(),
+        })
+    }
+
+    /// Install a translator in `mode` into `cpu` (nothing for `Off`).
+    pub fn install(cpu: &mut Cpu, mode: JitMode) -> Result<(), JitError> {
+        if mode != JitMode::Off {
+            cpu.set_accelerator(Some(Box::new(Jit::new(mode)?)));
+        }
+        Ok(())
+    }
+
+    /// Drop every translation and start a new code generation.
+    fn drop_all(&mut self) {
+        self.entries.clear();
+        self.by_page.clear();
+        self.code_bytes = 0;
+        if let Some(m) = self.module.take() {
+            // SAFETY: no translated code is running (flush is called from
+            // the run loop, between blocks) and every pointer into the
+            // module's memory was held by the entries just dropped.
+            unsafe { m.free_memory() };
+        }
+        self.module = new_module().ok();
+    }
+
+    /// Build the block at the current CS:EIP (physical `phys`).
+    fn translate(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<Block> {
+        let t0 = Instant::now();
+        let code32 = mode & 1 != 0;
+        let (insns, off) = gather(cpu, ctx, phys, mode)?;
+        let offs = guest_insns(&insns);
+        let module = self.module.as_mut()?;
+        let mut cctx = module.make_context();
+        cctx.func.name = UserFuncName::user(0, self.stats.blocks_compiled as u32);
+        let target = module.target_config();
+        lower::Lower::new(&mut cctx.func, &mut self.fctx, code32).block(&offs, off, target);
+        let id = module.declare_anonymous_function(&cctx.func.signature).ok()?;
+        if let Err(e) = module.define_function(id, &mut cctx) {
+            // A lowering bug, never the guest's doing: the interpreter runs
+            // this code instead.
+            tracing::error!("translation of {:#x} failed: {e:?}", phys.0);
+            debug_assert!(false, "translation of {:#x} failed: {e:?}", phys.0);
+            return None;
+        }
+        let size = cctx.compiled_code().map(|c| c.code_info().total_size as usize).unwrap_or(0);
+        module.clear_context(&mut cctx);
+        module.finalize_definitions().ok()?;
+        let ptr = module.get_finalized_function(id);
+        // SAFETY: the function was compiled with `lower::block_signature`
+        // (SystemV, two pointers and the budget in, u32 out), which `BlockFn` spells out.
+        let func = unsafe { std::mem::transmute::<*const u8, BlockFn>(ptr) };
+        self.code_bytes += size;
+        self.stats.blocks_compiled += 1;
+        self.stats.compile_ns += t0.elapsed().as_nanos() as u64;
+        let count = insns.len() as u32;
+        Some(Block { func, _insns: insns, bytes: off, count })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_interpreter_is_available_before_the_translator_lands() {
-        assert!(JitMode::Off.available());
-        assert!(!JitMode::On.available());
+impl Accelerator for Jit {
+    fn execute(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, budget: u64) -> bool {
+        if self.mode == JitMode::Off {
+            return false;
+        }
+        let mode = cpu.mode_key();
+        let Ok((_, phys)) = cpu.fetch_address(ctx) else { return false };
+        let key = key_of(phys, mode);
+        let threshold = if self.mode == JitMode::Force { 1 } else { HOT_THRESHOLD };
+        let entry = self.entries.entry(key).or_insert(Entry::Cold(0));
+        if let Entry::Cold(n) = entry {
+            *n += 1;
+            if *n < threshold {
+                return false;
+            }
+            if self.code_bytes > MAX_CODE_BYTES {
+                self.drop_all();
+                self.stats.flushes += 1;
+            }
+            let made = self.translate(cpu, ctx, phys, mode);
+            let page = phys.0 >> 12;
+            self.by_page.entry(page).or_default().push(key);
+            let e = match made {
+                Some(b) => Entry::Hot(b),
+                None => Entry::Never,
+            };
+            self.entries.insert(key, e);
+        }
+        let Some(Entry::Hot(b)) = self.entries.get(&key) else { return false };
+        // The block must fit the budget (exact instruction timing), the CS
+        // limit and, in 16-bit code, the 64 KiB wrap.
+        let eip = cpu.state.eip;
+        let last = eip.wrapping_add(b.bytes - 1);
+        let limit = cpu.state.segs[ferrite_core::cpu::state::SegReg::Cs as usize].limit;
+        if (b.count as u64) > budget || last > limit || last < eip || (mode & 1 == 0 && last > 0xFFFF) {
+            return false;
+        }
+        let before = cpu.instret;
+        // SAFETY: `func` is finalized code of this module generation (blocks
+        // are dropped before their module's memory is freed); it receives the
+        // exclusive `cpu` and `ctx` of this call and only uses them through
+        // the offsets of `lower.rs` and the helpers.
+        unsafe { (b.func)(cpu as *mut Cpu, ctx as *mut Ctx, budget.min(1 << 40)) };
+        self.stats.block_runs += 1;
+        self.stats.insns_translated += cpu.instret - before;
+        true
     }
+
+    fn invalidate_page(&mut self, page: u32) {
+        if let Some(keys) = self.by_page.remove(&page) {
+            for k in keys {
+                if let Some(Entry::Hot(_)) = self.entries.remove(&k) {
+                    self.stats.invalidations += 1;
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.entries.is_empty() {
+            self.drop_all();
+            self.stats.flushes += 1;
+        }
+    }
+
+    fn stats(&self) -> AccelStats {
+        self.stats
+    }
+}
+
+/// The Cranelift IR of the block at `cpu`'s CS:EIP, as text (golden tests,
+/// debugging). None when nothing can be translated there.
+pub fn block_ir(cpu: &mut Cpu, ctx: &mut Ctx) -> Option<String> {
+    let mut jit = Jit::new(JitMode::Force).ok()?;
+    let (_, phys) = cpu.fetch_address(ctx).ok()?;
+    let mode = cpu.mode_key();
+    jit.ir_of(cpu, ctx, phys, mode)
+}
+
+impl Jit {
+    fn ir_of(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<String> {
+        let (insns, off) = gather(cpu, ctx, phys, mode)?;
+        let offs = guest_insns(&insns);
+        let module = self.module.as_mut()?;
+        let mut cctx = module.make_context();
+        let target = module.target_config();
+        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode & 1 != 0).block(&offs, off, target);
+        Some(cctx.func.display().to_string())
+    }
+}
+
+/// Decode the block at CS:EIP (physical `phys`): instructions up to a
+/// branch, a block-ending instruction, the page end or the size limit.
+/// Returns them and the bytes they cover; None when not even the first
+/// can be translated.
+fn gather(cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<(Box<[Insn]>, u32)> {
+    let code32 = mode & 1 != 0;
+    let eip0 = cpu.state.eip;
+    let mut insns = Vec::new();
+    let mut off = 0u32;
+    while insns.len() < MAX_BLOCK_INSNS && phys.page_offset() + off < PAGE_SIZE {
+        let eip = eip0.wrapping_add(off);
+        if !code32 && eip > 0xFFFF {
+            break;
+        }
+        let Some(i) = cpu.decode_for_translation(ctx, eip, PhysAddr(phys.0 + off), Cpu::decode_mode(mode)) else {
+            break;
+        };
+        off += i.len as u32;
+        insns.push(i);
+        if i.ends_block || lower::rel_branch(&i) {
+            break;
+        }
+    }
+    if insns.is_empty() {
+        None
+    } else {
+        Some((insns.into_boxed_slice(), off))
+    }
+}
+
+/// The lowering's view of a block's instructions: pointers into `insns`
+/// (which the block keeps alive) and offsets from the entry.
+fn guest_insns(insns: &[Insn]) -> Vec<lower::GuestInsn> {
+    let mut o = 0;
+    insns
+        .iter()
+        .map(|i| {
+            let g = lower::GuestInsn { insn: i as *const Insn, off: o };
+            o += i.len as u32;
+            g
+        })
+        .collect()
 }

@@ -74,6 +74,10 @@ pub struct Insn {
     /// Condition code for Jcc/SETcc/CMOVcc/LOOPcc, or an instruction's sub-op.
     pub cc: u8,
     pub lock: bool,
+    /// Translated code must leave after this instruction: it transfers
+    /// control, changes the mode, the interrupt flag or shadow, does port
+    /// I/O, halts, or is not an instruction (#UD).
+    pub ends_block: bool,
 }
 
 impl std::fmt::Debug for Insn {
@@ -435,6 +439,7 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
         },
         cc: 0,
         lock: ins.has_lock_prefix(),
+        ends_block: true,
     };
     if ins.is_invalid() {
         if super::fpu::fop(bytes).is_some() {
@@ -517,6 +522,7 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
     }
     if x87 {
         insn.exec = super::fpu::handler(ins, bytes, &mut insn);
+        insn.ends_block = false;
         return insn;
     }
     if super::fpu::fop(bytes).is_some() {
@@ -529,5 +535,6 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
     }
     insn.cc = exec::cond_code(ins);
     insn.exec = exec::handler(ins, &mut insn);
+    insn.ends_block = exec::ends_block(ins, &insn);
     insn
 }

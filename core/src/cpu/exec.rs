@@ -340,6 +340,83 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
     h
 }
 
+/// Whether translated code must leave after this instruction (the
+/// block-boundary property of the instruction table). Only plain data
+/// instructions let a block go on: ALU, moves to general registers and
+/// memory, stack pushes and pops of general registers, string instructions
+/// without REP, flag bits other than IF/TF, CPUID/RDTSC/RDMSR.
+/// (An instruction that raises an exception leaves translated code
+/// anyway, so #UD forms need no entry here.)
+pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
+    let gpr_or_mem = |o: Op| matches!(o.kind, OpK::Reg | OpK::Mem | OpK::Imm | OpK::None);
+    let continues = match ins.mnemonic() {
+        M::Add | M::Or | M::Adc | M::Sbb | M::And | M::Sub | M::Xor | M::Cmp | M::Test => true,
+        M::Inc | M::Dec | M::Neg | M::Not | M::Mul | M::Imul | M::Div | M::Idiv => true,
+        M::Daa | M::Das | M::Aaa | M::Aas | M::Aam | M::Aad | M::Salc => true,
+        M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shl | M::Sal | M::Shr | M::Sar | M::Shld | M::Shrd => true,
+        M::Bt | M::Bts | M::Btr | M::Btc | M::Bsf | M::Bsr => true,
+        M::Cmpxchg | M::Cmpxchg8b | M::Xadd | M::Xchg | M::Bswap => true,
+        M::Mov => gpr_or_mem(insn.ops[0]) && gpr_or_mem(insn.ops[1]),
+        M::Movzx | M::Movsx | M::Lea | M::Lahf | M::Sahf | M::Cbw | M::Cwde | M::Cwd | M::Cdq | M::Xlatb => true,
+        // POP SS/DS/.. loads a segment (and POP SS sets the shadow).
+        M::Push => true,
+        M::Pop => gpr_or_mem(insn.ops[0]),
+        M::Pusha | M::Pushad | M::Popa | M::Popad | M::Pushf | M::Pushfd => true,
+        M::Enter | M::Leave | M::Bound | M::Nop | M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli => true,
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => true,
+        M::Seto
+        | M::Setno
+        | M::Setb
+        | M::Setae
+        | M::Sete
+        | M::Setne
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg => true,
+        // One iteration without REP; REP loops yield and restart.
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd => insn.rep == 0,
+        M::Cpuid | M::Rdtsc | M::Rdmsr | M::Wait => true,
+        _ => false,
+    };
+    !continues
+}
+
 /// x87 escape opcodes (D8-DF) this CPU implements: their semantics come
 /// from `fpu::handler`.
 pub(crate) fn is_x87_escape(ins: &Instruction) -> bool {

@@ -207,6 +207,23 @@ impl Flags {
         }
     }
 
+    /// Materialize the lazy flags selected by `which` into `bits` (the
+    /// others stay lazy).
+    #[inline]
+    pub fn materialize(&mut self, which: u32) {
+        let m = self.lazy & which;
+        if m != 0 {
+            let mut b = self.bits & !m;
+            for f in [CF, PF, AF, ZF, SF, OF] {
+                if m & f != 0 && self.compute(f) {
+                    b |= f;
+                }
+            }
+            self.bits = b;
+            self.lazy &= !m;
+        }
+    }
+
     /// Materialize all lazy flags into `bits`.
     #[inline]
     pub fn resolve(&mut self) {

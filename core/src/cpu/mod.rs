@@ -9,6 +9,7 @@
 //! through the MMU helpers, which may return a [`Fault`]; EIP only advances
 //! when the function succeeds, so a fault leaves the instruction restartable.
 
+pub mod accel;
 mod alu;
 mod control;
 pub mod cpuid;
@@ -104,6 +105,8 @@ struct FetchHint {
     tlb_gen: u32,
     cache_gen: u32,
     a20_mask: u32,
+    /// Physical page base of `lin_page`.
+    phys_page: u32,
 }
 
 /// One x86 CPU.
@@ -123,6 +126,14 @@ pub struct Cpu {
     /// TLB, the decode cache, the mode and the A20 gate are unchanged.
     fetch_hint: FetchHint,
     shutdown: bool,
+    /// The translator, when one is installed.
+    accel: Option<Box<dyn accel::Accelerator>>,
+    /// The next instruction may start a translated block (after a branch,
+    /// an interrupt or leaving translated code).
+    block_start: bool,
+    /// Faults raised by [`Cpu::exec_one`] (each is a step of its own, as
+    /// in the interpreter's count).
+    accel_faults: u64,
 }
 
 impl Default for Cpu {
@@ -150,6 +161,9 @@ impl Cpu {
             stop: false,
             fetch_hint: FetchHint::default(),
             shutdown: false,
+            accel: None,
+            block_start: true,
+            accel_faults: 0,
         }
     }
 
@@ -166,7 +180,11 @@ impl Cpu {
         self.state.tsc = 0u64.wrapping_sub(self.instret);
         self.cache.flush();
         self.tlb.flush_all();
+        if let Some(a) = self.accel.as_mut() {
+            a.flush();
+        }
         self.shutdown = false;
+        self.block_start = true;
     }
 
     /// Drop every decoded instruction and TLB entry (after the memory map
@@ -174,6 +192,10 @@ impl Cpu {
     pub fn flush_caches(&mut self) {
         self.cache.flush();
         self.tlb.flush_all();
+        if let Some(a) = self.accel.as_mut() {
+            a.flush();
+        }
+        self.block_start = true;
     }
 
     /// Execute one instruction, or deliver one pending interrupt.
@@ -188,6 +210,20 @@ impl Cpu {
         let mut ctx = Ctx { mem, bus };
         let mut n = 0;
         while n < max {
+            if self.block_start && self.accel.is_some() {
+                if let Some(out) = self.run_accel(&mut ctx, max - n) {
+                    n += out.1;
+                    match out.0 {
+                        StepOutcome::Continue => {}
+                        other => return (other, n),
+                    }
+                    if self.stop {
+                        self.stop = false;
+                        return (StepOutcome::Continue, n);
+                    }
+                    continue;
+                }
+            }
             n += 1;
             match self.step_ctx(&mut ctx) {
                 StepOutcome::Continue => {}
@@ -201,15 +237,53 @@ impl Cpu {
         (StepOutcome::Continue, n)
     }
 
+    /// Let the accelerator run translated code at CS:EIP. None when it
+    /// did not (the interpreter steps instead); otherwise the outcome and
+    /// the number of instructions it retired (at least 1 for progress).
+    #[inline(never)]
+    fn run_accel(&mut self, ctx: &mut Ctx, budget: u64) -> Option<(StepOutcome, u64)> {
+        self.block_start = false;
+        if ctx.mem.has_invalidated() {
+            self.process_invalidations(ctx);
+        }
+        if !self.accel_eligible() {
+            return None;
+        }
+        if self.state.flags.bits & flags::IF != 0 && ctx.bus.interrupt_pending() {
+            return None;
+        }
+        let mut a = self.accel.take()?;
+        let before = self.instret + self.accel_faults;
+        let ran = a.execute(self, ctx, budget);
+        self.accel = Some(a);
+        if !ran {
+            return None;
+        }
+        self.block_start = true;
+        // Steps as the interpreter counts them: retired instructions plus
+        // delivered faults.
+        Some((self.outcome(), (self.instret + self.accel_faults - before).max(1)))
+    }
+
+    /// Drop decoded instructions and translations of written code pages.
+    fn process_invalidations(&mut self, ctx: &mut Ctx) {
+        for page in ctx.mem.take_invalidated() {
+            self.cache.invalidate_page(page);
+            if let Some(a) = self.accel.as_mut() {
+                // Translations never hold page-crossing instructions, so
+                // only the written page itself is affected.
+                a.invalidate_page(page);
+            }
+        }
+    }
+
     #[inline(always)]
     fn step_ctx(&mut self, ctx: &mut Ctx) -> StepOutcome {
         if self.shutdown {
             return StepOutcome::Shutdown;
         }
         if ctx.mem.has_invalidated() {
-            for page in ctx.mem.take_invalidated() {
-                self.cache.invalidate_page(page);
-            }
+            self.process_invalidations(ctx);
         }
         let if_set = self.state.flags.bits & flags::IF != 0;
         if if_set && !self.state.int_shadow && ctx.bus.interrupt_pending() {
@@ -217,6 +291,7 @@ impl Cpu {
                 self.state.halted = false;
                 let eip = self.state.eip;
                 self.deliver(ctx, vector, None, eip, IntSource::External);
+                self.block_start = true;
                 return self.outcome();
             }
         }
@@ -254,8 +329,10 @@ impl Cpu {
         let trap = self.state.flags.bits & flags::TF != 0;
         let mask = if code32 { u32::MAX } else { 0xFFFF };
         self.next_eip = self.state.eip.wrapping_add(insn.len as u32) & mask;
+        let seq = self.next_eip;
         match (insn.exec)(self, ctx, &insn) {
             Ok(()) => {
+                self.block_start |= self.next_eip != seq;
                 self.state.eip = self.next_eip;
                 self.instret += 1;
                 if rf {
@@ -276,7 +353,10 @@ impl Cpu {
                     self.deliver(ctx, 1, None, eip, IntSource::Exception);
                 }
             }
-            Err(f) => self.raise(ctx, f),
+            Err(f) => {
+                self.raise(ctx, f);
+                self.block_start = true;
+            }
         }
         self.outcome()
     }
@@ -406,6 +486,7 @@ impl Cpu {
                 tlb_gen: self.tlb.gen,
                 cache_gen: self.cache.gen,
                 a20_mask: ctx.mem.a20_mask(),
+                phys_page: phys.0 & !mem::PAGE_MASK,
             };
         }
         Ok(at)

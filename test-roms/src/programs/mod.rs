@@ -97,6 +97,8 @@ pub struct RunResult {
     pub exit: Result<u32, RunError>,
     /// Instructions executed.
     pub instructions: u64,
+    /// The accelerator's counters when one was installed.
+    pub accel: Option<ferrite_core::cpu::accel::AccelStats>,
 }
 
 impl RunResult {
@@ -146,13 +148,25 @@ impl Bus for Tap<'_> {
 /// Run `program` on a fresh CPU with [`RAM_BYTES`] of RAM and `bus` until
 /// it writes the exit device, for at most `max_instructions`.
 pub fn run(program: &Program, bus: &mut dyn Bus, max_instructions: u64) -> RunResult {
+    run_with(program, bus, max_instructions, |_| {})
+}
+
+/// [`run`] with `setup` applied to the fresh CPU first (e.g. to install
+/// the JIT); the CPU comes back in the result's `cpu` for inspection.
+pub fn run_with(
+    program: &Program,
+    bus: &mut dyn Bus,
+    max_instructions: u64,
+    setup: impl FnOnce(&mut Cpu),
+) -> RunResult {
     let mut tap = Tap { inner: bus, console: Vec::new(), exit: None };
     let mut mem = match GuestMemory::new(RAM_BYTES) {
         Ok(m) => m,
-        Err(e) => return RunResult { console: Vec::new(), exit: Err(e.into()), instructions: 0 },
+        Err(e) => return RunResult { console: Vec::new(), exit: Err(e.into()), instructions: 0, accel: None },
     };
     mem.load(PhysAddr(program.load_addr), &program.image);
     let mut cpu = Cpu::new();
+    setup(&mut cpu);
     cpu.state.load_seg_real(SegReg::Cs, 0);
     cpu.state.eip = program.load_addr;
     const CHUNK: u64 = 10_000;
@@ -173,7 +187,7 @@ pub fn run(program: &Program, bus: &mut dyn Bus, max_instructions: u64) -> RunRe
             (None, StepOutcome::Shutdown) => break Err(RunError::Shutdown),
         }
     };
-    RunResult { console: tap.console, exit, instructions: done }
+    RunResult { console: tap.console, exit, instructions: done, accel: cpu.accel_stats() }
 }
 
 #[cfg(test)]

@@ -1,0 +1,189 @@
+//! The interface between the interpreter and an accelerator (the dynamic
+//! binary translator in `ferrite-jit`). Core knows nothing of the
+//! translator: it offers a hook in the run loop, a way to decode guest code
+//! for translation, and one-instruction execution with the interpreter's
+//! exact semantics, which translated code calls for every instruction it
+//! does not lower inline.
+
+use super::decode::{Insn, Mode};
+use super::state::SegReg;
+use super::{flags, Cpu, Ctx, Fault, Res};
+use crate::mem::{PhysAddr, PAGE_MASK, PAGE_SIZE};
+
+/// Counters an accelerator reports (`ferrite run --stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccelStats {
+    /// Translated blocks made.
+    pub blocks_compiled: u64,
+    /// Guest instructions retired in translated code.
+    pub insns_translated: u64,
+    /// Host time spent translating, in nanoseconds.
+    pub compile_ns: u64,
+    /// Translations dropped because their guest code was written.
+    pub invalidations: u64,
+    /// Whole code-cache flushes (mode/memory-map changes, cache full).
+    pub flushes: u64,
+    /// Entries into translated code.
+    pub block_runs: u64,
+}
+
+/// Something that runs guest code faster than the interpreter.
+pub trait Accelerator: Send {
+    /// Run translated code at CS:EIP, retiring at most `budget`
+    /// instructions. Returns false when nothing ran (no translation, or
+    /// none can be made here); the CPU then interprets one instruction.
+    /// Called only when [`Cpu::accel_eligible`] holds and no interrupt is
+    /// pending.
+    fn execute(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, budget: u64) -> bool;
+    /// Guest physical page `page` was written: drop what was derived from it.
+    fn invalidate_page(&mut self, page: u32);
+    /// Drop every translation (memory map, A20 or paging changes).
+    fn flush(&mut self);
+    /// Counters so far.
+    fn stats(&self) -> AccelStats;
+}
+
+/// What a translation of code may assume about the CPU mode: translated
+/// blocks are keyed by (physical address, mode key).
+pub type ModeKey = u32;
+
+/// Result of [`Cpu::exec_one`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecResult {
+    /// The instruction retired and execution continues at the next one.
+    Next,
+    /// The instruction retired but control went elsewhere, or something
+    /// the run loop must see happened (fault delivered, code written, halt,
+    /// port write asking for service): leave translated code.
+    Exit,
+}
+
+impl Cpu {
+    /// Install (or remove) an accelerator.
+    pub fn set_accelerator(&mut self, accel: Option<Box<dyn Accelerator>>) {
+        self.accel = accel;
+        self.block_start = true;
+    }
+
+    /// The accelerator's counters, if one is installed.
+    pub fn accel_stats(&self) -> Option<AccelStats> {
+        self.accel.as_ref().map(|a| a.stats())
+    }
+
+    /// True when translated code may run now: no single-step, breakpoints,
+    /// resume flag or halt in force, so instructions need no per-instruction
+    /// debug checks.
+    #[inline]
+    pub fn accel_eligible(&self) -> bool {
+        self.state.flags.bits & (flags::TF | flags::RF) == 0
+            && self.state.dr[7] & 0xFF == 0
+            && !self.state.halted
+            && !self.state.int_shadow
+            && !self.shutdown
+    }
+
+    /// The mode key of the current state: decode mode (bit 0), stack size
+    /// (bit 1), protected mode (bit 2), V86 (bit 3), CPL (bits 4-5),
+    /// paging (bit 6).
+    #[inline]
+    pub fn mode_key(&self) -> ModeKey {
+        let s = &self.state;
+        (s.code32() as u32)
+            | (s.stack32() as u32) << 1
+            | (s.protected() as u32) << 2
+            | (s.v86() as u32) << 3
+            | (s.cpl as u32 & 3) << 4
+            | ((s.cr0 & super::state::CR0_PG != 0) as u32) << 6
+    }
+
+    /// Decode mode of a mode key.
+    pub fn decode_mode(key: ModeKey) -> Mode {
+        (key & 1) as Mode
+    }
+
+    /// The linear address of CS:EIP and its physical address for a fetch
+    /// (a fault here is left for the interpreter to raise).
+    #[inline]
+    pub fn fetch_address(&mut self, ctx: &mut Ctx) -> Res<(u32, PhysAddr)> {
+        let cs = &self.state.segs[SegReg::Cs as usize];
+        let eip = self.state.eip;
+        if eip > cs.limit {
+            return Err(Fault::gp(0));
+        }
+        let lin = cs.base.wrapping_add(eip);
+        if self.fetch_hint.lin_page == (lin & !PAGE_MASK) | 1
+            && self.fetch_hint.cpl == self.state.cpl
+            && self.fetch_hint.tlb_gen == self.tlb.gen
+            && self.fetch_hint.a20_mask == ctx.mem.a20_mask()
+        {
+            return Ok((lin, PhysAddr((self.fetch_hint.phys_page & !PAGE_MASK) | (lin & PAGE_MASK))));
+        }
+        let phys = self.translate_fetch(ctx, lin)?;
+        Ok((lin, phys))
+    }
+
+    /// Decode the instruction at offset `eip` of the current CS, located at
+    /// physical `phys`, for translation. Only instructions wholly inside
+    /// one cacheable page are offered; anything else (page-crossing, MMIO,
+    /// beyond the CS limit, a fault) is `None` and ends the block before it.
+    pub fn decode_for_translation(&mut self, ctx: &mut Ctx, eip: u32, phys: PhysAddr, mode: Mode) -> Option<Insn> {
+        ctx.mem.page_slice(phys.page())?;
+        let at = match self.cache.find(phys, mode) {
+            Some(at) => at,
+            None => {
+                let lin = self.state.segs[SegReg::Cs as usize].base.wrapping_add(eip);
+                let saved = self.state.eip;
+                let saved_cr2 = self.state.cr2;
+                self.state.eip = eip;
+                let r = self.decode_at(ctx, lin, phys, mode);
+                self.state.eip = saved;
+                self.state.cr2 = saved_cr2;
+                r.ok()?
+            }
+        };
+        let insn = *self.cache.get(at);
+        if phys.page_offset() + insn.len as u32 > PAGE_SIZE {
+            return None;
+        }
+        Some(insn)
+    }
+
+    /// Execute one decoded instruction at the current EIP exactly as the
+    /// interpreter does (EIP advance, retirement count, fault delivery).
+    /// Translated code calls this for instructions it does not lower.
+    #[inline]
+    pub fn exec_one(&mut self, ctx: &mut Ctx, insn: &Insn) -> ExecResult {
+        let mask = if self.state.code32() { u32::MAX } else { 0xFFFF };
+        let seq = self.state.eip.wrapping_add(insn.len as u32) & mask;
+        self.next_eip = seq;
+        match (insn.exec)(self, ctx, insn) {
+            Ok(()) => {
+                self.state.eip = self.next_eip;
+                self.instret += 1;
+                if self.next_eip != seq
+                    || ctx.mem.has_invalidated()
+                    || self.stop
+                    || self.state.halted
+                    || self.shutdown
+                    || self.state.int_shadow
+                {
+                    ExecResult::Exit
+                } else {
+                    ExecResult::Next
+                }
+            }
+            Err(f) => {
+                self.raise(ctx, f);
+                self.accel_faults += 1;
+                ExecResult::Exit
+            }
+        }
+    }
+
+    /// Evaluate condition code `cc` against the current flags (for
+    /// translated code whose flags come from outside the block).
+    #[inline]
+    pub fn condition(&self, cc: u8) -> bool {
+        self.state.flags.condition(cc)
+    }
+}

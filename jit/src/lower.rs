@@ -1,0 +1,775 @@
+//! Lowering of one guest block to Cranelift IR.
+//!
+//! A block is straight-line guest code from one page. Register and flag
+//! values live in SSA values while the block runs and are written back
+//! (spilled) to `CpuState` only before a call into the interpreter's
+//! semantics and at the exits, so a helper, a fault or an exit always sees
+//! the exact guest state. Instructions the lowering does not know are calls
+//! to [`helpers::step`], which runs the interpreter's semantics function for
+//! that one instruction.
+
+use crate::helpers;
+use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
+use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use ferrite_core::cpu::decode::{Insn, OpK, NO_REG};
+use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, OF, PF, SF, ZF};
+use ferrite_core::cpu::state::{SegReg, Segment};
+use ferrite_core::Cpu;
+use iced_x86::{Code, Mnemonic as M};
+use std::mem::offset_of;
+
+const REGS: i32 = offset_of!(Cpu, state.regs) as i32;
+const EIP: i32 = offset_of!(Cpu, state.eip) as i32;
+const F_BITS: i32 = offset_of!(Cpu, state.flags.bits) as i32;
+const F_LAZY: i32 = offset_of!(Cpu, state.flags.lazy) as i32;
+const F_OP1: i32 = offset_of!(Cpu, state.flags.op1) as i32;
+const F_OP2: i32 = offset_of!(Cpu, state.flags.op2) as i32;
+const F_RES: i32 = offset_of!(Cpu, state.flags.res) as i32;
+const F_SIGN: i32 = offset_of!(Cpu, state.flags.sign) as i32;
+const F_OP: i32 = offset_of!(Cpu, state.flags.op) as i32;
+const F_CARRY: i32 = offset_of!(Cpu, state.flags.carry_in) as i32;
+const INSTRET: i32 = offset_of!(Cpu, instret) as i32;
+const CS_LIMIT: i32 = (offset_of!(Cpu, state.segs)
+    + SegReg::Cs as usize * std::mem::size_of::<Segment>()
+    + offset_of!(Segment, limit)) as i32;
+
+/// One guest instruction of a block: its decoded form (owned by the block,
+/// so the pointer passed to helpers stays valid) and its offset from the
+/// block's first byte.
+pub(crate) struct GuestInsn {
+    pub insn: *const Insn,
+    pub off: u32,
+}
+
+/// The iced-x86 mnemonic of a decoded instruction.
+pub(crate) fn mnemonic(i: &Insn) -> M {
+    Code::try_from(i.code as usize).map(|c| c.mnemonic()).unwrap_or(M::INVALID)
+}
+
+/// What the lowering knows about the arithmetic flags at a point of the
+/// block.
+#[derive(Clone, Copy)]
+enum FlagState {
+    /// The record in `CpuState::flags` is current.
+    Memory,
+    /// The last flag-setting instruction was lowered in this block: its
+    /// operands and result (masked to `size` bytes) are SSA values.
+    Known(Known),
+}
+
+#[derive(Clone, Copy)]
+struct Known {
+    op: LazyOp,
+    a: Value,
+    b: Value,
+    r: Value,
+    size: u32,
+    /// Flags derived from the record (ARITH, ARITH & !CF for INC/DEC,
+    /// ZF|SF|PF for logic operations, whose CF/OF/AF are zero).
+    lazy: u32,
+    /// Where CF comes from when it is not in `lazy`.
+    cf: CfSrc,
+}
+
+#[derive(Clone, Copy)]
+enum CfSrc {
+    /// CF is part of the record (or zero for logic operations).
+    Record,
+    /// CF is this 0/1 value (INC/DEC after a lowered instruction).
+    Value(Value),
+    /// CF was materialised in `flags.bits` before the record.
+    Bits,
+}
+
+pub(crate) struct Lower<'a> {
+    b: FunctionBuilder<'a>,
+    cpu: Value,
+    ctx: Value,
+    eip0: Value,
+    /// Guest registers as variables; `loaded` says which hold the guest
+    /// value on the current path, `dirty` which differ from `CpuState`.
+    vars: [Variable; 8],
+    loaded: [bool; 8],
+    dirty: [bool; 8],
+    /// `instret` plus the budget at entry: a self-loop goes round while the
+    /// next iteration fits.
+    limit: Value,
+    /// The block ends with a branch to its own entry.
+    self_loop: bool,
+    header: Option<cranelift_codegen::ir::Block>,
+    /// Guest instructions in the block.
+    count: i64,
+    flags: FlagState,
+    /// Lowered instructions retired since `instret` was last updated.
+    pending: i64,
+    code32: bool,
+    step_sig: SigRef,
+    cond_sig: SigRef,
+    prep_sig: SigRef,
+    mf: MemFlagsData,
+}
+
+fn mask(size: u32) -> i64 {
+    if size >= 4 {
+        0xFFFF_FFFF
+    } else {
+        (1i64 << (size * 8)) - 1
+    }
+}
+
+fn sign(size: u32) -> i64 {
+    1i64 << (size * 8 - 1)
+}
+
+/// The signature of a translated block: `fn(cpu, ctx) -> u32`.
+pub(crate) fn block_signature(ptr: types::Type) -> Signature {
+    let mut sig = Signature::new(CallConv::SystemV);
+    sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(types::I64));
+    sig.returns.push(AbiParam::new(types::I32));
+    sig
+}
+
+/// True when the lowering inlines `i` (no helper call).
+pub(crate) fn inlined(i: &Insn) -> bool {
+    let (a, b) = (i.ops[0], i.ops[1]);
+    match mnemonic(i) {
+        M::Mov => {
+            a.kind == OpK::Reg && matches!(b.kind, OpK::Reg | OpK::Imm) && (b.kind == OpK::Imm || b.size == a.size)
+        }
+        M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test => {
+            a.kind == OpK::Reg && (b.kind == OpK::Imm || (b.kind == OpK::Reg && b.size == a.size)) && !i.lock
+        }
+        M::Inc | M::Dec | M::Not => a.kind == OpK::Reg && !i.lock,
+        M::Lea => a.kind == OpK::Reg && b.kind == OpK::Mem,
+        M::Movzx | M::Movsx => a.kind == OpK::Reg && b.kind == OpK::Reg,
+        M::Nop => !i.lock,
+        _ => false,
+    }
+}
+
+/// True for the relative branches the lowering ends a block with.
+pub(crate) fn rel_branch(i: &Insn) -> bool {
+    let m = mnemonic(i);
+    (is_jcc(m) || m == M::Jmp) && i.ops[0].kind == OpK::Imm && !i.lock && !is_far(i)
+}
+
+fn is_far(i: &Insn) -> bool {
+    matches!(Code::try_from(i.code as usize), Ok(Code::Jmp_ptr1616 | Code::Jmp_ptr1632))
+}
+
+fn is_jcc(m: M) -> bool {
+    matches!(
+        m,
+        M::Jo
+            | M::Jno
+            | M::Jb
+            | M::Jae
+            | M::Je
+            | M::Jne
+            | M::Jbe
+            | M::Ja
+            | M::Js
+            | M::Jns
+            | M::Jp
+            | M::Jnp
+            | M::Jl
+            | M::Jge
+            | M::Jle
+            | M::Jg
+    )
+}
+
+impl<'a> Lower<'a> {
+    pub(crate) fn new(func: &'a mut Function, fctx: &'a mut FunctionBuilderContext, code32: bool) -> Lower<'a> {
+        let ptr = types::I64;
+        func.signature = block_signature(ptr);
+        let mut b = FunctionBuilder::new(func, fctx);
+        let step_sig = {
+            let mut s = Signature::new(CallConv::SystemV);
+            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
+            s.returns.push(AbiParam::new(types::I32));
+            b.import_signature(s)
+        };
+        let cond_sig = {
+            let mut s = Signature::new(CallConv::SystemV);
+            s.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
+            s.returns.push(AbiParam::new(types::I32));
+            b.import_signature(s)
+        };
+        let prep_sig = {
+            let mut s = Signature::new(CallConv::SystemV);
+            s.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
+            b.import_signature(s)
+        };
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let cpu = b.block_params(entry)[0];
+        let ctx = b.block_params(entry)[1];
+        let budget = b.block_params(entry)[2];
+        let mf = MemFlagsData::trusted();
+        let eip0 = b.ins().load(types::I32, mf, cpu, EIP);
+        let instret = b.ins().load(types::I64, mf, cpu, INSTRET);
+        let limit = b.ins().iadd(instret, budget);
+        let vars = [(); 8].map(|_| b.declare_var(types::I32));
+        Lower {
+            b,
+            cpu,
+            ctx,
+            eip0,
+            vars,
+            loaded: [false; 8],
+            dirty: [false; 8],
+            limit,
+            self_loop: false,
+            header: None,
+            count: 0,
+            flags: FlagState::Memory,
+            pending: 0,
+            code32,
+            step_sig,
+            cond_sig,
+            prep_sig,
+            mf,
+        }
+    }
+
+    /// Lower a whole block and finish the function.
+    pub(crate) fn block(
+        mut self,
+        insns: &[GuestInsn],
+        end_off: u32,
+        target: cranelift_codegen::isa::TargetFrontendConfig,
+    ) {
+        let mut left = false;
+        self.count = insns.len() as i64;
+        if let Some(g) = insns.last() {
+            // SAFETY: as below.
+            let i = unsafe { &*g.insn };
+            self.self_loop = rel_branch(i) && self.loops_to_entry(g, i);
+        }
+        if self.self_loop {
+            // The loop header: every register in its variable, nothing
+            // dirty, the flags in memory. The back edge restores that.
+            for r in 0..8 {
+                self.full(r);
+            }
+            let header = self.b.create_block();
+            self.b.ins().jump(header, &[]);
+            self.b.switch_to_block(header);
+            self.header = Some(header);
+        }
+        for (n, g) in insns.iter().enumerate() {
+            // SAFETY: the pointers refer to the block's own boxed slice of
+            // decoded instructions, alive for the whole lowering.
+            let i = unsafe { &*g.insn };
+            let last = n + 1 == insns.len();
+            if last && rel_branch(i) {
+                self.branch(g, i);
+                left = true;
+            } else if inlined(i) {
+                self.inline(i);
+                self.pending += 1;
+            } else {
+                self.helper(g);
+                if last || i.ends_block {
+                    // The helper left EIP and everything else as it must be.
+                    let zero = self.konst(0);
+                    self.b.ins().return_(&[zero]);
+                    left = true;
+                    break;
+                }
+            }
+        }
+        if !left {
+            self.spill_all();
+            let eip = self.eip_at(end_off);
+            self.store32(eip, EIP);
+            self.flush_instret(0);
+            let zero = self.b.ins().iconst(types::I32, 0);
+            self.b.ins().return_(&[zero]);
+        }
+        self.b.seal_all_blocks();
+        self.b.finalize(target);
+    }
+
+    /// True when relative branch `i` (at `g`) targets the block entry.
+    fn loops_to_entry(&self, g: &GuestInsn, i: &Insn) -> bool {
+        let rel = g.off.wrapping_add(i.len as u32).wrapping_add(i.imm);
+        match (i.opsz, self.code32) {
+            (4, _) => rel == 0,
+            // Masked to 16 bits: only in 16-bit code, whose EIP and block
+            // stay below 64 KiB.
+            (_, false) => rel & 0xFFFF == 0,
+            _ => false,
+        }
+    }
+
+    // ----- state access -----
+
+    fn load32(&mut self, off: i32) -> Value {
+        self.b.ins().load(types::I32, self.mf, self.cpu, off)
+    }
+
+    fn store32(&mut self, v: Value, off: i32) {
+        self.b.ins().store(self.mf, v, self.cpu, off);
+    }
+
+    fn store8(&mut self, v: Value, off: i32) {
+        self.b.ins().istore8(self.mf, v, self.cpu, off);
+    }
+
+    fn konst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I32, v & 0xFFFF_FFFF)
+    }
+
+    /// EIP of the byte at `off` from the block start (16-bit code wraps).
+    fn eip_at(&mut self, off: u32) -> Value {
+        let v = self.b.ins().iadd_imm_u(self.eip0, off as i64);
+        if self.code32 {
+            v
+        } else {
+            self.b.ins().band_imm_u(v, 0xFFFF)
+        }
+    }
+
+    fn full(&mut self, r: u8) -> Value {
+        let r = r as usize & 7;
+        if !self.loaded[r] {
+            let v = self.load32(REGS + 4 * r as i32);
+            self.b.def_var(self.vars[r], v);
+            self.loaded[r] = true;
+        }
+        self.b.use_var(self.vars[r])
+    }
+
+    fn set_full(&mut self, r: u8, v: Value) {
+        let r = r as usize & 7;
+        self.b.def_var(self.vars[r], v);
+        self.loaded[r] = true;
+        self.dirty[r] = true;
+    }
+
+    /// Write dirty registers back to `CpuState`.
+    fn spill_regs(&mut self) {
+        for r in 0..8 {
+            if self.dirty[r] {
+                let v = self.b.use_var(self.vars[r]);
+                self.store32(v, REGS + 4 * r as i32);
+                self.dirty[r] = false;
+            }
+        }
+    }
+
+    /// Register `num` of `size` bytes, zero-extended.
+    fn reg(&mut self, num: u8, size: u32) -> Value {
+        match size {
+            1 if num >= 4 => {
+                let f = self.full(num - 4);
+                let v = self.b.ins().ushr_imm_u(f, 8);
+                self.b.ins().band_imm_u(v, 0xFF)
+            }
+            1 | 2 => {
+                let f = self.full(num);
+                self.b.ins().band_imm_u(f, mask(size))
+            }
+            _ => self.full(num),
+        }
+    }
+
+    /// Write register `num` of `size` bytes (`v` already masked to size).
+    fn set_reg(&mut self, num: u8, size: u32, v: Value) {
+        match size {
+            1 if num >= 4 => {
+                let f = self.full(num - 4);
+                let keep = self.b.ins().band_imm_u(f, !0xFF00i64 & 0xFFFF_FFFF);
+                let hi = self.b.ins().ishl_imm_u(v, 8);
+                let n = self.b.ins().bor(keep, hi);
+                self.set_full(num - 4, n);
+            }
+            1 | 2 => {
+                let f = self.full(num);
+                let keep = self.b.ins().band_imm_u(f, !mask(size) & 0xFFFF_FFFF);
+                let n = self.b.ins().bor(keep, v);
+                self.set_full(num, n);
+            }
+            _ => self.set_full(num, v),
+        }
+    }
+
+    /// Write dirty registers and the flags back to `CpuState`.
+    fn spill_all(&mut self) {
+        self.spill_regs();
+        self.spill_flags();
+    }
+
+    fn spill_flags(&mut self) {
+        let FlagState::Known(k) = self.flags else { return };
+        let s = self.konst(sign(k.size));
+        match k.op {
+            LazyOp::Logic => {
+                let bits = self.load32(F_BITS);
+                let bits = self.b.ins().band_imm_u(bits, !((CF | OF | AF) as i64) & 0xFFFF_FFFF);
+                self.store32(bits, F_BITS);
+            }
+            _ => {
+                self.store32(k.a, F_OP1);
+                self.store32(k.b, F_OP2);
+                let zero = self.konst(0);
+                self.store8(zero, F_CARRY);
+                if let CfSrc::Value(c) = k.cf {
+                    let bits = self.load32(F_BITS);
+                    let bits = self.b.ins().band_imm_u(bits, !(CF as i64) & 0xFFFF_FFFF);
+                    let bits = self.b.ins().bor(bits, c);
+                    self.store32(bits, F_BITS);
+                }
+            }
+        }
+        self.store32(k.r, F_RES);
+        self.store32(s, F_SIGN);
+        let op = self.konst(k.op as i64);
+        self.store8(op, F_OP);
+        let lazy = self.konst(k.lazy as i64);
+        self.store32(lazy, F_LAZY);
+        self.flags = FlagState::Memory;
+    }
+
+    /// Bring `instret` up to date; `extra` more instructions retire with it.
+    fn flush_instret(&mut self, extra: i64) {
+        let n = self.pending + extra;
+        if n != 0 {
+            let v = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+            let v = self.b.ins().iadd_imm_u(v, n);
+            self.b.ins().store(self.mf, v, self.cpu, INSTRET);
+        }
+        self.pending = 0;
+    }
+
+    // ----- helpers -----
+
+    /// Run instruction `g` through the interpreter's semantics: spill, call,
+    /// leave the block if it says so, forget the cached registers.
+    fn helper(&mut self, g: &GuestInsn) {
+        self.spill_all();
+        self.flush_instret(0);
+        let eip = self.eip_at(g.off);
+        self.store32(eip, EIP);
+        let f = self.b.ins().iconst(types::I64, helpers::step as *const () as i64);
+        let ip = self.b.ins().iconst(types::I64, g.insn as i64);
+        let call = self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
+        let r = self.b.inst_results(call)[0];
+        let exit = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(r, exit, &[], cont, &[]);
+        self.b.switch_to_block(exit);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(cont);
+        self.loaded = [false; 8];
+    }
+
+    // ----- flags -----
+
+    /// The value (0/1, i32) of one arithmetic flag, or None when the flags
+    /// are only in memory.
+    fn flag(&mut self, k: &Known, f: u32) -> Value {
+        let sb = sign(k.size);
+        let in_record = k.lazy & f != 0;
+        let v = match f {
+            CF if !in_record => match k.cf {
+                CfSrc::Value(v) => return v,
+                CfSrc::Bits => {
+                    let bits = self.load32(F_BITS);
+                    return self.b.ins().band_imm_u(bits, CF as i64);
+                }
+                CfSrc::Record => return self.konst(0),
+            },
+            CF => match k.op {
+                LazyOp::Add => self.b.ins().icmp(IntCC::UnsignedLessThan, k.r, k.a),
+                LazyOp::Sub => self.b.ins().icmp(IntCC::UnsignedLessThan, k.a, k.b),
+                LazyOp::Logic => return self.konst(0),
+            },
+            ZF => self.b.ins().icmp_imm_u(IntCC::Equal, k.r, 0),
+            SF => {
+                let t = self.b.ins().band_imm_u(k.r, sb);
+                self.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0)
+            }
+            OF => {
+                let t = match k.op {
+                    LazyOp::Add => {
+                        let x = self.b.ins().bxor(k.a, k.r);
+                        let y = self.b.ins().bxor(k.b, k.r);
+                        self.b.ins().band(x, y)
+                    }
+                    LazyOp::Sub => {
+                        let x = self.b.ins().bxor(k.a, k.b);
+                        let y = self.b.ins().bxor(k.a, k.r);
+                        self.b.ins().band(x, y)
+                    }
+                    LazyOp::Logic => return self.konst(0),
+                };
+                let t = self.b.ins().band_imm_u(t, sb);
+                self.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0)
+            }
+            PF => {
+                let low = self.b.ins().band_imm_u(k.r, 0xFF);
+                let n = self.b.ins().popcnt(low);
+                let odd = self.b.ins().band_imm_u(n, 1);
+                self.b.ins().icmp_imm_u(IntCC::Equal, odd, 0)
+            }
+            _ => {
+                // AF
+                if k.op == LazyOp::Logic {
+                    return self.konst(0);
+                }
+                let x = self.b.ins().bxor(k.a, k.b);
+                let x = self.b.ins().bxor(x, k.r);
+                let t = self.b.ins().band_imm_u(x, 0x10);
+                self.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0)
+            }
+        };
+        self.b.ins().uextend(types::I32, v)
+    }
+
+    /// Condition code `cc` as an i32 0/1.
+    fn condition(&mut self, cc: u8) -> Value {
+        let k = match self.flags {
+            FlagState::Known(k) => k,
+            FlagState::Memory => {
+                let f = self.b.ins().iconst(types::I64, helpers::condition as *const () as i64);
+                let c = self.konst(cc as i64);
+                let call = self.b.ins().call_indirect(self.cond_sig, f, &[self.cpu, c]);
+                return self.b.inst_results(call)[0];
+            }
+        };
+        // Comparisons fold directly into one host compare.
+        if k.op == LazyOp::Sub && k.lazy == ARITH {
+            let shift = 32 - 8 * k.size as i64;
+            let direct = match cc >> 1 {
+                1 => Some(IntCC::UnsignedLessThan),
+                2 => Some(IntCC::Equal),
+                3 => Some(IntCC::UnsignedLessThanOrEqual),
+                6 => Some(IntCC::SignedLessThan),
+                7 => Some(IntCC::SignedLessThanOrEqual),
+                _ => None,
+            };
+            if let Some(c) = direct {
+                let (a, b) = if matches!(c, IntCC::SignedLessThan | IntCC::SignedLessThanOrEqual) && shift != 0 {
+                    (self.b.ins().ishl_imm_u(k.a, shift), self.b.ins().ishl_imm_u(k.b, shift))
+                } else {
+                    (k.a, k.b)
+                };
+                let c = if cc & 1 != 0 { c.complement() } else { c };
+                let v = self.b.ins().icmp(c, a, b);
+                return self.b.ins().uextend(types::I32, v);
+            }
+        }
+        let v = match cc >> 1 {
+            0 => self.flag(&k, OF),
+            1 => self.flag(&k, CF),
+            2 => self.flag(&k, ZF),
+            3 => {
+                let c = self.flag(&k, CF);
+                let z = self.flag(&k, ZF);
+                self.b.ins().bor(c, z)
+            }
+            4 => self.flag(&k, SF),
+            5 => self.flag(&k, PF),
+            6 => {
+                let s = self.flag(&k, SF);
+                let o = self.flag(&k, OF);
+                self.b.ins().bxor(s, o)
+            }
+            _ => {
+                let s = self.flag(&k, SF);
+                let o = self.flag(&k, OF);
+                let l = self.b.ins().bxor(s, o);
+                let z = self.flag(&k, ZF);
+                self.b.ins().bor(l, z)
+            }
+        };
+        if cc & 1 != 0 {
+            self.b.ins().bxor_imm_u(v, 1)
+        } else {
+            v
+        }
+    }
+
+    // ----- instructions -----
+
+    fn operand(&mut self, i: &Insn, n: usize, size: u32) -> Value {
+        let o = i.ops[n];
+        match o.kind {
+            OpK::Imm => {
+                let v = if o.num == 0 { i.imm } else { i.imm2 };
+                self.konst(v as i64 & mask(size))
+            }
+            _ => self.reg(o.num, size),
+        }
+    }
+
+    fn ea(&mut self, i: &Insn) -> Value {
+        let mut a = self.konst(i.disp as i64);
+        if i.base != NO_REG {
+            let r = self.full(i.base);
+            a = self.b.ins().iadd(a, r);
+        }
+        if i.index != NO_REG {
+            let r = self.full(i.index);
+            let r = self.b.ins().ishl_imm_u(r, i.scale as i64);
+            a = self.b.ins().iadd(a, r);
+        }
+        if i.addr32 {
+            a
+        } else {
+            self.b.ins().band_imm_u(a, 0xFFFF)
+        }
+    }
+
+    fn inline(&mut self, i: &Insn) {
+        let size = i.size(0);
+        let dst = i.ops[0].num;
+        match mnemonic(i) {
+            M::Mov => {
+                let v = self.operand(i, 1, size);
+                self.set_reg(dst, size, v);
+            }
+            M::Lea => {
+                let v = self.ea(i);
+                let v = if size < 4 { self.b.ins().band_imm_u(v, mask(size)) } else { v };
+                self.set_reg(dst, size, v);
+            }
+            M::Movzx | M::Movsx => {
+                let ssz = i.size(1);
+                let mut v = self.reg(i.ops[1].num, ssz);
+                if mnemonic(i) == M::Movsx {
+                    let shift = 32 - 8 * ssz as i64;
+                    v = self.b.ins().ishl_imm_u(v, shift);
+                    v = self.b.ins().sshr_imm_u(v, shift);
+                    if size < 4 {
+                        v = self.b.ins().band_imm_u(v, mask(size));
+                    }
+                }
+                self.set_reg(dst, size, v);
+            }
+            M::Not => {
+                let v = self.reg(dst, size);
+                let v = self.b.ins().bxor_imm_u(v, mask(size));
+                self.set_reg(dst, size, v);
+            }
+            M::Nop => {}
+            M::Inc | M::Dec => {
+                let a = self.reg(dst, size);
+                let one = self.konst(1);
+                let dec = mnemonic(i) == M::Dec;
+                let r = if dec { self.b.ins().isub(a, one) } else { self.b.ins().iadd(a, one) };
+                let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+                let cf = match self.flags {
+                    FlagState::Known(k) => {
+                        if k.lazy & CF != 0 || k.op == LazyOp::Logic {
+                            CfSrc::Value(self.flag(&k, CF))
+                        } else {
+                            k.cf
+                        }
+                    }
+                    FlagState::Memory => {
+                        // Materialise CF out of the old record first.
+                        let f = self.b.ins().iconst(types::I64, helpers::materialize as *const () as i64);
+                        let m = self.konst(CF as i64);
+                        self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
+                        CfSrc::Bits
+                    }
+                };
+                let op = if dec { LazyOp::Sub } else { LazyOp::Add };
+                self.flags = FlagState::Known(Known { op, a, b: one, r, size, lazy: ARITH & !CF, cf });
+                self.set_reg(dst, size, r);
+            }
+            m => {
+                let a = self.reg(dst, size);
+                let bv = self.operand(i, 1, size);
+                let (op, r) = match m {
+                    M::Add => (LazyOp::Add, self.b.ins().iadd(a, bv)),
+                    M::Sub | M::Cmp => (LazyOp::Sub, self.b.ins().isub(a, bv)),
+                    M::And | M::Test => (LazyOp::Logic, self.b.ins().band(a, bv)),
+                    M::Or => (LazyOp::Logic, self.b.ins().bor(a, bv)),
+                    _ => (LazyOp::Logic, self.b.ins().bxor(a, bv)),
+                };
+                let r = if size < 4 && op != LazyOp::Logic { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+                let lazy = if op == LazyOp::Logic { ZF | SF | PF } else { ARITH };
+                self.flags = FlagState::Known(Known { op, a, b: bv, r, size, lazy, cf: CfSrc::Record });
+                if !matches!(m, M::Cmp | M::Test) {
+                    self.set_reg(dst, size, r);
+                }
+            }
+        }
+    }
+
+    /// A relative JMP or Jcc ending the block.
+    fn branch(&mut self, g: &GuestInsn, i: &Insn) {
+        let next_off = g.off + i.len as u32;
+        let taken = if mnemonic(i) == M::Jmp { None } else { Some(self.condition(i.cc)) };
+        self.spill_all();
+        let next = self.eip_at(next_off);
+        let t = self.b.ins().iadd_imm_u(next, i.imm as i64);
+        let target = if i.opsz == 2 { self.b.ins().band_imm_u(t, 0xFFFF) } else { t };
+        let taken_blk = self.b.create_block();
+        if let Some(c) = taken {
+            let fall = self.b.create_block();
+            self.b.ins().brif(c, taken_blk, &[], fall, &[]);
+            self.b.switch_to_block(fall);
+            self.store32(next, EIP);
+            let p = self.pending;
+            self.flush_instret(1);
+            self.pending = p;
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+        } else {
+            self.b.ins().jump(taken_blk, &[]);
+        }
+        self.b.switch_to_block(taken_blk);
+        if self.self_loop {
+            // Round again while the next iteration fits the budget (the
+            // entry was checked against the CS limit already).
+            let p = self.pending;
+            self.flush_instret(1);
+            self.pending = p;
+            for r in 0..8 {
+                self.full(r);
+            }
+            let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+            let next = self.b.ins().iadd_imm_u(now, self.count);
+            let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
+            let header = self.header.expect("self-loop blocks have a header");
+            let out = self.b.create_block();
+            self.b.ins().brif(fits, header, &[], out, &[]);
+            self.b.switch_to_block(out);
+            self.store32(target, EIP);
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+            return;
+        }
+        // A target beyond the CS limit raises #GP at the branch: let the
+        // interpreter's semantics do that.
+        let limit = self.load32(CS_LIMIT);
+        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
+        let ok_blk = self.b.create_block();
+        let bad_blk = self.b.create_block();
+        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
+        self.b.switch_to_block(ok_blk);
+        self.store32(target, EIP);
+        let p = self.pending;
+        self.flush_instret(1);
+        self.pending = p;
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(bad_blk);
+        self.helper(g);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+    }
+}

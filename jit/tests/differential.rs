@@ -1,0 +1,322 @@
+//! Differential test: generated guest code runs on two CPUs over identical
+//! memory, one interpreting and one with the JIT forced on (every block
+//! translated on its first execution). After every slice of instructions
+//! the architectural state must be identical, and so must all of RAM at the
+//! end of each trial. The code mixes instruction forms the translator
+//! lowers inline (moves, ALU, INC/DEC, LEA, MOVZX/MOVSX, NOT, Jcc/JMP with
+//! loops), forms it runs through the interpreter's semantics (memory
+//! operands, stack, SETcc/CMOVcc, shifts, multiply/divide), stores into the
+//! code itself, and random bytes (faults, system instructions), in real
+//! mode, 16- and 32-bit protected mode, paged mode and V86 mode.
+//!
+//! `FERRITE_FUZZ_SCALE=n` multiplies the number of trials.
+
+use ferrite_core::cpu::flags::VM;
+use ferrite_core::cpu::state::{
+    SegReg, Segment, CR0_PE, CR0_PG, CR4_PSE, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S,
+};
+use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr, StepOutcome};
+use ferrite_jit::{Jit, JitMode};
+
+/// xorshift64*: deterministic, so a failure reproduces from its seed.
+#[derive(Clone)]
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u32) -> u32 {
+        (self.next() % n as u64) as u32
+    }
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Real,
+    Protected16,
+    Protected32,
+    Paged32,
+    V86,
+}
+
+const RAM: usize = 4 << 20;
+const CODE: u32 = 0x10000;
+const CODE_LEN: usize = 0x10000;
+const GDT: u32 = 0x800;
+const PD: u32 = 0x20_0000;
+
+/// Append one generated instruction to `out`.
+fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
+    let modrm_rr = |rng: &mut Rng| 0xC0 | (rng.byte() & 0x3F);
+    if rng.below(4) == 0 {
+        out.push(0x66);
+    }
+    match rng.below(20) {
+        0 => out.extend([0x88 + rng.below(4) as u8, modrm_rr(rng)]),
+        1 => {
+            out.push(0xB0 + rng.below(16) as u8);
+            let n = if out.last().is_some_and(|b| *b >= 0xB8) { 4 } else { 1 };
+            out.extend((0..n).map(|_| rng.byte()));
+        }
+        2 | 3 => {
+            let op = (rng.below(8) as u8) << 3;
+            out.extend([op | rng.below(4) as u8, modrm_rr(rng)]);
+        }
+        4 => {
+            // ALU r/m, imm8 (0x80 / 0x83) or imm32 (0x81).
+            let op = [0x80u8, 0x81, 0x83][rng.below(3) as usize];
+            out.extend([op, 0xC0 | (rng.byte() & 0x3F)]);
+            let n = if op == 0x81 { 4 } else { 1 };
+            out.extend((0..n).map(|_| rng.byte()));
+        }
+        5 => out.push(0x40 + rng.below(16) as u8),
+        6 => out.extend([0xFE + rng.below(2) as u8, 0xC0 | (rng.byte() & 0x0F)]),
+        7 => {
+            // LEA r, [base + index*scale + disp8]
+            out.extend([0x8D, 0x44 | (rng.byte() & 0x38), rng.byte(), rng.byte()]);
+        }
+        8 => out.extend([0x0F, [0xB6u8, 0xB7, 0xBE, 0xBF][rng.below(4) as usize], modrm_rr(rng)]),
+        9 => out.extend([0xF6 + rng.below(2) as u8, 0xD0 | (rng.byte() & 0x07)]),
+        10 | 11 => {
+            // Jcc rel8, mostly short backward loops and forward skips.
+            let d = rng.below(40) as i32 - 28;
+            out.extend([0x70 + rng.below(16) as u8, d as i8 as u8]);
+        }
+        12 => out.extend([0x0F, 0x40 + rng.below(16) as u8, modrm_rr(rng)]),
+        13 => out.extend([0x0F, 0x90 + rng.below(16) as u8, 0xC0 | (rng.byte() & 7)]),
+        14 => {
+            // Memory operands: MOV/ADD/CMP [reg+disp8] forms.
+            let op = [0x88u8, 0x89, 0x8A, 0x8B, 0x01, 0x03, 0x39][rng.below(7) as usize];
+            out.extend([op, 0x40 | (rng.byte() & 0x3F), rng.byte()]);
+        }
+        15 => out.push(0x50 + rng.below(16) as u8),
+        16 => out.extend([0xC1, 0xE0 | (rng.byte() & 0x1F), rng.byte() & 0x1F]),
+        17 => {
+            // A store into the code region itself (self-modifying code).
+            if code32 {
+                let at = CODE + rng.below(CODE_LEN as u32);
+                out.extend([0xC6, 0x05]);
+                out.extend(at.to_le_bytes());
+                out.push(0x90);
+            } else {
+                out.extend([0xC6, 0x06]);
+                out.extend((rng.below(CODE_LEN as u32) as u16).to_le_bytes());
+                out.push(0x90);
+            }
+        }
+        18 => {
+            // Random bytes: anything at all.
+            let n = 1 + rng.below(4);
+            out.extend((0..n).map(|_| rng.byte()));
+        }
+        _ => out.extend([0xEB, (rng.below(16) as i32 - 12) as i8 as u8]),
+    }
+}
+
+fn gen_code(rng: &mut Rng, code32: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CODE_LEN + 16);
+    while out.len() < CODE_LEN {
+        gen_insn(rng, &mut out, code32);
+    }
+    out.truncate(CODE_LEN);
+    out
+}
+
+fn flat(selector: u16, code: bool, big: bool) -> Segment {
+    let ty = if code { SEG_CODE | SEG_RW } else { SEG_RW };
+    let mut flags = ty | SEG_ACCESSED | SEG_S | SEG_P;
+    if big {
+        flags |= SEG_DB | SEG_G;
+    }
+    Segment { selector, base: 0, limit: if big { u32::MAX } else { 0xFFFF }, flags }
+}
+
+fn desc(code: bool, big: bool) -> u64 {
+    let ty: u64 = if code { 0xA } else { 0x2 };
+    let access = 0x80 | 0x10 | ty | 1;
+    let gran: u64 = if big { 0xCF } else { 0x00 };
+    0xFFFF | access << 40 | gran << 48
+}
+
+/// GDT, TSS and an IDT whose gates enter random points of the code.
+fn protected_tables(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, code_sel: u16, code16: bool) {
+    const TSS: u32 = 0x3000;
+    let tss_desc: u64 = 0x67 | ((TSS as u64) << 16) | (0x89u64 << 40);
+    let mut c16 = desc(true, false);
+    c16 |= ((CODE as u64) & 0xFF_FFFF) << 16;
+    let gdt: [u64; 6] = [0, desc(true, true), desc(false, true), c16, desc(false, false), tss_desc];
+    for (k, d) in gdt.iter().enumerate() {
+        mem.load(PhysAddr(GDT + 8 * k as u32), &d.to_le_bytes());
+    }
+    let mut tss = [0u8; 0x68];
+    tss[4..8].copy_from_slice(&0x30_0000u32.to_le_bytes());
+    tss[8..10].copy_from_slice(&0x10u16.to_le_bytes());
+    tss[0x66..0x68].copy_from_slice(&0x68u16.to_le_bytes());
+    mem.load(PhysAddr(TSS), &tss);
+    for v in 0..256u32 {
+        let off = rng.below(CODE_LEN as u32) + if code16 { 0 } else { CODE };
+        let ty: u64 = if rng.next() & 1 == 0 { 0xEE } else { 0xEF };
+        let gate = (off as u64 & 0xFFFF) | (code_sel as u64) << 16 | ty << 40 | ((off as u64) >> 16) << 48;
+        mem.load(PhysAddr(8 * v), &gate.to_le_bytes());
+    }
+    cpu.state.gdtr.base = GDT;
+    cpu.state.gdtr.limit = 0x2F;
+    cpu.state.idtr.base = 0;
+    cpu.state.idtr.limit = 0x7FF;
+    cpu.state.cr0 |= CR0_PE;
+    cpu.state.tr = Segment { selector: 0x28, base: TSS, limit: 0x67, flags: SEG_P | (0xB << 8) };
+}
+
+/// One machine set up for a trial; the same `rng` state gives the same
+/// machine.
+fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
+    cpu.reset();
+    let code32 = matches!(mode, Mode::Protected32 | Mode::Paged32);
+    mem.load(PhysAddr(0), &vec![0u8; RAM]);
+    let code = gen_code(rng, code32);
+    mem.load(PhysAddr(CODE), &code);
+    let ivt: Vec<u8> = (0..0x400).map(|_| rng.byte()).collect();
+    mem.load(PhysAddr(0), &ivt);
+    for r in cpu.state.regs.iter_mut() {
+        *r = rng.next() as u32;
+    }
+    cpu.state.set_eflags((rng.next() as u32) & 0x0CD5 | 2);
+    let eip = CODE + rng.below(CODE_LEN as u32);
+    match mode {
+        Mode::Real => {
+            cpu.state.load_seg_real(SegReg::Cs, (CODE >> 4) as u16);
+            cpu.state.eip = eip - CODE;
+            for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
+                cpu.state.load_seg_real(s, rng.next() as u16 & 0x3FFF);
+            }
+        }
+        Mode::Protected16 | Mode::Protected32 | Mode::Paged32 => {
+            let big = code32;
+            protected_tables(cpu, mem, rng, if big { 0x08 } else { 0x18 }, !big);
+            let (cs, ds) = if big {
+                (flat(0x08, true, true), flat(0x10, false, true))
+            } else {
+                let mut c = flat(0x18, true, false);
+                c.base = CODE;
+                (c, flat(0x20, false, false))
+            };
+            cpu.state.segs[SegReg::Cs as usize] = cs;
+            for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
+                cpu.state.segs[s as usize] = ds;
+            }
+            cpu.state.eip = if big { eip } else { eip - CODE };
+            // Keep the stack inside RAM for 32-bit code.
+            cpu.state.regs[4] = 0x8_0000 + rng.below(0x1000) * 4;
+            if matches!(mode, Mode::Paged32) {
+                let mut pd = vec![0u8; 4096];
+                pd[..4].copy_from_slice(&0x0000_0087u32.to_le_bytes());
+                mem.load(PhysAddr(PD), &pd);
+                cpu.state.cr4 |= CR4_PSE;
+                cpu.state.cr3 = PD;
+                cpu.state.cr0 |= CR0_PG;
+                cpu.flush_caches();
+            }
+        }
+        Mode::V86 => {
+            protected_tables(cpu, mem, rng, 0x08, false);
+            let f = cpu.state.eflags() | VM;
+            cpu.state.set_eflags(f);
+            cpu.state.cpl = 3;
+            cpu.state.load_seg_real(SegReg::Cs, (CODE >> 4) as u16);
+            cpu.state.eip = eip - CODE;
+            for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
+                cpu.state.load_seg_real(s, rng.next() as u16 & 0x3FFF);
+            }
+        }
+    }
+}
+
+fn state_of(cpu: &Cpu) -> String {
+    let s = &cpu.state;
+    format!(
+        "regs {:08x?} eip {:08x} eflags {:08x} segs {:?} cr0 {:08x} cr2 {:08x} cpl {} halted {} instret {}",
+        s.regs,
+        s.eip,
+        s.eflags(),
+        s.segs.map(|g| (g.selector, g.base, g.limit, g.flags)),
+        s.cr0,
+        s.cr2,
+        s.cpl,
+        s.halted,
+        cpu.instret
+    )
+}
+
+/// Run `trials` trials of `slices` x `slice` instructions; returns the
+/// instructions retired (by each CPU) and those run as translated code.
+fn differential(mode: Mode, seed: u64, trials: usize, slices: usize, slice: u64) -> (u64, u64) {
+    let scale: usize = std::env::var("FERRITE_FUZZ_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut rng = Rng(seed);
+    let mut mem_i = GuestMemory::new(RAM).unwrap();
+    let mut mem_j = GuestMemory::new(RAM).unwrap();
+    let mut interp = Cpu::new();
+    let mut jit = Cpu::new();
+    Jit::install(&mut jit, JitMode::Force).expect("the JIT starts on this host");
+    let mut retired = 0;
+    for trial in 0..trials * scale.max(1) {
+        let mut r2 = rng.clone();
+        setup(&mut interp, &mut mem_i, &mut rng, mode);
+        setup(&mut jit, &mut mem_j, &mut r2, mode);
+        let start = interp.instret;
+        for k in 0..slices {
+            let (oi, _) = interp.run(&mut mem_i, &mut NullBus, slice);
+            let (oj, _) = jit.run(&mut mem_j, &mut NullBus, slice);
+            let (si, sj) = (state_of(&interp), state_of(&jit));
+            assert_eq!(
+                si, sj,
+                "{mode:?} seed {seed:#x} trial {trial} slice {k}: interpreter and JIT differ\n interp {si}\n jit    {sj}"
+            );
+            assert_eq!(oi, oj, "{mode:?} seed {seed:#x} trial {trial} slice {k}: outcomes differ");
+            if oi != StepOutcome::Continue {
+                break;
+            }
+        }
+        for a in (0..RAM as u32).step_by(4096) {
+            let pi: Vec<u8> = (a..a + 4096).map(|x| mem_i.peek(PhysAddr(x))).collect();
+            let pj: Vec<u8> = (a..a + 4096).map(|x| mem_j.peek(PhysAddr(x))).collect();
+            assert!(pi == pj, "{mode:?} seed {seed:#x} trial {trial}: RAM page {a:#x} differs");
+        }
+        retired += interp.instret - start;
+    }
+    let translated = jit.accel_stats().map(|s| s.insns_translated).unwrap_or(0);
+    eprintln!("{mode:?}: {retired} instructions retired on each CPU, {translated} in translated code");
+    assert!(retired > trials as u64 * 100, "{mode:?}: the generated code retired almost nothing ({retired})");
+    assert!(translated * 2 > retired, "{mode:?}: too little ran as translated code ({translated} of {retired})");
+    (retired, translated)
+}
+
+#[test]
+fn real_mode_interpreter_and_jit_agree() {
+    differential(Mode::Real, 0x5EED_0001, 130, 40, 500);
+}
+
+#[test]
+fn protected16_interpreter_and_jit_agree() {
+    differential(Mode::Protected16, 0x5EED_0002, 130, 40, 500);
+}
+
+#[test]
+fn protected32_interpreter_and_jit_agree() {
+    differential(Mode::Protected32, 0x5EED_0003, 130, 40, 500);
+}
+
+#[test]
+fn paged32_interpreter_and_jit_agree() {
+    differential(Mode::Paged32, 0x5EED_0004, 130, 40, 500);
+}
+
+#[test]
+fn v86_interpreter_and_jit_agree() {
+    differential(Mode::V86, 0x5EED_0005, 130, 40, 500);
+}
