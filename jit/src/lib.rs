@@ -78,8 +78,41 @@ enum Entry {
     Cold(u32),
     /// Nothing can be translated here (first instruction not translatable).
     Never,
-    Hot(Block),
+    /// Translated: index into `Jit::blocks`.
+    Hot(u32),
 }
+
+/// Slots of the direct-mapped lookup table in front of the hash map.
+const FAST_SLOTS: usize = 4096;
+const NO_KEY: u64 = u64::MAX;
+
+fn fast_slot(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % FAST_SLOTS
+}
+
+/// A multiplicative hasher for the u64 keys of the code cache (the default
+/// SipHash costs more than a block run).
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+}
+
+type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 fn key_of(phys: PhysAddr, mode: ModeKey) -> u64 {
     (phys.0 as u64) << 8 | mode as u64
@@ -90,9 +123,14 @@ pub struct Jit {
     mode: JitMode,
     module: Option<JITModule>,
     fctx: FunctionBuilderContext,
-    entries: HashMap<u64, Entry>,
+    entries: KeyMap<Entry>,
+    /// Translated blocks; freed slots are reused.
+    blocks: Vec<Option<Block>>,
+    free: Vec<u32>,
+    /// (key, block index) of recent lookups.
+    fast: Box<[(u64, u32)]>,
     /// Keys of entries per guest physical page, for invalidation.
-    by_page: HashMap<u32, Vec<u64>>,
+    by_page: KeyMap<Vec<u64>>,
     code_bytes: usize,
     stats: AccelStats,
 }
@@ -122,8 +160,11 @@ impl Jit {
             mode,
             module: Some(new_module()?),
             fctx: FunctionBuilderContext::new(),
-            entries: HashMap::new(),
-            by_page: HashMap::new(),
+            entries: KeyMap::default(),
+            blocks: Vec::new(),
+            free: Vec::new(),
+            fast: vec![(NO_KEY, 0); FAST_SLOTS].into_boxed_slice(),
+            by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
         })
@@ -140,6 +181,9 @@ impl Jit {
     /// Drop every translation and start a new code generation.
     fn drop_all(&mut self) {
         self.entries.clear();
+        self.blocks.clear();
+        self.free.clear();
+        self.fast.fill((NO_KEY, 0));
         self.by_page.clear();
         self.code_bytes = 0;
         if let Some(m) = self.module.take() {
@@ -185,6 +229,53 @@ impl Jit {
     }
 }
 
+impl Jit {
+    /// The block index for `key`, translating it when it has become hot.
+    fn lookup_or_translate(
+        &mut self,
+        cpu: &mut Cpu,
+        ctx: &mut Ctx,
+        phys: PhysAddr,
+        mode: ModeKey,
+        key: u64,
+    ) -> Option<u32> {
+        let threshold = if self.mode == JitMode::Force { 1 } else { HOT_THRESHOLD };
+        let entry = self.entries.entry(key).or_insert(Entry::Cold(0));
+        match entry {
+            Entry::Hot(i) => return Some(*i),
+            Entry::Never => return None,
+            Entry::Cold(n) => {
+                *n += 1;
+                if *n < threshold {
+                    return None;
+                }
+            }
+        }
+        if self.code_bytes > MAX_CODE_BYTES {
+            self.drop_all();
+            self.stats.flushes += 1;
+        }
+        let made = self.translate(cpu, ctx, phys, mode);
+        self.by_page.entry((phys.0 >> 12) as u64).or_default().push(key);
+        let Some(b) = made else {
+            self.entries.insert(key, Entry::Never);
+            return None;
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.blocks[i as usize] = Some(b);
+                i
+            }
+            None => {
+                self.blocks.push(Some(b));
+                (self.blocks.len() - 1) as u32
+            }
+        };
+        self.entries.insert(key, Entry::Hot(i));
+        Some(i)
+    }
+}
+
 impl Accelerator for Jit {
     fn execute(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, budget: u64) -> bool {
         if self.mode == JitMode::Off {
@@ -193,27 +284,19 @@ impl Accelerator for Jit {
         let mode = cpu.mode_key();
         let Ok((_, phys)) = cpu.fetch_address(ctx) else { return false };
         let key = key_of(phys, mode);
-        let threshold = if self.mode == JitMode::Force { 1 } else { HOT_THRESHOLD };
-        let entry = self.entries.entry(key).or_insert(Entry::Cold(0));
-        if let Entry::Cold(n) = entry {
-            *n += 1;
-            if *n < threshold {
-                return false;
+        let slot = fast_slot(key);
+        let idx = if self.fast[slot].0 == key {
+            self.fast[slot].1
+        } else {
+            match self.lookup_or_translate(cpu, ctx, phys, mode, key) {
+                Some(i) => {
+                    self.fast[slot] = (key, i);
+                    i
+                }
+                None => return false,
             }
-            if self.code_bytes > MAX_CODE_BYTES {
-                self.drop_all();
-                self.stats.flushes += 1;
-            }
-            let made = self.translate(cpu, ctx, phys, mode);
-            let page = phys.0 >> 12;
-            self.by_page.entry(page).or_default().push(key);
-            let e = match made {
-                Some(b) => Entry::Hot(b),
-                None => Entry::Never,
-            };
-            self.entries.insert(key, e);
-        }
-        let Some(Entry::Hot(b)) = self.entries.get(&key) else { return false };
+        };
+        let Some(Some(b)) = self.blocks.get(idx as usize) else { return false };
         // The block must fit the budget (exact instruction timing), the CS
         // limit and, in 16-bit code, the 64 KiB wrap.
         let eip = cpu.state.eip;
@@ -234,10 +317,16 @@ impl Accelerator for Jit {
     }
 
     fn invalidate_page(&mut self, page: u32) {
-        if let Some(keys) = self.by_page.remove(&page) {
+        if let Some(keys) = self.by_page.remove(&(page as u64)) {
             for k in keys {
-                if let Some(Entry::Hot(_)) = self.entries.remove(&k) {
+                if let Some(Entry::Hot(i)) = self.entries.remove(&k) {
                     self.stats.invalidations += 1;
+                    self.blocks[i as usize] = None;
+                    self.free.push(i);
+                    let slot = fast_slot(k);
+                    if self.fast[slot].0 == k {
+                        self.fast[slot] = (NO_KEY, 0);
+                    }
                 }
             }
         }
