@@ -84,6 +84,9 @@ pub struct GuestMemory {
     shadow_rom: Option<Vec<u32>>,
     a20_mask: u32,
     invalidated: Vec<u32>,
+    /// Bumped whenever a page gains the CODE bit or the map changes, so
+    /// translated code can drop cached host pointers for writes.
+    map_gen: u32,
 }
 
 impl std::fmt::Debug for GuestMemory {
@@ -113,6 +116,7 @@ impl GuestMemory {
             shadow_rom: None,
             a20_mask: u32::MAX,
             invalidated: Vec::new(),
+            map_gen: 0,
         })
     }
 
@@ -143,6 +147,7 @@ impl GuestMemory {
     /// Map `npages` already-loaded ROM backing pages, starting at backing
     /// page `first`, at `base` too (e.g. the BIOS below 1 MiB and at 4 GiB).
     pub fn alias_rom(&mut self, base: PhysAddr, first: u32, npages: u32) -> Result<(), MemError> {
+        self.map_gen = self.map_gen.wrapping_add(1);
         self.check_region(base, (npages as u64) << PAGE_SHIFT)?;
         for i in 0..npages {
             self.pages[(base.page() + i) as usize] = K_ROM | ((first + i) << PAGE_SHIFT);
@@ -153,6 +158,7 @@ impl GuestMemory {
     /// Route `len` bytes at `base` (page-aligned) to the bus as MMIO. This may
     /// cover RAM (e.g. the legacy VGA window at 0xA0000).
     pub fn map_mmio(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
+        self.map_gen = self.map_gen.wrapping_add(1);
         self.check_region(base, len as u64)?;
         for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
             self.pages[p as usize] = K_MMIO;
@@ -162,6 +168,7 @@ impl GuestMemory {
 
     /// Put RAM back under a page range that was made MMIO or ROM.
     pub fn map_ram(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
+        self.map_gen = self.map_gen.wrapping_add(1);
         self.check_region(base, len as u64)?;
         for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
             if (p as usize) < (self.ram_bytes >> PAGE_SHIFT) {
@@ -190,6 +197,7 @@ impl GuestMemory {
         if start < FIRST || end > END || (end as usize) << PAGE_SHIFT > self.ram_bytes {
             return false;
         }
+        self.map_gen = self.map_gen.wrapping_add(1);
         let pages = &self.pages;
         let rom = self.shadow_rom.get_or_insert_with(|| pages[FIRST as usize..END as usize].to_vec());
         for p in start..end {
@@ -211,6 +219,7 @@ impl GuestMemory {
     /// Open or close the A20 gate. Closed, physical bit 20 reads as zero
     /// (8086 wrap-around at 1 MiB).
     pub fn set_a20(&mut self, enabled: bool) {
+        self.map_gen = self.map_gen.wrapping_add(1);
         self.a20_mask = if enabled { u32::MAX } else { !(1 << 20) };
     }
 
@@ -338,9 +347,31 @@ impl GuestMemory {
     /// it is reported through [`GuestMemory::take_invalidated`].
     pub fn mark_code(&mut self, addr: PhysAddr) {
         let e = &mut self.pages[addr.page() as usize];
-        if *e & KIND_MASK == K_RAM {
+        if *e & KIND_MASK == K_RAM && *e & CODE_BIT == 0 {
             *e |= CODE_BIT;
+            self.map_gen = self.map_gen.wrapping_add(1);
         }
+    }
+
+    /// Changes whenever a page gains the CODE bit or the memory map or the
+    /// A20 gate changes: host pointers from [`GuestMemory::host_page`]
+    /// taken under another value may no longer be used for writes.
+    #[inline]
+    pub fn map_gen(&self) -> u32 {
+        self.map_gen
+    }
+
+    /// The host address of RAM page `page`, for translated code's direct
+    /// loads and stores. Writable only while the page holds no code (a
+    /// write must then take the path that invalidates translations). None
+    /// for ROM, MMIO and unmapped pages.
+    pub fn host_page(&mut self, page: u32, write: bool) -> Option<*mut u8> {
+        let entry = *self.pages.get(page as usize)?;
+        if entry & KIND_MASK != K_RAM || (write && entry & CODE_BIT != 0) {
+            return None;
+        }
+        let o = (entry & !PAGE_MASK) as usize;
+        Some(self.backing[o..o + PAGE_SIZE as usize].as_mut_ptr())
     }
 
     /// True when written code pages are waiting to be invalidated.

@@ -35,3 +35,96 @@ pub(crate) extern "C" fn materialize(cpu: *mut Cpu, which: u32) {
     let cpu = unsafe { &mut *cpu };
     cpu.state.flags.materialize(which);
 }
+
+/// Entries of [`FastTlb`] (direct-mapped by linear page number).
+pub(crate) const FAST_TLB_SIZE: usize = 256;
+
+/// One linear page's host address for translated code's inline accesses.
+/// `rtag`/`wtag` are the linear page base | 1 when reads/writes may go
+/// straight to `addend + lin`, 0 otherwise.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FastEntry {
+    pub rtag: u32,
+    pub wtag: u32,
+    pub addend: u64,
+}
+
+/// The JIT's own TLB of host pointers, filled by the slow-path helpers and
+/// dropped whenever the CPU's TLB, CPL, CR0 or the memory map change.
+pub(crate) type FastTlb = [FastEntry; FAST_TLB_SIZE];
+
+fn fill(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, write: bool) {
+    let page = lin & !0xFFF;
+    let e = &mut tlb[(lin >> 12) as usize % FAST_TLB_SIZE];
+    if let Some(host) = cpu.host_page_of(ctx, lin, write) {
+        let addend = (host as u64).wrapping_sub(page as u64);
+        if e.addend != addend || e.rtag != page | 1 {
+            *e = FastEntry { rtag: 0, wtag: 0, addend };
+        }
+        e.rtag = page | 1;
+        if write {
+            e.wtag = page | 1;
+        }
+    }
+}
+
+/// The slow path of an inline read: every check, the fault delivered when
+/// one is raised (bit 32 of the result set), the fast TLB filled.
+pub(crate) extern "C" fn mem_read(
+    cpu: *mut Cpu,
+    ctx: *mut Ctx,
+    seg: u32,
+    off: u32,
+    size: u32,
+    tlb: *mut FastTlb,
+) -> u64 {
+    // SAFETY: as in `step`; `tlb` is the translator's own table, which
+    // lives as long as the translator whose code calls this.
+    let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
+    match cpu.read_operand(ctx, seg as usize, off, size) {
+        Ok(v) => {
+            let lin = cpu.state.segs[seg as usize].base.wrapping_add(off);
+            if (lin & 0xFFF) + size <= 0x1000 {
+                fill(cpu, ctx, tlb, lin, false);
+            }
+            v as u64
+        }
+        Err(f) => {
+            cpu.raise_translated(ctx, f);
+            1 << 32
+        }
+    }
+}
+
+/// The slow path of an inline write: 0 done, 1 a fault was delivered, 2
+/// done but code was written (translated code must leave after this
+/// instruction).
+pub(crate) extern "C" fn mem_write(
+    cpu: *mut Cpu,
+    ctx: *mut Ctx,
+    seg: u32,
+    off: u32,
+    size: u32,
+    value: u32,
+    tlb: *mut FastTlb,
+) -> u32 {
+    // SAFETY: as in `mem_read`.
+    let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
+    match cpu.write_operand(ctx, seg as usize, off, size, value) {
+        Ok(()) => {
+            if ctx.mem.has_invalidated() {
+                return 2;
+            }
+            let lin = cpu.state.segs[seg as usize].base.wrapping_add(off);
+            if (lin & 0xFFF) + size <= 0x1000 {
+                fill(cpu, ctx, tlb, lin, true);
+            }
+            0
+        }
+        Err(f) => {
+            cpu.raise_translated(ctx, f);
+            1
+        }
+    }
+}

@@ -133,6 +133,11 @@ pub struct Jit {
     by_page: KeyMap<Vec<u64>>,
     code_bytes: usize,
     stats: AccelStats,
+    /// Host pointers for inline loads and stores (boxed: generated code
+    /// holds its address).
+    ftlb: Box<helpers::FastTlb>,
+    /// What the fast TLB's entries were made under.
+    ftlb_stamp: (u32, u8, u32, u32),
 }
 
 // SAFETY: a `Jit` owns its code memory and code cache exclusively; nothing
@@ -167,6 +172,8 @@ impl Jit {
             by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
+            ftlb: Box::new([helpers::FastEntry::default(); helpers::FAST_TLB_SIZE]),
+            ftlb_stamp: (0, 0, 0, u32::MAX),
         })
     }
 
@@ -184,6 +191,7 @@ impl Jit {
         self.blocks.clear();
         self.free.clear();
         self.fast.fill((NO_KEY, 0));
+        self.ftlb.fill(helpers::FastEntry::default());
         self.by_page.clear();
         self.code_bytes = 0;
         if let Some(m) = self.module.take() {
@@ -198,14 +206,13 @@ impl Jit {
     /// Build the block at the current CS:EIP (physical `phys`).
     fn translate(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<Block> {
         let t0 = Instant::now();
-        let code32 = mode & 1 != 0;
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
         let offs = guest_insns(&insns);
         let module = self.module.as_mut()?;
         let mut cctx = module.make_context();
         cctx.func.name = UserFuncName::user(0, self.stats.blocks_compiled as u32);
         let target = module.target_config();
-        lower::Lower::new(&mut cctx.func, &mut self.fctx, code32).block(&offs, off, target);
+        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(&offs, off, target);
         let id = module.declare_anonymous_function(&cctx.func.signature).ok()?;
         if let Err(e) = module.define_function(id, &mut cctx) {
             // A lowering bug, never the guest's doing: the interpreter runs
@@ -297,6 +304,12 @@ impl Accelerator for Jit {
             }
         };
         let Some(Some(b)) = self.blocks.get(idx as usize) else { return false };
+        let (g, cpl, cr0) = cpu.translation_stamp();
+        let stamp = (g, cpl, cr0, ctx.mem.map_gen());
+        if stamp != self.ftlb_stamp {
+            self.ftlb.fill(helpers::FastEntry::default());
+            self.ftlb_stamp = stamp;
+        }
         // The block must fit the budget (exact instruction timing), the CS
         // limit and, in 16-bit code, the 64 KiB wrap.
         let eip = cpu.state.eip;
@@ -360,7 +373,7 @@ impl Jit {
         let module = self.module.as_mut()?;
         let mut cctx = module.make_context();
         let target = module.target_config();
-        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode & 1 != 0).block(&offs, off, target);
+        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(&offs, off, target);
         Some(cctx.func.display().to_string())
     }
 }

@@ -13,9 +13,10 @@ use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
 use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use ferrite_core::cpu::decode::{Insn, OpK, NO_REG};
+use ferrite_core::cpu::accel::ModeKey;
+use ferrite_core::cpu::decode::{Insn, Op, OpK, NO_REG};
 use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, OF, PF, SF, ZF};
-use ferrite_core::cpu::state::{SegReg, Segment};
+use ferrite_core::cpu::state::{SegReg, Segment, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
 use ferrite_core::Cpu;
 use iced_x86::{Code, Mnemonic as M};
 use std::mem::offset_of;
@@ -31,6 +32,12 @@ const F_SIGN: i32 = offset_of!(Cpu, state.flags.sign) as i32;
 const F_OP: i32 = offset_of!(Cpu, state.flags.op) as i32;
 const F_CARRY: i32 = offset_of!(Cpu, state.flags.carry_in) as i32;
 const INSTRET: i32 = offset_of!(Cpu, instret) as i32;
+const SEGS: i32 = offset_of!(Cpu, state.segs) as i32;
+const SEG_SIZE: i32 = std::mem::size_of::<Segment>() as i32;
+const SEG_BASE: i32 = offset_of!(Segment, base) as i32;
+const SEG_LIMIT: i32 = offset_of!(Segment, limit) as i32;
+const SEG_FLAGS: i32 = offset_of!(Segment, flags) as i32;
+const CR0: i32 = offset_of!(Cpu, state.cr0) as i32;
 const CS_LIMIT: i32 = (offset_of!(Cpu, state.segs)
     + SegReg::Cs as usize * std::mem::size_of::<Segment>()
     + offset_of!(Segment, limit)) as i32;
@@ -85,6 +92,22 @@ enum CfSrc {
 
 pub(crate) struct Lower<'a> {
     b: FunctionBuilder<'a>,
+    mode: ModeKey,
+    /// The translator's fast TLB (host pointers by linear page).
+    ftlb: Value,
+    /// Set (to 1) when a slow-path store wrote code: leave after the
+    /// instruction.
+    exitflag: Variable,
+    /// Per segment: base, limit and whether inline accesses may use it
+    /// (computed once on the main path; segments only change through
+    /// instructions that end a block).
+    segc: [Option<(Value, Value, Value)>; 6],
+    /// Alignment checking cannot fault (CPL 3 only).
+    acok: Option<Value>,
+    /// The instruction being lowered stored to memory.
+    wrote_mem: bool,
+    rd_sig: SigRef,
+    wr_sig: SigRef,
     cpu: Value,
     ctx: Value,
     eip0: Value,
@@ -136,17 +159,27 @@ pub(crate) fn block_signature(ptr: types::Type) -> Signature {
 /// True when the lowering inlines `i` (no helper call).
 pub(crate) fn inlined(i: &Insn) -> bool {
     let (a, b) = (i.ops[0], i.ops[1]);
+    let mem = |o: Op| o.kind == OpK::Mem && o.num == 0 && matches!(o.size, 1 | 2 | 4);
+    if i.lock {
+        return false;
+    }
     match mnemonic(i) {
         M::Mov => {
-            a.kind == OpK::Reg && matches!(b.kind, OpK::Reg | OpK::Imm) && (b.kind == OpK::Imm || b.size == a.size)
+            (a.kind == OpK::Reg && matches!(b.kind, OpK::Reg | OpK::Imm) && (b.kind == OpK::Imm || b.size == a.size))
+                || (a.kind == OpK::Reg && mem(b) && b.size == a.size)
+                || (mem(a) && matches!(b.kind, OpK::Reg | OpK::Imm))
         }
         M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test => {
-            a.kind == OpK::Reg && (b.kind == OpK::Imm || (b.kind == OpK::Reg && b.size == a.size)) && !i.lock
+            (a.kind == OpK::Reg && (b.kind == OpK::Imm || (b.kind == OpK::Reg && b.size == a.size)))
+                || (a.kind == OpK::Reg && mem(b) && b.size == a.size)
+                || (matches!(mnemonic(i), M::Cmp | M::Test) && mem(a) && matches!(b.kind, OpK::Reg | OpK::Imm))
         }
-        M::Inc | M::Dec | M::Not => a.kind == OpK::Reg && !i.lock,
+        M::Push => (a.kind == OpK::Reg && matches!(a.size, 2 | 4)) || (a.kind == OpK::Imm && matches!(i.opsz, 2 | 4)),
+        M::Pop => a.kind == OpK::Reg && matches!(a.size, 2 | 4) && a.num != 4,
+        M::Inc | M::Dec | M::Not => a.kind == OpK::Reg,
         M::Lea => a.kind == OpK::Reg && b.kind == OpK::Mem,
-        M::Movzx | M::Movsx => a.kind == OpK::Reg && b.kind == OpK::Reg,
-        M::Nop => !i.lock,
+        M::Movzx | M::Movsx => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)),
+        M::Nop => true,
         _ => false,
     }
 }
@@ -184,7 +217,13 @@ fn is_jcc(m: M) -> bool {
 }
 
 impl<'a> Lower<'a> {
-    pub(crate) fn new(func: &'a mut Function, fctx: &'a mut FunctionBuilderContext, code32: bool) -> Lower<'a> {
+    pub(crate) fn new(
+        func: &'a mut Function,
+        fctx: &'a mut FunctionBuilderContext,
+        mode: ModeKey,
+        ftlb: *mut helpers::FastTlb,
+    ) -> Lower<'a> {
+        let code32 = mode & 1 != 0;
         let ptr = types::I64;
         func.signature = block_signature(ptr);
         let mut b = FunctionBuilder::new(func, fctx);
@@ -205,6 +244,22 @@ impl<'a> Lower<'a> {
             s.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
             b.import_signature(s)
         };
+        let rd_sig = {
+            let mut s = Signature::new(CallConv::SystemV);
+            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+            s.params.extend([AbiParam::new(types::I32), AbiParam::new(types::I32), AbiParam::new(types::I32)]);
+            s.params.push(AbiParam::new(ptr));
+            s.returns.push(AbiParam::new(types::I64));
+            b.import_signature(s)
+        };
+        let wr_sig = {
+            let mut s = Signature::new(CallConv::SystemV);
+            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+            s.params.extend([AbiParam::new(types::I32), AbiParam::new(types::I32), AbiParam::new(types::I32)]);
+            s.params.extend([AbiParam::new(types::I32), AbiParam::new(ptr)]);
+            s.returns.push(AbiParam::new(types::I32));
+            b.import_signature(s)
+        };
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -217,7 +272,19 @@ impl<'a> Lower<'a> {
         let instret = b.ins().load(types::I64, mf, cpu, INSTRET);
         let limit = b.ins().iadd(instret, budget);
         let vars = [(); 8].map(|_| b.declare_var(types::I32));
+        let exitflag = b.declare_var(types::I32);
+        let zero = b.ins().iconst(types::I32, 0);
+        b.def_var(exitflag, zero);
+        let ftlb = b.ins().iconst(types::I64, ftlb as i64);
         Lower {
+            mode,
+            ftlb,
+            exitflag,
+            segc: [None; 6],
+            acok: None,
+            wrote_mem: false,
+            rd_sig,
+            wr_sig,
             b,
             cpu,
             ctx,
@@ -273,8 +340,12 @@ impl<'a> Lower<'a> {
                 self.branch(g, i);
                 left = true;
             } else if inlined(i) {
-                self.inline(i);
+                self.wrote_mem = false;
+                self.inline(g, i);
                 self.pending += 1;
+                if self.wrote_mem {
+                    self.exit_if_code_written(g.off + i.len as u32);
+                }
             } else {
                 self.helper(g);
                 if last || i.ends_block {
@@ -631,12 +702,245 @@ impl<'a> Lower<'a> {
         }
     }
 
-    fn inline(&mut self, i: &Insn) {
+    fn stack32(&self) -> bool {
+        self.mode & 2 != 0
+    }
+
+    /// ESP (or SP in a 16-bit stack) := `v` (already masked).
+    fn set_sp(&mut self, v: Value) {
+        if self.stack32() {
+            self.set_full(4, v);
+        } else {
+            self.set_reg(4, 2, v);
+        }
+    }
+
+    /// Source operand `n`: register, immediate or memory (read inline).
+    fn src(&mut self, g: &GuestInsn, i: &Insn, n: usize, size: u32) -> Value {
+        if i.ops[n].kind == OpK::Mem {
+            let off = self.ea(i);
+            self.access(g, i.seg, off, size, None)
+        } else {
+            self.operand(i, n, size)
+        }
+    }
+
+    /// Base, limit and (in protected mode) whether inline accesses may use
+    /// segment `seg`: a present, writable, expand-up data segment.
+    fn seg_info(&mut self, seg: u8) -> (Value, Value, Option<Value>) {
+        let seg = seg as usize % 6;
+        if let Some((b, l, ok)) = self.segc[seg] {
+            let pm = self.mode & 4 != 0 && self.mode & 8 == 0;
+            return (b, l, pm.then_some(ok));
+        }
+        let at = SEGS + SEG_SIZE * seg as i32;
+        let base = self.load32(at + SEG_BASE);
+        let limit = self.load32(at + SEG_LIMIT);
+        let flags = self.load32(at + SEG_FLAGS);
+        let m = self.b.ins().band_imm_u(flags, (SEG_P | SEG_S | SEG_CODE | SEG_DC | SEG_RW) as i64);
+        let ok = self.b.ins().icmp_imm_u(IntCC::Equal, m, (SEG_P | SEG_S | SEG_RW) as i64);
+        self.segc[seg] = Some((base, limit, ok));
+        let pm = self.mode & 4 != 0 && self.mode & 8 == 0;
+        (base, limit, pm.then_some(ok))
+    }
+
+    /// At CPL 3: alignment checking is off (CR0.AM or EFLAGS.AC clear).
+    fn ac_ok(&mut self) -> Option<Value> {
+        if (self.mode >> 4) & 3 != 3 {
+            return None;
+        }
+        if let Some(v) = self.acok {
+            return Some(v);
+        }
+        let cr0 = self.load32(CR0);
+        let am = self.b.ins().band_imm_u(cr0, ferrite_core::cpu::state::CR0_AM as i64);
+        let bits = self.load32(F_BITS);
+        let ac = self.b.ins().band_imm_u(bits, ferrite_core::cpu::flags::AC as i64);
+        let both = self.b.ins().icmp_imm_u(IntCC::NotEqual, am, 0);
+        let acs = self.b.ins().icmp_imm_u(IntCC::NotEqual, ac, 0);
+        let on = self.b.ins().band(both, acs);
+        let ok = self.b.ins().bxor_imm_u(on, 1);
+        self.acok = Some(ok);
+        Some(ok)
+    }
+
+    /// A guest memory access of `size` bytes at `seg:off` by instruction
+    /// `g`: inline through the fast TLB when every check passes, else
+    /// through the slow-path helper (which delivers faults and leaves the
+    /// block). Returns the value read (or a dummy for a store).
+    fn access(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, store: Option<Value>) -> Value {
+        let (base, limit, segok) = self.seg_info(seg);
+        let acok = self.ac_ok();
+        let last = self.b.ins().iadd_imm_u(off, size as i64 - 1);
+        let mut ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, limit);
+        if size > 1 {
+            let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, off);
+            ok = self.b.ins().band(ok, nowrap);
+        }
+        let lin = self.b.ins().iadd(base, off);
+        let idx = self.b.ins().ushr_imm_u(lin, 12);
+        let idx = self.b.ins().band_imm_u(idx, (helpers::FAST_TLB_SIZE - 1) as i64);
+        let idx = self.b.ins().uextend(types::I64, idx);
+        let idx = self.b.ins().ishl_imm_u(idx, 4);
+        let eaddr = self.b.ins().iadd(self.ftlb, idx);
+        let tag = self.b.ins().load(types::I32, self.mf, eaddr, if store.is_some() { 4 } else { 0 });
+        let page = self.b.ins().band_imm_u(lin, 0xFFFF_F000);
+        let want = self.b.ins().bor_imm_u(page, 1);
+        let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
+        ok = self.b.ins().band(ok, hit);
+        if size > 1 {
+            let po = self.b.ins().band_imm_u(lin, 0xFFF);
+            let fits = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, po, 4096 - size as i64);
+            ok = self.b.ins().band(ok, fits);
+        }
+        for extra in [segok, acok].into_iter().flatten() {
+            ok = self.b.ins().band(ok, extra);
+        }
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let merge = self.b.create_block();
+        let v = self.b.append_block_param(merge, types::I32);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        // Fast: straight to host memory (unaligned accesses are fine).
+        self.b.switch_to_block(fast);
+        let addend = self.b.ins().load(types::I64, self.mf, eaddr, 8);
+        let lin64 = self.b.ins().uextend(types::I64, lin);
+        let host = self.b.ins().iadd(addend, lin64);
+        let gm = MemFlagsData::new().with_notrap();
+        let got = match store {
+            Some(val) => {
+                match size {
+                    1 => self.b.ins().istore8(gm, val, host, 0),
+                    2 => self.b.ins().istore16(gm, val, host, 0),
+                    _ => self.b.ins().store(gm, val, host, 0),
+                };
+                self.konst(0)
+            }
+            None => match size {
+                1 => self.b.ins().uload8(types::I32, gm, host, 0),
+                2 => self.b.ins().uload16(types::I32, gm, host, 0),
+                _ => self.b.ins().load(types::I32, gm, host, 0),
+            },
+        };
+        self.b.ins().jump(merge, &[got.into()]);
+        // Slow: precise state, then the helper with every check.
+        self.b.switch_to_block(slow);
+        let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
+        self.spill_all();
+        self.flush_instret(0);
+        let eip = self.eip_at(g.off);
+        self.store32(eip, EIP);
+        let segv = self.konst(seg as i64);
+        let sz = self.konst(size as i64);
+        let out = match store {
+            Some(val) => {
+                let f = self.b.ins().iconst(types::I64, helpers::mem_write as *const () as i64);
+                let call =
+                    self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, segv, off, sz, val, self.ftlb]);
+                let st = self.b.inst_results(call)[0];
+                let fault = self.b.ins().icmp_imm_u(IntCC::Equal, st, 1);
+                self.leave_if(fault);
+                let code = self.b.ins().icmp_imm_u(IntCC::Equal, st, 2);
+                let code = self.b.ins().uextend(types::I32, code);
+                let prev = self.b.use_var(self.exitflag);
+                let nf = self.b.ins().bor(prev, code);
+                self.b.def_var(self.exitflag, nf);
+                self.wrote_mem = true;
+                self.konst(0)
+            }
+            None => {
+                let f = self.b.ins().iconst(types::I64, helpers::mem_read as *const () as i64);
+                let call = self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, segv, off, sz, self.ftlb]);
+                let r = self.b.inst_results(call)[0];
+                let hi = self.b.ins().ushr_imm_u(r, 32);
+                let fault = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
+                self.leave_if(fault);
+                self.b.ins().ireduce(types::I32, r)
+            }
+        };
+        if pending != 0 {
+            // Retired again by the instret update after the merge.
+            let v = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+            let v = self.b.ins().iadd_imm_u(v, (-pending) as i64);
+            self.b.ins().store(self.mf, v, self.cpu, INSTRET);
+        }
+        self.b.ins().jump(merge, &[out.into()]);
+        (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
+        self.b.switch_to_block(merge);
+        v
+    }
+
+    /// Return from the block when `cond` holds (the state is already
+    /// written back).
+    fn leave_if(&mut self, cond: Value) {
+        let out = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(cond, out, &[], cont, &[]);
+        self.b.switch_to_block(out);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(cont);
+    }
+
+    /// After an instruction that stored: leave at the next instruction when
+    /// a slow-path store wrote code.
+    fn exit_if_code_written(&mut self, next_off: u32) {
+        let f = self.b.use_var(self.exitflag);
+        let out = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(f, out, &[], cont, &[]);
+        self.b.switch_to_block(out);
+        let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
+        self.spill_all();
+        let eip = self.eip_at(next_off);
+        self.store32(eip, EIP);
+        self.flush_instret(0);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
+        self.b.switch_to_block(cont);
+    }
+
+    fn inline(&mut self, g: &GuestInsn, i: &Insn) {
         let size = i.size(0);
         let dst = i.ops[0].num;
         match mnemonic(i) {
-            M::Mov => {
+            M::Mov if i.ops[0].kind == OpK::Mem => {
                 let v = self.operand(i, 1, size);
+                let off = self.ea(i);
+                self.access(g, i.seg, off, size, Some(v));
+            }
+            M::Mov => {
+                let v = self.src(g, i, 1, size);
+                self.set_reg(dst, size, v);
+            }
+            M::Push => {
+                let v = if i.ops[0].kind == OpK::Imm {
+                    let sz = i.ops[0].size as u32;
+                    let x = i.imm as i64;
+                    let x = match sz {
+                        1 => x as u8 as i8 as i64,
+                        2 => x as u16 as i16 as i64,
+                        _ => x,
+                    };
+                    self.konst(x & mask(i.opsz as u32))
+                } else {
+                    self.reg(dst, size)
+                };
+                let psize = if i.ops[0].kind == OpK::Imm { i.opsz as u32 } else { size };
+                let sp = self.full(4);
+                let nsp = self.b.ins().iadd_imm_u(sp, (-(psize as i64)) & 0xFFFF_FFFF);
+                let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+                self.access(g, SegReg::Ss as u8, off, psize, Some(v));
+                self.set_sp(off);
+            }
+            M::Pop => {
+                let sp = self.full(4);
+                let off = if self.stack32() { sp } else { self.b.ins().band_imm_u(sp, 0xFFFF) };
+                let v = self.access(g, SegReg::Ss as u8, off, size, None);
+                let nsp = self.b.ins().iadd_imm_u(off, size as i64);
+                let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+                self.set_sp(nsp);
                 self.set_reg(dst, size, v);
             }
             M::Lea => {
@@ -646,7 +950,7 @@ impl<'a> Lower<'a> {
             }
             M::Movzx | M::Movsx => {
                 let ssz = i.size(1);
-                let mut v = self.reg(i.ops[1].num, ssz);
+                let mut v = self.src(g, i, 1, ssz);
                 if mnemonic(i) == M::Movsx {
                     let shift = 32 - 8 * ssz as i64;
                     v = self.b.ins().ishl_imm_u(v, shift);
@@ -690,8 +994,13 @@ impl<'a> Lower<'a> {
                 self.set_reg(dst, size, r);
             }
             m => {
-                let a = self.reg(dst, size);
-                let bv = self.operand(i, 1, size);
+                let a = if i.ops[0].kind == OpK::Mem {
+                    let off = self.ea(i);
+                    self.access(g, i.seg, off, size, None)
+                } else {
+                    self.reg(dst, size)
+                };
+                let bv = self.src(g, i, 1, size);
                 let (op, r) = match m {
                     M::Add => (LazyOp::Add, self.b.ins().iadd(a, bv)),
                     M::Sub | M::Cmp => (LazyOp::Sub, self.b.ins().isub(a, bv)),
@@ -705,6 +1014,7 @@ impl<'a> Lower<'a> {
                 if !matches!(m, M::Cmp | M::Test) {
                     self.set_reg(dst, size, r);
                 }
+                let _ = g;
             }
         }
     }

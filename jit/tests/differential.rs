@@ -91,9 +91,18 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
         12 => out.extend([0x0F, 0x40 + rng.below(16) as u8, modrm_rr(rng)]),
         13 => out.extend([0x0F, 0x90 + rng.below(16) as u8, 0xC0 | (rng.byte() & 7)]),
         14 => {
-            // Memory operands: MOV/ADD/CMP [reg+disp8] forms.
-            let op = [0x88u8, 0x89, 0x8A, 0x8B, 0x01, 0x03, 0x39][rng.below(7) as usize];
-            out.extend([op, 0x40 | (rng.byte() & 0x3F), rng.byte()]);
+            // Memory operands: MOV/ADD/CMP [reg+disp8] forms, in 32-bit code
+            // often with the base register pointed into RAM first.
+            let op = [0x88u8, 0x89, 0x8A, 0x8B, 0x01, 0x03, 0x39, 0x3B, 0x85, 0xC7][rng.below(10) as usize];
+            let base = rng.byte() & 7;
+            if code32 && base != 4 && rng.below(2) == 0 {
+                out.push(0xB8 + base);
+                out.extend((0x10_0000 + rng.below(0x10_0000)).to_le_bytes());
+            }
+            out.extend([op, 0x40 | (rng.byte() & 0x38) | base, rng.byte()]);
+            if op == 0xC7 {
+                out.extend((0..4).map(|_| rng.byte()));
+            }
         }
         15 => out.push(0x50 + rng.below(16) as u8),
         16 => out.extend([0xC1, 0xE0 | (rng.byte() & 0x1F), rng.byte() & 0x1F]),

@@ -180,6 +180,43 @@ impl Cpu {
         }
     }
 
+    /// Deliver a fault raised by an access of translated code (whose EIP
+    /// and registers were written back first), as the interpreter would.
+    pub fn raise_translated(&mut self, ctx: &mut Ctx, f: Fault) {
+        self.raise(ctx, f);
+        self.accel_faults += 1;
+    }
+
+    /// Read `size` bytes at `seg:off` with every check the interpreter
+    /// makes (segment, alignment, paging).
+    pub fn read_operand(&mut self, ctx: &mut Ctx, seg: usize, off: u32, size: u32) -> Res<u32> {
+        self.read_mem(ctx, seg, off, size)
+    }
+
+    /// Write `size` bytes at `seg:off` with every check.
+    pub fn write_operand(&mut self, ctx: &mut Ctx, seg: usize, off: u32, size: u32, v: u32) -> Res<()> {
+        self.write_mem(ctx, seg, off, size, v)
+    }
+
+    /// The host address of the page holding linear `lin`, for translated
+    /// code's direct accesses, after an access of the same kind succeeded
+    /// there (so the translation is in the TLB). None for anything but RAM,
+    /// and for writes to pages holding code.
+    pub fn host_page_of(&mut self, ctx: &mut Ctx, lin: u32, write: bool) -> Option<*mut u8> {
+        let acc = if write { super::mmu::Access::Write } else { super::mmu::Access::Read };
+        let saved_cr2 = self.state.cr2;
+        let pa = self.translate(ctx, lin, acc);
+        self.state.cr2 = saved_cr2;
+        ctx.mem.host_page(pa.ok()?.page(), write)
+    }
+
+    /// What host pointers of [`Cpu::host_page_of`] depend on besides the
+    /// memory map: the TLB generation, CPL and CR0 (WP).
+    #[inline]
+    pub fn translation_stamp(&self) -> (u32, u8, u32) {
+        (self.tlb.gen, self.state.cpl, self.state.cr0)
+    }
+
     /// Evaluate condition code `cc` against the current flags (for
     /// translated code whose flags come from outside the block).
     #[inline]
