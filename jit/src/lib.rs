@@ -148,7 +148,13 @@ unsafe impl Send for Jit {}
 
 fn new_module() -> Result<JITModule, JitError> {
     let mut flags = settings::builder();
-    flags.set("opt_level", "speed").map_err(|e| JitError::Setting(e.to_string()))?;
+    let opt = std::env::var("FERRITE_JIT_OPT").unwrap_or_else(|_| "speed".into());
+    flags.set("opt_level", &opt).map_err(|e| JitError::Setting(e.to_string()))?;
+    // The IR verifier costs a fair part of compile time: debug builds only.
+    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+    flags.set("enable_verifier", verify).map_err(|e| JitError::Setting(e.to_string()))?;
+    let ra = std::env::var("FERRITE_JIT_REGALLOC").unwrap_or_else(|_| "backtracking".into());
+    flags.set("regalloc_algorithm", &ra).map_err(|e| JitError::Setting(e.to_string()))?;
     flags.set("use_colocated_libcalls", "false").map_err(|e| JitError::Setting(e.to_string()))?;
     flags.set("is_pic", "false").map_err(|e| JitError::Setting(e.to_string()))?;
     let isa = cranelift_native::builder()

@@ -78,6 +78,8 @@ struct Known {
     lazy: u32,
     /// Where CF comes from when it is not in `lazy`.
     cf: CfSrc,
+    /// OF when it is not in `lazy` (shifts); None means zero.
+    of: Option<Value>,
 }
 
 #[derive(Clone, Copy)]
@@ -177,6 +179,7 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         M::Push => (a.kind == OpK::Reg && matches!(a.size, 2 | 4)) || (a.kind == OpK::Imm && matches!(i.opsz, 2 | 4)),
         M::Pop => a.kind == OpK::Reg && matches!(a.size, 2 | 4) && a.num != 4,
         M::Inc | M::Dec | M::Not => a.kind == OpK::Reg,
+        M::Shl | M::Sal | M::Shr | M::Sar => a.kind == OpK::Reg && b.kind == OpK::Imm,
         M::Lea => a.kind == OpK::Reg && b.kind == OpK::Mem,
         M::Movzx | M::Movsx => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)),
         M::Nop => true,
@@ -485,7 +488,14 @@ impl<'a> Lower<'a> {
         match k.op {
             LazyOp::Logic => {
                 let bits = self.load32(F_BITS);
-                let bits = self.b.ins().band_imm_u(bits, !((CF | OF | AF) as i64) & 0xFFFF_FFFF);
+                let mut bits = self.b.ins().band_imm_u(bits, !((CF | OF | AF) as i64) & 0xFFFF_FFFF);
+                if let CfSrc::Value(c) = k.cf {
+                    bits = self.b.ins().bor(bits, c);
+                }
+                if let Some(o) = k.of {
+                    let o = self.b.ins().ishl_imm_u(o, 11);
+                    bits = self.b.ins().bor(bits, o);
+                }
                 self.store32(bits, F_BITS);
             }
             _ => {
@@ -582,7 +592,7 @@ impl<'a> Lower<'a> {
                         let y = self.b.ins().bxor(k.a, k.r);
                         self.b.ins().band(x, y)
                     }
-                    LazyOp::Logic => return self.konst(0),
+                    LazyOp::Logic => return k.of.unwrap_or_else(|| self.konst(0)),
                 };
                 let t = self.b.ins().band_imm_u(t, sb);
                 self.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0)
@@ -901,6 +911,70 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(cont);
     }
 
+    /// SHL/SHR/SAR of a register by an immediate count (SDM vol. 2 SAL):
+    /// a count of 0 changes nothing; otherwise CF is the last bit shifted
+    /// out, OF as the interpreter defines it, AF 0, SF/ZF/PF from the
+    /// result.
+    fn shift(&mut self, i: &Insn, size: u32, dst: u8) {
+        let c = (i.imm & 0x1F) as i64;
+        if c == 0 {
+            return;
+        }
+        let a = self.reg(dst, size);
+        let bits = 8 * size as i64;
+        let (r, cf, of) = match mnemonic(i) {
+            M::Shl | M::Sal => {
+                let w = self.b.ins().uextend(types::I64, a);
+                let w = self.b.ins().ishl_imm_u(w, c);
+                let cf = self.b.ins().ushr_imm_u(w, bits);
+                let cf = self.b.ins().band_imm_u(cf, 1);
+                let cf = self.b.ins().ireduce(types::I32, cf);
+                let r = self.b.ins().ireduce(types::I32, w);
+                let r = self.b.ins().band_imm_u(r, mask(size));
+                let top = self.b.ins().ushr_imm_u(r, bits - 1);
+                let of = self.b.ins().bxor(top, cf);
+                (r, cf, Some(of))
+            }
+            M::Shr => {
+                let r = self.b.ins().ushr_imm_u(a, c);
+                let cf = self.b.ins().ushr_imm_u(a, c - 1);
+                let cf = self.b.ins().band_imm_u(cf, 1);
+                let t1 = self.b.ins().ushr_imm_u(r, bits - 1);
+                let t2 = self.b.ins().ushr_imm_u(r, bits - 2);
+                let t2 = self.b.ins().band_imm_u(t2, 1);
+                let of = self.b.ins().bxor(t1, t2);
+                let of = self.b.ins().band_imm_u(of, 1);
+                (r, cf, Some(of))
+            }
+            _ => {
+                let shift = 32 - bits;
+                let sa = if shift > 0 {
+                    let t = self.b.ins().ishl_imm_u(a, shift);
+                    self.b.ins().sshr_imm_u(t, shift)
+                } else {
+                    a
+                };
+                let r = self.b.ins().sshr_imm_u(sa, c);
+                let r = self.b.ins().band_imm_u(r, mask(size));
+                let cf = self.b.ins().sshr_imm_u(sa, c - 1);
+                let cf = self.b.ins().band_imm_u(cf, 1);
+                (r, cf, None)
+            }
+        };
+        let zero = self.konst(0);
+        self.flags = FlagState::Known(Known {
+            op: LazyOp::Logic,
+            a: zero,
+            b: zero,
+            r,
+            size,
+            lazy: ZF | SF | PF,
+            cf: CfSrc::Value(cf),
+            of,
+        });
+        self.set_reg(dst, size, r);
+    }
+
     fn inline(&mut self, g: &GuestInsn, i: &Insn) {
         let size = i.size(0);
         let dst = i.ops[0].num;
@@ -967,6 +1041,7 @@ impl<'a> Lower<'a> {
                 self.set_reg(dst, size, v);
             }
             M::Nop => {}
+            M::Shl | M::Sal | M::Shr | M::Sar => self.shift(i, size, dst),
             M::Inc | M::Dec => {
                 let a = self.reg(dst, size);
                 let one = self.konst(1);
@@ -990,7 +1065,7 @@ impl<'a> Lower<'a> {
                     }
                 };
                 let op = if dec { LazyOp::Sub } else { LazyOp::Add };
-                self.flags = FlagState::Known(Known { op, a, b: one, r, size, lazy: ARITH & !CF, cf });
+                self.flags = FlagState::Known(Known { op, a, b: one, r, size, lazy: ARITH & !CF, cf, of: None });
                 self.set_reg(dst, size, r);
             }
             m => {
@@ -1010,7 +1085,7 @@ impl<'a> Lower<'a> {
                 };
                 let r = if size < 4 && op != LazyOp::Logic { self.b.ins().band_imm_u(r, mask(size)) } else { r };
                 let lazy = if op == LazyOp::Logic { ZF | SF | PF } else { ARITH };
-                self.flags = FlagState::Known(Known { op, a, b: bv, r, size, lazy, cf: CfSrc::Record });
+                self.flags = FlagState::Known(Known { op, a, b: bv, r, size, lazy, cf: CfSrc::Record, of: None });
                 if !matches!(m, M::Cmp | M::Test) {
                     self.set_reg(dst, size, r);
                 }
