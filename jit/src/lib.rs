@@ -60,10 +60,21 @@ pub enum JitError {
     Setting(String),
 }
 
-type BlockFn = unsafe extern "C" fn(*mut Cpu, *mut Ctx, u64) -> u32;
+/// The entry from Rust: `tramp(cpu, ctx, instret_limit, block)` calls the
+/// block in the tail-call convention.
+type TrampFn = unsafe extern "C" fn(*mut Cpu, *mut Ctx, u64, u64) -> u32;
 
 struct Block {
-    func: BlockFn,
+    /// The translated code (tail-call convention: entered through the
+    /// trampoline or chained to from another block).
+    func: u64,
+    /// Chaining exits: function pointers of the target blocks (0 = go back
+    /// to the dispatcher). Generated code reads them by address.
+    slots: Box<[u64; 2]>,
+    /// (slot, key of the target block) of each chaining exit.
+    chains: Vec<(usize, u64)>,
+    /// Distinguishes this block from later ones reusing its index.
+    gen: u32,
     /// The decoded instructions the generated code points into.
     _insns: Box<[Insn]>,
     /// Bytes of guest code covered, from the entry.
@@ -138,6 +149,12 @@ pub struct Jit {
     ftlb: Box<helpers::FastTlb>,
     /// What the fast TLB's entries were made under.
     ftlb_stamp: (u32, u8, u32, u32),
+    /// The entry trampoline of the current module generation.
+    tramp: Option<TrampFn>,
+    /// Chaining exits waiting for (or pointing at) each key's block:
+    /// (block index, block generation, slot).
+    incoming: KeyMap<Vec<(u32, u32, usize)>>,
+    next_gen: u32,
 }
 
 // SAFETY: a `Jit` owns its code memory and code cache exclusively; nothing
@@ -157,6 +174,8 @@ fn new_module() -> Result<JITModule, JitError> {
     flags.set("regalloc_algorithm", &ra).map_err(|e| JitError::Setting(e.to_string()))?;
     flags.set("use_colocated_libcalls", "false").map_err(|e| JitError::Setting(e.to_string()))?;
     flags.set("is_pic", "false").map_err(|e| JitError::Setting(e.to_string()))?;
+    // Tail calls (block chaining) need frame pointers in this Cranelift.
+    flags.set("preserve_frame_pointers", "true").map_err(|e| JitError::Setting(e.to_string()))?;
     let isa = cranelift_native::builder()
         .map_err(|e| JitError::Host(e.to_string()))?
         .finish(settings::Flags::new(flags))
@@ -180,6 +199,9 @@ impl Jit {
             stats: AccelStats::default(),
             ftlb: Box::new([helpers::FastEntry::default(); helpers::FAST_TLB_SIZE]),
             ftlb_stamp: (0, 0, 0, u32::MAX),
+            tramp: None,
+            incoming: KeyMap::default(),
+            next_gen: 0,
         })
     }
 
@@ -198,6 +220,8 @@ impl Jit {
         self.free.clear();
         self.fast.fill((NO_KEY, 0));
         self.ftlb.fill(helpers::FastEntry::default());
+        self.incoming.clear();
+        self.tramp = None;
         self.by_page.clear();
         self.code_bytes = 0;
         if let Some(m) = self.module.take() {
@@ -209,16 +233,45 @@ impl Jit {
         self.module = new_module().ok();
     }
 
+    /// The entry trampoline of this module generation (compiled once).
+    fn trampoline(&mut self) -> Option<TrampFn> {
+        if let Some(t) = self.tramp {
+            return Some(t);
+        }
+        let module = self.module.as_mut()?;
+        let mut cctx = module.make_context();
+        lower::trampoline(&mut cctx.func, &mut self.fctx, module.target_config());
+        let id = module.declare_anonymous_function(&cctx.func.signature).ok()?;
+        module.define_function(id, &mut cctx).ok()?;
+        module.clear_context(&mut cctx);
+        module.finalize_definitions().ok()?;
+        let ptr = module.get_finalized_function(id);
+        // SAFETY: compiled from `lower::trampoline`, whose SystemV signature
+        // (three pointer-sized values and a code address in, u32 out) is
+        // `TrampFn`.
+        let t = unsafe { std::mem::transmute::<*const u8, TrampFn>(ptr) };
+        self.tramp = Some(t);
+        Some(t)
+    }
+
     /// Build the block at the current CS:EIP (physical `phys`).
     fn translate(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<Block> {
         let t0 = Instant::now();
+        self.trampoline()?;
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
         let offs = guest_insns(&insns);
+        let mut slots = Box::new([0u64; 2]);
+        let chain = lower::ChainInfo { slots: &mut *slots as *mut [u64; 2], page_off: phys.page_offset() };
         let module = self.module.as_mut()?;
         let mut cctx = module.make_context();
         cctx.func.name = UserFuncName::user(0, self.stats.blocks_compiled as u32);
         let target = module.target_config();
-        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(&offs, off, target);
+        let chains = lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(
+            &offs,
+            off,
+            Some(chain),
+            target,
+        );
         let id = module.declare_anonymous_function(&cctx.func.signature).ok()?;
         if let Err(e) = module.define_function(id, &mut cctx) {
             // A lowering bug, never the guest's doing: the interpreter runs
@@ -230,15 +283,45 @@ impl Jit {
         let size = cctx.compiled_code().map(|c| c.code_info().total_size as usize).unwrap_or(0);
         module.clear_context(&mut cctx);
         module.finalize_definitions().ok()?;
-        let ptr = module.get_finalized_function(id);
-        // SAFETY: the function was compiled with `lower::block_signature`
-        // (SystemV, two pointers and the budget in, u32 out), which `BlockFn` spells out.
-        let func = unsafe { std::mem::transmute::<*const u8, BlockFn>(ptr) };
+        let func = module.get_finalized_function(id) as u64;
         self.code_bytes += size;
         self.stats.blocks_compiled += 1;
         self.stats.compile_ns += t0.elapsed().as_nanos() as u64;
         let count = insns.len() as u32;
-        Some(Block { func, _insns: insns, bytes: off, count })
+        let chains =
+            chains.into_iter().map(|(n, delta)| (n, key_of(PhysAddr((phys.0 as i64 + delta) as u32), mode))).collect();
+        self.next_gen = self.next_gen.wrapping_add(1);
+        Some(Block { func, slots, chains, gen: self.next_gen, _insns: insns, bytes: off, count })
+    }
+
+    /// Link a new block at `idx` (key `key`): its exits to translated
+    /// targets, and the waiting exits of other blocks to it.
+    fn link(&mut self, idx: u32, key: u64) {
+        let Some(Some(b)) = self.blocks.get(idx as usize) else { return };
+        let (gen, func, chains) = (b.gen, b.func, b.chains.clone());
+        for (n, tk) in chains {
+            self.incoming.entry(tk).or_default().push((idx, gen, n));
+            if let Some(Entry::Hot(j)) = self.entries.get(&tk) {
+                let f = self.blocks.get(*j as usize).and_then(|t| t.as_ref()).map_or(0, |t| t.func);
+                if let Some(Some(b)) = self.blocks.get_mut(idx as usize) {
+                    b.slots[n] = f;
+                }
+            }
+        }
+        self.set_incoming(key, func);
+    }
+
+    /// Point every live exit waiting for `key` at `func` (0 = unlink).
+    fn set_incoming(&mut self, key: u64, func: u64) {
+        let Some(list) = self.incoming.get_mut(&key) else { return };
+        let blocks = &mut self.blocks;
+        list.retain(|&(i, g, n)| match blocks.get_mut(i as usize) {
+            Some(Some(b)) if b.gen == g => {
+                b.slots[n] = func;
+                true
+            }
+            _ => false,
+        });
     }
 }
 
@@ -285,6 +368,7 @@ impl Jit {
             }
         };
         self.entries.insert(key, Entry::Hot(i));
+        self.link(i, key);
         Some(i)
     }
 }
@@ -325,11 +409,14 @@ impl Accelerator for Jit {
             return false;
         }
         let before = cpu.instret;
-        // SAFETY: `func` is finalized code of this module generation (blocks
-        // are dropped before their module's memory is freed); it receives the
-        // exclusive `cpu` and `ctx` of this call and only uses them through
-        // the offsets of `lower.rs` and the helpers.
-        unsafe { (b.func)(cpu as *mut Cpu, ctx as *mut Ctx, budget.min(1 << 40)) };
+        let Some(tramp) = self.tramp else { return false };
+        let limit = cpu.instret.saturating_add(budget.min(1 << 40));
+        // SAFETY: the trampoline and `func` are finalized code of this module
+        // generation (blocks are dropped before their module's memory is
+        // freed, and chaining slots only ever hold live blocks of it); they
+        // receive the exclusive `cpu` and `ctx` of this call and only use
+        // them through the offsets of `lower.rs` and the helpers.
+        unsafe { tramp(cpu as *mut Cpu, ctx as *mut Ctx, limit, b.func) };
         self.stats.block_runs += 1;
         self.stats.insns_translated += cpu.instret - before;
         true
@@ -340,6 +427,7 @@ impl Accelerator for Jit {
             for k in keys {
                 if let Some(Entry::Hot(i)) = self.entries.remove(&k) {
                     self.stats.invalidations += 1;
+                    self.set_incoming(k, 0);
                     self.blocks[i as usize] = None;
                     self.free.push(i);
                     let slot = fast_slot(k);
@@ -379,7 +467,7 @@ impl Jit {
         let module = self.module.as_mut()?;
         let mut cctx = module.make_context();
         let target = module.target_config();
-        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(&offs, off, target);
+        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(&offs, off, None, target);
         Some(cctx.func.display().to_string())
     }
 }

@@ -92,8 +92,19 @@ enum CfSrc {
     Bits,
 }
 
+/// Where a block may chain: its two slots (function pointers, 0 = not
+/// translated) and the page offset of its entry.
+pub(crate) struct ChainInfo {
+    pub slots: *mut [u64; 2],
+    pub page_off: u32,
+}
+
 pub(crate) struct Lower<'a> {
     b: FunctionBuilder<'a>,
+    tail_sig: SigRef,
+    chain: Option<ChainInfo>,
+    /// (slot, target offset from the entry) of each chaining exit made.
+    pub(crate) chains: Vec<(usize, i64)>,
     mode: ModeKey,
     /// The translator's fast TLB (host pointers by linear page).
     ftlb: Value,
@@ -118,8 +129,8 @@ pub(crate) struct Lower<'a> {
     vars: [Variable; 8],
     loaded: [bool; 8],
     dirty: [bool; 8],
-    /// `instret` plus the budget at entry: a self-loop goes round while the
-    /// next iteration fits.
+    /// The `instret` value the block (and the blocks it chains to) must
+    /// not pass: a self-loop goes round while the next iteration fits.
     limit: Value,
     /// The block ends with a branch to its own entry.
     self_loop: bool,
@@ -148,14 +159,41 @@ fn sign(size: u32) -> i64 {
     1i64 << (size * 8 - 1)
 }
 
-/// The signature of a translated block: `fn(cpu, ctx) -> u32`.
+/// The signature of a translated block: `fn(cpu, ctx, instret_limit) ->
+/// u32`, in the tail-call convention so blocks can chain to each other
+/// without growing the stack (entered from Rust through the trampoline).
 pub(crate) fn block_signature(ptr: types::Type) -> Signature {
-    let mut sig = Signature::new(CallConv::SystemV);
+    let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::new(ptr));
     sig.params.push(AbiParam::new(ptr));
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I32));
     sig
+}
+
+/// The SystemV entry into the tail-call world: `tramp(cpu, ctx, limit,
+/// block)` calls `block(cpu, ctx, limit)` and returns its result.
+pub(crate) fn trampoline(
+    func: &mut Function,
+    fctx: &mut FunctionBuilderContext,
+    target: cranelift_codegen::isa::TargetFrontendConfig,
+) {
+    let ptr = types::I64;
+    let mut sig = Signature::new(CallConv::SystemV);
+    sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(types::I64), AbiParam::new(ptr)]);
+    sig.returns.push(AbiParam::new(types::I32));
+    func.signature = sig;
+    let mut b = FunctionBuilder::new(func, fctx);
+    let tail = b.import_signature(block_signature(ptr));
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let p = b.block_params(entry).to_vec();
+    let call = b.ins().call_indirect(tail, p[3], &[p[0], p[1], p[2]]);
+    let r = b.inst_results(call)[0];
+    b.ins().return_(&[r]);
+    b.finalize(target);
 }
 
 /// True when the lowering inlines `i` (no helper call).
@@ -269,17 +307,19 @@ impl<'a> Lower<'a> {
         b.seal_block(entry);
         let cpu = b.block_params(entry)[0];
         let ctx = b.block_params(entry)[1];
-        let budget = b.block_params(entry)[2];
+        let limit = b.block_params(entry)[2];
         let mf = MemFlagsData::trusted();
         let eip0 = b.ins().load(types::I32, mf, cpu, EIP);
-        let instret = b.ins().load(types::I64, mf, cpu, INSTRET);
-        let limit = b.ins().iadd(instret, budget);
+        let tail_sig = b.import_signature(block_signature(ptr));
         let vars = [(); 8].map(|_| b.declare_var(types::I32));
         let exitflag = b.declare_var(types::I32);
         let zero = b.ins().iconst(types::I32, 0);
         b.def_var(exitflag, zero);
         let ftlb = b.ins().iconst(types::I64, ftlb as i64);
         Lower {
+            tail_sig,
+            chain: None,
+            chains: Vec::new(),
             mode,
             ftlb,
             exitflag,
@@ -309,15 +349,19 @@ impl<'a> Lower<'a> {
         }
     }
 
-    /// Lower a whole block and finish the function.
+    /// Lower a whole block and finish the function; returns the chaining
+    /// exits made.
     pub(crate) fn block(
         mut self,
         insns: &[GuestInsn],
         end_off: u32,
+        chain: Option<ChainInfo>,
         target: cranelift_codegen::isa::TargetFrontendConfig,
-    ) {
+    ) -> Vec<(usize, i64)> {
         let mut left = false;
+        self.chain = chain;
         self.count = insns.len() as i64;
+        self.prologue(end_off);
         if let Some(g) = insns.last() {
             // SAFETY: as below.
             let i = unsafe { &*g.insn };
@@ -365,11 +409,73 @@ impl<'a> Lower<'a> {
             let eip = self.eip_at(end_off);
             self.store32(eip, EIP);
             self.flush_instret(0);
-            let zero = self.b.ins().iconst(types::I32, 0);
-            self.b.ins().return_(&[zero]);
+            self.chain_exit(end_off as i64, eip);
         }
         self.b.seal_all_blocks();
         self.b.finalize(target);
+        self.chains
+    }
+
+    /// Entry checks (the dispatcher makes them too, but chained entries
+    /// come straight from another block): the whole block fits the budget,
+    /// the CS limit and, in 16-bit code, the 64 KiB wrap.
+    fn prologue(&mut self, bytes: u32) {
+        let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+        let after = self.b.ins().iadd_imm_u(now, self.count);
+        let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, after, self.limit);
+        let last = self.b.ins().iadd_imm_u(self.eip0, bytes.max(1) as i64 - 1);
+        let cs_limit = self.load32(CS_LIMIT);
+        let in_cs = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, cs_limit);
+        let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, self.eip0);
+        let mut ok = self.b.ins().band(fits, in_cs);
+        ok = self.b.ins().band(ok, nowrap);
+        if !self.code32 {
+            let small = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, last, 0xFFFF);
+            ok = self.b.ins().band(ok, small);
+        }
+        let go = self.b.create_block();
+        let out = self.b.create_block();
+        self.b.ins().brif(ok, go, &[], out, &[]);
+        self.b.switch_to_block(out);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(go);
+    }
+
+    /// Leave the block with EIP = `eip` (state written back): chain straight
+    /// into the translation of the target when the target is in this page
+    /// and translated, else return to the dispatcher.
+    fn chain_exit(&mut self, delta: i64, eip: Value) {
+        let Some(c) = self.chain.as_ref() else {
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+            return;
+        };
+        let in_page = (0..4096).contains(&(c.page_off as i64 + delta));
+        let n = self.chains.len();
+        if !in_page || n >= 2 {
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+            return;
+        }
+        let slot = c.slots as *mut u64 as i64 + 8 * n as i64;
+        self.chains.push((n, delta));
+        // The target's physical address is this page plus `delta` only
+        // when EIP did not wrap (16-bit code).
+        let expect = self.b.ins().iadd_imm_u(self.eip0, delta & 0xFFFF_FFFF);
+        let same = self.b.ins().icmp(IntCC::Equal, eip, expect);
+        let sp = self.b.ins().iconst(types::I64, slot);
+        let f = self.b.ins().load(types::I64, self.mf, sp, 0);
+        let nz = self.b.ins().icmp_imm_u(IntCC::NotEqual, f, 0);
+        let go = self.b.ins().band(same, nz);
+        let chain_blk = self.b.create_block();
+        let ret_blk = self.b.create_block();
+        self.b.ins().brif(go, chain_blk, &[], ret_blk, &[]);
+        self.b.switch_to_block(chain_blk);
+        self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, self.ctx, self.limit]);
+        self.b.switch_to_block(ret_blk);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
     }
 
     /// True when relative branch `i` (at `g`) targets the block entry.
@@ -1111,8 +1217,7 @@ impl<'a> Lower<'a> {
             let p = self.pending;
             self.flush_instret(1);
             self.pending = p;
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
+            self.chain_exit(next_off as i64, next);
         } else {
             self.b.ins().jump(taken_blk, &[]);
         }
@@ -1150,8 +1255,9 @@ impl<'a> Lower<'a> {
         let p = self.pending;
         self.flush_instret(1);
         self.pending = p;
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        let delta = (next_off as i64 + i.imm as i32 as i64) & if i.opsz == 2 { 0xFFFF } else { -1 };
+        let delta = if i.opsz == 2 { delta as u16 as i16 as i64 } else { delta };
+        self.chain_exit(delta, target);
         self.b.switch_to_block(bad_blk);
         self.helper(g);
         let zero = self.konst(0);
