@@ -1013,7 +1013,12 @@ fn compare(c: &Case, host: &[u8], fer: &[u8]) -> Option<String> {
     let approx = c.mode == Mode::Approx;
     for (o, n, name) in FIELDS {
         let (h, f) = (&host[o..o + n], &fer[o..o + n]);
-        let differs = if approx && name == "fsw" {
+        let differs = if name == "fip" && h.iter().all(|&b| b == 0) {
+            // AMD hosts keep FIP only while an x87 exception is pending:
+            // a host context switch between the instruction and FNSAVE
+            // (XSAVE/XRSTOR by the host kernel) leaves it zero.
+            false
+        } else if approx && name == "fsw" {
             // IE DE ZE SF ES C2 TOP B.
             let m = 0xBCC7u16;
             (u16::from_le_bytes([h[0], h[1]]) ^ u16::from_le_bytes([f[0], f[1]])) & m != 0
