@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Whole-guest benchmark: boot Debian's i386 kernel with the busybox initramfs
-(fetched by scripts/fetch-guests) on ferrite and on qemu-system-i386 with TCG,
-same files, same run, and report wall time to the init's marker line and to
-its last line.
+(fetched by scripts/fetch-guests) on ferrite (JIT on, and the interpreter
+alone) and on qemu-system-i386 with TCG, same files, same run, and report wall
+time to the init's marker line, to its last line, and of its CPU job, with
+the ratios (medians over --runs runs).
 
-    python3 benches/linux-boot.py [--ferrite PATH] [--timeout S] [--mode kernel|disk]
+    python3 benches/linux-boot.py [--ferrite PATH] [--timeout S] [--mode kernel|disk] [--runs N] [--no-interp]
 
 --mode kernel: direct kernel boot (ferrite: own BIOS, --kernel; QEMU: -kernel).
 --mode disk:   SeaBIOS boots the SYSLINUX disk image on both.
@@ -66,6 +67,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--mode", choices=["kernel", "disk"], default="kernel")
     ap.add_argument("--logs", default=None, help="directory for the console logs")
+    ap.add_argument("--runs", type=int, default=1, help="boots per emulator (medians are reported)")
+    ap.add_argument("--no-interp", action="store_true", help="skip ferrite's interpreter-only run")
     args = ap.parse_args()
 
     cache = os.environ.get("FERRITE_CACHE", os.path.join(REPO, "cache", "guests"))
@@ -92,15 +95,19 @@ def main():
     with open(cd, "wb") as f:
         f.write(bytes(1 << 20))
     runs = []
-    for name in ("ferrite", "qemu"):
+    names = ["ferrite-jit"] + ([] if args.no_interp else ["ferrite-interp"]) + ["qemu"]
+    for name in [n for n in names for _ in range(max(1, args.runs))]:
         if name == "qemu" and shutil.which("qemu-system-i386") is None:
-            print("qemu: SKIPPED (qemu-system-i386 not installed; apt-get install qemu-system-x86)")
+            if not any(r[0] == "qemu" for r in runs):
+                print("qemu: SKIPPED (qemu-system-i386 not installed; apt-get install qemu-system-x86)")
+            runs.append(("qemu", None, None, None, "-"))
             continue
         img = os.path.join(work, f"{name}.img")
         shutil.copyfile(disk, img)
-        if name == "ferrite":
+        if name.startswith("ferrite"):
+            jit = "on" if name == "ferrite-jit" else "off"
             cmd = [ferrite, "run", "-m", "128", "--no-pacing", "--serial", "stdio", "--timeout", str(args.timeout),
-                   "--hda", img, "--cdrom", cd]
+                   "--jit", jit, "--hda", img, "--cdrom", cd]
             if args.mode == "kernel":
                 cmd += ["--kernel", kernel, "--initrd", initrd, "--append", append]
             else:
@@ -124,15 +131,32 @@ def main():
     fmt = lambda t: "-" if t is None else f"{t:.2f} s"
     print(f"Linux boot ({args.mode}): wall time to '{MARKER}', to '{DONE}', and of the init's CPU job")
     for name, tm, td, job, log in runs:
-        print(f"  {name:8} marker {fmt(tm):>10}   done {fmt(td):>10}   job {fmt(job):>10}   log {log}")
-    times = {n: (tm, job) for n, tm, _, job, _ in runs}
-    if "ferrite" in times and "qemu" in times:
-        (fm, fj), (qm, qj) = times["ferrite"], times["qemu"]
-        if fm and qm:
-            print(f"  ferrite/qemu time-to-marker ratio: {fm / qm:.2f}")
-        if fj and qj:
-            print(f"  ferrite/qemu CPU-job ratio: {fj / qj:.2f}")
-    return 0 if all(tm is not None for _, tm, _, _, _ in runs) else 1
+        if log != "-":
+            print(f"  {name:14} marker {fmt(tm):>10}   done {fmt(td):>10}   job {fmt(job):>10}   log {log}")
+
+    def median(name, k):
+        vals = sorted(r[k] for r in runs if r[0] == name and r[k] is not None)
+        return vals[len(vals) // 2] if vals else None
+
+    med = {n: (median(n, 1), median(n, 3)) for n in names}
+    if args.runs > 1:
+        for n in names:
+            print(f"  median {n:14} marker {fmt(med[n][0]):>10}   job {fmt(med[n][1]):>10}")
+
+    def ratio(label, a, b):
+        if a and b:
+            print(f"  {label}: {a / b:.2f}")
+
+    (jm, jj), (qm, qj) = med["ferrite-jit"], med["qemu"]
+    ratio("ferrite(JIT)/qemu time-to-marker ratio", jm, qm)
+    ratio("ferrite(JIT)/qemu CPU-job ratio", jj, qj)
+    if "ferrite-interp" in med:
+        im, ij = med["ferrite-interp"]
+        ratio("ferrite(interpreter)/qemu time-to-marker ratio", im, qm)
+        ratio("JIT speed-up over the interpreter, time to marker", im, jm)
+        ratio("JIT speed-up over the interpreter, CPU job", ij, jj)
+    ok = all(tm is not None for n, tm, _, _, _ in runs if n != "qemu" or shutil.which("qemu-system-i386"))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

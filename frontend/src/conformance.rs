@@ -76,6 +76,7 @@ fn singlestep(args: SinglestepArgs) -> anyhow::Result<ExitCode> {
         jobs,
         metadata: args.metadata.clone(),
         revocations: args.revocations.clone(),
+        cpu_setup: None,
     };
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let clear_progress = || {

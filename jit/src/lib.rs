@@ -46,7 +46,7 @@ pub enum JitMode {
 }
 
 /// Executions of a block start before it is translated (`JitMode::On`).
-pub const HOT_THRESHOLD: u32 = 16;
+pub const HOT_THRESHOLD: u32 = 128;
 /// Guest instructions per block at most.
 pub const MAX_BLOCK_INSNS: usize = 64;
 /// Code bytes (approximate) before the code cache starts a new generation.
@@ -144,6 +144,8 @@ pub struct Jit {
     by_page: KeyMap<Vec<u64>>,
     code_bytes: usize,
     stats: AccelStats,
+    /// Executions before a block start is translated (`JitMode::On`).
+    threshold: u32,
     /// Host pointers for inline loads and stores (boxed: generated code
     /// holds its address).
     ftlb: Box<helpers::FastTlb>,
@@ -199,6 +201,11 @@ impl Jit {
             stats: AccelStats::default(),
             ftlb: Box::new([helpers::FastEntry::default(); helpers::FAST_TLB_SIZE]),
             ftlb_stamp: (0, 0, 0, u32::MAX),
+            threshold: std::env::var("FERRITE_JIT_THRESHOLD")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(HOT_THRESHOLD)
+                .max(1),
             tramp: None,
             incoming: KeyMap::default(),
             next_gen: 0,
@@ -335,7 +342,7 @@ impl Jit {
         mode: ModeKey,
         key: u64,
     ) -> Option<u32> {
-        let threshold = if self.mode == JitMode::Force { 1 } else { HOT_THRESHOLD };
+        let threshold = if self.mode == JitMode::Force { 1 } else { self.threshold };
         let entry = self.entries.entry(key).or_insert(Entry::Cold(0));
         match entry {
             Entry::Hot(i) => return Some(*i),

@@ -977,7 +977,7 @@ impl<'a> Lower<'a> {
         if pending != 0 {
             // Retired again by the instret update after the merge.
             let v = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
-            let v = self.b.ins().iadd_imm_u(v, (-pending) as i64);
+            let v = self.b.ins().iadd_imm_u(v, -pending);
             self.b.ins().store(self.mf, v, self.cpu, INSTRET);
         }
         self.b.ins().jump(merge, &[out.into()]);

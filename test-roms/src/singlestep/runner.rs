@@ -195,6 +195,9 @@ pub struct Machine {
     /// Reused across tests: `Cpu::new` allocates the decode cache's page
     /// table, which costs more than most tests.
     cpu: Option<Cpu>,
+    /// Applied to a new CPU; with it the tests run through `Cpu::run`
+    /// (where an installed accelerator takes part).
+    setup: Option<fn(&mut Cpu)>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -205,7 +208,12 @@ impl std::fmt::Debug for Machine {
 
 impl Machine {
     pub fn new() -> Result<Machine, MemError> {
-        Ok(Machine { mem: GuestMemory::new(MEMORY_BYTES)?, bus: NullBus, cpu: None })
+        Machine::with_setup(None)
+    }
+
+    /// A machine whose CPU gets `setup` applied when it is made.
+    pub fn with_setup(setup: Option<fn(&mut Cpu)>) -> Result<Machine, MemError> {
+        Ok(Machine { mem: GuestMemory::new(MEMORY_BYTES)?, bus: NullBus, cpu: None, setup })
     }
 
     /// Run one test. `masks` gives the defined bits of each register (the
@@ -220,6 +228,7 @@ impl Machine {
         let mut cpu = self.cpu.take();
         let mem = &mut self.mem;
         let bus = &mut self.bus;
+        let setup = self.setup;
         // Ok(None): halted; Ok(Some(kind)): stopped otherwise; Err: panicked.
         let ended = catch_panic(|| {
             let cpu = match &mut cpu {
@@ -227,9 +236,22 @@ impl Machine {
                     cpu.reset();
                     cpu
                 }
-                none => none.insert(Cpu::new()),
+                none => {
+                    let cpu = none.insert(Cpu::new());
+                    if let Some(f) = setup {
+                        f(cpu);
+                    }
+                    cpu
+                }
             };
             load_state(cpu, test);
+            if setup.is_some() {
+                return match cpu.run(mem, bus, STEP_LIMIT).0 {
+                    StepOutcome::Halted => None,
+                    StepOutcome::Shutdown => Some(FailureKind::Shutdown),
+                    StepOutcome::Continue => Some(FailureKind::DidNotHalt),
+                };
+            }
             for _ in 0..STEP_LIMIT {
                 match cpu.step(mem, bus) {
                     StepOutcome::Continue => {}

@@ -29,11 +29,14 @@ pub struct RunOptions {
     pub metadata: Option<PathBuf>,
     /// `revocation_list.txt` to use instead of looking beside the files.
     pub revocations: Option<PathBuf>,
+    /// Applied to each worker's fresh CPU (e.g. to install the JIT); the
+    /// tests then run through `Cpu::run` instead of single steps.
+    pub cpu_setup: Option<fn(&mut ferrite_core::Cpu)>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { filter: None, limit: None, jobs: 2, metadata: None, revocations: None }
+        RunOptions { filter: None, limit: None, jobs: 2, metadata: None, revocations: None, cpu_setup: None }
     }
 }
 
@@ -362,7 +365,7 @@ pub fn run_suite(
 ) -> Result<SuiteSummary, Error> {
     let jobs = prepare(files, opts, &mut on_event)?;
     let workers = opts.jobs.clamp(1, jobs.len().max(1));
-    let machines = (0..workers).map(|_| Machine::new()).collect::<Result<Vec<_>, _>>()?;
+    let machines = (0..workers).map(|_| Machine::with_setup(opts.cpu_setup)).collect::<Result<Vec<_>, _>>()?;
 
     let next = AtomicUsize::new(0);
     let mut summary = SuiteSummary::default();

@@ -1,0 +1,102 @@
+//! Golden tests for the translator: the Cranelift IR of a few small guest
+//! blocks is pinned in `tests/golden/*.clif` (host addresses of helpers and
+//! tables replaced by `<addr>`), so a change in the generated code shows
+//! in review. `FERRITE_BLESS=1 cargo test -p ferrite-jit --test golden`
+//! rewrites the files after a deliberate change.
+
+use ferrite_core::cpu::state::{SegReg, Segment, CR0_PE, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S};
+use ferrite_core::cpu::Ctx;
+use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr};
+use iced_x86::code_asm::*;
+
+const BASE: u32 = 0x10_0000;
+
+/// Flat 32-bit protected mode (segment caches set directly), `code` at BASE.
+fn flat32(code: &[u8]) -> (Cpu, GuestMemory) {
+    let mut mem = GuestMemory::new(4 << 20).expect("guest RAM");
+    mem.load(PhysAddr(BASE), code);
+    let mut cpu = Cpu::new();
+    cpu.state.cr0 |= CR0_PE;
+    let flat = |sel: u16, code: bool| Segment {
+        selector: sel,
+        base: 0,
+        limit: u32::MAX,
+        flags: SEG_P | SEG_S | SEG_DB | SEG_G | SEG_RW | SEG_ACCESSED | if code { SEG_CODE } else { 0 },
+    };
+    cpu.state.segs[SegReg::Cs as usize] = flat(8, true);
+    for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
+        cpu.state.segs[s as usize] = flat(16, false);
+    }
+    cpu.state.eip = BASE;
+    (cpu, mem)
+}
+
+/// Replace host addresses (large constants) so the text is stable.
+fn sanitize(ir: &str) -> String {
+    ir.lines()
+        .map(|l| {
+            l.split(' ')
+                .map(|w| match w.strip_prefix("0x") {
+                    Some(h) if h.len() > 8 => "<addr>".to_string(),
+                    _ => w.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn check(name: &str, build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) {
+    let mut a = CodeAssembler::new(32).unwrap();
+    build(&mut a).unwrap();
+    let code = a.assemble(BASE as u64).unwrap();
+    let (mut cpu, mut mem) = flat32(&code);
+    let mut bus = NullBus;
+    let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
+    let ir = sanitize(&ferrite_jit::block_ir(&mut cpu, &mut ctx).expect("the block translates"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.clif"));
+    if std::env::var_os("FERRITE_BLESS").is_some() || !path.exists() {
+        std::fs::write(&path, &ir).unwrap();
+        println!("wrote {}", path.display());
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert!(want == ir, "{name}: the IR differs from {} (FERRITE_BLESS=1 to accept):\n{ir}", path.display());
+}
+
+#[test]
+fn integer_loop_stays_in_registers_and_loops_in_the_block() {
+    check("integer_loop", |a| {
+        let mut l = a.create_label();
+        a.set_label(&mut l)?;
+        a.add(eax, ebx)?;
+        a.xor(edx, eax)?;
+        a.dec(ecx)?;
+        a.jnz(l)
+    });
+}
+
+#[test]
+fn compare_and_branch_fold_into_one_host_compare() {
+    check("cmp_jl", |a| {
+        let mut l = a.create_label();
+        a.cmp(esi, edi)?;
+        a.jl(l)?;
+        a.set_label(&mut l)?;
+        a.nop()
+    });
+}
+
+#[test]
+fn loads_stores_and_stack_go_through_the_fast_tlb() {
+    check("memory", |a| {
+        a.mov(eax, dword_ptr(esi + 8))?;
+        a.add(dword_ptr(edi), 1)?; // read-modify-write: a helper call
+        a.mov(dword_ptr(edi + 4), eax)?;
+        a.push(eax)?;
+        a.pop(ebx)?;
+        a.ret()
+    });
+}
