@@ -383,7 +383,7 @@ pub fn demo() -> anyhow::Result<ExitCode> {
         None => "FAILED (did not finish)",
     };
     println!(
-        "-- boot demo: {verdict}, {} instructions in {secs:.2} s ({:.0} MIPS, interpreter)\n",
+        "-- boot demo: {verdict}, {} instructions in {secs:.2} s ({:.0} MIPS, JIT on)\n",
         m.cpu.instret,
         m.cpu.instret as f64 / secs.max(1e-9) / 1e6
     );

@@ -498,7 +498,7 @@ fn gather(cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option
         };
         off += i.len as u32;
         insns.push(i);
-        if i.ends_block || lower::rel_branch(&i) {
+        if i.ends_block || lower::rel_branch(&i) || lower::call_or_ret(&i) {
             break;
         }
     }

@@ -231,6 +231,19 @@ pub(crate) fn rel_branch(i: &Insn) -> bool {
     (is_jcc(m) || m == M::Jmp) && i.ops[0].kind == OpK::Imm && !i.lock && !is_far(i)
 }
 
+/// CALL rel and RET near (with or without an immediate), lowered inline as
+/// the last instruction of a block.
+pub(crate) fn call_or_ret(i: &Insn) -> bool {
+    if i.lock || !matches!(i.opsz, 2 | 4) {
+        return false;
+    }
+    match Code::try_from(i.code as usize) {
+        Ok(Code::Call_rel16 | Code::Call_rel32_32) => i.ops[0].kind == OpK::Imm,
+        Ok(Code::Retnw | Code::Retnd | Code::Retnw_imm16 | Code::Retnd_imm16) => true,
+        _ => false,
+    }
+}
+
 fn is_far(i: &Insn) -> bool {
     matches!(Code::try_from(i.code as usize), Ok(Code::Jmp_ptr1616 | Code::Jmp_ptr1632))
 }
@@ -385,6 +398,13 @@ impl<'a> Lower<'a> {
             let last = n + 1 == insns.len();
             if last && rel_branch(i) {
                 self.branch(g, i);
+                left = true;
+            } else if last && call_or_ret(i) {
+                if mnemonic(i) == M::Call {
+                    self.call_rel(g, i);
+                } else {
+                    self.ret_near(g, i);
+                }
                 left = true;
             } else if inlined(i) {
                 self.wrote_mem = false;
@@ -1198,6 +1218,77 @@ impl<'a> Lower<'a> {
                 let _ = g;
             }
         }
+    }
+
+    /// A relative CALL ending the block: #GP at the CALL for a target
+    /// beyond the CS limit (through the interpreter), else push the return
+    /// address and go on at the target (chained when it is in this page).
+    fn call_rel(&mut self, g: &GuestInsn, i: &Insn) {
+        let next_off = g.off + i.len as u32;
+        let psize = i.opsz as u32;
+        let next = self.eip_at(next_off);
+        let t = self.b.ins().iadd_imm_u(next, i.imm as i64);
+        let target = if psize == 2 { self.b.ins().band_imm_u(t, 0xFFFF) } else { t };
+        // Both paths start from written-back state.
+        self.spill_all();
+        let p = self.pending;
+        let limit = self.load32(CS_LIMIT);
+        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
+        let ok_blk = self.b.create_block();
+        let bad_blk = self.b.create_block();
+        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
+        self.b.switch_to_block(ok_blk);
+        let ret = if psize == 2 { self.b.ins().band_imm_u(next, 0xFFFF) } else { next };
+        let sp = self.full(4);
+        let nsp = self.b.ins().iadd_imm_u(sp, (-(psize as i64)) & 0xFFFF_FFFF);
+        let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+        self.access(g, SegReg::Ss as u8, off, psize, Some(ret));
+        self.set_sp(off);
+        self.spill_all();
+        self.store32(target, EIP);
+        self.flush_instret(1);
+        let delta = (next_off as i64 + i.imm as i32 as i64) & if psize == 2 { 0xFFFF } else { -1 };
+        let delta = if psize == 2 { delta as u16 as i16 as i64 } else { delta };
+        self.chain_exit(delta, target);
+        self.b.switch_to_block(bad_blk);
+        self.pending = p;
+        self.helper(g);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+    }
+
+    /// RET near ending the block: the return address is read first, #GP
+    /// for one beyond the CS limit (through the interpreter, nothing
+    /// changed yet), else ESP moves past it (and the immediate) and the
+    /// block returns to the dispatcher with EIP = that address.
+    fn ret_near(&mut self, g: &GuestInsn, i: &Insn) {
+        let size = i.opsz as u32;
+        let extra = if i.ops[0].kind == OpK::Imm { (i.imm & 0xFFFF) as i64 } else { 0 };
+        let sp = self.full(4);
+        let off = if self.stack32() { sp } else { self.b.ins().band_imm_u(sp, 0xFFFF) };
+        let t = self.access(g, SegReg::Ss as u8, off, size, None);
+        // Both paths start from written-back state.
+        self.spill_all();
+        let p = self.pending;
+        let limit = self.load32(CS_LIMIT);
+        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, t, limit);
+        let ok_blk = self.b.create_block();
+        let bad_blk = self.b.create_block();
+        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
+        self.b.switch_to_block(ok_blk);
+        let nsp = self.b.ins().iadd_imm_u(sp, size as i64 + extra);
+        let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+        self.set_sp(nsp);
+        self.spill_all();
+        self.store32(t, EIP);
+        self.flush_instret(1);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(bad_blk);
+        self.pending = p;
+        self.helper(g);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
     }
 
     /// A relative JMP or Jcc ending the block.
