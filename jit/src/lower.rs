@@ -221,6 +221,8 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         M::Lea => a.kind == OpK::Reg && b.kind == OpK::Mem,
         M::Movzx | M::Movsx => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)),
         M::Nop => true,
+        m if is_setcc(m) => a.kind == OpK::Reg && a.size == 1,
+        m if is_cmovcc(m) => a.kind == OpK::Reg && b.kind == OpK::Reg && a.size == b.size,
         _ => false,
     }
 }
@@ -246,6 +248,50 @@ pub(crate) fn call_or_ret(i: &Insn) -> bool {
 
 fn is_far(i: &Insn) -> bool {
     matches!(Code::try_from(i.code as usize), Ok(Code::Jmp_ptr1616 | Code::Jmp_ptr1632))
+}
+
+fn is_setcc(m: M) -> bool {
+    matches!(
+        m,
+        M::Seto
+            | M::Setno
+            | M::Setb
+            | M::Setae
+            | M::Sete
+            | M::Setne
+            | M::Setbe
+            | M::Seta
+            | M::Sets
+            | M::Setns
+            | M::Setp
+            | M::Setnp
+            | M::Setl
+            | M::Setge
+            | M::Setle
+            | M::Setg
+    )
+}
+
+fn is_cmovcc(m: M) -> bool {
+    matches!(
+        m,
+        M::Cmovo
+            | M::Cmovno
+            | M::Cmovb
+            | M::Cmovae
+            | M::Cmove
+            | M::Cmovne
+            | M::Cmovbe
+            | M::Cmova
+            | M::Cmovs
+            | M::Cmovns
+            | M::Cmovp
+            | M::Cmovnp
+            | M::Cmovl
+            | M::Cmovge
+            | M::Cmovle
+            | M::Cmovg
+    )
 }
 
 fn is_jcc(m: M) -> bool {
@@ -1167,6 +1213,19 @@ impl<'a> Lower<'a> {
                 self.set_reg(dst, size, v);
             }
             M::Nop => {}
+            m if is_setcc(m) => {
+                let c = self.condition(i.cc);
+                self.set_reg(dst, 1, c);
+            }
+            m if is_cmovcc(m) => {
+                // The source is read whatever the condition; the
+                // destination is only written when it holds.
+                let v = self.reg(i.ops[1].num, size);
+                let c = self.condition(i.cc);
+                let old = self.reg(dst, size);
+                let r = self.b.ins().select(c, v, old);
+                self.set_reg(dst, size, r);
+            }
             M::Shl | M::Sal | M::Shr | M::Sar => self.shift(i, size, dst),
             M::Inc | M::Dec => {
                 let a = self.reg(dst, size);
