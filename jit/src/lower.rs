@@ -534,6 +534,12 @@ impl<'a> Lower<'a> {
         let f = self.b.ins().load(types::I64, self.mf, sp, 0);
         let nz = self.b.ins().icmp_imm_u(IntCC::NotEqual, f, 0);
         let go = self.b.ins().band(same, nz);
+        // Never chain after a store that hit code (CALL's push can write
+        // the very code it came from): the dispatcher must drop the stale
+        // translations first.
+        let written = self.b.use_var(self.exitflag);
+        let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
+        let go = self.b.ins().band(go, clean);
         let chain_blk = self.b.create_block();
         let ret_blk = self.b.create_block();
         self.b.ins().brif(go, chain_blk, &[], ret_blk, &[]);

@@ -346,3 +346,86 @@ fn paged32_interpreter_and_jit_agree() {
 fn v86_interpreter_and_jit_agree() {
     differential(Mode::V86, 0x5EED_0005, 130, 40, 500);
 }
+
+/// Replays one trial with small slices and prints the first divergence:
+/// `FERRITE_DIFF=mode,seed,trial,slice cargo test -p ferrite-jit --test
+/// differential replay -- --ignored --nocapture` (mode: real, pm16, pm32,
+/// paged, v86).
+#[test]
+#[ignore]
+fn replay() {
+    let spec = std::env::var("FERRITE_DIFF").expect("FERRITE_DIFF=mode,seed,trial,slice");
+    let f: Vec<&str> = spec.split(',').collect();
+    let mode = match f[0] {
+        "real" => Mode::Real,
+        "pm16" => Mode::Protected16,
+        "pm32" => Mode::Protected32,
+        "paged" => Mode::Paged32,
+        _ => Mode::V86,
+    };
+    let seed = u64::from_str_radix(f[1].trim_start_matches("0x"), 16).unwrap();
+    let trial: usize = f[2].parse().unwrap();
+    let slice: u64 = f[3].parse().unwrap();
+    let mut rng = Rng(seed);
+    let mut mem_i = GuestMemory::new(RAM).unwrap();
+    let mut mem_j = GuestMemory::new(RAM).unwrap();
+    let mut interp = Cpu::new();
+    let mut jit = Cpu::new();
+    Jit::install(&mut jit, JitMode::Force).unwrap();
+    for _ in 0..trial {
+        setup(&mut interp, &mut mem_i, &mut rng, mode);
+    }
+    let mut r2 = rng.clone();
+    setup(&mut interp, &mut mem_i, &mut rng, mode);
+    setup(&mut jit, &mut mem_j, &mut r2, mode);
+    let mut prev = state_of(&interp);
+    let cs = |c: &Cpu| c.state.segs[1].base.wrapping_add(c.state.eip);
+    let bytes = |m: &GuestMemory, a: u32| {
+        (0..24).map(|i| format!("{:02x}", m.peek(PhysAddr(a + i)))).collect::<Vec<_>>().join(" ")
+    };
+    let mut prev_code = String::new();
+    for k in 0..(20_000 / slice) {
+        let here = format!("{:x}: {} | {}", cs(&interp), bytes(&mem_i, cs(&interp)), bytes(&mem_j, cs(&jit)));
+        interp.run(&mut mem_i, &mut NullBus, slice);
+        jit.run(&mut mem_j, &mut NullBus, slice);
+        let (si, sj) = (state_of(&interp), state_of(&jit));
+        if si != sj {
+            println!("slice {k} differs\n before {prev}\n code before (interp | jit memory) {here}\n prev code {prev_code}\n interp {si}\n jit    {sj}");
+            println!(" interp code at {:x}: {}", cs(&interp), bytes(&mem_i, cs(&interp)));
+            println!(" jit code at {:x}: {}", cs(&jit), bytes(&mem_j, cs(&jit)));
+            return;
+        }
+        prev = si;
+        prev_code = here;
+    }
+    println!("no difference");
+}
+
+/// CALL $ with the stack right behind it: the return address it pushes
+/// overwrites the CALL's own displacement, so the next execution of that
+/// address must run the new bytes (the interpreter re-decodes; translated
+/// code must leave instead of chaining into its stale self).
+#[test]
+fn a_call_whose_push_rewrites_its_own_code_runs_the_new_code() {
+    let run = |jit_mode: Option<JitMode>| {
+        let mut mem = GuestMemory::new(RAM).unwrap();
+        let mut cpu = Cpu::new();
+        if let Some(m) = jit_mode {
+            Jit::install(&mut cpu, m).unwrap();
+        }
+        // At 1000:0100: call 0x100 (e8 fd ff); the rest is NOPs then HLT.
+        let mut code = vec![0x90u8; 0x2000];
+        code[0x100..0x103].copy_from_slice(&[0xE8, 0xFD, 0xFF]);
+        code[0x1FFF] = 0xF4;
+        mem.load(PhysAddr(CODE), &code);
+        cpu.state.load_seg_real(SegReg::Cs, (CODE >> 4) as u16);
+        cpu.state.load_seg_real(SegReg::Ss, (CODE >> 4) as u16);
+        cpu.state.eip = 0x100;
+        cpu.state.regs[4] = 0x103; // the push writes 0x101..0x102
+        let (out, _) = cpu.run(&mut mem, &mut NullBus, 10_000);
+        (out, state_of(&cpu))
+    };
+    let want = run(None);
+    assert_eq!(run(Some(JitMode::Force)), want);
+    assert_eq!(run(Some(JitMode::On)), want);
+}
