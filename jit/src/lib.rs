@@ -46,7 +46,7 @@ pub enum JitMode {
 }
 
 /// Executions of a block start before it is translated (`JitMode::On`).
-pub const HOT_THRESHOLD: u32 = 128;
+pub const HOT_THRESHOLD: u32 = 512;
 /// Guest instructions per block at most.
 pub const MAX_BLOCK_INSNS: usize = 64;
 /// Code bytes (approximate) before the code cache starts a new generation.
