@@ -14,7 +14,7 @@ use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use ferrite_core::cpu::accel::ModeKey;
-use ferrite_core::cpu::decode::{Insn, Op, OpK, NO_REG};
+use ferrite_core::cpu::decode::{is_cmovcc, is_jcc, is_setcc, Insn, Op, OpK, NO_REG};
 use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, OF, PF, SF, ZF};
 use ferrite_core::cpu::state::{SegReg, Segment, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
 use ferrite_core::Cpu;
@@ -248,72 +248,6 @@ pub(crate) fn call_or_ret(i: &Insn) -> bool {
 
 fn is_far(i: &Insn) -> bool {
     matches!(Code::try_from(i.code as usize), Ok(Code::Jmp_ptr1616 | Code::Jmp_ptr1632))
-}
-
-fn is_setcc(m: M) -> bool {
-    matches!(
-        m,
-        M::Seto
-            | M::Setno
-            | M::Setb
-            | M::Setae
-            | M::Sete
-            | M::Setne
-            | M::Setbe
-            | M::Seta
-            | M::Sets
-            | M::Setns
-            | M::Setp
-            | M::Setnp
-            | M::Setl
-            | M::Setge
-            | M::Setle
-            | M::Setg
-    )
-}
-
-fn is_cmovcc(m: M) -> bool {
-    matches!(
-        m,
-        M::Cmovo
-            | M::Cmovno
-            | M::Cmovb
-            | M::Cmovae
-            | M::Cmove
-            | M::Cmovne
-            | M::Cmovbe
-            | M::Cmova
-            | M::Cmovs
-            | M::Cmovns
-            | M::Cmovp
-            | M::Cmovnp
-            | M::Cmovl
-            | M::Cmovge
-            | M::Cmovle
-            | M::Cmovg
-    )
-}
-
-fn is_jcc(m: M) -> bool {
-    matches!(
-        m,
-        M::Jo
-            | M::Jno
-            | M::Jb
-            | M::Jae
-            | M::Je
-            | M::Jne
-            | M::Jbe
-            | M::Ja
-            | M::Js
-            | M::Jns
-            | M::Jp
-            | M::Jnp
-            | M::Jl
-            | M::Jge
-            | M::Jle
-            | M::Jg
-    )
 }
 
 impl<'a> Lower<'a> {

@@ -6,7 +6,7 @@
 use super::exec;
 use super::{Cpu, Ctx, Fault, Res};
 use crate::mem::{PhysAddr, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE};
-use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, OpKind, Register};
+use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 /// The semantics function of one instruction form.
 pub type ExecFn = fn(&mut Cpu, &mut Ctx, &Insn) -> Res<()>;
@@ -102,6 +102,78 @@ impl Insn {
     pub fn iced_code(&self) -> iced_x86::Code {
         unsafe_free_code(self.code)
     }
+}
+
+/// Jcc (the sixteen conditional jumps, not JCXZ/LOOP).
+pub fn is_jcc(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Jo
+            | M::Jno
+            | M::Jb
+            | M::Jae
+            | M::Je
+            | M::Jne
+            | M::Jbe
+            | M::Ja
+            | M::Js
+            | M::Jns
+            | M::Jp
+            | M::Jnp
+            | M::Jl
+            | M::Jge
+            | M::Jle
+            | M::Jg
+    )
+}
+
+/// SETcc.
+pub fn is_setcc(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Seto
+            | M::Setno
+            | M::Setb
+            | M::Setae
+            | M::Sete
+            | M::Setne
+            | M::Setbe
+            | M::Seta
+            | M::Sets
+            | M::Setns
+            | M::Setp
+            | M::Setnp
+            | M::Setl
+            | M::Setge
+            | M::Setle
+            | M::Setg
+    )
+}
+
+/// CMOVcc.
+pub fn is_cmovcc(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Cmovo
+            | M::Cmovno
+            | M::Cmovb
+            | M::Cmovae
+            | M::Cmove
+            | M::Cmovne
+            | M::Cmovbe
+            | M::Cmova
+            | M::Cmovs
+            | M::Cmovns
+            | M::Cmovp
+            | M::Cmovnp
+            | M::Cmovl
+            | M::Cmovge
+            | M::Cmovle
+            | M::Cmovg
+    )
 }
 
 /// Decoder mode key: bit 0 = 32-bit default operand/address size.

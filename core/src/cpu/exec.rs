@@ -149,38 +149,8 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Cwd | M::Cdq => data::cwd,
         M::Xlatb => data::xlat,
         M::Bswap => data::bswap,
-        M::Cmovo
-        | M::Cmovno
-        | M::Cmovb
-        | M::Cmovae
-        | M::Cmove
-        | M::Cmovne
-        | M::Cmovbe
-        | M::Cmova
-        | M::Cmovs
-        | M::Cmovns
-        | M::Cmovp
-        | M::Cmovnp
-        | M::Cmovl
-        | M::Cmovge
-        | M::Cmovle
-        | M::Cmovg => data::cmov,
-        M::Seto
-        | M::Setno
-        | M::Setb
-        | M::Setae
-        | M::Sete
-        | M::Setne
-        | M::Setbe
-        | M::Seta
-        | M::Sets
-        | M::Setns
-        | M::Setp
-        | M::Setnp
-        | M::Setl
-        | M::Setge
-        | M::Setle
-        | M::Setg => data::setcc,
+        m if super::decode::is_cmovcc(m) => data::cmov,
+        m if super::decode::is_setcc(m) => data::setcc,
         M::Lds => data::lptr_ds,
         M::Les => data::lptr_es,
         M::Lss => data::lptr_ss,
@@ -223,22 +193,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
             _ if ins.is_call_far_indirect() => control::call_far_mem,
             _ => control::call_near_ind,
         },
-        M::Jo
-        | M::Jno
-        | M::Jb
-        | M::Jae
-        | M::Je
-        | M::Jne
-        | M::Jbe
-        | M::Ja
-        | M::Js
-        | M::Jns
-        | M::Jp
-        | M::Jnp
-        | M::Jl
-        | M::Jge
-        | M::Jle
-        | M::Jg => {
+        m if super::decode::is_jcc(m) => {
             rel_branch(ins, insn);
             control::jcc
         }
@@ -363,38 +318,8 @@ pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
         M::Pop => gpr_or_mem(insn.ops[0]),
         M::Pusha | M::Pushad | M::Popa | M::Popad | M::Pushf | M::Pushfd => true,
         M::Enter | M::Leave | M::Bound | M::Nop | M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli => true,
-        M::Cmovo
-        | M::Cmovno
-        | M::Cmovb
-        | M::Cmovae
-        | M::Cmove
-        | M::Cmovne
-        | M::Cmovbe
-        | M::Cmova
-        | M::Cmovs
-        | M::Cmovns
-        | M::Cmovp
-        | M::Cmovnp
-        | M::Cmovl
-        | M::Cmovge
-        | M::Cmovle
-        | M::Cmovg => true,
-        M::Seto
-        | M::Setno
-        | M::Setb
-        | M::Setae
-        | M::Sete
-        | M::Setne
-        | M::Setbe
-        | M::Seta
-        | M::Sets
-        | M::Setns
-        | M::Setp
-        | M::Setnp
-        | M::Setl
-        | M::Setge
-        | M::Setle
-        | M::Setg => true,
+        m if super::decode::is_cmovcc(m) => true,
+        m if super::decode::is_setcc(m) => true,
         // One iteration without REP; REP loops yield and restart.
         M::Movsb
         | M::Movsw
