@@ -21,6 +21,32 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) -
     }
 }
 
+/// The slow path of an inline read-modify-write: run the whole
+/// instruction with the interpreter's semantics (every check, the fault
+/// delivered), then, when it retired, fill the fast TLB for writes to its
+/// operand at `seg:off` (`size` bytes). Translated code leaves afterwards.
+pub(crate) extern "C" fn step_fill(
+    cpu: *mut Cpu,
+    ctx: *mut Ctx,
+    insn: *const Insn,
+    seg: u32,
+    off: u32,
+    size: u32,
+    tlb: *mut FastTlb,
+) -> u32 {
+    // SAFETY: as in `step` and `mem_read`.
+    let (cpu, ctx, insn, tlb) = unsafe { (&mut *cpu, &mut *ctx, &*insn, &mut *tlb) };
+    let before = cpu.instret;
+    cpu.exec_one(ctx, insn);
+    if cpu.instret != before && !ctx.mem.has_invalidated() {
+        let lin = cpu.state.segs[seg as usize % 6].base.wrapping_add(off);
+        if (lin & 0xFFF) + size <= 0x1000 {
+            fill(cpu, ctx, tlb, lin, true);
+        }
+    }
+    1
+}
+
 /// Condition code `cc` from the flags record in `CpuState`.
 pub(crate) extern "C" fn condition(cpu: *mut Cpu, cc: u32) -> u32 {
     // SAFETY: as in `step`; only read.

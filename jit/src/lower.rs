@@ -78,8 +78,10 @@ struct Known {
     lazy: u32,
     /// Where CF comes from when it is not in `lazy`.
     cf: CfSrc,
-    /// OF when it is not in `lazy` (shifts); None means zero.
+    /// OF when it is not in `lazy` (shifts, rotates); None means zero.
     of: Option<Value>,
+    /// The carry (0/1) ADC/SBB added or subtracted; None for none.
+    carry: Option<Value>,
 }
 
 #[derive(Clone, Copy)]
@@ -121,6 +123,7 @@ pub(crate) struct Lower<'a> {
     wrote_mem: bool,
     rd_sig: SigRef,
     wr_sig: SigRef,
+    fill_sig: SigRef,
     cpu: Value,
     ctx: Value,
     eip0: Value,
@@ -209,21 +212,43 @@ pub(crate) fn inlined(i: &Insn) -> bool {
                 || (a.kind == OpK::Reg && mem(b) && b.size == a.size)
                 || (mem(a) && matches!(b.kind, OpK::Reg | OpK::Imm))
         }
-        M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test => {
-            (a.kind == OpK::Reg && (b.kind == OpK::Imm || (b.kind == OpK::Reg && b.size == a.size)))
-                || (a.kind == OpK::Reg && mem(b) && b.size == a.size)
-                || (matches!(mnemonic(i), M::Cmp | M::Test) && mem(a) && matches!(b.kind, OpK::Reg | OpK::Imm))
+        M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test | M::Adc | M::Sbb => {
+            let src_ok = b.kind == OpK::Imm || (b.kind == OpK::Reg && b.size == a.size);
+            (a.kind == OpK::Reg && src_ok) || (a.kind == OpK::Reg && mem(b) && b.size == a.size) || (mem(a) && src_ok)
         }
-        M::Push => (a.kind == OpK::Reg && matches!(a.size, 2 | 4)) || (a.kind == OpK::Imm && matches!(i.opsz, 2 | 4)),
+        M::Push => {
+            (a.kind == OpK::Reg && matches!(a.size, 2 | 4))
+                || (a.kind == OpK::Imm && matches!(i.opsz, 2 | 4))
+                || (mem(a) && matches!(a.size, 2 | 4) && a.size == i.opsz)
+        }
         M::Pop => a.kind == OpK::Reg && matches!(a.size, 2 | 4) && a.num != 4,
-        M::Inc | M::Dec | M::Not => a.kind == OpK::Reg,
-        M::Shl | M::Sal | M::Shr | M::Sar => a.kind == OpK::Reg && b.kind == OpK::Imm,
+        M::Inc | M::Dec | M::Not | M::Neg => a.kind == OpK::Reg || mem(a),
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
+            matches!(b.kind, OpK::Imm | OpK::None) && (a.kind == OpK::Reg || (mem(a) && shift_count(i) != 0))
+        }
+        M::Imul => {
+            let c = i.ops[2];
+            a.kind == OpK::Reg
+                && matches!(a.size, 2 | 4)
+                && (b.kind == OpK::Reg || mem(b))
+                && b.size == a.size
+                && matches!(c.kind, OpK::None | OpK::Imm)
+        }
         M::Lea => a.kind == OpK::Reg && b.kind == OpK::Mem,
         M::Movzx | M::Movsx => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)),
         M::Nop => true,
         m if is_setcc(m) => a.kind == OpK::Reg && a.size == 1,
-        m if is_cmovcc(m) => a.kind == OpK::Reg && b.kind == OpK::Reg && a.size == b.size,
+        m if is_cmovcc(m) => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)) && a.size == b.size,
         _ => false,
+    }
+}
+
+/// The masked count of a shift or rotate by an immediate (or by 1).
+fn shift_count(i: &Insn) -> u32 {
+    if i.ops[1].kind == OpK::None {
+        1
+    } else {
+        i.imm & 0x1F
     }
 }
 
@@ -294,6 +319,14 @@ impl<'a> Lower<'a> {
             s.returns.push(AbiParam::new(types::I32));
             b.import_signature(s)
         };
+        let fill_sig = {
+            let mut s = Signature::new(CallConv::SystemV);
+            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
+            s.params.extend([AbiParam::new(types::I32), AbiParam::new(types::I32), AbiParam::new(types::I32)]);
+            s.params.push(AbiParam::new(ptr));
+            s.returns.push(AbiParam::new(types::I32));
+            b.import_signature(s)
+        };
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -321,6 +354,7 @@ impl<'a> Lower<'a> {
             wrote_mem: false,
             rd_sig,
             wr_sig,
+            fill_sig,
             b,
             cpu,
             ctx,
@@ -613,12 +647,24 @@ impl<'a> Lower<'a> {
             _ => {
                 self.store32(k.a, F_OP1);
                 self.store32(k.b, F_OP2);
-                let zero = self.konst(0);
-                self.store8(zero, F_CARRY);
-                if let CfSrc::Value(c) = k.cf {
+                let carry = k.carry.unwrap_or_else(|| self.konst(0));
+                self.store8(carry, F_CARRY);
+                let cf = match k.cf {
+                    CfSrc::Value(c) if k.lazy & CF == 0 => Some(c),
+                    _ => None,
+                };
+                let of = if k.lazy & OF == 0 { Some(k.of.unwrap_or_else(|| self.konst(0))) } else { None };
+                if cf.is_some() || of.is_some() {
+                    let clear = if cf.is_some() { CF } else { 0 } | if of.is_some() { OF } else { 0 };
                     let bits = self.load32(F_BITS);
-                    let bits = self.b.ins().band_imm_u(bits, !(CF as i64) & 0xFFFF_FFFF);
-                    let bits = self.b.ins().bor(bits, c);
+                    let mut bits = self.b.ins().band_imm_u(bits, !(clear as i64) & 0xFFFF_FFFF);
+                    if let Some(c) = cf {
+                        bits = self.b.ins().bor(bits, c);
+                    }
+                    if let Some(o) = of {
+                        let o = self.b.ins().ishl_imm_u(o, 11);
+                        bits = self.b.ins().bor(bits, o);
+                    }
                     self.store32(bits, F_BITS);
                 }
             }
@@ -682,11 +728,25 @@ impl<'a> Lower<'a> {
                 }
                 CfSrc::Record => return self.konst(0),
             },
-            CF => match k.op {
-                LazyOp::Add => self.b.ins().icmp(IntCC::UnsignedLessThan, k.r, k.a),
-                LazyOp::Sub => self.b.ins().icmp(IntCC::UnsignedLessThan, k.a, k.b),
-                LazyOp::Logic => return self.konst(0),
-            },
+            CF => {
+                let (lt, x, y) = match k.op {
+                    LazyOp::Add => (self.b.ins().icmp(IntCC::UnsignedLessThan, k.r, k.a), k.r, k.a),
+                    LazyOp::Sub => (self.b.ins().icmp(IntCC::UnsignedLessThan, k.a, k.b), k.a, k.b),
+                    LazyOp::Logic => return self.konst(0),
+                };
+                match k.carry {
+                    // With a carry in: r <= a (ADC), a <= b (SBB).
+                    Some(c) => {
+                        let lt = self.b.ins().uextend(types::I32, lt);
+                        let eq = self.b.ins().icmp(IntCC::Equal, x, y);
+                        let eq = self.b.ins().uextend(types::I32, eq);
+                        let eqc = self.b.ins().band(eq, c);
+                        return self.b.ins().bor(lt, eqc);
+                    }
+                    None => lt,
+                }
+            }
+            OF if !in_record => return k.of.unwrap_or_else(|| self.konst(0)),
             ZF => self.b.ins().icmp_imm_u(IntCC::Equal, k.r, 0),
             SF => {
                 let t = self.b.ins().band_imm_u(k.r, sb);
@@ -741,7 +801,7 @@ impl<'a> Lower<'a> {
             }
         };
         // Comparisons fold directly into one host compare.
-        if k.op == LazyOp::Sub && k.lazy == ARITH {
+        if k.op == LazyOp::Sub && k.lazy == ARITH && k.carry.is_none() {
             let shift = 32 - 8 * k.size as i64;
             let direct = match cc >> 1 {
                 1 => Some(IntCC::UnsignedLessThan),
@@ -891,33 +951,7 @@ impl<'a> Lower<'a> {
     /// through the slow-path helper (which delivers faults and leaves the
     /// block). Returns the value read (or a dummy for a store).
     fn access(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, store: Option<Value>) -> Value {
-        let (base, limit, segok) = self.seg_info(seg);
-        let acok = self.ac_ok();
-        let last = self.b.ins().iadd_imm_u(off, size as i64 - 1);
-        let mut ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, limit);
-        if size > 1 {
-            let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, off);
-            ok = self.b.ins().band(ok, nowrap);
-        }
-        let lin = self.b.ins().iadd(base, off);
-        let idx = self.b.ins().ushr_imm_u(lin, 12);
-        let idx = self.b.ins().band_imm_u(idx, (helpers::FAST_TLB_SIZE - 1) as i64);
-        let idx = self.b.ins().uextend(types::I64, idx);
-        let idx = self.b.ins().ishl_imm_u(idx, 4);
-        let eaddr = self.b.ins().iadd(self.ftlb, idx);
-        let tag = self.b.ins().load(types::I32, self.mf, eaddr, if store.is_some() { 4 } else { 0 });
-        let page = self.b.ins().band_imm_u(lin, 0xFFFF_F000);
-        let want = self.b.ins().bor_imm_u(page, 1);
-        let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
-        ok = self.b.ins().band(ok, hit);
-        if size > 1 {
-            let po = self.b.ins().band_imm_u(lin, 0xFFF);
-            let fits = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, po, 4096 - size as i64);
-            ok = self.b.ins().band(ok, fits);
-        }
-        for extra in [segok, acok].into_iter().flatten() {
-            ok = self.b.ins().band(ok, extra);
-        }
+        let (ok, lin, eaddr) = self.fast_check(seg, off, size, store.is_some());
         let fast = self.b.create_block();
         let slow = self.b.create_block();
         let merge = self.b.create_block();
@@ -925,24 +959,13 @@ impl<'a> Lower<'a> {
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         // Fast: straight to host memory (unaligned accesses are fine).
         self.b.switch_to_block(fast);
-        let addend = self.b.ins().load(types::I64, self.mf, eaddr, 8);
-        let lin64 = self.b.ins().uextend(types::I64, lin);
-        let host = self.b.ins().iadd(addend, lin64);
-        let gm = MemFlagsData::new().with_notrap();
+        let host = self.host_addr(eaddr, lin);
         let got = match store {
             Some(val) => {
-                match size {
-                    1 => self.b.ins().istore8(gm, val, host, 0),
-                    2 => self.b.ins().istore16(gm, val, host, 0),
-                    _ => self.b.ins().store(gm, val, host, 0),
-                };
+                self.host_store(host, size, val);
                 self.konst(0)
             }
-            None => match size {
-                1 => self.b.ins().uload8(types::I32, gm, host, 0),
-                2 => self.b.ins().uload16(types::I32, gm, host, 0),
-                _ => self.b.ins().load(types::I32, gm, host, 0),
-            },
+            None => self.host_load(host, size),
         };
         self.b.ins().jump(merge, &[got.into()]);
         // Slow: precise state, then the helper with every check.
@@ -992,6 +1015,99 @@ impl<'a> Lower<'a> {
         v
     }
 
+    /// The inline checks of an access of `size` bytes at `seg:off`: within
+    /// the segment (which inline accesses may use), no wrap, in one page,
+    /// a fast-TLB hit for the kind of access, no alignment check. Returns
+    /// (all passed, linear address, fast-TLB entry address).
+    fn fast_check(&mut self, seg: u8, off: Value, size: u32, write: bool) -> (Value, Value, Value) {
+        let (base, limit, segok) = self.seg_info(seg);
+        let acok = self.ac_ok();
+        let last = self.b.ins().iadd_imm_u(off, size as i64 - 1);
+        let mut ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, limit);
+        if size > 1 {
+            let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, off);
+            ok = self.b.ins().band(ok, nowrap);
+        }
+        let lin = self.b.ins().iadd(base, off);
+        let idx = self.b.ins().ushr_imm_u(lin, 12);
+        let idx = self.b.ins().band_imm_u(idx, (helpers::FAST_TLB_SIZE - 1) as i64);
+        let idx = self.b.ins().uextend(types::I64, idx);
+        let idx = self.b.ins().ishl_imm_u(idx, 4);
+        let eaddr = self.b.ins().iadd(self.ftlb, idx);
+        let tag = self.b.ins().load(types::I32, self.mf, eaddr, if write { 4 } else { 0 });
+        let page = self.b.ins().band_imm_u(lin, 0xFFFF_F000);
+        let want = self.b.ins().bor_imm_u(page, 1);
+        let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
+        ok = self.b.ins().band(ok, hit);
+        if size > 1 {
+            let po = self.b.ins().band_imm_u(lin, 0xFFF);
+            let fits = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, po, 4096 - size as i64);
+            ok = self.b.ins().band(ok, fits);
+        }
+        for extra in [segok, acok].into_iter().flatten() {
+            ok = self.b.ins().band(ok, extra);
+        }
+        (ok, lin, eaddr)
+    }
+
+    /// The host address of linear `lin` through fast-TLB entry `eaddr`.
+    fn host_addr(&mut self, eaddr: Value, lin: Value) -> Value {
+        let addend = self.b.ins().load(types::I64, self.mf, eaddr, 8);
+        let lin64 = self.b.ins().uextend(types::I64, lin);
+        self.b.ins().iadd(addend, lin64)
+    }
+
+    fn host_load(&mut self, host: Value, size: u32) -> Value {
+        let gm = MemFlagsData::new().with_notrap();
+        match size {
+            1 => self.b.ins().uload8(types::I32, gm, host, 0),
+            2 => self.b.ins().uload16(types::I32, gm, host, 0),
+            _ => self.b.ins().load(types::I32, gm, host, 0),
+        }
+    }
+
+    fn host_store(&mut self, host: Value, size: u32, val: Value) {
+        let gm = MemFlagsData::new().with_notrap();
+        match size {
+            1 => self.b.ins().istore8(gm, val, host, 0),
+            2 => self.b.ins().istore16(gm, val, host, 0),
+            _ => self.b.ins().store(gm, val, host, 0),
+        };
+    }
+
+    /// A read-modify-write of the memory operand of `i` (`size` bytes):
+    /// inline when the fast TLB allows the write (so the page is RAM and
+    /// holds no code) and the segment is writable; otherwise the whole
+    /// instruction runs through the interpreter's semantics and the block
+    /// is left after it (the helper fills the fast TLB for next time).
+    /// `f` gets the old value, sets the flags and returns the new value.
+    fn rmw(&mut self, g: &GuestInsn, i: &Insn, size: u32, f: impl FnOnce(&mut Self, Value) -> Value) {
+        let off = self.ea(i);
+        let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, true);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(slow);
+        let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
+        self.spill_all();
+        self.flush_instret(0);
+        let eip = self.eip_at(g.off);
+        self.store32(eip, EIP);
+        let fp = self.b.ins().iconst(types::I64, helpers::step_fill as *const () as i64);
+        let ip = self.b.ins().iconst(types::I64, g.insn as i64);
+        let segv = self.konst(i.seg as i64);
+        let sz = self.konst(size as i64);
+        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, segv, off, sz, self.ftlb]);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
+        self.b.switch_to_block(fast);
+        let host = self.host_addr(eaddr, lin);
+        let a = self.host_load(host, size);
+        let r = f(self, a);
+        self.host_store(host, size, r);
+    }
+
     /// Return from the block when `cond` holds (the state is already
     /// written back).
     fn leave_if(&mut self, cond: Value) {
@@ -1027,12 +1143,11 @@ impl<'a> Lower<'a> {
     /// a count of 0 changes nothing; otherwise CF is the last bit shifted
     /// out, OF as the interpreter defines it, AF 0, SF/ZF/PF from the
     /// result.
-    fn shift(&mut self, i: &Insn, size: u32, dst: u8) {
-        let c = (i.imm & 0x1F) as i64;
+    fn shift(&mut self, i: &Insn, size: u32, a: Value) -> Value {
+        let c = shift_count(i) as i64;
         if c == 0 {
-            return;
+            return a;
         }
-        let a = self.reg(dst, size);
         let bits = 8 * size as i64;
         let (r, cf, of) = match mnemonic(i) {
             M::Shl | M::Sal => {
@@ -1083,8 +1198,182 @@ impl<'a> Lower<'a> {
             lazy: ZF | SF | PF,
             cf: CfSrc::Value(cf),
             of,
+            carry: None,
         });
-        self.set_reg(dst, size, r);
+        r
+    }
+
+    /// ROL/ROR by an immediate count (SDM vol. 2 RCL/RCR/ROL/ROR): a masked
+    /// count of 0 changes nothing; otherwise only CF and OF change (as the
+    /// interpreter defines OF for every count).
+    fn rotate(&mut self, i: &Insn, size: u32, a: Value) -> Value {
+        let c = shift_count(i);
+        if c == 0 {
+            return a;
+        }
+        let bits = 8 * size;
+        let n = (c % bits) as i64;
+        let r = if n == 0 {
+            a
+        } else if size == 4 {
+            if mnemonic(i) == M::Rol {
+                self.b.ins().rotl_imm_u(a, n)
+            } else {
+                self.b.ins().rotr_imm_u(a, n)
+            }
+        } else {
+            let (l, rr) = if mnemonic(i) == M::Rol { (n, bits as i64 - n) } else { (bits as i64 - n, n) };
+            let x = self.b.ins().ishl_imm_u(a, l);
+            let y = self.b.ins().ushr_imm_u(a, rr);
+            let v = self.b.ins().bor(x, y);
+            self.b.ins().band_imm_u(v, mask(size))
+        };
+        let top = self.b.ins().ushr_imm_u(r, bits as i64 - 1);
+        let top = self.b.ins().band_imm_u(top, 1);
+        let (cf, of) = if mnemonic(i) == M::Rol {
+            let cf = self.b.ins().band_imm_u(r, 1);
+            (cf, self.b.ins().bxor(top, cf))
+        } else {
+            let next = self.b.ins().ushr_imm_u(r, bits as i64 - 2);
+            let next = self.b.ins().band_imm_u(next, 1);
+            (top, self.b.ins().bxor(top, next))
+        };
+        self.set_cf_of(cf, of);
+        r
+    }
+
+    /// CF and OF := `cf`, `of` (0/1); the other flags keep their values.
+    fn set_cf_of(&mut self, cf: Value, of: Value) {
+        match self.flags {
+            FlagState::Known(k) => {
+                self.flags =
+                    FlagState::Known(Known { lazy: k.lazy & !(CF | OF), cf: CfSrc::Value(cf), of: Some(of), ..k });
+            }
+            FlagState::Memory => {
+                let bits = self.load32(F_BITS);
+                let bits = self.b.ins().band_imm_u(bits, !((CF | OF) as i64) & 0xFFFF_FFFF);
+                let o = self.b.ins().ishl_imm_u(of, 11);
+                let bits = self.b.ins().bor(bits, cf);
+                let bits = self.b.ins().bor(bits, o);
+                self.store32(bits, F_BITS);
+                let lazy = self.load32(F_LAZY);
+                let lazy = self.b.ins().band_imm_u(lazy, !((CF | OF) as i64) & 0xFFFF_FFFF);
+                self.store32(lazy, F_LAZY);
+            }
+        }
+    }
+
+    /// CF (0/1) as the flags stand.
+    fn carry_flag(&mut self) -> Value {
+        self.condition(2)
+    }
+
+    /// INC/DEC of `a` (`size` bytes): the result; the flags record keeps CF.
+    fn incdec(&mut self, dec: bool, a: Value, size: u32) -> Value {
+        let one = self.konst(1);
+        let r = if dec { self.b.ins().isub(a, one) } else { self.b.ins().iadd(a, one) };
+        let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+        let cf = match self.flags {
+            FlagState::Known(k) => {
+                if k.lazy & CF != 0 || k.op == LazyOp::Logic {
+                    CfSrc::Value(self.flag(&k, CF))
+                } else {
+                    k.cf
+                }
+            }
+            FlagState::Memory => {
+                // Materialise CF out of the old record first.
+                let f = self.b.ins().iconst(types::I64, helpers::materialize as *const () as i64);
+                let m = self.konst(CF as i64);
+                self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
+                CfSrc::Bits
+            }
+        };
+        let op = if dec { LazyOp::Sub } else { LazyOp::Add };
+        self.flags = FlagState::Known(Known { op, a, b: one, r, size, lazy: ARITH & !CF, cf, of: None, carry: None });
+        r
+    }
+
+    /// A two-operand ALU operation `m` on `a` and `b`: the result (masked)
+    /// and the flags record.
+    fn alu(&mut self, m: M, a: Value, b: Value, size: u32) -> Value {
+        let carry = if matches!(m, M::Adc | M::Sbb) { Some(self.carry_flag()) } else { None };
+        let (op, r) = match m {
+            M::Add => (LazyOp::Add, self.b.ins().iadd(a, b)),
+            M::Adc => {
+                let t = self.b.ins().iadd(a, b);
+                (LazyOp::Add, self.b.ins().iadd(t, carry.expect("ADC has a carry")))
+            }
+            M::Sub | M::Cmp => (LazyOp::Sub, self.b.ins().isub(a, b)),
+            M::Sbb => {
+                let t = self.b.ins().isub(a, b);
+                (LazyOp::Sub, self.b.ins().isub(t, carry.expect("SBB has a carry")))
+            }
+            M::And | M::Test => (LazyOp::Logic, self.b.ins().band(a, b)),
+            M::Or => (LazyOp::Logic, self.b.ins().bor(a, b)),
+            _ => (LazyOp::Logic, self.b.ins().bxor(a, b)),
+        };
+        let r = if size < 4 && op != LazyOp::Logic { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+        let lazy = if op == LazyOp::Logic { ZF | SF | PF } else { ARITH };
+        self.flags = FlagState::Known(Known { op, a, b, r, size, lazy, cf: CfSrc::Record, of: None, carry });
+        r
+    }
+
+    /// NEG of `a`: the result and the flags of 0 - a.
+    fn neg(&mut self, a: Value, size: u32) -> Value {
+        let zero = self.konst(0);
+        let r = self.b.ins().isub(zero, a);
+        let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+        self.flags = FlagState::Known(Known {
+            op: LazyOp::Sub,
+            a: zero,
+            b: a,
+            r,
+            size,
+            lazy: ARITH,
+            cf: CfSrc::Record,
+            of: None,
+            carry: None,
+        });
+        r
+    }
+
+    /// IMUL r, r/m and IMUL r, r/m, imm (16 and 32 bits): the truncated
+    /// product; CF = OF = it did not fit, SF/ZF/PF from it, AF 0 (as the
+    /// interpreter defines the undefined ones).
+    fn imul(&mut self, a: Value, b: Value, size: u32) -> Value {
+        let (lo, ov) = if size == 4 {
+            let a64 = self.b.ins().sextend(types::I64, a);
+            let b64 = self.b.ins().sextend(types::I64, b);
+            let p = self.b.ins().imul(a64, b64);
+            let lo = self.b.ins().ireduce(types::I32, p);
+            let back = self.b.ins().sextend(types::I64, lo);
+            (lo, self.b.ins().icmp(IntCC::NotEqual, back, p))
+        } else {
+            let sa = self.b.ins().ishl_imm_u(a, 16);
+            let sa = self.b.ins().sshr_imm_u(sa, 16);
+            let sb = self.b.ins().ishl_imm_u(b, 16);
+            let sb = self.b.ins().sshr_imm_u(sb, 16);
+            let p = self.b.ins().imul(sa, sb);
+            let lo = self.b.ins().band_imm_u(p, 0xFFFF);
+            let back = self.b.ins().ishl_imm_u(p, 16);
+            let back = self.b.ins().sshr_imm_u(back, 16);
+            (lo, self.b.ins().icmp(IntCC::NotEqual, back, p))
+        };
+        let ov = self.b.ins().uextend(types::I32, ov);
+        let zero = self.konst(0);
+        self.flags = FlagState::Known(Known {
+            op: LazyOp::Logic,
+            a: zero,
+            b: zero,
+            r: lo,
+            size,
+            lazy: ZF | SF | PF,
+            cf: CfSrc::Value(ov),
+            of: Some(ov),
+            carry: None,
+        });
+        lo
     }
 
     fn inline(&mut self, g: &GuestInsn, i: &Insn) {
@@ -1101,7 +1390,9 @@ impl<'a> Lower<'a> {
                 self.set_reg(dst, size, v);
             }
             M::Push => {
-                let v = if i.ops[0].kind == OpK::Imm {
+                let v = if i.ops[0].kind == OpK::Mem {
+                    self.src(g, i, 0, size)
+                } else if i.ops[0].kind == OpK::Imm {
                     let sz = i.ops[0].size as u32;
                     let x = i.imm as i64;
                     let x = match sz {
@@ -1147,11 +1438,6 @@ impl<'a> Lower<'a> {
                 }
                 self.set_reg(dst, size, v);
             }
-            M::Not => {
-                let v = self.reg(dst, size);
-                let v = self.b.ins().bxor_imm_u(v, mask(size));
-                self.set_reg(dst, size, v);
-            }
             M::Nop => {}
             m if is_setcc(m) => {
                 let c = self.condition(i.cc);
@@ -1160,38 +1446,54 @@ impl<'a> Lower<'a> {
             m if is_cmovcc(m) => {
                 // The source is read whatever the condition; the
                 // destination is only written when it holds.
-                let v = self.reg(i.ops[1].num, size);
+                let v = self.src(g, i, 1, size);
                 let c = self.condition(i.cc);
                 let old = self.reg(dst, size);
                 let r = self.b.ins().select(c, v, old);
                 self.set_reg(dst, size, r);
             }
-            M::Shl | M::Sal | M::Shr | M::Sar => self.shift(i, size, dst),
-            M::Inc | M::Dec => {
-                let a = self.reg(dst, size);
-                let one = self.konst(1);
-                let dec = mnemonic(i) == M::Dec;
-                let r = if dec { self.b.ins().isub(a, one) } else { self.b.ins().iadd(a, one) };
-                let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
-                let cf = match self.flags {
-                    FlagState::Known(k) => {
-                        if k.lazy & CF != 0 || k.op == LazyOp::Logic {
-                            CfSrc::Value(self.flag(&k, CF))
-                        } else {
-                            k.cf
-                        }
-                    }
-                    FlagState::Memory => {
-                        // Materialise CF out of the old record first.
-                        let f = self.b.ins().iconst(types::I64, helpers::materialize as *const () as i64);
-                        let m = self.konst(CF as i64);
-                        self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
-                        CfSrc::Bits
-                    }
+            M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
+                let rot = matches!(mnemonic(i), M::Rol | M::Ror);
+                let f = move |l: &mut Self, a: Value| if rot { l.rotate(i, size, a) } else { l.shift(i, size, a) };
+                if i.ops[0].kind == OpK::Mem {
+                    self.rmw(g, i, size, f);
+                } else {
+                    let a = self.reg(dst, size);
+                    let r = f(self, a);
+                    self.set_reg(dst, size, r);
+                }
+            }
+            M::Inc | M::Dec | M::Not | M::Neg => {
+                let m = mnemonic(i);
+                let f = move |l: &mut Self, a: Value| match m {
+                    M::Not => l.b.ins().bxor_imm_u(a, mask(size)),
+                    M::Neg => l.neg(a, size),
+                    _ => l.incdec(m == M::Dec, a, size),
                 };
-                let op = if dec { LazyOp::Sub } else { LazyOp::Add };
-                self.flags = FlagState::Known(Known { op, a, b: one, r, size, lazy: ARITH & !CF, cf, of: None });
+                if i.ops[0].kind == OpK::Mem {
+                    self.rmw(g, i, size, f);
+                } else {
+                    let a = self.reg(dst, size);
+                    let r = f(self, a);
+                    self.set_reg(dst, size, r);
+                }
+            }
+            M::Imul => {
+                let (a, b) = if i.ops[2].kind == OpK::None {
+                    let a = self.reg(dst, size);
+                    (a, self.src(g, i, 1, size))
+                } else {
+                    let a = self.src(g, i, 1, size);
+                    (a, self.operand(i, 2, size))
+                };
+                let r = self.imul(a, b, size);
                 self.set_reg(dst, size, r);
+            }
+            m if i.ops[0].kind == OpK::Mem && !matches!(m, M::Cmp | M::Test) => {
+                // Read-modify-write ALU operation; the source is a
+                // register or an immediate.
+                let b = self.operand(i, 1, size);
+                self.rmw(g, i, size, move |l, a| l.alu(m, a, b, size));
             }
             m => {
                 let a = if i.ops[0].kind == OpK::Mem {
@@ -1201,20 +1503,10 @@ impl<'a> Lower<'a> {
                     self.reg(dst, size)
                 };
                 let bv = self.src(g, i, 1, size);
-                let (op, r) = match m {
-                    M::Add => (LazyOp::Add, self.b.ins().iadd(a, bv)),
-                    M::Sub | M::Cmp => (LazyOp::Sub, self.b.ins().isub(a, bv)),
-                    M::And | M::Test => (LazyOp::Logic, self.b.ins().band(a, bv)),
-                    M::Or => (LazyOp::Logic, self.b.ins().bor(a, bv)),
-                    _ => (LazyOp::Logic, self.b.ins().bxor(a, bv)),
-                };
-                let r = if size < 4 && op != LazyOp::Logic { self.b.ins().band_imm_u(r, mask(size)) } else { r };
-                let lazy = if op == LazyOp::Logic { ZF | SF | PF } else { ARITH };
-                self.flags = FlagState::Known(Known { op, a, b: bv, r, size, lazy, cf: CfSrc::Record, of: None });
+                let r = self.alu(m, a, bv, size);
                 if !matches!(m, M::Cmp | M::Test) {
                     self.set_reg(dst, size, r);
                 }
-                let _ = g;
             }
         }
     }

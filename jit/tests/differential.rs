@@ -3,11 +3,13 @@
 //! translated on its first execution). After every slice of instructions
 //! the architectural state must be identical, and so must all of RAM at the
 //! end of each trial. The code mixes instruction forms the translator
-//! lowers inline (moves, ALU, INC/DEC, LEA, MOVZX/MOVSX, NOT, Jcc/JMP with
-//! loops), forms it runs through the interpreter's semantics (memory
-//! operands, stack, SETcc/CMOVcc, shifts, multiply/divide), stores into the
-//! code itself, and random bytes (faults, system instructions), in real
-//! mode, 16- and 32-bit protected mode, paged mode and V86 mode.
+//! lowers inline (moves, ALU with register and memory operands including
+//! read-modify-write, ADC/SBB, INC/DEC/NOT/NEG, shifts and rotates, IMUL,
+//! LEA, MOVZX/MOVSX, SETcc/CMOVcc, PUSH/POP, Jcc/JMP with loops, CALL/RET),
+//! forms it runs through the interpreter's semantics (RCL/RCR, shifts by CL,
+//! MUL, one-operand IMUL), stores and read-modify-writes into the code
+//! itself, and random bytes (faults, system instructions), in real mode,
+//! 16- and 32-bit protected mode, paged mode and V86 mode.
 //!
 //! `FERRITE_FUZZ_SCALE=n` multiplies the number of trials.
 
@@ -57,7 +59,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
     if rng.below(4) == 0 {
         out.push(0x66);
     }
-    match rng.below(22) {
+    match rng.below(28) {
         0 => out.extend([0x88 + rng.below(4) as u8, modrm_rr(rng)]),
         1 => {
             out.push(0xB0 + rng.below(16) as u8);
@@ -107,17 +109,18 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
         15 => out.push(0x50 + rng.below(16) as u8),
         16 => out.extend([0xC1, 0xE0 | (rng.byte() & 0x1F), rng.byte() & 0x1F]),
         17 => {
-            // A store into the code region itself (self-modifying code).
+            // A store or read-modify-write into the code region itself
+            // (self-modifying code): MOV byte [x], 90h or ADD byte [x], 0.
+            let (op, sub) = if rng.below(2) == 0 { (0xC6u8, 0u8) } else { (0x80, 0) };
             if code32 {
                 let at = CODE + rng.below(CODE_LEN as u32);
-                out.extend([0xC6, 0x05]);
+                out.extend([op, 0x05 | sub << 3]);
                 out.extend(at.to_le_bytes());
-                out.push(0x90);
             } else {
-                out.extend([0xC6, 0x06]);
+                out.extend([op, 0x06 | sub << 3]);
                 out.extend((rng.below(CODE_LEN as u32) as u16).to_le_bytes());
-                out.push(0x90);
             }
+            out.push(if op == 0xC6 { 0x90 } else { 0 });
         }
         18 => {
             // Random bytes: anything at all.
@@ -141,7 +144,74 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
                 out.push(0xC3);
             }
         }
+        22 => {
+            // Shifts and rotates (every /r) by an immediate, by 1 and by CL.
+            let op = [0xC0u8, 0xC1, 0xD0, 0xD1, 0xD2, 0xD3][rng.below(6) as usize];
+            let sub = rng.below(8) as u8;
+            reg_or_mem(rng, out, code32, &[op], sub);
+            if op <= 0xC1 {
+                out.push(if rng.below(4) == 0 { rng.byte() } else { rng.byte() & 0x1F });
+            }
+        }
+        23 => {
+            // IMUL r, r/m; IMUL r, r/m, imm32 (69); IMUL r, r/m, imm8 (6B).
+            let ops: [&[u8]; 3] = [&[0x0F, 0xAF], &[0x69], &[0x6B]];
+            let k = rng.below(3) as usize;
+            let r = rng.byte() & 7;
+            reg_or_mem(rng, out, code32, ops[k], r);
+            let n = [0, 4, 1][k];
+            out.extend((0..n).map(|_| rng.byte()));
+        }
+        24 => {
+            // Read-modify-write ALU on memory: op r/m, r and op r/m, imm.
+            if rng.below(2) == 0 {
+                let op = (rng.below(8) as u8) << 3 | rng.below(2) as u8;
+                let r = rng.byte() & 7;
+                mem_form(rng, out, code32, &[op], r);
+            } else {
+                let op = [0x80u8, 0x81, 0x83][rng.below(3) as usize];
+                let r = rng.byte() & 7;
+                mem_form(rng, out, code32, &[op], r);
+                let n = if op == 0x81 { 4 } else { 1 };
+                out.extend((0..n).map(|_| rng.byte()));
+            }
+        }
+        25 => {
+            // INC/DEC/NOT/NEG/MUL/IMUL/PUSH r/m.
+            let (op, sub) =
+                [(0xFEu8, 0u8), (0xFE, 1), (0xFF, 0), (0xFF, 1), (0xF6, 2), (0xF7, 3), (0xF7, 4), (0xF7, 5), (0xFF, 6)]
+                    [rng.below(9) as usize];
+            reg_or_mem(rng, out, code32, &[op], sub);
+        }
+        26 => {
+            // CMOVcc r, r/m.
+            let (cc, r) = (rng.below(16) as u8, rng.byte() & 7);
+            reg_or_mem(rng, out, code32, &[0x0F, 0x40 + cc], r);
+        }
         _ => out.extend([0xEB, (rng.below(16) as i32 - 12) as i8 as u8]),
+    }
+}
+
+/// Instruction `op` with a memory operand [base + disp8] and `reg` in the
+/// ModRM reg field; in 32-bit code the base register is often pointed into
+/// RAM first (a MOV before the instruction).
+fn mem_form(rng: &mut Rng, out: &mut Vec<u8>, code32: bool, op: &[u8], reg: u8) {
+    let base = rng.byte() & 7;
+    if code32 && base != 4 && rng.below(2) == 0 {
+        out.push(0xB8 + base);
+        out.extend((0x10_0000 + rng.below(0x10_0000)).to_le_bytes());
+    }
+    out.extend(op);
+    out.extend([0x40 | (reg & 7) << 3 | base, rng.byte()]);
+}
+
+/// Instruction `op` with a register or (half the time) memory r/m operand.
+fn reg_or_mem(rng: &mut Rng, out: &mut Vec<u8>, code32: bool, op: &[u8], reg: u8) {
+    if rng.below(2) == 0 {
+        out.extend(op);
+        out.push(0xC0 | (reg & 7) << 3 | rng.byte() & 7);
+    } else {
+        mem_form(rng, out, code32, op, reg);
     }
 }
 
