@@ -47,6 +47,33 @@ pub(crate) extern "C" fn step_fill(
     1
 }
 
+/// Where translated code goes after leaving a block with EIP set: the code
+/// of the block at the new CS:EIP when it was run recently (the dispatcher's
+/// direct-mapped table) and nothing needs the run loop first; 0 otherwise
+/// (translated code then returns to the run loop). The target's own entry
+/// checks (budget, CS limit) still apply.
+pub(crate) extern "C" fn lookup(cpu: *mut Cpu, ctx: *mut Ctx, shared: *const crate::Shared) -> u64 {
+    // SAFETY: as in `step`; `shared` is the translator's own boxed table,
+    // which lives as long as the translator whose code calls this, and
+    // which nothing writes while translated code runs.
+    let (cpu, ctx, sh) = unsafe { (&mut *cpu, &mut *ctx, &*shared) };
+    if !cpu.may_continue_translated(ctx) {
+        return 0;
+    }
+    let mode = cpu.mode_key();
+    let Ok((_, phys)) = cpu.fetch_address(ctx) else { return 0 };
+    let key = crate::key_of(phys, mode);
+    let s = &sh.fast[crate::fast_slot(key)];
+    if s.key != key {
+        return 0;
+    }
+    let (g, cpl, cr0) = cpu.translation_stamp();
+    if (g, cpl, cr0, ctx.mem.map_gen()) != sh.stamp {
+        return 0;
+    }
+    s.func
+}
+
 /// Condition code `cc` from the flags record in `CpuState`.
 pub(crate) extern "C" fn condition(cpu: *mut Cpu, cc: u32) -> u32 {
     // SAFETY: as in `step`; only read.
@@ -66,14 +93,21 @@ pub(crate) extern "C" fn materialize(cpu: *mut Cpu, which: u32) {
 pub(crate) const FAST_TLB_SIZE: usize = 256;
 
 /// One linear page's host address for translated code's inline accesses.
-/// `rtag`/`wtag` are the linear page base | 1 when reads/writes may go
-/// straight to `addend + lin`, 0 otherwise.
+/// `rtag`/`wtag` are the linear page base when reads/writes may go
+/// straight to `addend + lin`, [`NO_TAG`] otherwise (no page base has bit 0
+/// set, so it never matches).
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub(crate) struct FastEntry {
     pub rtag: u32,
     pub wtag: u32,
     pub addend: u64,
+}
+
+pub(crate) const NO_TAG: u32 = 1;
+
+impl FastEntry {
+    pub(crate) const EMPTY: FastEntry = FastEntry { rtag: NO_TAG, wtag: NO_TAG, addend: 0 };
 }
 
 /// The JIT's own TLB of host pointers, filled by the slow-path helpers and
@@ -85,12 +119,12 @@ fn fill(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, write: bool) 
     let e = &mut tlb[(lin >> 12) as usize % FAST_TLB_SIZE];
     if let Some(host) = cpu.host_page_of(ctx, lin, write) {
         let addend = (host as u64).wrapping_sub(page as u64);
-        if e.addend != addend || e.rtag != page | 1 {
-            *e = FastEntry { rtag: 0, wtag: 0, addend };
+        if e.addend != addend || e.rtag != page {
+            *e = FastEntry { rtag: NO_TAG, wtag: NO_TAG, addend };
         }
-        e.rtag = page | 1;
+        e.rtag = page;
         if write {
-            e.wtag = page | 1;
+            e.wtag = page;
         }
     }
 }

@@ -97,7 +97,27 @@ enum Entry {
 const FAST_SLOTS: usize = 4096;
 const NO_KEY: u64 = u64::MAX;
 
-fn fast_slot(key: u64) -> usize {
+/// One slot of the direct-mapped table of recently run blocks.
+#[derive(Clone, Copy)]
+pub(crate) struct FastSlot {
+    pub key: u64,
+    pub idx: u32,
+    /// The block's code (what translated code jumps to after a lookup).
+    pub func: u64,
+}
+
+const EMPTY_SLOT: FastSlot = FastSlot { key: NO_KEY, idx: 0, func: 0 };
+
+/// What the dispatcher and translated code's lookups (`helpers::lookup`)
+/// share; boxed, so generated code can hold its address.
+pub(crate) struct Shared {
+    pub fast: [FastSlot; FAST_SLOTS],
+    /// What the fast TLB's entries were made under: (TLB generation, CPL,
+    /// CR0, memory-map generation).
+    pub stamp: (u32, u8, u32, u32),
+}
+
+pub(crate) fn fast_slot(key: u64) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % FAST_SLOTS
 }
 
@@ -125,7 +145,7 @@ impl std::hash::Hasher for KeyHasher {
 
 type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
-fn key_of(phys: PhysAddr, mode: ModeKey) -> u64 {
+pub(crate) fn key_of(phys: PhysAddr, mode: ModeKey) -> u64 {
     (phys.0 as u64) << 8 | mode as u64
 }
 
@@ -138,8 +158,8 @@ pub struct Jit {
     /// Translated blocks; freed slots are reused.
     blocks: Vec<Option<Block>>,
     free: Vec<u32>,
-    /// (key, block index) of recent lookups.
-    fast: Box<[(u64, u32)]>,
+    /// Recently run blocks and the fast TLB's stamp.
+    shared: Box<Shared>,
     /// Keys of entries per guest physical page, for invalidation.
     by_page: KeyMap<Vec<u64>>,
     code_bytes: usize,
@@ -149,8 +169,6 @@ pub struct Jit {
     /// Host pointers for inline loads and stores (boxed: generated code
     /// holds its address).
     ftlb: Box<helpers::FastTlb>,
-    /// What the fast TLB's entries were made under.
-    ftlb_stamp: (u32, u8, u32, u32),
     /// The entry trampoline of the current module generation.
     tramp: Option<TrampFn>,
     /// Chaining exits waiting for (or pointing at) each key's block:
@@ -195,12 +213,11 @@ impl Jit {
             entries: KeyMap::default(),
             blocks: Vec::new(),
             free: Vec::new(),
-            fast: vec![(NO_KEY, 0); FAST_SLOTS].into_boxed_slice(),
+            shared: Box::new(Shared { fast: [EMPTY_SLOT; FAST_SLOTS], stamp: (0, 0, 0, u32::MAX) }),
             by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
-            ftlb: Box::new([helpers::FastEntry::default(); helpers::FAST_TLB_SIZE]),
-            ftlb_stamp: (0, 0, 0, u32::MAX),
+            ftlb: Box::new([helpers::FastEntry::EMPTY; helpers::FAST_TLB_SIZE]),
             threshold: std::env::var("FERRITE_JIT_THRESHOLD")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -225,8 +242,8 @@ impl Jit {
         self.entries.clear();
         self.blocks.clear();
         self.free.clear();
-        self.fast.fill((NO_KEY, 0));
-        self.ftlb.fill(helpers::FastEntry::default());
+        self.shared.fast.fill(EMPTY_SLOT);
+        self.ftlb.fill(helpers::FastEntry::EMPTY);
         self.incoming.clear();
         self.tramp = None;
         self.by_page.clear();
@@ -273,7 +290,7 @@ impl Jit {
         let mut cctx = module.make_context();
         cctx.func.name = UserFuncName::user(0, self.stats.blocks_compiled as u32);
         let target = module.target_config();
-        let chains = lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(
+        let chains = lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb, &*self.shared).block(
             &offs,
             off,
             Some(chain),
@@ -389,12 +406,13 @@ impl Accelerator for Jit {
         let Ok((_, phys)) = cpu.fetch_address(ctx) else { return false };
         let key = key_of(phys, mode);
         let slot = fast_slot(key);
-        let idx = if self.fast[slot].0 == key {
-            self.fast[slot].1
+        let idx = if self.shared.fast[slot].key == key {
+            self.shared.fast[slot].idx
         } else {
             match self.lookup_or_translate(cpu, ctx, phys, mode, key) {
                 Some(i) => {
-                    self.fast[slot] = (key, i);
+                    let func = self.blocks.get(i as usize).and_then(|b| b.as_ref()).map_or(0, |b| b.func);
+                    self.shared.fast[slot] = FastSlot { key, idx: i, func };
                     i
                 }
                 None => return false,
@@ -403,9 +421,9 @@ impl Accelerator for Jit {
         let Some(Some(b)) = self.blocks.get(idx as usize) else { return false };
         let (g, cpl, cr0) = cpu.translation_stamp();
         let stamp = (g, cpl, cr0, ctx.mem.map_gen());
-        if stamp != self.ftlb_stamp {
-            self.ftlb.fill(helpers::FastEntry::default());
-            self.ftlb_stamp = stamp;
+        if stamp != self.shared.stamp {
+            self.ftlb.fill(helpers::FastEntry::EMPTY);
+            self.shared.stamp = stamp;
         }
         // The block must fit the budget (exact instruction timing), the CS
         // limit and, in 16-bit code, the 64 KiB wrap.
@@ -438,8 +456,8 @@ impl Accelerator for Jit {
                     self.blocks[i as usize] = None;
                     self.free.push(i);
                     let slot = fast_slot(k);
-                    if self.fast[slot].0 == k {
-                        self.fast[slot] = (NO_KEY, 0);
+                    if self.shared.fast[slot].key == k {
+                        self.shared.fast[slot] = EMPTY_SLOT;
                     }
                 }
             }
@@ -474,7 +492,8 @@ impl Jit {
         let module = self.module.as_mut()?;
         let mut cctx = module.make_context();
         let target = module.target_config();
-        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb).block(&offs, off, None, target);
+        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb, &*self.shared)
+            .block(&offs, off, None, target);
         Some(cctx.func.display().to_string())
     }
 }

@@ -13,7 +13,7 @@ use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
 use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use ferrite_core::cpu::accel::ModeKey;
+use ferrite_core::cpu::accel::{ModeKey, MODE_FLAT};
 use ferrite_core::cpu::decode::{is_cmovcc, is_jcc, is_setcc, Insn, Op, OpK, NO_REG};
 use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, OF, PF, SF, ZF};
 use ferrite_core::cpu::state::{SegReg, Segment, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
@@ -124,6 +124,9 @@ pub(crate) struct Lower<'a> {
     rd_sig: SigRef,
     wr_sig: SigRef,
     fill_sig: SigRef,
+    lookup_sig: SigRef,
+    /// The dispatcher's table of recently run blocks (for `helpers::lookup`).
+    shared: *const crate::Shared,
     cpu: Value,
     ctx: Value,
     eip0: Value,
@@ -281,6 +284,7 @@ impl<'a> Lower<'a> {
         fctx: &'a mut FunctionBuilderContext,
         mode: ModeKey,
         ftlb: *mut helpers::FastTlb,
+        shared: *const crate::Shared,
     ) -> Lower<'a> {
         let code32 = mode & 1 != 0;
         let ptr = types::I64;
@@ -327,6 +331,12 @@ impl<'a> Lower<'a> {
             s.returns.push(AbiParam::new(types::I32));
             b.import_signature(s)
         };
+        let lookup_sig = {
+            let mut s = Signature::new(CallConv::SystemV);
+            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
+            s.returns.push(AbiParam::new(types::I64));
+            b.import_signature(s)
+        };
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -355,6 +365,8 @@ impl<'a> Lower<'a> {
             rd_sig,
             wr_sig,
             fill_sig,
+            lookup_sig,
+            shared,
             b,
             cpu,
             ctx,
@@ -458,11 +470,14 @@ impl<'a> Lower<'a> {
         let after = self.b.ins().iadd_imm_u(now, self.count);
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, after, self.limit);
         let last = self.b.ins().iadd_imm_u(self.eip0, bytes.max(1) as i64 - 1);
-        let cs_limit = self.load32(CS_LIMIT);
-        let in_cs = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, cs_limit);
         let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, self.eip0);
-        let mut ok = self.b.ins().band(fits, in_cs);
-        ok = self.b.ins().band(ok, nowrap);
+        let mut ok = self.b.ins().band(fits, nowrap);
+        if self.mode & MODE_FLAT == 0 {
+            // (A flat CS has the 4 GiB limit.)
+            let cs_limit = self.load32(CS_LIMIT);
+            let in_cs = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, cs_limit);
+            ok = self.b.ins().band(ok, in_cs);
+        }
         if !self.code32 {
             let small = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, last, 0xFFFF);
             ok = self.b.ins().band(ok, small);
@@ -481,15 +496,13 @@ impl<'a> Lower<'a> {
     /// and translated, else return to the dispatcher.
     fn chain_exit(&mut self, delta: i64, eip: Value) {
         let Some(c) = self.chain.as_ref() else {
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
+            self.exit_lookup();
             return;
         };
         let in_page = (0..4096).contains(&(c.page_off as i64 + delta));
         let n = self.chains.len();
         if !in_page || n >= 2 {
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
+            self.exit_lookup();
             return;
         }
         let slot = c.slots as *mut u64 as i64 + 8 * n as i64;
@@ -514,6 +527,23 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(chain_blk);
         self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, self.ctx, self.limit]);
         self.b.switch_to_block(ret_blk);
+        self.exit_lookup();
+    }
+
+    /// Leave the block (state written back, EIP stored): on into the
+    /// translation at the new CS:EIP when `helpers::lookup` finds one and
+    /// nothing needs the run loop, else back to the run loop.
+    fn exit_lookup(&mut self) {
+        let f = self.b.ins().iconst(types::I64, helpers::lookup as *const () as i64);
+        let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+        let call = self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
+        let target = self.b.inst_results(call)[0];
+        let go = self.b.create_block();
+        let out = self.b.create_block();
+        self.b.ins().brif(target, go, &[], out, &[]);
+        self.b.switch_to_block(go);
+        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit]);
+        self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
     }
@@ -1020,34 +1050,44 @@ impl<'a> Lower<'a> {
     /// a fast-TLB hit for the kind of access, no alignment check. Returns
     /// (all passed, linear address, fast-TLB entry address).
     fn fast_check(&mut self, seg: u8, off: Value, size: u32, write: bool) -> (Value, Value, Value) {
-        let (base, limit, segok) = self.seg_info(seg);
         let acok = self.ac_ok();
-        let last = self.b.ins().iadd_imm_u(off, size as i64 - 1);
-        let mut ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, limit);
-        if size > 1 {
-            let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, off);
-            ok = self.b.ins().band(ok, nowrap);
-        }
-        let lin = self.b.ins().iadd(base, off);
+        let flat = self.mode & MODE_FLAT != 0
+            && matches!(seg, s if s == SegReg::Ds as u8 || s == SegReg::Es as u8 || s == SegReg::Ss as u8);
+        let (mut ok, lin) = if flat {
+            // Base 0, 4 GiB limit, writable: only the wrap at 4 GiB, which
+            // the tag compare below rejects (the last byte is in another
+            // page).
+            (None, off)
+        } else {
+            let (base, limit, segok) = self.seg_info(seg);
+            let last = self.b.ins().iadd_imm_u(off, size as i64 - 1);
+            let mut ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, limit);
+            if size > 1 {
+                let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, off);
+                ok = self.b.ins().band(ok, nowrap);
+            }
+            if let Some(s) = segok {
+                ok = self.b.ins().band(ok, s);
+            }
+            (Some(ok), self.b.ins().iadd(base, off))
+        };
         let idx = self.b.ins().ushr_imm_u(lin, 12);
         let idx = self.b.ins().band_imm_u(idx, (helpers::FAST_TLB_SIZE - 1) as i64);
         let idx = self.b.ins().uextend(types::I64, idx);
         let idx = self.b.ins().ishl_imm_u(idx, 4);
         let eaddr = self.b.ins().iadd(self.ftlb, idx);
         let tag = self.b.ins().load(types::I32, self.mf, eaddr, if write { 4 } else { 0 });
-        let page = self.b.ins().band_imm_u(lin, 0xFFFF_F000);
-        let want = self.b.ins().bor_imm_u(page, 1);
+        // The page of the last byte must be the entry's page: that is a hit
+        // for the page of `lin` and no page crossing at once (two adjacent
+        // pages never share an entry).
+        let last = if size > 1 { self.b.ins().iadd_imm_u(lin, size as i64 - 1) } else { lin };
+        let want = self.b.ins().band_imm_u(last, 0xFFFF_F000);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
-        ok = self.b.ins().band(ok, hit);
-        if size > 1 {
-            let po = self.b.ins().band_imm_u(lin, 0xFFF);
-            let fits = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, po, 4096 - size as i64);
-            ok = self.b.ins().band(ok, fits);
+        let mut all = hit;
+        for extra in [ok.take(), acok].into_iter().flatten() {
+            all = self.b.ins().band(all, extra);
         }
-        for extra in [segok, acok].into_iter().flatten() {
-            ok = self.b.ins().band(ok, extra);
-        }
-        (ok, lin, eaddr)
+        (all, lin, eaddr)
     }
 
     /// The host address of linear `lin` through fast-TLB entry `eaddr`.
@@ -1523,12 +1563,7 @@ impl<'a> Lower<'a> {
         // Both paths start from written-back state.
         self.spill_all();
         let p = self.pending;
-        let limit = self.load32(CS_LIMIT);
-        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
-        let ok_blk = self.b.create_block();
-        let bad_blk = self.b.create_block();
-        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
-        self.b.switch_to_block(ok_blk);
+        let bad_blk = self.check_cs_limit(target);
         let ret = if psize == 2 { self.b.ins().band_imm_u(next, 0xFFFF) } else { next };
         let sp = self.full(4);
         let nsp = self.b.ins().iadd_imm_u(sp, (-(psize as i64)) & 0xFFFF_FFFF);
@@ -1541,11 +1576,29 @@ impl<'a> Lower<'a> {
         let delta = (next_off as i64 + i.imm as i32 as i64) & if psize == 2 { 0xFFFF } else { -1 };
         let delta = if psize == 2 { delta as u16 as i16 as i64 } else { delta };
         self.chain_exit(delta, target);
-        self.b.switch_to_block(bad_blk);
-        self.pending = p;
-        self.helper(g);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        if let Some(bad) = bad_blk {
+            self.b.switch_to_block(bad);
+            self.pending = p;
+            self.helper(g);
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+        }
+    }
+
+    /// Go on when `target` is within the CS limit; returns the block to
+    /// fill for a target beyond it (None in flat mode, whose CS has the
+    /// 4 GiB limit).
+    fn check_cs_limit(&mut self, target: Value) -> Option<cranelift_codegen::ir::Block> {
+        if self.mode & MODE_FLAT != 0 {
+            return None;
+        }
+        let limit = self.load32(CS_LIMIT);
+        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
+        let ok_blk = self.b.create_block();
+        let bad_blk = self.b.create_block();
+        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
+        self.b.switch_to_block(ok_blk);
+        Some(bad_blk)
     }
 
     /// RET near ending the block: the return address is read first, #GP
@@ -1561,25 +1614,21 @@ impl<'a> Lower<'a> {
         // Both paths start from written-back state.
         self.spill_all();
         let p = self.pending;
-        let limit = self.load32(CS_LIMIT);
-        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, t, limit);
-        let ok_blk = self.b.create_block();
-        let bad_blk = self.b.create_block();
-        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
-        self.b.switch_to_block(ok_blk);
+        let bad_blk = self.check_cs_limit(t);
         let nsp = self.b.ins().iadd_imm_u(sp, size as i64 + extra);
         let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
         self.set_sp(nsp);
         self.spill_all();
         self.store32(t, EIP);
         self.flush_instret(1);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
-        self.b.switch_to_block(bad_blk);
-        self.pending = p;
-        self.helper(g);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        self.exit_lookup();
+        if let Some(bad) = bad_blk {
+            self.b.switch_to_block(bad);
+            self.pending = p;
+            self.helper(g);
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+        }
     }
 
     /// A relative JMP or Jcc ending the block.
@@ -1627,12 +1676,7 @@ impl<'a> Lower<'a> {
         }
         // A target beyond the CS limit raises #GP at the branch: let the
         // interpreter's semantics do that.
-        let limit = self.load32(CS_LIMIT);
-        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
-        let ok_blk = self.b.create_block();
-        let bad_blk = self.b.create_block();
-        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
-        self.b.switch_to_block(ok_blk);
+        let bad_blk = self.check_cs_limit(target);
         self.store32(target, EIP);
         let p = self.pending;
         self.flush_instret(1);
@@ -1640,9 +1684,11 @@ impl<'a> Lower<'a> {
         let delta = (next_off as i64 + i.imm as i32 as i64) & if i.opsz == 2 { 0xFFFF } else { -1 };
         let delta = if i.opsz == 2 { delta as u16 as i16 as i64 } else { delta };
         self.chain_exit(delta, target);
-        self.b.switch_to_block(bad_blk);
-        self.helper(g);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        if let Some(bad) = bad_blk {
+            self.b.switch_to_block(bad);
+            self.helper(g);
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+        }
     }
 }

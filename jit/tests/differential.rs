@@ -306,6 +306,16 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
             for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
                 cpu.state.segs[s as usize] = ds;
             }
+            if matches!(mode, Mode::Protected32) && rng.below(2) == 0 {
+                // Not the flat model: a data segment with a base and a
+                // limit (the translator's general segment path, limit
+                // faults).
+                let mut d = ds;
+                d.base = rng.below(0x1000) * 16;
+                d.limit = 0x1F_FFFF + rng.below(0x10_0000);
+                let s = [SegReg::Ds, SegReg::Es, SegReg::Ss][rng.below(3) as usize];
+                cpu.state.segs[s as usize] = d;
+            }
             cpu.state.eip = if big { eip } else { eip - CODE };
             // Keep the stack inside RAM for 32-bit code.
             cpu.state.regs[4] = 0x8_0000 + rng.below(0x1000) * 4;

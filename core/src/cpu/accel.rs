@@ -6,7 +6,7 @@
 //! does not lower inline.
 
 use super::decode::{Insn, Mode};
-use super::state::SegReg;
+use super::state::{SegReg, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
 use super::{flags, Cpu, Ctx, Fault, Res};
 use crate::mem::{PhysAddr, PAGE_MASK, PAGE_SIZE};
 
@@ -47,6 +47,12 @@ pub trait Accelerator: Send {
 /// blocks are keyed by (physical address, mode key).
 pub type ModeKey = u32;
 
+/// Mode key bit: flat segments ([`Cpu::flat_segments`]).
+pub const MODE_FLAT: ModeKey = 1 << 7;
+
+const FLAT_MASK: u32 = SEG_P | SEG_S | SEG_CODE | SEG_DC | SEG_RW;
+const FLAT_DATA: u32 = SEG_P | SEG_S | SEG_RW;
+
 /// Result of [`Cpu::exec_one`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecResult {
@@ -82,9 +88,21 @@ impl Cpu {
             && !self.shutdown
     }
 
+    /// True when translated code may go straight on into the translation
+    /// at CS:EIP without a trip through the run loop: translated code may
+    /// run ([`Cpu::accel_eligible`]) and there is nothing the run loop must
+    /// see first (a stop request, written code pages, an interrupt to take).
+    #[inline]
+    pub fn may_continue_translated(&mut self, ctx: &mut Ctx) -> bool {
+        if !self.accel_eligible() || self.stop || ctx.mem.has_invalidated() {
+            return false;
+        }
+        self.state.flags.bits & flags::IF == 0 || !ctx.bus.interrupt_pending()
+    }
+
     /// The mode key of the current state: decode mode (bit 0), stack size
     /// (bit 1), protected mode (bit 2), V86 (bit 3), CPL (bits 4-5),
-    /// paging (bit 6).
+    /// paging (bit 6), flat segments (bit 7, [`MODE_FLAT`]).
     #[inline]
     pub fn mode_key(&self) -> ModeKey {
         let s = &self.state;
@@ -94,6 +112,25 @@ impl Cpu {
             | (s.v86() as u32) << 3
             | (s.cpl as u32 & 3) << 4
             | ((s.cr0 & super::state::CR0_PG != 0) as u32) << 6
+            | (self.flat_segments() as u32) << 7
+    }
+
+    /// Protected mode (not V86) with CS, DS, ES and SS all based at 0 with
+    /// a 4 GiB limit, and DS, ES and SS present, writable, expand-up data
+    /// segments: the usual flat model, in which a data access through DS,
+    /// ES or SS only needs paging checks (and the 4 GiB wrap).
+    #[inline]
+    pub fn flat_segments(&self) -> bool {
+        let s = &self.state;
+        if !s.protected() || s.v86() {
+            return false;
+        }
+        let full = |r: SegReg| {
+            let g = &s.segs[r as usize];
+            g.base == 0 && g.limit == u32::MAX
+        };
+        let data = |r: SegReg| full(r) && s.segs[r as usize].flags & FLAT_MASK == FLAT_DATA;
+        full(SegReg::Cs) && data(SegReg::Ds) && data(SegReg::Es) && data(SegReg::Ss)
     }
 
     /// Decode mode of a mode key.
