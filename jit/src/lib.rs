@@ -19,6 +19,8 @@
 mod helpers;
 mod lower;
 
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::types;
 use cranelift_codegen::ir::UserFuncName;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
@@ -30,6 +32,7 @@ use ferrite_core::cpu::Ctx;
 use ferrite_core::mem::{PhysAddr, PAGE_SIZE};
 use ferrite_core::Cpu;
 use std::collections::HashMap;
+use std::sync::mpsc;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -87,6 +90,8 @@ struct Block {
 enum Entry {
     /// Seen this many times, not translated yet.
     Cold(u32),
+    /// Being translated on the compile thread (job id).
+    Pending(u64),
     /// Nothing can be translated here (first instruction not translatable).
     Never,
     /// Translated: index into `Jit::blocks`.
@@ -175,6 +180,92 @@ pub struct Jit {
     /// (block index, block generation, slot).
     incoming: KeyMap<Vec<(u32, u32, usize)>>,
     next_gen: u32,
+    /// The compile thread (`JitMode::On`; None: translate in place).
+    worker: Option<Worker>,
+    next_job: u64,
+}
+
+/// One block to translate: everything the lowering needs, owned.
+struct Job {
+    id: u64,
+    key: u64,
+    phys: PhysAddr,
+    mode: ModeKey,
+    insns: Box<[Insn]>,
+    /// Bytes of guest code the instructions cover.
+    off: u32,
+    slots: Box<[u64; 2]>,
+    /// The translator's fast TLB and shared table (addresses only: the
+    /// generated code holds them; the compile thread never uses them).
+    ftlb: *mut helpers::FastTlb,
+    shared: *const Shared,
+}
+
+// SAFETY: a job owns its instructions and chaining slots (heap data whose
+// addresses the lowering embeds); the two translator pointers are only
+// copied into generated code as constants, never dereferenced off the
+// thread that owns the translator.
+unsafe impl Send for Job {}
+
+/// A finished job: the compiled function (None when compilation failed).
+struct Done {
+    job: Job,
+    ctx: Option<Box<cranelift_codegen::Context>>,
+    chains: Vec<(usize, i64)>,
+    ns: u64,
+}
+
+/// The compile thread and its two channels.
+struct Worker {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Done>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread's loop.
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Lower a job's block to Cranelift IR: the function and its chaining
+/// exits.
+fn lower_job(
+    job: &Job,
+    func: &mut cranelift_codegen::ir::Function,
+    fctx: &mut FunctionBuilderContext,
+    target: cranelift_codegen::isa::TargetFrontendConfig,
+) -> Vec<(usize, i64)> {
+    let offs = guest_insns(&job.insns);
+    let slots = &*job.slots as *const [u64; 2] as *mut [u64; 2];
+    let chain = lower::ChainInfo { slots, page_off: job.phys.page_offset() };
+    lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).block(&offs, job.off, Some(chain), target)
+}
+
+/// The compile thread: lower and compile jobs until the channel closes.
+fn compile_loop(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>, isa: cranelift_codegen::isa::OwnedTargetIsa) {
+    let mut fctx = FunctionBuilderContext::new();
+    while let Ok(job) = jobs.recv() {
+        let t0 = Instant::now();
+        let mut ctx = Box::new(cranelift_codegen::Context::new());
+        ctx.func.signature = lower::block_signature(types::I64);
+        let chains = lower_job(&job, &mut ctx.func, &mut fctx, isa.frontend_config());
+        let ok = match ctx.compile(&*isa, &mut ControlPlane::default()) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!("translation of {:#x} failed: {e:?}", job.phys.0);
+                false
+            }
+        };
+        let ns = t0.elapsed().as_nanos() as u64;
+        if done.send(Done { job, ctx: ok.then_some(ctx), chains, ns }).is_err() {
+            break;
+        }
+    }
 }
 
 // SAFETY: a `Jit` owns its code memory and code cache exclusively; nothing
@@ -183,7 +274,7 @@ pub struct Jit {
 // another thread with the CPU that owns it is sound.
 unsafe impl Send for Jit {}
 
-fn new_module() -> Result<JITModule, JitError> {
+fn new_isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, JitError> {
     let mut flags = settings::builder();
     let opt = std::env::var("FERRITE_JIT_OPT").unwrap_or_else(|_| "speed".into());
     flags.set("opt_level", &opt).map_err(|e| JitError::Setting(e.to_string()))?;
@@ -196,11 +287,28 @@ fn new_module() -> Result<JITModule, JitError> {
     flags.set("is_pic", "false").map_err(|e| JitError::Setting(e.to_string()))?;
     // Tail calls (block chaining) need frame pointers in this Cranelift.
     flags.set("preserve_frame_pointers", "true").map_err(|e| JitError::Setting(e.to_string()))?;
-    let isa = cranelift_native::builder()
+    cranelift_native::builder()
         .map_err(|e| JitError::Host(e.to_string()))?
         .finish(settings::Flags::new(flags))
-        .map_err(|e| JitError::Host(e.to_string()))?;
-    Ok(JITModule::new(JITBuilder::with_isa(isa, default_libcall_names())))
+        .map_err(|e| JitError::Host(e.to_string()))
+}
+
+fn new_module() -> Result<JITModule, JitError> {
+    Ok(JITModule::new(JITBuilder::with_isa(new_isa()?, default_libcall_names())))
+}
+
+/// Start the compile thread (None when it cannot be started: the
+/// translator then compiles in place).
+fn start_worker() -> Option<Worker> {
+    if std::env::var_os("FERRITE_JIT_SYNC").is_some() {
+        return None;
+    }
+    let isa = new_isa().ok()?;
+    let (jtx, jrx) = mpsc::channel();
+    let (dtx, drx) = mpsc::channel();
+    let thread =
+        std::thread::Builder::new().name("ferrite-jit".into()).spawn(move || compile_loop(jrx, dtx, isa)).ok()?;
+    Some(Worker { jobs: Some(jtx), done: drx, thread: Some(thread) })
 }
 
 impl Jit {
@@ -226,7 +334,17 @@ impl Jit {
             tramp: None,
             incoming: KeyMap::default(),
             next_gen: 0,
+            worker: if mode == JitMode::On { start_worker() } else { None },
+            next_job: 0,
         })
+    }
+
+    /// A translator in `mode` that translates a block start after
+    /// `threshold` executions (`JitMode::On`; at least 1).
+    pub fn with_threshold(mode: JitMode, threshold: u32) -> Result<Jit, JitError> {
+        let mut j = Jit::new(mode)?;
+        j.threshold = threshold.max(1);
+        Ok(j)
     }
 
     /// Install a translator in `mode` into `cpu` (nothing for `Off`).
@@ -278,44 +396,53 @@ impl Jit {
         Some(t)
     }
 
-    /// Build the block at the current CS:EIP (physical `phys`).
+    /// Build the block at the current CS:EIP (physical `phys`) in place.
     fn translate(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<Block> {
         let t0 = Instant::now();
-        self.trampoline()?;
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
-        let offs = guest_insns(&insns);
-        let mut slots = Box::new([0u64; 2]);
-        let chain = lower::ChainInfo { slots: &mut *slots as *mut [u64; 2], page_off: phys.page_offset() };
-        let module = self.module.as_mut()?;
-        let mut cctx = module.make_context();
-        cctx.func.name = UserFuncName::user(0, self.stats.blocks_compiled as u32);
-        let target = module.target_config();
-        let chains = lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb, &*self.shared).block(
-            &offs,
-            off,
-            Some(chain),
-            target,
-        );
-        let id = module.declare_anonymous_function(&cctx.func.signature).ok()?;
-        if let Err(e) = module.define_function(id, &mut cctx) {
+        let job = self.job(0, phys, mode, insns, off);
+        let module = self.module.as_ref()?;
+        let mut c = cranelift_codegen::Context::new();
+        c.func.signature = lower::block_signature(types::I64);
+        c.func.name = UserFuncName::user(0, self.stats.blocks_compiled as u32);
+        let chains = lower_job(&job, &mut c.func, &mut self.fctx, module.target_config());
+        if let Err(e) = c.compile(module.isa(), &mut ControlPlane::default()) {
             // A lowering bug, never the guest's doing: the interpreter runs
             // this code instead.
             tracing::error!("translation of {:#x} failed: {e:?}", phys.0);
             debug_assert!(false, "translation of {:#x} failed: {e:?}", phys.0);
             return None;
         }
-        let size = cctx.compiled_code().map(|c| c.code_info().total_size as usize).unwrap_or(0);
-        module.clear_context(&mut cctx);
-        module.finalize_definitions().ok()?;
-        let func = module.get_finalized_function(id) as u64;
-        self.code_bytes += size;
+        let func = self.define(&c, phys)?;
         self.stats.blocks_compiled += 1;
         self.stats.compile_ns += t0.elapsed().as_nanos() as u64;
-        let count = insns.len() as u32;
+        Some(self.make_block(job, func, chains))
+    }
+
+    /// A job for the block at `phys` (key `key`) made of `insns`.
+    fn job(&mut self, key: u64, phys: PhysAddr, mode: ModeKey, insns: Box<[Insn]>, off: u32) -> Job {
+        self.next_job += 1;
+        Job {
+            id: self.next_job,
+            key,
+            phys,
+            mode,
+            insns,
+            off,
+            slots: Box::new([0; 2]),
+            ftlb: &mut *self.ftlb,
+            shared: &*self.shared,
+        }
+    }
+
+    /// The block of a compiled job whose code is at `func`.
+    fn make_block(&mut self, job: Job, func: u64, chains: Vec<(usize, i64)>) -> Block {
+        let (phys, mode) = (job.phys, job.mode);
         let chains =
             chains.into_iter().map(|(n, delta)| (n, key_of(PhysAddr((phys.0 as i64 + delta) as u32), mode))).collect();
         self.next_gen = self.next_gen.wrapping_add(1);
-        Some(Block { func, slots, chains, gen: self.next_gen, _insns: insns, bytes: off, count })
+        let count = job.insns.len() as u32;
+        Block { func, slots: job.slots, chains, gen: self.next_gen, _insns: job.insns, bytes: job.off, count }
     }
 
     /// Link a new block at `idx` (key `key`): its exits to translated
@@ -363,7 +490,7 @@ impl Jit {
         let entry = self.entries.entry(key).or_insert(Entry::Cold(0));
         match entry {
             Entry::Hot(i) => return Some(*i),
-            Entry::Never => return None,
+            Entry::Never | Entry::Pending(_) => return None,
             Entry::Cold(n) => {
                 *n += 1;
                 if *n < threshold {
@@ -374,6 +501,10 @@ impl Jit {
         if self.code_bytes > MAX_CODE_BYTES {
             self.drop_all();
             self.stats.flushes += 1;
+        }
+        if self.worker.is_some() {
+            self.submit(cpu, ctx, phys, mode, key);
+            return None;
         }
         let made = self.translate(cpu, ctx, phys, mode);
         self.by_page.entry((phys.0 >> 12) as u64).or_default().push(key);
@@ -397,10 +528,103 @@ impl Jit {
     }
 }
 
+impl Jit {
+    /// Hand the block at `phys` to the compile thread (the interpreter runs
+    /// it meanwhile).
+    fn submit(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey, key: u64) {
+        self.by_page.entry((phys.0 >> 12) as u64).or_default().push(key);
+        let Some((insns, off)) = gather(cpu, ctx, phys, mode) else {
+            self.entries.insert(key, Entry::Never);
+            return;
+        };
+        let job = self.job(key, phys, mode, insns, off);
+        let id = job.id;
+        let sent = self.worker.as_ref().and_then(|w| w.jobs.as_ref()).is_some_and(|tx| tx.send(job).is_ok());
+        if sent {
+            self.entries.insert(key, Entry::Pending(id));
+        } else {
+            // The thread is gone: translate in place from now on.
+            self.worker = None;
+            self.entries.insert(key, Entry::Cold(0));
+        }
+    }
+
+    /// Install the blocks the compile thread has finished (those whose
+    /// code was not written, nor the cache flushed, meanwhile).
+    fn collect(&mut self) {
+        loop {
+            let Some(w) = self.worker.as_ref() else { return };
+            let d = match w.done.try_recv() {
+                Ok(d) => d,
+                Err(mpsc::TryRecvError::Empty) => return,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.worker = None;
+                    return;
+                }
+            };
+            self.install_done(d);
+        }
+    }
+
+    fn install_done(&mut self, d: Done) {
+        let key = d.job.key;
+        match self.entries.get(&key) {
+            Some(Entry::Pending(id)) if *id == d.job.id => {}
+            // Invalidated, flushed or superseded while compiling.
+            _ => return,
+        }
+        let t0 = Instant::now();
+        let made = d.ctx.and_then(|c| self.define(&c, d.job.phys));
+        let Some(func) = made else {
+            self.entries.insert(key, Entry::Never);
+            return;
+        };
+        self.stats.blocks_compiled += 1;
+        self.stats.compile_ns += d.ns + t0.elapsed().as_nanos() as u64;
+        let b = self.make_block(d.job, func, d.chains);
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.blocks[i as usize] = Some(b);
+                i
+            }
+            None => {
+                self.blocks.push(Some(b));
+                (self.blocks.len() - 1) as u32
+            }
+        };
+        self.entries.insert(key, Entry::Hot(i));
+        self.link(i, key);
+    }
+
+    /// Copy compiled code into the current module generation; its address.
+    fn define(&mut self, c: &cranelift_codegen::Context, phys: PhysAddr) -> Option<u64> {
+        self.trampoline()?;
+        let module = self.module.as_mut()?;
+        let code = c.compiled_code()?;
+        if !code.buffer.relocs().is_empty() {
+            // Translated code makes no relocations; should Cranelift ever
+            // emit one, the block is interpreted instead.
+            tracing::error!("translation of {:#x} has relocations", phys.0);
+            return None;
+        }
+        let isa = module.isa();
+        let align =
+            (code.buffer.alignment as u64).max(isa.function_alignment().minimum as u64).max(isa.symbol_alignment());
+        let id = module.declare_anonymous_function(&c.func.signature).ok()?;
+        module.define_function_bytes(id, align, code.code_buffer(), &[]).ok()?;
+        module.finalize_definitions().ok()?;
+        self.code_bytes += code.code_buffer().len();
+        Some(module.get_finalized_function(id) as u64)
+    }
+}
+
 impl Accelerator for Jit {
     fn execute(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, budget: u64) -> bool {
         if self.mode == JitMode::Off {
             return false;
+        }
+        if self.worker.is_some() {
+            self.collect();
         }
         let mode = cpu.mode_key();
         let Ok((_, phys)) = cpu.fetch_address(ctx) else { return false };
@@ -488,13 +712,18 @@ pub fn block_ir(cpu: &mut Cpu, ctx: &mut Ctx) -> Option<String> {
 impl Jit {
     fn ir_of(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<String> {
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
-        let offs = guest_insns(&insns);
-        let module = self.module.as_mut()?;
-        let mut cctx = module.make_context();
-        let target = module.target_config();
-        lower::Lower::new(&mut cctx.func, &mut self.fctx, mode, &mut *self.ftlb, &*self.shared)
-            .block(&offs, off, None, target);
-        Some(cctx.func.display().to_string())
+        let job = self.job(0, phys, mode, insns, off);
+        let module = self.module.as_ref()?;
+        let mut func = cranelift_codegen::ir::Function::new();
+        func.signature = lower::block_signature(types::I64);
+        let offs = guest_insns(&job.insns);
+        lower::Lower::new(&mut func, &mut self.fctx, mode, job.ftlb, job.shared).block(
+            &offs,
+            off,
+            None,
+            module.target_config(),
+        );
+        Some(func.display().to_string())
     }
 }
 
