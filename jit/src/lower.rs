@@ -146,6 +146,8 @@ pub(crate) struct Lower<'a> {
     flags: FlagState,
     /// Lowered instructions retired since `instret` was last updated.
     pending: i64,
+    /// The guest's `instret` (what `Cpu::instret` holds once written back).
+    iv: Variable,
     code32: bool,
     step_sig: SigRef,
     cond_sig: SigRef,
@@ -165,20 +167,25 @@ fn sign(size: u32) -> i64 {
     1i64 << (size * 8 - 1)
 }
 
-/// The signature of a translated block: `fn(cpu, ctx, instret_limit) ->
-/// u32`, in the tail-call convention so blocks can chain to each other
-/// without growing the stack (entered from Rust through the trampoline).
+/// The signature of a translated block: `fn(cpu, ctx, instret_limit,
+/// instret) -> u32`, in the tail-call convention so blocks can chain to
+/// each other without growing the stack (entered from Rust through the
+/// trampoline). `instret` is the guest's retired-instruction count, carried
+/// in a register while blocks chain; `Cpu::instret` is only brought up to
+/// date before calls into Rust and when returning.
 pub(crate) fn block_signature(ptr: types::Type) -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::new(ptr));
     sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(types::I64));
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I32));
     sig
 }
 
 /// The SystemV entry into the tail-call world: `tramp(cpu, ctx, limit,
-/// block)` calls `block(cpu, ctx, limit)` and returns its result.
+/// block)` calls `block(cpu, ctx, limit, cpu.instret)` and returns its
+/// result.
 pub(crate) fn trampoline(
     func: &mut Function,
     fctx: &mut FunctionBuilderContext,
@@ -196,7 +203,8 @@ pub(crate) fn trampoline(
     b.switch_to_block(entry);
     b.seal_block(entry);
     let p = b.block_params(entry).to_vec();
-    let call = b.ins().call_indirect(tail, p[3], &[p[0], p[1], p[2]]);
+    let now = b.ins().load(types::I64, MemFlagsData::trusted(), p[0], INSTRET);
+    let call = b.ins().call_indirect(tail, p[3], &[p[0], p[1], p[2], now]);
     let r = b.inst_results(call)[0];
     b.ins().return_(&[r]);
     b.finalize(target);
@@ -344,6 +352,9 @@ impl<'a> Lower<'a> {
         let cpu = b.block_params(entry)[0];
         let ctx = b.block_params(entry)[1];
         let limit = b.block_params(entry)[2];
+        let now = b.block_params(entry)[3];
+        let iv = b.declare_var(types::I64);
+        b.def_var(iv, now);
         let mf = MemFlagsData::trusted();
         let eip0 = b.ins().load(types::I32, mf, cpu, EIP);
         let tail_sig = b.import_signature(block_signature(ptr));
@@ -380,6 +391,7 @@ impl<'a> Lower<'a> {
             count: 0,
             flags: FlagState::Memory,
             pending: 0,
+            iv,
             code32,
             step_sig,
             cond_sig,
@@ -466,7 +478,7 @@ impl<'a> Lower<'a> {
     /// come straight from another block): the whole block fits the budget,
     /// the CS limit and, in 16-bit code, the 64 KiB wrap.
     fn prologue(&mut self, bytes: u32) {
-        let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+        let now = self.b.use_var(self.iv);
         let after = self.b.ins().iadd_imm_u(now, self.count);
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, after, self.limit);
         let last = self.b.ins().iadd_imm_u(self.eip0, bytes.max(1) as i64 - 1);
@@ -486,6 +498,8 @@ impl<'a> Lower<'a> {
         let out = self.b.create_block();
         self.b.ins().brif(ok, go, &[], out, &[]);
         self.b.switch_to_block(out);
+        // A chained entry arrives with the count only in a register.
+        self.sync_instret();
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
         self.b.switch_to_block(go);
@@ -525,7 +539,8 @@ impl<'a> Lower<'a> {
         let ret_blk = self.b.create_block();
         self.b.ins().brif(go, chain_blk, &[], ret_blk, &[]);
         self.b.switch_to_block(chain_blk);
-        self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, self.ctx, self.limit]);
+        let now = self.b.use_var(self.iv);
+        self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, self.ctx, self.limit, now]);
         self.b.switch_to_block(ret_blk);
         self.exit_lookup();
     }
@@ -542,8 +557,10 @@ impl<'a> Lower<'a> {
         let out = self.b.create_block();
         self.b.ins().brif(target, go, &[], out, &[]);
         self.b.switch_to_block(go);
-        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit]);
+        let now = self.b.use_var(self.iv);
+        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
         self.b.switch_to_block(out);
+        self.sync_instret();
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
     }
@@ -712,11 +729,24 @@ impl<'a> Lower<'a> {
     fn flush_instret(&mut self, extra: i64) {
         let n = self.pending + extra;
         if n != 0 {
-            let v = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+            let v = self.b.use_var(self.iv);
             let v = self.b.ins().iadd_imm_u(v, n);
-            self.b.ins().store(self.mf, v, self.cpu, INSTRET);
+            self.b.def_var(self.iv, v);
         }
         self.pending = 0;
+    }
+
+    /// Write the instruction count back to `Cpu::instret`.
+    fn sync_instret(&mut self) {
+        let v = self.b.use_var(self.iv);
+        self.b.ins().store(self.mf, v, self.cpu, INSTRET);
+    }
+
+    /// Take the instruction count from `Cpu::instret` (after a helper
+    /// retired instructions).
+    fn reload_instret(&mut self) {
+        let v = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+        self.b.def_var(self.iv, v);
     }
 
     // ----- helpers -----
@@ -726,6 +756,7 @@ impl<'a> Lower<'a> {
     fn helper(&mut self, g: &GuestInsn) {
         self.spill_all();
         self.flush_instret(0);
+        self.sync_instret();
         let eip = self.eip_at(g.off);
         self.store32(eip, EIP);
         let f = self.b.ins().iconst(types::I64, helpers::step as *const () as i64);
@@ -740,6 +771,7 @@ impl<'a> Lower<'a> {
         self.b.ins().return_(&[zero]);
         self.b.switch_to_block(cont);
         self.loaded = [false; 8];
+        self.reload_instret();
     }
 
     // ----- flags -----
@@ -1003,6 +1035,7 @@ impl<'a> Lower<'a> {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.spill_all();
         self.flush_instret(0);
+        self.sync_instret();
         let eip = self.eip_at(g.off);
         self.store32(eip, EIP);
         let segv = self.konst(seg as i64);
@@ -1035,9 +1068,9 @@ impl<'a> Lower<'a> {
         };
         if pending != 0 {
             // Retired again by the instret update after the merge.
-            let v = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+            let v = self.b.use_var(self.iv);
             let v = self.b.ins().iadd_imm_u(v, -pending);
-            self.b.ins().store(self.mf, v, self.cpu, INSTRET);
+            self.b.def_var(self.iv, v);
         }
         self.b.ins().jump(merge, &[out.into()]);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
@@ -1131,6 +1164,7 @@ impl<'a> Lower<'a> {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.spill_all();
         self.flush_instret(0);
+        self.sync_instret();
         let eip = self.eip_at(g.off);
         self.store32(eip, EIP);
         let fp = self.b.ins().iconst(types::I64, helpers::step_fill as *const () as i64);
@@ -1173,6 +1207,7 @@ impl<'a> Lower<'a> {
         let eip = self.eip_at(next_off);
         self.store32(eip, EIP);
         self.flush_instret(0);
+        self.sync_instret();
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
@@ -1662,7 +1697,7 @@ impl<'a> Lower<'a> {
             for r in 0..8 {
                 self.full(r);
             }
-            let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+            let now = self.b.use_var(self.iv);
             let next = self.b.ins().iadd_imm_u(now, self.count);
             let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
             let header = self.header.expect("self-loop blocks have a header");
@@ -1670,6 +1705,7 @@ impl<'a> Lower<'a> {
             self.b.ins().brif(fits, header, &[], out, &[]);
             self.b.switch_to_block(out);
             self.store32(target, EIP);
+            self.sync_instret();
             let zero = self.konst(0);
             self.b.ins().return_(&[zero]);
             return;
