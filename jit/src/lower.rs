@@ -235,7 +235,12 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         M::Pop => a.kind == OpK::Reg && matches!(a.size, 2 | 4) && a.num != 4,
         M::Inc | M::Dec | M::Not | M::Neg => a.kind == OpK::Reg || mem(a),
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
-            matches!(b.kind, OpK::Imm | OpK::None) && (a.kind == OpK::Reg || (mem(a) && shift_count(i) != 0))
+            (matches!(b.kind, OpK::Imm | OpK::None) && (a.kind == OpK::Reg || (mem(a) && shift_count(i) != 0)))
+                || (a.kind == OpK::Reg
+                    && b.kind == OpK::Reg
+                    && b.num == 1
+                    && b.size == 1
+                    && !matches!(mnemonic(i), M::Rol | M::Ror))
         }
         M::Imul => {
             let c = i.ops[2];
@@ -1278,6 +1283,87 @@ impl<'a> Lower<'a> {
         r
     }
 
+    /// SHL/SHR/SAR of a register by CL: as `shift`, but the count is only
+    /// known at run time, and a count of 0 leaves the flags alone, so the
+    /// new flags record is stored (conditionally) rather than kept in SSA.
+    fn shift_cl(&mut self, i: &Insn, size: u32, dst: u8) {
+        self.spill_flags();
+        let a = self.reg(dst, size);
+        let cl = self.reg(1, 1);
+        let c = self.b.ins().band_imm_u(cl, 0x1F);
+        let c64 = self.b.ins().uextend(types::I64, c);
+        let bits = 8 * size as i64;
+        let (r, cf, of) = match mnemonic(i) {
+            M::Shl | M::Sal => {
+                let w = self.b.ins().uextend(types::I64, a);
+                let w = self.b.ins().ishl(w, c64);
+                let cf = self.b.ins().ushr_imm_u(w, bits);
+                let cf = self.b.ins().band_imm_u(cf, 1);
+                let cf = self.b.ins().ireduce(types::I32, cf);
+                let r = self.b.ins().ireduce(types::I32, w);
+                let r = self.b.ins().band_imm_u(r, mask(size));
+                let top = self.b.ins().ushr_imm_u(r, bits - 1);
+                let of = self.b.ins().bxor(top, cf);
+                (r, cf, Some(of))
+            }
+            M::Shr => {
+                let r = self.b.ins().ushr(a, c);
+                // Bit c-1 of a: (a << 1) >> c, in 64 bits.
+                let w = self.b.ins().uextend(types::I64, a);
+                let w = self.b.ins().ishl_imm_u(w, 1);
+                let w = self.b.ins().ushr(w, c64);
+                let cf = self.b.ins().ireduce(types::I32, w);
+                let cf = self.b.ins().band_imm_u(cf, 1);
+                let t1 = self.b.ins().ushr_imm_u(r, bits - 1);
+                let t2 = self.b.ins().ushr_imm_u(r, bits - 2);
+                let t2 = self.b.ins().band_imm_u(t2, 1);
+                let of = self.b.ins().bxor(t1, t2);
+                let of = self.b.ins().band_imm_u(of, 1);
+                (r, cf, Some(of))
+            }
+            _ => {
+                let shift = 32 - bits;
+                let sa = if shift > 0 {
+                    let t = self.b.ins().ishl_imm_u(a, shift);
+                    self.b.ins().sshr_imm_u(t, shift)
+                } else {
+                    a
+                };
+                let r = self.b.ins().sshr(sa, c);
+                let r = self.b.ins().band_imm_u(r, mask(size));
+                let w = self.b.ins().sextend(types::I64, sa);
+                let w = self.b.ins().ishl_imm_u(w, 1);
+                let w = self.b.ins().sshr(w, c64);
+                let cf = self.b.ins().ireduce(types::I32, w);
+                let cf = self.b.ins().band_imm_u(cf, 1);
+                (r, cf, None)
+            }
+        };
+        let nonzero = self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0);
+        let v = self.b.ins().select(nonzero, r, a);
+        self.set_reg(dst, size, v);
+        let set = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(nonzero, set, &[], cont, &[]);
+        self.b.switch_to_block(set);
+        let zero = self.konst(0);
+        self.flags = FlagState::Known(Known {
+            op: LazyOp::Logic,
+            a: zero,
+            b: zero,
+            r,
+            size,
+            lazy: ZF | SF | PF,
+            cf: CfSrc::Value(cf),
+            of,
+            carry: None,
+        });
+        self.spill_flags();
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        self.flags = FlagState::Memory;
+    }
+
     /// ROL/ROR by an immediate count (SDM vol. 2 RCL/RCR/ROL/ROR): a masked
     /// count of 0 changes nothing; otherwise only CF and OF change (as the
     /// interpreter defines OF for every count).
@@ -1527,6 +1613,7 @@ impl<'a> Lower<'a> {
                 let r = self.b.ins().select(c, v, old);
                 self.set_reg(dst, size, r);
             }
+            M::Shl | M::Sal | M::Shr | M::Sar if i.ops[1].kind == OpK::Reg => self.shift_cl(i, size, dst),
             M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
                 let rot = matches!(mnemonic(i), M::Rol | M::Ror);
                 let f = move |l: &mut Self, a: Value| if rot { l.rotate(i, size, a) } else { l.shift(i, size, a) };
