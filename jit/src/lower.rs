@@ -424,8 +424,9 @@ impl<'a> Lower<'a> {
             self.self_loop = rel_branch(i) && self.loops_to_entry(g, i);
         }
         if self.self_loop {
-            // The loop header: every register in its variable, nothing
-            // dirty, the flags in memory. The back edge restores that.
+            // The loop header: every register in its variable (written
+            // back only when the loop is left or calls a helper), the
+            // flags in memory. The back edge restores that.
             for r in 0..8 {
                 self.full(r);
             }
@@ -433,6 +434,9 @@ impl<'a> Lower<'a> {
             self.b.ins().jump(header, &[]);
             self.b.switch_to_block(header);
             self.header = Some(header);
+            // The back edge arrives with registers that may differ from
+            // `CpuState`.
+            self.dirty = [true; 8];
         }
         for (n, g) in insns.iter().enumerate() {
             // SAFETY: the pointers refer to the block's own boxed slice of
@@ -1757,7 +1761,13 @@ impl<'a> Lower<'a> {
     fn branch(&mut self, g: &GuestInsn, i: &Insn) {
         let next_off = g.off + i.len as u32;
         let taken = if mnemonic(i) == M::Jmp { None } else { Some(self.condition(i.cc)) };
-        self.spill_all();
+        if self.self_loop {
+            // Registers stay in their variables round the loop; the exits
+            // write them back.
+            self.spill_flags();
+        } else {
+            self.spill_all();
+        }
         let next = self.eip_at(next_off);
         let t = self.b.ins().iadd_imm_u(next, i.imm as i64);
         let target = if i.opsz == 2 { self.b.ins().band_imm_u(t, 0xFFFF) } else { t };
@@ -1770,7 +1780,10 @@ impl<'a> Lower<'a> {
             let p = self.pending;
             self.flush_instret(1);
             self.pending = p;
+            let dirty = self.dirty;
+            self.spill_regs();
             self.chain_exit(next_off as i64, next);
+            self.dirty = dirty;
         } else {
             self.b.ins().jump(taken_blk, &[]);
         }
@@ -1791,6 +1804,7 @@ impl<'a> Lower<'a> {
             let out = self.b.create_block();
             self.b.ins().brif(fits, header, &[], out, &[]);
             self.b.switch_to_block(out);
+            self.spill_regs();
             self.store32(target, EIP);
             self.sync_instret();
             let zero = self.konst(0);
