@@ -31,6 +31,8 @@ const F_RES: i32 = offset_of!(Cpu, state.flags.res) as i32;
 const F_SIGN: i32 = offset_of!(Cpu, state.flags.sign) as i32;
 const F_OP: i32 = offset_of!(Cpu, state.flags.op) as i32;
 const F_CARRY: i32 = offset_of!(Cpu, state.flags.carry_in) as i32;
+// `spill_flags` writes `lazy` + `sign` and `op` + `carry_in` as pairs.
+const _: () = assert!(F_SIGN == F_LAZY + 4 && F_CARRY == F_OP + 1);
 const INSTRET: i32 = offset_of!(Cpu, instret) as i32;
 const SEGS: i32 = offset_of!(Cpu, state.segs) as i32;
 const SEG_SIZE: i32 = std::mem::size_of::<Segment>() as i32;
@@ -686,7 +688,6 @@ impl<'a> Lower<'a> {
 
     fn spill_flags(&mut self) {
         let FlagState::Known(k) = self.flags else { return };
-        let s = self.konst(sign(k.size));
         match k.op {
             LazyOp::Logic => {
                 let bits = self.load32(F_BITS);
@@ -703,8 +704,9 @@ impl<'a> Lower<'a> {
             _ => {
                 self.store32(k.a, F_OP1);
                 self.store32(k.b, F_OP2);
-                let carry = k.carry.unwrap_or_else(|| self.konst(0));
-                self.store8(carry, F_CARRY);
+                if let Some(c) = k.carry {
+                    self.store8(c, F_CARRY);
+                }
                 let cf = match k.cf {
                     CfSrc::Value(c) if k.lazy & CF == 0 => Some(c),
                     _ => None,
@@ -726,11 +728,25 @@ impl<'a> Lower<'a> {
             }
         }
         self.store32(k.r, F_RES);
-        self.store32(s, F_SIGN);
-        let op = self.konst(k.op as i64);
-        self.store8(op, F_OP);
-        let lazy = self.konst(k.lazy as i64);
-        self.store32(lazy, F_LAZY);
+        // `lazy` and `sign` are adjacent (one store), so are `op` and
+        // `carry_in` (the carry was stored above when there is one).
+        let (lo, hi) =
+            if cfg!(target_endian = "little") { (k.lazy, sign(k.size) as u32) } else { (sign(k.size) as u32, k.lazy) };
+        let both = ((hi as u64) << 32 | lo as u64) as i64;
+        let both = self.b.ins().iconst(types::I64, both);
+        self.b.ins().store(self.mf, both, self.cpu, F_LAZY);
+        match (k.op, k.carry) {
+            (LazyOp::Logic, _) | (_, Some(_)) => {
+                let op = self.konst(k.op as i64);
+                self.store8(op, F_OP);
+            }
+            _ => {
+                // carry_in = 0
+                let v = if cfg!(target_endian = "little") { k.op as i64 } else { (k.op as i64) << 8 };
+                let op = self.b.ins().iconst(types::I16, v);
+                self.b.ins().store(self.mf, op, self.cpu, F_OP);
+            }
+        }
         self.flags = FlagState::Memory;
     }
 

@@ -43,7 +43,9 @@ pub enum LazyOp {
     Logic = 2,
 }
 
-/// The record of the last flag-setting operation.
+/// The record of the last flag-setting operation. (The field order lets
+/// translated code write `lazy` and `sign` with one 64-bit store and `op`
+/// and `carry_in` with one 16-bit store.)
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Flags {
@@ -51,13 +53,13 @@ pub struct Flags {
     pub bits: u32,
     /// Which of the arithmetic flags must be computed from the record.
     pub lazy: u32,
-    pub op1: u32,
-    pub op2: u32,
-    pub res: u32,
     /// Sign bit of the operand size (0x80, 0x8000 or 0x8000_0000).
     pub sign: u32,
     pub op: LazyOp,
     pub carry_in: u8,
+    pub op1: u32,
+    pub op2: u32,
+    pub res: u32,
 }
 
 impl Default for Flags {
