@@ -512,19 +512,7 @@ impl Jit {
             self.entries.insert(key, Entry::Never);
             return None;
         };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.blocks[i as usize] = Some(b);
-                i
-            }
-            None => {
-                self.blocks.push(Some(b));
-                (self.blocks.len() - 1) as u32
-            }
-        };
-        self.entries.insert(key, Entry::Hot(i));
-        self.link(i, key);
-        Some(i)
+        Some(self.insert_block(key, b))
     }
 }
 
@@ -582,6 +570,11 @@ impl Jit {
         self.stats.blocks_compiled += 1;
         self.stats.compile_ns += d.ns + t0.elapsed().as_nanos() as u64;
         let b = self.make_block(d.job, func, d.chains);
+        self.insert_block(key, b);
+    }
+
+    /// Put block `b` (key `key`) into the cache and link it; its index.
+    fn insert_block(&mut self, key: u64, b: Block) -> u32 {
         let i = match self.free.pop() {
             Some(i) => {
                 self.blocks[i as usize] = Some(b);
@@ -594,6 +587,7 @@ impl Jit {
         };
         self.entries.insert(key, Entry::Hot(i));
         self.link(i, key);
+        i
     }
 
     /// Copy compiled code into the current module generation; its address.

@@ -1266,21 +1266,11 @@ impl<'a> Lower<'a> {
                 let r = self.b.ins().ushr_imm_u(a, c);
                 let cf = self.b.ins().ushr_imm_u(a, c - 1);
                 let cf = self.b.ins().band_imm_u(cf, 1);
-                let t1 = self.b.ins().ushr_imm_u(r, bits - 1);
-                let t2 = self.b.ins().ushr_imm_u(r, bits - 2);
-                let t2 = self.b.ins().band_imm_u(t2, 1);
-                let of = self.b.ins().bxor(t1, t2);
-                let of = self.b.ins().band_imm_u(of, 1);
+                let of = self.top_two_xor(r, bits);
                 (r, cf, Some(of))
             }
             _ => {
-                let shift = 32 - bits;
-                let sa = if shift > 0 {
-                    let t = self.b.ins().ishl_imm_u(a, shift);
-                    self.b.ins().sshr_imm_u(t, shift)
-                } else {
-                    a
-                };
+                let sa = self.sext32(a, bits);
                 let r = self.b.ins().sshr_imm_u(sa, c);
                 let r = self.b.ins().band_imm_u(r, mask(size));
                 let cf = self.b.ins().sshr_imm_u(sa, c - 1);
@@ -1288,8 +1278,15 @@ impl<'a> Lower<'a> {
                 (r, cf, None)
             }
         };
+        self.flags = self.shift_flags(r, size, cf, of);
+        r
+    }
+
+    /// The flags record of a shift: SF/ZF/PF from `r`, CF and OF given
+    /// (OF None: 0), AF 0.
+    fn shift_flags(&mut self, r: Value, size: u32, cf: Value, of: Option<Value>) -> FlagState {
         let zero = self.konst(0);
-        self.flags = FlagState::Known(Known {
+        FlagState::Known(Known {
             op: LazyOp::Logic,
             a: zero,
             b: zero,
@@ -1299,8 +1296,28 @@ impl<'a> Lower<'a> {
             cf: CfSrc::Value(cf),
             of,
             carry: None,
-        });
-        r
+        })
+    }
+
+    /// OF of SHR as the interpreter defines it: the top two result bits
+    /// XORed.
+    fn top_two_xor(&mut self, r: Value, bits: i64) -> Value {
+        let t1 = self.b.ins().ushr_imm_u(r, bits - 1);
+        let t2 = self.b.ins().ushr_imm_u(r, bits - 2);
+        let t2 = self.b.ins().band_imm_u(t2, 1);
+        let of = self.b.ins().bxor(t1, t2);
+        self.b.ins().band_imm_u(of, 1)
+    }
+
+    /// `a` (`bits` wide, zero-extended) sign-extended to 32 bits.
+    fn sext32(&mut self, a: Value, bits: i64) -> Value {
+        let shift = 32 - bits;
+        if shift > 0 {
+            let t = self.b.ins().ishl_imm_u(a, shift);
+            self.b.ins().sshr_imm_u(t, shift)
+        } else {
+            a
+        }
     }
 
     /// SHL/SHR/SAR of a register by CL: as `shift`, but the count is only
@@ -1334,21 +1351,11 @@ impl<'a> Lower<'a> {
                 let w = self.b.ins().ushr(w, c64);
                 let cf = self.b.ins().ireduce(types::I32, w);
                 let cf = self.b.ins().band_imm_u(cf, 1);
-                let t1 = self.b.ins().ushr_imm_u(r, bits - 1);
-                let t2 = self.b.ins().ushr_imm_u(r, bits - 2);
-                let t2 = self.b.ins().band_imm_u(t2, 1);
-                let of = self.b.ins().bxor(t1, t2);
-                let of = self.b.ins().band_imm_u(of, 1);
+                let of = self.top_two_xor(r, bits);
                 (r, cf, Some(of))
             }
             _ => {
-                let shift = 32 - bits;
-                let sa = if shift > 0 {
-                    let t = self.b.ins().ishl_imm_u(a, shift);
-                    self.b.ins().sshr_imm_u(t, shift)
-                } else {
-                    a
-                };
+                let sa = self.sext32(a, bits);
                 let r = self.b.ins().sshr(sa, c);
                 let r = self.b.ins().band_imm_u(r, mask(size));
                 let w = self.b.ins().sextend(types::I64, sa);
@@ -1366,18 +1373,7 @@ impl<'a> Lower<'a> {
         let cont = self.b.create_block();
         self.b.ins().brif(nonzero, set, &[], cont, &[]);
         self.b.switch_to_block(set);
-        let zero = self.konst(0);
-        self.flags = FlagState::Known(Known {
-            op: LazyOp::Logic,
-            a: zero,
-            b: zero,
-            r,
-            size,
-            lazy: ZF | SF | PF,
-            cf: CfSrc::Value(cf),
-            of,
-            carry: None,
-        });
+        self.flags = self.shift_flags(r, size, cf, of);
         self.spill_flags();
         self.b.ins().jump(cont, &[]);
         self.b.switch_to_block(cont);
