@@ -52,18 +52,19 @@ pub(crate) extern "C" fn step_fill(
 /// direct-mapped table) and nothing needs the run loop first; 0 otherwise
 /// (translated code then returns to the run loop). The target's own entry
 /// checks (budget, CS limit) still apply.
-pub(crate) extern "C" fn lookup(cpu: *mut Cpu, ctx: *mut Ctx, shared: *const crate::Shared) -> u64 {
+pub(crate) extern "C" fn lookup(cpu: *mut Cpu, ctx: *mut Ctx, shared: *mut crate::Shared) -> u64 {
     // SAFETY: as in `step`; `shared` is the translator's own boxed table,
     // which lives as long as the translator whose code calls this, and
-    // which nothing writes while translated code runs.
-    let (cpu, ctx, sh) = unsafe { (&mut *cpu, &mut *ctx, &*shared) };
+    // which only this thread touches (the dispatcher is below us on the
+    // stack, in the middle of running translated code).
+    let (cpu, ctx, sh) = unsafe { (&mut *cpu, &mut *ctx, &mut *shared) };
     if !cpu.may_continue_translated(ctx) {
         return 0;
     }
     let mode = cpu.mode_key();
-    let Ok((_, phys)) = cpu.fetch_address(ctx) else { return 0 };
+    let Ok((lin, phys)) = cpu.fetch_address(ctx) else { return 0 };
     let key = crate::key_of(phys, mode);
-    let s = &sh.fast[crate::fast_slot(key)];
+    let s = sh.fast[crate::fast_slot(key)];
     if s.key != key {
         return 0;
     }
@@ -71,6 +72,8 @@ pub(crate) extern "C" fn lookup(cpu: *mut Cpu, ctx: *mut Ctx, shared: *const cra
     if (g, cpl, cr0, ctx.mem.map_gen()) != sh.stamp {
         return 0;
     }
+    // Next time translated code finds it without this call.
+    sh.lin[crate::lin_slot(lin)] = crate::LinSlot { tag: crate::lin_tag(lin, mode), func: s.func };
     s.func
 }
 
@@ -89,8 +92,11 @@ pub(crate) extern "C" fn materialize(cpu: *mut Cpu, which: u32) {
     cpu.state.flags.materialize(which);
 }
 
-/// Entries of [`FastTlb`] (direct-mapped by linear page number).
-pub(crate) const FAST_TLB_SIZE: usize = 256;
+/// Entries of [`FastTlb`] (direct-mapped by linear page number). Many,
+/// so that the few pages a loop touches rarely collide (with 256, gzip and
+/// the kernel's pipe copies took millions of slow-path refills); emptying
+/// the table only touches the entries filled since.
+pub(crate) const FAST_TLB_SIZE: usize = 4096;
 
 /// One linear page's host address for translated code's inline accesses.
 /// `rtag`/`wtag` are the linear page base when reads/writes may go
@@ -112,12 +118,37 @@ impl FastEntry {
 
 /// The JIT's own TLB of host pointers, filled by the slow-path helpers and
 /// dropped whenever the CPU's TLB, CPL, CR0 or the memory map change.
-pub(crate) type FastTlb = [FastEntry; FAST_TLB_SIZE];
+/// Translated code indexes `entries` (at offset 0) directly.
+#[repr(C)]
+pub(crate) struct FastTlb {
+    pub entries: [FastEntry; FAST_TLB_SIZE],
+    /// Indices of the entries filled since the last `clear`.
+    used: Vec<u16>,
+}
+
+const _: () = assert!(FAST_TLB_SIZE <= 1 << 16);
+
+impl FastTlb {
+    pub(crate) fn new() -> Box<FastTlb> {
+        Box::new(FastTlb { entries: [FastEntry::EMPTY; FAST_TLB_SIZE], used: Vec::with_capacity(FAST_TLB_SIZE) })
+    }
+
+    /// Empty every entry.
+    pub(crate) fn clear(&mut self) {
+        for i in self.used.drain(..) {
+            self.entries[i as usize] = FastEntry::EMPTY;
+        }
+    }
+}
 
 fn fill(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, write: bool) {
     let page = lin & !0xFFF;
-    let e = &mut tlb[(lin >> 12) as usize % FAST_TLB_SIZE];
+    let i = (lin >> 12) as usize % FAST_TLB_SIZE;
     if let Some(host) = cpu.host_page_of(ctx, lin, write) {
+        let e = &mut tlb.entries[i];
+        if e.rtag == NO_TAG && e.wtag == NO_TAG {
+            tlb.used.push(i as u16);
+        }
         let addend = (host as u64).wrapping_sub(page as u64);
         if e.addend != addend || e.rtag != page {
             *e = FastEntry { rtag: NO_TAG, wtag: NO_TAG, addend };

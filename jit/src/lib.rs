@@ -16,6 +16,7 @@
 //! so code memory is reclaimed in generations: when the cache holds too
 //! much code, or on a full flush, the whole module is dropped.
 
+mod arena;
 mod helpers;
 mod lower;
 
@@ -53,7 +54,7 @@ pub const HOT_THRESHOLD: u32 = 512;
 /// Guest instructions per block at most.
 pub const MAX_BLOCK_INSNS: usize = 64;
 /// Code bytes (approximate) before the code cache starts a new generation.
-const MAX_CODE_BYTES: usize = 64 << 20;
+pub(crate) const MAX_CODE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Error)]
 pub enum JitError {
@@ -61,6 +62,8 @@ pub enum JitError {
     Host(String),
     #[error("Cranelift setting rejected: {0}")]
     Setting(String),
+    #[error("no executable memory for translated code: {0}")]
+    Memory(String),
 }
 
 /// The entry from Rust: `tramp(cpu, ctx, instret_limit, block)` calls the
@@ -113,10 +116,42 @@ pub(crate) struct FastSlot {
 
 const EMPTY_SLOT: FastSlot = FastSlot { key: NO_KEY, idx: 0, func: 0 };
 
+/// Slots of the table translated code consults inline on exits it cannot
+/// chain (returns, cross-page and indirect branches).
+pub(crate) const LIN_SLOTS: usize = 4096;
+
+/// One slot of that table: the code of the block at a linear EIP under a
+/// mode key (`tag` = linear EIP << 8 | mode key), valid while the fast
+/// TLB's stamp holds (the linear-to-physical mapping is then fixed); the
+/// table is emptied with the fast TLB and whenever a block is dropped.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct LinSlot {
+    pub tag: u64,
+    pub func: u64,
+}
+
+pub(crate) const EMPTY_LIN: LinSlot = LinSlot { tag: NO_KEY, func: 0 };
+
+/// The slot of linear EIP `lin` (translated code computes the same).
+pub(crate) fn lin_slot(lin: u32) -> usize {
+    (lin.wrapping_mul(LIN_HASH) >> (32 - LIN_BITS)) as usize
+}
+
+pub(crate) const LIN_HASH: u32 = 0x9E37_79B1;
+pub(crate) const LIN_BITS: u32 = 12;
+const _: () = assert!(1 << LIN_BITS == LIN_SLOTS);
+
+/// The tag of linear EIP `lin` under mode key `mode`.
+pub(crate) fn lin_tag(lin: u32, mode: ModeKey) -> u64 {
+    (lin as u64) << 8 | mode as u64
+}
+
 /// What the dispatcher and translated code's lookups (`helpers::lookup`)
 /// share; boxed, so generated code can hold its address.
 pub(crate) struct Shared {
     pub fast: [FastSlot; FAST_SLOTS],
+    pub lin: [LinSlot; LIN_SLOTS],
     /// What the fast TLB's entries were made under: (TLB generation, CPL,
     /// CR0, memory-map generation).
     pub stamp: (u32, u8, u32, u32),
@@ -198,7 +233,7 @@ struct Job {
     /// The translator's fast TLB and shared table (addresses only: the
     /// generated code holds them; the compile thread never uses them).
     ftlb: *mut helpers::FastTlb,
-    shared: *const Shared,
+    shared: *mut Shared,
 }
 
 // SAFETY: a job owns its instructions and chaining slots (heap data whose
@@ -244,6 +279,37 @@ fn lower_job(
     let slots = &*job.slots as *const [u64; 2] as *mut [u64; 2];
     let chain = lower::ChainInfo { slots, page_off: job.phys.page_offset() };
     lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).block(&offs, job.off, Some(chain), target)
+}
+
+/// With `FERRITE_JIT_DUMP=DIR` set, write each installed block's host code
+/// to `DIR/<host address>.bin` and a line to `DIR/index.txt` (host address,
+/// size, guest physical address, mode key, the guest instructions), so
+/// that samples of `perf record` in translated code can be traced to
+/// host and guest instructions (`scripts/jit-profile`).
+fn dump_block(c: &cranelift_codegen::Context, func: u64, job: &Job) {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os("FERRITE_JIT_DUMP").map(Into::into)) else { return };
+    let Some(code) = c.compiled_code() else { return };
+    let bytes = code.code_buffer();
+    let names: Vec<String> = job
+        .insns
+        .iter()
+        .map(|i| iced_x86::Code::try_from(i.code as usize).map_or_else(|_| "?".into(), |c| format!("{c:?}")))
+        .collect();
+    let line = format!("{func:x} {:x} {:x} {:x} {}\n", bytes.len(), job.phys.0, job.mode, names.join(","));
+    let r = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(dir.join(format!("{func:x}.bin")), bytes))
+        .and_then(|_| {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("index.txt"))?
+                .write_all(line.as_bytes())
+        });
+    if let Err(e) = r {
+        tracing::warn!("FERRITE_JIT_DUMP: {}: {e}", dir.display());
+    }
 }
 
 /// The compile thread: lower and compile jobs until the channel closes.
@@ -294,7 +360,10 @@ fn new_isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, JitError> {
 }
 
 fn new_module() -> Result<JITModule, JitError> {
-    Ok(JITModule::new(JITBuilder::with_isa(new_isa()?, default_libcall_names())))
+    let mut b = JITBuilder::with_isa(new_isa()?, default_libcall_names());
+    let arena = arena::CodeArena::new(arena::ARENA_BYTES).map_err(|e| JitError::Memory(e.to_string()))?;
+    b.memory_provider(Box::new(arena));
+    Ok(JITModule::new(b))
 }
 
 /// Start the compile thread (None when it cannot be started: the
@@ -321,11 +390,15 @@ impl Jit {
             entries: KeyMap::default(),
             blocks: Vec::new(),
             free: Vec::new(),
-            shared: Box::new(Shared { fast: [EMPTY_SLOT; FAST_SLOTS], stamp: (0, 0, 0, u32::MAX) }),
+            shared: Box::new(Shared {
+                fast: [EMPTY_SLOT; FAST_SLOTS],
+                lin: [EMPTY_LIN; LIN_SLOTS],
+                stamp: (0, 0, 0, u32::MAX),
+            }),
             by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
-            ftlb: Box::new([helpers::FastEntry::EMPTY; helpers::FAST_TLB_SIZE]),
+            ftlb: helpers::FastTlb::new(),
             threshold: std::env::var("FERRITE_JIT_THRESHOLD")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -361,7 +434,8 @@ impl Jit {
         self.blocks.clear();
         self.free.clear();
         self.shared.fast.fill(EMPTY_SLOT);
-        self.ftlb.fill(helpers::FastEntry::EMPTY);
+        self.shared.lin.fill(EMPTY_LIN);
+        self.ftlb.clear();
         self.incoming.clear();
         self.tramp = None;
         self.by_page.clear();
@@ -414,6 +488,7 @@ impl Jit {
             return None;
         }
         let func = self.define(&c, phys)?;
+        dump_block(&c, func, &job);
         self.stats.blocks_compiled += 1;
         self.stats.compile_ns += t0.elapsed().as_nanos() as u64;
         Some(self.make_block(job, func, chains))
@@ -431,7 +506,7 @@ impl Jit {
             off,
             slots: Box::new([0; 2]),
             ftlb: &mut *self.ftlb,
-            shared: &*self.shared,
+            shared: &mut *self.shared,
         }
     }
 
@@ -562,11 +637,14 @@ impl Jit {
             _ => return,
         }
         let t0 = Instant::now();
-        let made = d.ctx.and_then(|c| self.define(&c, d.job.phys));
+        let made = d.ctx.as_ref().and_then(|c| self.define(c, d.job.phys));
         let Some(func) = made else {
             self.entries.insert(key, Entry::Never);
             return;
         };
+        if let Some(c) = &d.ctx {
+            dump_block(c, func, &d.job);
+        }
         self.stats.blocks_compiled += 1;
         self.stats.compile_ns += d.ns + t0.elapsed().as_nanos() as u64;
         let b = self.make_block(d.job, func, d.chains);
@@ -603,7 +681,7 @@ impl Jit {
         }
         let isa = module.isa();
         let align =
-            (code.buffer.alignment as u64).max(isa.function_alignment().minimum as u64).max(isa.symbol_alignment());
+            (code.buffer.alignment as u64).max(isa.function_alignment().preferred as u64).max(isa.symbol_alignment());
         let id = module.declare_anonymous_function(&c.func.signature).ok()?;
         module.define_function_bytes(id, align, code.code_buffer(), &[]).ok()?;
         module.finalize_definitions().ok()?;
@@ -621,7 +699,7 @@ impl Accelerator for Jit {
             self.collect();
         }
         let mode = cpu.mode_key();
-        let Ok((_, phys)) = cpu.fetch_address(ctx) else { return false };
+        let Ok((lin, phys)) = cpu.fetch_address(ctx) else { return false };
         let key = key_of(phys, mode);
         let slot = fast_slot(key);
         let idx = if self.shared.fast[slot].key == key {
@@ -640,9 +718,11 @@ impl Accelerator for Jit {
         let (g, cpl, cr0) = cpu.translation_stamp();
         let stamp = (g, cpl, cr0, ctx.mem.map_gen());
         if stamp != self.shared.stamp {
-            self.ftlb.fill(helpers::FastEntry::EMPTY);
+            self.ftlb.clear();
+            self.shared.lin.fill(EMPTY_LIN);
             self.shared.stamp = stamp;
         }
+        self.shared.lin[lin_slot(lin)] = LinSlot { tag: lin_tag(lin, mode), func: b.func };
         // The block must fit the budget (exact instruction timing), the CS
         // limit and, in 16-bit code, the 64 KiB wrap.
         let eip = cpu.state.eip;
@@ -677,6 +757,7 @@ impl Accelerator for Jit {
                     if self.shared.fast[slot].key == k {
                         self.shared.fast[slot] = EMPTY_SLOT;
                     }
+                    self.shared.lin.fill(EMPTY_LIN);
                 }
             }
         }

@@ -128,7 +128,7 @@ pub(crate) struct Lower<'a> {
     fill_sig: SigRef,
     lookup_sig: SigRef,
     /// The dispatcher's table of recently run blocks (for `helpers::lookup`).
-    shared: *const crate::Shared,
+    shared: *mut crate::Shared,
     cpu: Value,
     ctx: Value,
     eip0: Value,
@@ -299,7 +299,7 @@ impl<'a> Lower<'a> {
         fctx: &'a mut FunctionBuilderContext,
         mode: ModeKey,
         ftlb: *mut helpers::FastTlb,
-        shared: *const crate::Shared,
+        shared: *mut crate::Shared,
     ) -> Lower<'a> {
         let code32 = mode & 1 != 0;
         let ptr = types::I64;
@@ -521,13 +521,13 @@ impl<'a> Lower<'a> {
     /// and translated, else return to the dispatcher.
     fn chain_exit(&mut self, delta: i64, eip: Value) {
         let Some(c) = self.chain.as_ref() else {
-            self.exit_lookup();
+            self.exit_lookup(eip);
             return;
         };
         let in_page = (0..4096).contains(&(c.page_off as i64 + delta));
         let n = self.chains.len();
         if !in_page || n >= 2 {
-            self.exit_lookup();
+            self.exit_lookup(eip);
             return;
         }
         let slot = c.slots as *mut u64 as i64 + 8 * n as i64;
@@ -553,13 +553,51 @@ impl<'a> Lower<'a> {
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, self.ctx, self.limit, now]);
         self.b.switch_to_block(ret_blk);
-        self.exit_lookup();
+        self.exit_lookup(eip);
     }
 
-    /// Leave the block (state written back, EIP stored): on into the
-    /// translation at the new CS:EIP when `helpers::lookup` finds one and
+    /// Leave the block (state written back, EIP = `eip` stored): on into
+    /// the translation at the new CS:EIP when it is in the table of linear
+    /// entry points (probed inline) or `helpers::lookup` finds it and
     /// nothing needs the run loop, else back to the run loop.
-    fn exit_lookup(&mut self) {
+    ///
+    /// The inline probe skips `Cpu::may_continue_translated`'s checks: in
+    /// translated code they can only change through instructions that
+    /// leave for the run loop (STI, POPF, IRET, port I/O, MOV to control
+    /// or debug registers, HLT, MOV SS), except a store to code, which the
+    /// exit flag reports; the table is emptied with the fast TLB (whose
+    /// stamp fixes the linear-to-physical mapping) and when blocks go.
+    fn exit_lookup(&mut self, eip: Value) {
+        let lin = if self.mode & MODE_FLAT != 0 {
+            eip
+        } else {
+            let base = self.load32(SEGS + SegReg::Cs as i32 * SEG_SIZE + SEG_BASE);
+            self.b.ins().iadd(base, eip)
+        };
+        let h = self.b.ins().imul_imm_u(lin, crate::LIN_HASH as i64);
+        let idx = self.b.ins().ushr_imm_u(h, (32 - crate::LIN_BITS) as i64);
+        let idx = self.b.ins().uextend(types::I64, idx);
+        let byte = self.b.ins().ishl_imm_u(idx, std::mem::size_of::<crate::LinSlot>().trailing_zeros() as i64);
+        const _: () = assert!(std::mem::size_of::<crate::LinSlot>() == 16);
+        let base = self.shared as i64 + offset_of!(crate::Shared, lin) as i64;
+        let base = self.b.ins().iconst(types::I64, base);
+        let at = self.b.ins().iadd(base, byte);
+        let tag = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, tag) as i32);
+        let lin64 = self.b.ins().uextend(types::I64, lin);
+        let want = self.b.ins().ishl_imm_u(lin64, 8);
+        let want = self.b.ins().bor_imm_u(want, self.mode as i64);
+        let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
+        let written = self.b.use_var(self.exitflag);
+        let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
+        let hit = self.b.ins().band(hit, clean);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.ins().brif(hit, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
+        let now = self.b.use_var(self.iv);
+        self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.switch_to_block(slow);
         let f = self.b.ins().iconst(types::I64, helpers::lookup as *const () as i64);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let call = self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
@@ -1759,7 +1797,7 @@ impl<'a> Lower<'a> {
         self.spill_all();
         self.store32(t, EIP);
         self.flush_instret(1);
-        self.exit_lookup();
+        self.exit_lookup(t);
         if let Some(bad) = bad_blk {
             self.b.switch_to_block(bad);
             self.pending = p;
