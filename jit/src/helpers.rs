@@ -21,10 +21,12 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) -
     }
 }
 
-/// The slow path of an inline read-modify-write: run the whole
-/// instruction with the interpreter's semantics (every check, the fault
-/// delivered), then, when it retired, fill the fast TLB for writes to its
-/// operand at `seg:off` (`size` bytes). Translated code leaves afterwards.
+/// The slow path of an inline read-modify-write (or of a read whose
+/// instruction must not run twice): run the whole instruction with the
+/// interpreter's semantics (every check, the fault delivered), then, when
+/// it retired, fill the fast TLB for its operand at `seg:off` (`size` bytes
+/// in bits 0-7; bit 8 set: for reads, else for writes). Translated code
+/// leaves afterwards.
 pub(crate) extern "C" fn step_fill(
     cpu: *mut Cpu,
     ctx: *mut Ctx,
@@ -38,14 +40,18 @@ pub(crate) extern "C" fn step_fill(
     let (cpu, ctx, insn, tlb) = unsafe { (&mut *cpu, &mut *ctx, &*insn, &mut *tlb) };
     let before = cpu.instret;
     cpu.exec_one(ctx, insn);
+    let (write, size) = (size & STEP_FILL_READ == 0, size & 0xFF);
     if cpu.instret != before && !ctx.mem.has_invalidated() {
         let lin = cpu.state.segs[seg as usize % 6].base.wrapping_add(off);
         if (lin & 0xFFF) + size <= 0x1000 {
-            fill(cpu, ctx, tlb, lin, true);
+            fill(cpu, ctx, tlb, lin, write);
         }
     }
     1
 }
+
+/// `step_fill`'s flag for a read operand.
+pub(crate) const STEP_FILL_READ: u32 = 0x100;
 
 /// Where translated code goes after leaving a block with EIP set: the code
 /// of the block at the new CS:EIP when it was run recently (the dispatcher's

@@ -15,7 +15,7 @@ use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use ferrite_core::cpu::accel::{ModeKey, MODE_FLAT};
 use ferrite_core::cpu::decode::{is_cmovcc, is_jcc, is_setcc, Insn, Op, OpK, NO_REG};
-use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, OF, PF, SF, ZF};
+use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, DF, OF, PF, SF, ZF};
 use ferrite_core::cpu::state::{SegReg, Segment, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
 use ferrite_core::Cpu;
 use iced_x86::{Code, Mnemonic as M};
@@ -244,6 +244,7 @@ pub(crate) fn inlined(i: &Insn) -> bool {
                     && b.size == 1
                     && !matches!(mnemonic(i), M::Rol | M::Ror))
         }
+        M::Imul if b.kind == OpK::None => a.kind == OpK::Reg || mem(a),
         M::Imul => {
             let c = i.ops[2];
             a.kind == OpK::Reg
@@ -252,6 +253,8 @@ pub(crate) fn inlined(i: &Insn) -> bool {
                 && b.size == a.size
                 && matches!(c.kind, OpK::None | OpK::Imm)
         }
+        M::Mul | M::Div | M::Idiv => b.kind == OpK::None && (a.kind == OpK::Reg || mem(a)),
+        M::Cld | M::Std => true,
         M::Lea => a.kind == OpK::Reg && b.kind == OpK::Mem,
         M::Movzx | M::Movsx => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)),
         M::Nop => true,
@@ -287,6 +290,18 @@ pub(crate) fn call_or_ret(i: &Insn) -> bool {
         Ok(Code::Retnw | Code::Retnd | Code::Retnw_imm16 | Code::Retnd_imm16) => true,
         _ => false,
     }
+}
+
+/// JMP and CALL near through a register or memory, lowered inline as the
+/// last instruction of a block.
+pub(crate) fn indirect_branch(i: &Insn) -> bool {
+    let a = i.ops[0];
+    let size_ok = match Code::try_from(i.code as usize) {
+        Ok(Code::Jmp_rm16 | Code::Call_rm16) => i.opsz == 2,
+        Ok(Code::Jmp_rm32 | Code::Call_rm32) => i.opsz == 4,
+        _ => false,
+    };
+    size_ok && !i.lock && a.size == i.opsz && (a.kind == OpK::Reg || (a.kind == OpK::Mem && a.num == 0))
 }
 
 fn is_far(i: &Insn) -> bool {
@@ -454,6 +469,9 @@ impl<'a> Lower<'a> {
                 } else {
                     self.ret_near(g, i);
                 }
+                left = true;
+            } else if last && indirect_branch(i) {
+                self.indirect(g, i);
                 left = true;
             } else if inlined(i) {
                 self.wrote_mem = false;
@@ -1224,6 +1242,36 @@ impl<'a> Lower<'a> {
         let slow = self.b.create_block();
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.switch_to_block(slow);
+        self.step_leave(g, i.seg, off, size);
+        self.b.switch_to_block(fast);
+        let host = self.host_addr(eaddr, lin);
+        let a = self.host_load(host, size);
+        let r = f(self, a);
+        self.host_store(host, size, r);
+    }
+
+    /// The memory source operand of `i` (`size` bytes) read inline when
+    /// the fast TLB allows; otherwise the whole instruction runs through
+    /// the interpreter and the block is left after it (for instructions
+    /// that may still fault after the read, so that it never happens
+    /// twice).
+    fn load_or_step(&mut self, g: &GuestInsn, i: &Insn, size: u32) -> Value {
+        let off = self.ea(i);
+        let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, false);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(slow);
+        self.step_leave(g, i.seg, off, size | helpers::STEP_FILL_READ);
+        self.b.switch_to_block(fast);
+        let host = self.host_addr(eaddr, lin);
+        self.host_load(host, size)
+    }
+
+    /// (In a fresh block of the CFG.) Run instruction `g` through the
+    /// interpreter with `helpers::step_fill` (operand `seg:off`, `size` as
+    /// it takes it) and leave; the lowering state is as before afterwards.
+    fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.spill_all();
         self.flush_instret(0);
@@ -1232,17 +1280,27 @@ impl<'a> Lower<'a> {
         self.store32(eip, EIP);
         let fp = self.b.ins().iconst(types::I64, helpers::step_fill as *const () as i64);
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        let segv = self.konst(i.seg as i64);
+        let segv = self.konst(seg as i64);
         let sz = self.konst(size as i64);
         self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, segv, off, sz, self.ftlb]);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
-        self.b.switch_to_block(fast);
-        let host = self.host_addr(eaddr, lin);
-        let a = self.host_load(host, size);
-        let r = f(self, a);
-        self.host_store(host, size, r);
+    }
+
+    /// When `cond` holds, run instruction `g` through the interpreter
+    /// (which raises the fault `cond` stands for) and leave the block.
+    fn step_if(&mut self, g: &GuestInsn, cond: Value) {
+        let out = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(cond, out, &[], cont, &[]);
+        self.b.switch_to_block(out);
+        let (dirty, flags, pending, loaded) = (self.dirty, self.flags, self.pending, self.loaded);
+        self.helper(g);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        (self.dirty, self.flags, self.pending, self.loaded) = (dirty, flags, pending, loaded);
+        self.b.switch_to_block(cont);
     }
 
     /// Return from the block when `cond` holds (the state is already
@@ -1591,6 +1649,154 @@ impl<'a> Lower<'a> {
         lo
     }
 
+    /// MUL/IMUL r/m (one operand): AX := AL * src, DX:AX := AX * src or
+    /// EDX:EAX := EAX * src; CF = OF = the high half is significant,
+    /// SF/ZF/PF from the low half, AF 0 (as the interpreter defines the
+    /// undefined ones).
+    fn mul_wide(&mut self, signed: bool, src: Value, size: u32) {
+        let acc = self.reg(0, size);
+        let ext = |l: &mut Self, v: Value| {
+            if signed {
+                let v = l.sext32(v, size as i64 * 8);
+                l.b.ins().sextend(types::I64, v)
+            } else {
+                l.b.ins().uextend(types::I64, v)
+            }
+        };
+        let a = ext(self, acc);
+        let b = ext(self, src);
+        let p = self.b.ins().imul(a, b);
+        let bits = size as i64 * 8;
+        let lo = self.b.ins().ireduce(types::I32, p);
+        let lo = if size < 4 { self.b.ins().band_imm_u(lo, mask(size)) } else { lo };
+        // The product fits the low half iff extending the low half gives it back.
+        let back = ext(self, lo);
+        let ov = self.b.ins().icmp(IntCC::NotEqual, back, p);
+        let ov = self.b.ins().uextend(types::I32, ov);
+        let hi = self.b.ins().ushr_imm_u(p, bits);
+        let hi = self.b.ins().ireduce(types::I32, hi);
+        match size {
+            1 => {
+                let hi = self.b.ins().band_imm_u(hi, 0xFF);
+                let hi = self.b.ins().ishl_imm_u(hi, 8);
+                let ax = self.b.ins().bor(hi, lo);
+                self.set_reg(0, 2, ax);
+            }
+            2 => {
+                let hi = self.b.ins().band_imm_u(hi, 0xFFFF);
+                self.set_reg(0, 2, lo);
+                self.set_reg(2, 2, hi);
+            }
+            _ => {
+                self.set_full(0, lo);
+                self.set_full(2, hi);
+            }
+        }
+        let zero = self.konst(0);
+        self.flags = FlagState::Known(Known {
+            op: LazyOp::Logic,
+            a: zero,
+            b: zero,
+            r: lo,
+            size,
+            lazy: ZF | SF | PF,
+            cf: CfSrc::Value(ov),
+            of: Some(ov),
+            carry: None,
+        });
+    }
+
+    /// DIV/IDIV r/m: the quotient and remainder of AX, DX:AX or EDX:EAX by
+    /// `d` (zero-extended to 32 bits); a zero divisor or a quotient that
+    /// does not fit is #DE, raised by the interpreter. Flags unchanged (as
+    /// the interpreter leaves the undefined ones).
+    fn divide(&mut self, g: &GuestInsn, signed: bool, d: Value, size: u32) {
+        let bits = size as i64 * 8;
+        // The dividend as 64 bits (zero- or sign-extended).
+        let n = match size {
+            1 => {
+                let ax = self.reg(0, 2);
+                if signed {
+                    let v = self.sext32(ax, 16);
+                    self.b.ins().sextend(types::I64, v)
+                } else {
+                    self.b.ins().uextend(types::I64, ax)
+                }
+            }
+            2 => {
+                let dx = self.reg(2, 2);
+                let ax = self.reg(0, 2);
+                let hi = self.b.ins().ishl_imm_u(dx, 16);
+                let v = self.b.ins().bor(hi, ax);
+                if signed {
+                    self.b.ins().sextend(types::I64, v)
+                } else {
+                    self.b.ins().uextend(types::I64, v)
+                }
+            }
+            _ => {
+                let edx = self.full(2);
+                let eax = self.full(0);
+                let hi = self.b.ins().uextend(types::I64, edx);
+                let hi = self.b.ins().ishl_imm_u(hi, 32);
+                let lo = self.b.ins().uextend(types::I64, eax);
+                self.b.ins().bor(hi, lo)
+            }
+        };
+        let d64 = if signed {
+            let v = self.sext32(d, bits);
+            self.b.ins().sextend(types::I64, v)
+        } else {
+            self.b.ins().uextend(types::I64, d)
+        };
+        // Never let the host divide fault: zero, and i64::MIN / -1.
+        let mut bad = self.b.ins().icmp_imm_u(IntCC::Equal, d64, 0);
+        if signed && size == 4 {
+            let min = self.b.ins().icmp_imm_s(IntCC::Equal, n, i64::MIN);
+            let m1 = self.b.ins().icmp_imm_s(IntCC::Equal, d64, -1);
+            let both = self.b.ins().band(min, m1);
+            bad = self.b.ins().bor(bad, both);
+        }
+        self.step_if(g, bad);
+        let (q, r) = if signed {
+            (self.b.ins().sdiv(n, d64), self.b.ins().srem(n, d64))
+        } else {
+            (self.b.ins().udiv(n, d64), self.b.ins().urem(n, d64))
+        };
+        // The quotient must fit `size` bytes.
+        let fits = if signed {
+            let lo = self.b.ins().ireduce(types::I32, q);
+            let lo = self.sext32(lo, bits);
+            let back = self.b.ins().sextend(types::I64, lo);
+            self.b.ins().icmp(IntCC::Equal, back, q)
+        } else {
+            self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, q, mask(size))
+        };
+        let over = self.b.ins().bxor_imm_u(fits, 1);
+        self.step_if(g, over);
+        let q = self.b.ins().ireduce(types::I32, q);
+        let r = self.b.ins().ireduce(types::I32, r);
+        match size {
+            1 => {
+                let q = self.b.ins().band_imm_u(q, 0xFF);
+                let r = self.b.ins().band_imm_u(r, 0xFF);
+                let r = self.b.ins().ishl_imm_u(r, 8);
+                let ax = self.b.ins().bor(r, q);
+                self.set_reg(0, 2, ax);
+            }
+            2 => {
+                let q = self.b.ins().band_imm_u(q, 0xFFFF);
+                let r = self.b.ins().band_imm_u(r, 0xFFFF);
+                self.set_reg(0, 2, q);
+                self.set_reg(2, 2, r);
+            }
+            _ => {
+                self.set_full(0, q);
+                self.set_full(2, r);
+            }
+        }
+    }
+
     fn inline(&mut self, g: &GuestInsn, i: &Insn) {
         let size = i.size(0);
         let dst = i.ops[0].num;
@@ -1694,6 +1900,23 @@ impl<'a> Lower<'a> {
                     self.set_reg(dst, size, r);
                 }
             }
+            M::Mul | M::Imul if i.ops[1].kind == OpK::None => {
+                let b = self.src(g, i, 0, size);
+                self.mul_wide(mnemonic(i) == M::Imul, b, size);
+            }
+            M::Div | M::Idiv => {
+                let d = if i.ops[0].kind == OpK::Mem { self.load_or_step(g, i, size) } else { self.reg(dst, size) };
+                self.divide(g, mnemonic(i) == M::Idiv, d, size);
+            }
+            M::Cld | M::Std => {
+                let bits = self.load32(F_BITS);
+                let bits = if mnemonic(i) == M::Std {
+                    self.b.ins().bor_imm_u(bits, DF as i64)
+                } else {
+                    self.b.ins().band_imm_u(bits, !(DF as i64) & 0xFFFF_FFFF)
+                };
+                self.store32(bits, F_BITS);
+            }
             M::Imul => {
                 let (a, b) = if i.ops[2].kind == OpK::None {
                     let a = self.reg(dst, size);
@@ -1752,6 +1975,40 @@ impl<'a> Lower<'a> {
         let delta = (next_off as i64 + i.imm as i32 as i64) & if psize == 2 { 0xFFFF } else { -1 };
         let delta = if psize == 2 { delta as u16 as i16 as i64 } else { delta };
         self.chain_exit(delta, target);
+        if let Some(bad) = bad_blk {
+            self.b.switch_to_block(bad);
+            self.pending = p;
+            self.helper(g);
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+        }
+    }
+
+    /// JMP/CALL near r/m ending the block: the target is read (inline),
+    /// #GP for one beyond the CS limit (through the interpreter, nothing
+    /// changed yet), CALL pushes the return address, and the block leaves
+    /// through the table of linear entry points.
+    fn indirect(&mut self, g: &GuestInsn, i: &Insn) {
+        let size = i.opsz as u32;
+        let next_off = g.off + i.len as u32;
+        let t = self.src(g, i, 0, size);
+        // Both paths start from written-back state.
+        self.spill_all();
+        let p = self.pending;
+        let bad_blk = self.check_cs_limit(t);
+        if matches!(mnemonic(i), M::Call) {
+            let next = self.eip_at(next_off);
+            let ret = if size == 2 { self.b.ins().band_imm_u(next, 0xFFFF) } else { next };
+            let sp = self.full(4);
+            let nsp = self.b.ins().iadd_imm_u(sp, (-(size as i64)) & 0xFFFF_FFFF);
+            let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+            self.access(g, SegReg::Ss as u8, off, size, Some(ret));
+            self.set_sp(off);
+            self.spill_all();
+        }
+        self.store32(t, EIP);
+        self.flush_instret(1);
+        self.exit_lookup(t);
         if let Some(bad) = bad_blk {
             self.b.switch_to_block(bad);
             self.pending = p;

@@ -5,9 +5,10 @@
 //! end of each trial. The code mixes instruction forms the translator
 //! lowers inline (moves, ALU with register and memory operands including
 //! read-modify-write, ADC/SBB, INC/DEC/NOT/NEG, shifts and rotates, IMUL,
-//! LEA, MOVZX/MOVSX, SETcc/CMOVcc, PUSH/POP, Jcc/JMP with loops, CALL/RET),
-//! forms it runs through the interpreter's semantics (RCL/RCR, shifts by CL,
-//! MUL, one-operand IMUL), stores and read-modify-writes into the code
+//! LEA, MOVZX/MOVSX, SETcc/CMOVcc, PUSH/POP, Jcc/JMP with loops, CALL/RET,
+//! MUL/IMUL/DIV/IDIV with #DE, CLD/STD, JMP/CALL through registers and
+//! memory), forms it runs through the interpreter's semantics (RCL/RCR,
+//! shifts of memory by CL), stores and read-modify-writes into the code
 //! itself, and random bytes (faults, system instructions), in real mode,
 //! 16- and 32-bit protected mode, paged mode and V86 mode.
 //!
@@ -59,7 +60,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
     if rng.below(4) == 0 {
         out.push(0x66);
     }
-    match rng.below(28) {
+    match rng.below(30) {
         0 => out.extend([0x88 + rng.below(4) as u8, modrm_rr(rng)]),
         1 => {
             out.push(0xB0 + rng.below(16) as u8);
@@ -187,6 +188,35 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             // CMOVcc r, r/m.
             let (cc, r) = (rng.below(16) as u8, rng.byte() & 7);
             reg_or_mem(rng, out, code32, &[0x0F, 0x40 + cc], r);
+        }
+        27 => {
+            // MUL/IMUL/DIV/IDIV r/m of every size (#DE included), CLD/STD.
+            if rng.below(6) == 0 {
+                out.push(0xFC + rng.below(2) as u8);
+            } else {
+                let op = 0xF6 + rng.below(2) as u8;
+                let sub = 4 + rng.below(4) as u8;
+                reg_or_mem(rng, out, code32, &[op], sub);
+            }
+        }
+        28 => {
+            // JMP/CALL near through a register (pointed into the code
+            // first, mostly) or through memory.
+            let sub = if rng.below(2) == 0 { 2 } else { 4 };
+            if rng.below(3) != 0 {
+                let r = rng.byte() & 7;
+                if rng.below(4) != 0 {
+                    out.push(0xB8 + r);
+                    if code32 {
+                        out.extend((CODE + rng.below(CODE_LEN as u32)).to_le_bytes());
+                    } else {
+                        out.extend((rng.below(CODE_LEN as u32) as u16).to_le_bytes());
+                    }
+                }
+                out.extend([0xFF, 0xC0 | sub << 3 | r]);
+            } else {
+                mem_form(rng, out, code32, &[0xFF], sub);
+            }
         }
         _ => out.extend([0xEB, (rng.below(16) as i32 - 12) as i8 as u8]),
     }
