@@ -374,6 +374,54 @@ impl GuestMemory {
         Some(self.backing[o..o + PAGE_SIZE as usize].as_mut_ptr())
     }
 
+    /// Backing offset of `len` bytes at `addr` when they lie in one plain
+    /// RAM page (and, for a write, one without decoded code).
+    fn ram_range(&self, addr: PhysAddr, len: u32, write: bool) -> Option<usize> {
+        if addr.page_offset() + len > PAGE_SIZE {
+            return None;
+        }
+        let entry = *self.pages.get(addr.page() as usize)?;
+        if entry & KIND_MASK != K_RAM || (write && entry & CODE_BIT != 0) {
+            return None;
+        }
+        Some(self.backing_offset(entry, addr))
+    }
+
+    /// Copy `len` bytes from `src` to `dst` as REP MOVS does element by
+    /// element, when both ranges are plain RAM within one page each and the
+    /// destination page holds no code (whose writes must be seen one by
+    /// one). A destination that overlaps the source from above (where the
+    /// element-wise copy repeats the pattern) is refused too. False: nothing
+    /// was copied.
+    pub fn copy_ram(&mut self, src: PhysAddr, dst: PhysAddr, len: u32) -> bool {
+        let (Some(s), Some(d)) = (self.ram_range(src, len, false), self.ram_range(dst, len, true)) else {
+            return false;
+        };
+        let n = len as usize;
+        if d > s && d < s + n {
+            return false;
+        }
+        // Forward element-wise copying with the destination below (or
+        // apart from) the source gives what a memmove gives.
+        self.backing.copy_within(s..s + n, d);
+        true
+    }
+
+    /// Store `count` copies of `elem` from `dst` on (REP STOS), under the
+    /// same conditions as [`GuestMemory::copy_ram`].
+    pub fn fill_ram(&mut self, dst: PhysAddr, elem: &[u8], count: u32) -> bool {
+        let len = elem.len() as u32 * count;
+        let Some(d) = self.ram_range(dst, len, true) else { return false };
+        if elem.iter().all(|b| *b == elem[0]) {
+            self.backing[d..d + len as usize].fill(elem[0]);
+        } else {
+            for chunk in self.backing[d..d + len as usize].chunks_exact_mut(elem.len()) {
+                chunk.copy_from_slice(elem);
+            }
+        }
+        true
+    }
+
     /// True when written code pages are waiting to be invalidated.
     #[inline]
     pub fn has_invalidated(&self) -> bool {

@@ -4,6 +4,7 @@
 use super::decode::{Insn, OpK, REP_E, REP_NE};
 use super::exec::{mask, sext, sign};
 use super::flags::{self, AF, ARITH, CF, PF, SF, ZF};
+use super::mmu::Access;
 use super::state::{SegReg, EAX, EBP, EBX, ECX, EDI, EDX, ESI, ESP};
 use super::{Cpu, Ctx, Fault, Res};
 use crate::bus::AccessSize;
@@ -427,8 +428,95 @@ fn elem(i: &Insn) -> u32 {
     }
 }
 
+/// Bytes a REP MOVS/STOS may move in bulk per step (besides the REP_CHUNK
+/// element-wise iterations), bounding the time between interrupt checks.
+const BULK_BYTES: u32 = 64 << 10;
+
+/// The bulk part of REP MOVS (`src` Some) or REP STOS (`src` None, `fill`
+/// the element): while the next elements lie in one RAM page of each
+/// operand, forward (DF clear), inside the segments and without alignment
+/// checking, move them at once. Returns with ECX/ESI/EDI advanced past
+/// what was moved; the element-wise loop does the rest (page crossings,
+/// faults, MMIO, code pages), exactly as before.
+fn rep_bulk(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, size: u32, src: Option<usize>, fill: u32) {
+    if i.rep == 0
+        || cpu.state.flags.bits & flags::DF != 0
+        || cpu.state.cpl == 3 && cpu.state.flags.bits & flags::AC != 0
+    {
+        return;
+    }
+    let cm = if i.addr32 { u32::MAX } else { 0xFFFF };
+    let mut budget = BULK_BYTES;
+    loop {
+        let count = cpu.state.regs[ECX] & cm;
+        let di = idx(cpu, EDI, i.addr32);
+        let si = idx(cpu, ESI, i.addr32);
+        // Elements whose bytes all lie at or below the index mask (no wrap).
+        let room = |x: u32| ((cm as u64 + 1 - x as u64) / size as u64).min(u32::MAX as u64) as u32;
+        let mut n = count.min(room(di)).min(budget / size);
+        if src.is_some() {
+            n = n.min(room(si));
+        }
+        if n == 0 {
+            return;
+        }
+        let span = (n - 1) * size;
+        let Ok(ld) = cpu.seg_check(Cpu::ES, di, size, true) else { return };
+        if cpu.seg_check(Cpu::ES, di + span, size, true).is_err() {
+            return;
+        }
+        n = n.min((PAGE_BYTES - (ld & 0xFFF)) / size);
+        let ls = match src {
+            Some(seg) => {
+                let Ok(ls) = cpu.seg_check(seg, si, size, false) else { return };
+                if cpu.seg_check(seg, si + span, size, false).is_err() {
+                    return;
+                }
+                n = n.min((PAGE_BYTES - (ls & 0xFFF)) / size);
+                Some(ls)
+            }
+            None => None,
+        };
+        if n == 0 {
+            return;
+        }
+        // Translate as the element-wise accesses would (accessed and dirty
+        // bits); a fault is left for the element-wise loop to raise.
+        let cr2 = cpu.state.cr2;
+        let Ok(pd) = cpu.translate(ctx, ld, Access::Write) else {
+            cpu.state.cr2 = cr2;
+            return;
+        };
+        let done = match ls {
+            Some(ls) => {
+                let Ok(ps) = cpu.translate(ctx, ls, Access::Read) else {
+                    cpu.state.cr2 = cr2;
+                    return;
+                };
+                ctx.mem.copy_ram(ps, pd, n * size)
+            }
+            None => ctx.mem.fill_ram(pd, &fill.to_le_bytes()[..size as usize], n),
+        };
+        if !done {
+            return;
+        }
+        let bytes = n * size;
+        let adv = |v: u32| (v & !cm) | (v.wrapping_add(bytes) & cm);
+        cpu.state.regs[EDI] = adv(cpu.state.regs[EDI]);
+        if src.is_some() {
+            cpu.state.regs[ESI] = adv(cpu.state.regs[ESI]);
+        }
+        let c = cpu.state.regs[ECX];
+        cpu.state.regs[ECX] = (c & !cm) | (c.wrapping_sub(n) & cm);
+        budget -= bytes;
+    }
+}
+
+const PAGE_BYTES: u32 = 4096;
+
 pub(crate) fn movs(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let size = elem(i);
+    rep_bulk(cpu, ctx, i, size, Some(Cpu::str_seg(i)), 0);
     rep(cpu, ctx, i, |cpu, ctx| {
         let v = cpu.read_mem(ctx, Cpu::str_seg(i), idx(cpu, ESI, i.addr32), size)?;
         cpu.write_mem(ctx, Cpu::ES, idx(cpu, EDI, i.addr32), size, v)?;
@@ -440,6 +528,8 @@ pub(crate) fn movs(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 
 pub(crate) fn stos(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let size = elem(i);
+    let v = cpu.get_reg(EAX as u8, size);
+    rep_bulk(cpu, ctx, i, size, None, v);
     rep(cpu, ctx, i, |cpu, ctx| {
         let v = cpu.get_reg(EAX as u8, size);
         cpu.write_mem(ctx, Cpu::ES, idx(cpu, EDI, i.addr32), size, v)?;

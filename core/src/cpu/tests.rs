@@ -391,3 +391,108 @@ fn general_detect_faults_on_debug_register_access() {
     assert_eq!(cpu.state.dr[7] & (1 << 13), 0, "GD cleared for the handler");
     assert_eq!(mem.peek(PhysAddr(0x8000 - 6)), 0x00, "a fault: return IP is the MOV");
 }
+
+/// REP MOVS/STOS take a bulk path inside RAM pages; whatever path runs,
+/// memory and registers must be what the element-wise definition gives:
+/// random counts, element sizes, overlapping operands (the repeating
+/// pattern of a destination just above the source included), page
+/// crossings and 16-bit offset wrap, checked against a model.
+#[test]
+fn rep_movs_and_stos_match_the_element_wise_definition() {
+    use super::state::{EDI, ESI};
+    let mut seed = 0x1234_5678_9ABC_DEF1u64;
+    let mut rnd = move |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as u32
+    };
+    for trial in 0..300 {
+        let size = [1u32, 2, 4][rnd(3) as usize];
+        let stos = rnd(3) == 0;
+        let dseg = 0x1000 + rnd(0x10) * 0x100;
+        let eseg = if rnd(2) == 0 { dseg } else { 0x3000 + rnd(0x10) * 0x100 };
+        let src = rnd(0x10000) & !(size - 1);
+        let dst = match rnd(3) {
+            0 => src.wrapping_add(size) & 0xFFFF, // just above: pattern repeat
+            1 => src.wrapping_sub(size * (1 + rnd(8))) & 0xFFFF & !(size - 1),
+            _ => rnd(0x10000) & !(size - 1),
+        };
+        let cnt = if rnd(4) == 0 { rnd(0x10000) } else { rnd(3000) };
+        let acc = rnd(u32::MAX);
+        let mut a = CodeAssembler::new(16).unwrap();
+        a.cld().unwrap();
+        match (stos, size) {
+            (false, 1) => a.rep().movsb(),
+            (false, 2) => a.rep().movsw(),
+            (false, _) => a.rep().movsd(),
+            (true, 1) => a.rep().stosb(),
+            (true, 2) => a.rep().stosw(),
+            (true, _) => a.rep().stosd(),
+        }
+        .unwrap();
+        a.hlt().unwrap();
+        let code = a.assemble(0x500).unwrap();
+        let mut mem = GuestMemory::new(1 << 20).unwrap();
+        let fill: Vec<u8> = (0..0x40000).map(|_| rnd(256) as u8).collect();
+        mem.load(PhysAddr(0x10000), &fill);
+        mem.load(PhysAddr(0x500), &code);
+        // The model: a flat copy of memory, element by element.
+        let mut want: Vec<u8> = (0..0x60000).map(|p| mem.peek(PhysAddr(p))).collect();
+        let (mut s, mut d) = (src, dst);
+        for _ in 0..cnt {
+            for b in 0..size {
+                let v = if stos { (acc >> (8 * b)) as u8 } else { want[((dseg << 4) + ((s + b) & 0xFFFF)) as usize] };
+                want[((eseg << 4) + ((d + b) & 0xFFFF)) as usize] = v;
+            }
+            s = (s + size) & 0xFFFF;
+            d = (d + size) & 0xFFFF;
+        }
+        let mut cpu = Cpu::new();
+        cpu.state.load_seg_real(SegReg::Cs, 0);
+        cpu.state.load_seg_real(SegReg::Ds, dseg as u16);
+        cpu.state.load_seg_real(SegReg::Es, eseg as u16);
+        cpu.state.eip = 0x500;
+        cpu.state.regs[ESP] = 0x7000;
+        cpu.state.regs[ESI] = 0xABCD_0000 | src;
+        cpu.state.regs[EDI] = 0x1234_0000 | dst;
+        cpu.state.regs[ECX] = 0x5555_0000 | cnt;
+        cpu.state.regs[EAX] = acc;
+        let (out, _) = cpu.run(&mut mem, &mut NullBus, 1_000_000);
+        assert_eq!(out, StepOutcome::Halted, "trial {trial}");
+        let ctx = format!(
+            "trial {trial}: size {size} stos {stos} dseg {dseg:#x} eseg {eseg:#x} src {src:#x} dst {dst:#x} cnt {cnt}"
+        );
+        assert_eq!(cpu.state.regs[ECX], 0x5555_0000, "{ctx}");
+        assert_eq!(cpu.state.regs[EDI], 0x1234_0000 | (dst.wrapping_add(cnt * size) & 0xFFFF), "{ctx}");
+        if !stos {
+            assert_eq!(cpu.state.regs[ESI], 0xABCD_0000 | (src.wrapping_add(cnt * size) & 0xFFFF), "{ctx}");
+        }
+        for (p, w) in want.iter().enumerate() {
+            assert_eq!(mem.peek(PhysAddr(p as u32)), *w, "{ctx}: byte {p:#x}");
+        }
+    }
+}
+
+/// REP MOVS onto a page holding decoded code still invalidates it: the
+/// copy overwrites the instruction after the REP, which must then run as
+/// the new bytes.
+#[test]
+fn rep_movs_over_following_code_runs_the_new_code() {
+    let mut mem = GuestMemory::new(1 << 20).unwrap();
+    // 0x1000: rep movsb; then 0x1002: inc bx (0x43); hlt.
+    mem.load(PhysAddr(0x1000), &[0xF3, 0xA4, 0x43, 0xF4]);
+    // Source: 0x41 (inc cx) to replace the inc bx.
+    mem.load(PhysAddr(0x2000), &[0x41]);
+    let mut cpu = Cpu::new();
+    cpu.state.load_seg_real(SegReg::Cs, 0);
+    cpu.state.eip = 0x1000;
+    cpu.state.regs[ESP] = 0x7000;
+    cpu.state.regs[super::state::ESI] = 0x2000;
+    cpu.state.regs[super::state::EDI] = 0x1002;
+    cpu.state.regs[ECX] = 1;
+    let (out, _) = cpu.run(&mut mem, &mut NullBus, 100);
+    assert_eq!(out, StepOutcome::Halted);
+    assert_eq!(cpu.state.regs[ECX], 1, "inc cx ran (ECX went 1 -> 0 -> 1)");
+    assert_eq!(cpu.state.regs[EBX], 0);
+}
