@@ -299,7 +299,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
 /// block-boundary property of the instruction table). Only plain data
 /// instructions let a block go on: ALU, moves to general registers and
 /// memory, stack pushes and pops of general registers, string instructions
-/// without REP, flag bits other than IF/TF, CPUID/RDTSC/RDMSR.
+/// without REP, flag bits other than IF/TF, CPUID/RDTSC/RDMSR, x87.
 /// (An instruction that raises an exception leaves translated code
 /// anyway, so #UD forms need no entry here.)
 pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
@@ -337,6 +337,9 @@ pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
         | M::Scasw
         | M::Scasd => insn.rep == 0,
         M::Cpuid | M::Rdtsc | M::Rdmsr | M::Wait => true,
+        // x87 arithmetic, loads, stores and control: FPU state only (FERR#
+        // reaches IRQ13 between run slices, not inside a block).
+        _ if is_x87_escape(ins) => true,
         _ => false,
     };
     !continues
