@@ -747,6 +747,7 @@ impl Accelerator for Jit {
 
     fn invalidate_page(&mut self, page: u32) {
         if let Some(keys) = self.by_page.remove(&(page as u64)) {
+            let before = self.stats.invalidations;
             for k in keys {
                 if let Some(Entry::Hot(i)) = self.entries.remove(&k) {
                     self.stats.invalidations += 1;
@@ -757,8 +758,11 @@ impl Accelerator for Jit {
                     if self.shared.fast[slot].key == k {
                         self.shared.fast[slot] = EMPTY_SLOT;
                     }
-                    self.shared.lin.fill(EMPTY_LIN);
                 }
+            }
+            if self.stats.invalidations != before {
+                // Entry points of dropped blocks may be anywhere in it.
+                self.shared.lin.fill(EMPTY_LIN);
             }
         }
     }

@@ -1634,18 +1634,7 @@ impl<'a> Lower<'a> {
             (lo, self.b.ins().icmp(IntCC::NotEqual, back, p))
         };
         let ov = self.b.ins().uextend(types::I32, ov);
-        let zero = self.konst(0);
-        self.flags = FlagState::Known(Known {
-            op: LazyOp::Logic,
-            a: zero,
-            b: zero,
-            r: lo,
-            size,
-            lazy: ZF | SF | PF,
-            cf: CfSrc::Value(ov),
-            of: Some(ov),
-            carry: None,
-        });
+        self.mul_flags(lo, ov, size);
         lo
     }
 
@@ -1675,23 +1664,14 @@ impl<'a> Lower<'a> {
         let ov = self.b.ins().uextend(types::I32, ov);
         let hi = self.b.ins().ushr_imm_u(p, bits);
         let hi = self.b.ins().ireduce(types::I32, hi);
-        match size {
-            1 => {
-                let hi = self.b.ins().band_imm_u(hi, 0xFF);
-                let hi = self.b.ins().ishl_imm_u(hi, 8);
-                let ax = self.b.ins().bor(hi, lo);
-                self.set_reg(0, 2, ax);
-            }
-            2 => {
-                let hi = self.b.ins().band_imm_u(hi, 0xFFFF);
-                self.set_reg(0, 2, lo);
-                self.set_reg(2, 2, hi);
-            }
-            _ => {
-                self.set_full(0, lo);
-                self.set_full(2, hi);
-            }
-        }
+        self.set_acc_pair(size, lo, hi);
+        self.mul_flags(lo, ov, size);
+    }
+
+    /// The flags of a multiplication whose low half is `lo`: CF = OF = `ov`
+    /// (the product did not fit), SF/ZF/PF from `lo`, AF 0 (as the
+    /// interpreter defines the undefined ones).
+    fn mul_flags(&mut self, lo: Value, ov: Value, size: u32) {
         let zero = self.konst(0);
         self.flags = FlagState::Known(Known {
             op: LazyOp::Logic,
@@ -1704,6 +1684,30 @@ impl<'a> Lower<'a> {
             of: Some(ov),
             carry: None,
         });
+    }
+
+    /// The double-width accumulator of MUL/DIV: AL/AH (`lo`/`hi` in AX),
+    /// AX/DX or EAX/EDX; both halves are masked to `size` here.
+    fn set_acc_pair(&mut self, size: u32, lo: Value, hi: Value) {
+        match size {
+            1 => {
+                let lo = self.b.ins().band_imm_u(lo, 0xFF);
+                let hi = self.b.ins().band_imm_u(hi, 0xFF);
+                let hi = self.b.ins().ishl_imm_u(hi, 8);
+                let ax = self.b.ins().bor(hi, lo);
+                self.set_reg(0, 2, ax);
+            }
+            2 => {
+                let lo = self.b.ins().band_imm_u(lo, 0xFFFF);
+                let hi = self.b.ins().band_imm_u(hi, 0xFFFF);
+                self.set_reg(0, 2, lo);
+                self.set_reg(2, 2, hi);
+            }
+            _ => {
+                self.set_full(0, lo);
+                self.set_full(2, hi);
+            }
+        }
     }
 
     /// DIV/IDIV r/m: the quotient and remainder of AX, DX:AX or EDX:EAX by
@@ -1776,25 +1780,7 @@ impl<'a> Lower<'a> {
         self.step_if(g, over);
         let q = self.b.ins().ireduce(types::I32, q);
         let r = self.b.ins().ireduce(types::I32, r);
-        match size {
-            1 => {
-                let q = self.b.ins().band_imm_u(q, 0xFF);
-                let r = self.b.ins().band_imm_u(r, 0xFF);
-                let r = self.b.ins().ishl_imm_u(r, 8);
-                let ax = self.b.ins().bor(r, q);
-                self.set_reg(0, 2, ax);
-            }
-            2 => {
-                let q = self.b.ins().band_imm_u(q, 0xFFFF);
-                let r = self.b.ins().band_imm_u(r, 0xFFFF);
-                self.set_reg(0, 2, q);
-                self.set_reg(2, 2, r);
-            }
-            _ => {
-                self.set_full(0, q);
-                self.set_full(2, r);
-            }
-        }
+        self.set_acc_pair(size, q, r);
     }
 
     fn inline(&mut self, g: &GuestInsn, i: &Insn) {
@@ -1963,25 +1949,13 @@ impl<'a> Lower<'a> {
         self.spill_all();
         let p = self.pending;
         let bad_blk = self.check_cs_limit(target);
-        let ret = if psize == 2 { self.b.ins().band_imm_u(next, 0xFFFF) } else { next };
-        let sp = self.full(4);
-        let nsp = self.b.ins().iadd_imm_u(sp, (-(psize as i64)) & 0xFFFF_FFFF);
-        let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
-        self.access(g, SegReg::Ss as u8, off, psize, Some(ret));
-        self.set_sp(off);
-        self.spill_all();
+        self.push_return(g, next, psize);
         self.store32(target, EIP);
         self.flush_instret(1);
         let delta = (next_off as i64 + i.imm as i32 as i64) & if psize == 2 { 0xFFFF } else { -1 };
         let delta = if psize == 2 { delta as u16 as i16 as i64 } else { delta };
         self.chain_exit(delta, target);
-        if let Some(bad) = bad_blk {
-            self.b.switch_to_block(bad);
-            self.pending = p;
-            self.helper(g);
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
-        }
+        self.cs_limit_fault(bad_blk, g, p);
     }
 
     /// JMP/CALL near r/m ending the block: the target is read (inline),
@@ -1998,20 +1972,34 @@ impl<'a> Lower<'a> {
         let bad_blk = self.check_cs_limit(t);
         if matches!(mnemonic(i), M::Call) {
             let next = self.eip_at(next_off);
-            let ret = if size == 2 { self.b.ins().band_imm_u(next, 0xFFFF) } else { next };
-            let sp = self.full(4);
-            let nsp = self.b.ins().iadd_imm_u(sp, (-(size as i64)) & 0xFFFF_FFFF);
-            let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
-            self.access(g, SegReg::Ss as u8, off, size, Some(ret));
-            self.set_sp(off);
-            self.spill_all();
+            self.push_return(g, next, size);
         }
         self.store32(t, EIP);
         self.flush_instret(1);
         self.exit_lookup(t);
-        if let Some(bad) = bad_blk {
+        self.cs_limit_fault(bad_blk, g, p);
+    }
+
+    /// CALL's push of the return address `next` (`size` bytes; state
+    /// written back before and after): ESP moves only once the store went
+    /// through.
+    fn push_return(&mut self, g: &GuestInsn, next: Value, size: u32) {
+        let ret = if size == 2 { self.b.ins().band_imm_u(next, 0xFFFF) } else { next };
+        let sp = self.full(4);
+        let nsp = self.b.ins().iadd_imm_u(sp, (-(size as i64)) & 0xFFFF_FFFF);
+        let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+        self.access(g, SegReg::Ss as u8, off, size, Some(ret));
+        self.set_sp(off);
+        self.spill_all();
+    }
+
+    /// Fill the block `check_cs_limit` returned (if any): the branch `g`
+    /// runs through the interpreter, which raises #GP, with `pending`
+    /// instructions retired before it.
+    fn cs_limit_fault(&mut self, bad: Option<cranelift_codegen::ir::Block>, g: &GuestInsn, pending: i64) {
+        if let Some(bad) = bad {
             self.b.switch_to_block(bad);
-            self.pending = p;
+            self.pending = pending;
             self.helper(g);
             let zero = self.konst(0);
             self.b.ins().return_(&[zero]);
@@ -2055,13 +2043,7 @@ impl<'a> Lower<'a> {
         self.store32(t, EIP);
         self.flush_instret(1);
         self.exit_lookup(t);
-        if let Some(bad) = bad_blk {
-            self.b.switch_to_block(bad);
-            self.pending = p;
-            self.helper(g);
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
-        }
+        self.cs_limit_fault(bad_blk, g, p);
     }
 
     /// A relative JMP or Jcc ending the block.
@@ -2128,11 +2110,7 @@ impl<'a> Lower<'a> {
         let delta = (next_off as i64 + i.imm as i32 as i64) & if i.opsz == 2 { 0xFFFF } else { -1 };
         let delta = if i.opsz == 2 { delta as u16 as i16 as i64 } else { delta };
         self.chain_exit(delta, target);
-        if let Some(bad) = bad_blk {
-            self.b.switch_to_block(bad);
-            self.helper(g);
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
-        }
+        let p = self.pending;
+        self.cs_limit_fault(bad_blk, g, p);
     }
 }

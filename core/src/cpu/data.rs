@@ -8,6 +8,7 @@ use super::mmu::Access;
 use super::state::{SegReg, EAX, EBP, EBX, ECX, EDI, EDX, ESI, ESP};
 use super::{Cpu, Ctx, Fault, Res};
 use crate::bus::AccessSize;
+use crate::mem::PAGE_SIZE;
 
 pub(crate) fn mov(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let v = cpu.rd(ctx, i, 1)?;
@@ -465,14 +466,14 @@ fn rep_bulk(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, size: u32, src: Option<usize
         if cpu.seg_check(Cpu::ES, di + span, size, true).is_err() {
             return;
         }
-        n = n.min((PAGE_BYTES - (ld & 0xFFF)) / size);
+        n = n.min((PAGE_SIZE - (ld & 0xFFF)) / size);
         let ls = match src {
             Some(seg) => {
                 let Ok(ls) = cpu.seg_check(seg, si, size, false) else { return };
                 if cpu.seg_check(seg, si + span, size, false).is_err() {
                     return;
                 }
-                n = n.min((PAGE_BYTES - (ls & 0xFFF)) / size);
+                n = n.min((PAGE_SIZE - (ls & 0xFFF)) / size);
                 Some(ls)
             }
             None => None,
@@ -511,8 +512,6 @@ fn rep_bulk(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn, size: u32, src: Option<usize
         budget -= bytes;
     }
 }
-
-const PAGE_BYTES: u32 = 4096;
 
 pub(crate) fn movs(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let size = elem(i);
