@@ -24,25 +24,26 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) -
 /// The slow path of an inline read-modify-write (or of a read whose
 /// instruction must not run twice): run the whole instruction with the
 /// interpreter's semantics (every check, the fault delivered), then, when
-/// it retired, fill the fast TLB for its operand at `seg:off` (`size` bytes
-/// in bits 0-7; bit 8 set: for reads, else for writes). Translated code
-/// leaves afterwards.
+/// it retired, fill the fast TLB for its operand at `seg:off` (`what`: the
+/// segment in bits 0-7, the size in bytes in bits 8-15, [`STEP_FILL_READ`]
+/// for a read operand, else a written one). Translated code leaves
+/// afterwards.
 pub(crate) extern "C" fn step_fill(
     cpu: *mut Cpu,
     ctx: *mut Ctx,
     insn: *const Insn,
-    seg: u32,
+    what: u32,
     off: u32,
-    size: u32,
     tlb: *mut FastTlb,
 ) -> u32 {
     // SAFETY: as in `step` and `mem_read`.
     let (cpu, ctx, insn, tlb) = unsafe { (&mut *cpu, &mut *ctx, &*insn, &mut *tlb) };
     let before = cpu.instret;
     cpu.exec_one(ctx, insn);
-    let (write, size) = (size & STEP_FILL_READ == 0, size & 0xFF);
+    let (seg, size) = seg_size(what);
+    let write = what & STEP_FILL_READ == 0;
     if cpu.instret != before && !ctx.mem.has_invalidated() {
-        let lin = cpu.state.segs[seg as usize % 6].base.wrapping_add(off);
+        let lin = cpu.state.segs[seg].base.wrapping_add(off);
         if (lin & 0xFFF) + size <= 0x1000 {
             fill(cpu, ctx, tlb, lin, write);
         }
@@ -51,7 +52,19 @@ pub(crate) extern "C" fn step_fill(
 }
 
 /// `step_fill`'s flag for a read operand.
-pub(crate) const STEP_FILL_READ: u32 = 0x100;
+pub(crate) const STEP_FILL_READ: u32 = 1 << 16;
+
+/// The segment and the access size packed by [`seg_size_arg`].
+fn seg_size(what: u32) -> (usize, u32) {
+    ((what & 0xFF) as usize % 6, (what >> 8) & 0xFF)
+}
+
+/// Segment register `seg` and access size `size` (bytes) as the slow-path
+/// helpers take them (in one argument, so every helper takes its arguments
+/// in registers).
+pub(crate) fn seg_size_arg(seg: u8, size: u32) -> u32 {
+    seg as u32 | size << 8
+}
 
 /// Where translated code goes after leaving a block with EIP set: the code
 /// of the block at the new CS:EIP when it was run recently (the dispatcher's
@@ -92,10 +105,11 @@ pub(crate) extern "C" fn condition(cpu: *mut Cpu, cc: u32) -> u32 {
 
 /// Make the flags in `which` non-lazy (before an INC/DEC record that keeps
 /// CF).
-pub(crate) extern "C" fn materialize(cpu: *mut Cpu, which: u32) {
+pub(crate) extern "C" fn materialize(cpu: *mut Cpu, which: u32) -> u32 {
     // SAFETY: as in `step`.
     let cpu = unsafe { &mut *cpu };
     cpu.state.flags.materialize(which);
+    0
 }
 
 /// Entries of [`FastTlb`] (direct-mapped by linear page number). Many,
@@ -167,21 +181,16 @@ fn fill(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, write: bool) 
 }
 
 /// The slow path of an inline read: every check, the fault delivered when
-/// one is raised (bit 32 of the result set), the fast TLB filled.
-pub(crate) extern "C" fn mem_read(
-    cpu: *mut Cpu,
-    ctx: *mut Ctx,
-    seg: u32,
-    off: u32,
-    size: u32,
-    tlb: *mut FastTlb,
-) -> u64 {
+/// one is raised (bit 32 of the result set), the fast TLB filled. `what`
+/// is [`seg_size_arg`]'s.
+pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: u32, tlb: *mut FastTlb) -> u64 {
     // SAFETY: as in `step`; `tlb` is the translator's own table, which
     // lives as long as the translator whose code calls this.
     let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
-    match cpu.read_operand(ctx, seg as usize, off, size) {
+    let (seg, size) = seg_size(what);
+    match cpu.read_operand(ctx, seg, off, size) {
         Ok(v) => {
-            let lin = cpu.state.segs[seg as usize].base.wrapping_add(off);
+            let lin = cpu.state.segs[seg].base.wrapping_add(off);
             if (lin & 0xFFF) + size <= 0x1000 {
                 fill(cpu, ctx, tlb, lin, false);
             }
@@ -200,20 +209,20 @@ pub(crate) extern "C" fn mem_read(
 pub(crate) extern "C" fn mem_write(
     cpu: *mut Cpu,
     ctx: *mut Ctx,
-    seg: u32,
+    what: u32,
     off: u32,
-    size: u32,
     value: u32,
     tlb: *mut FastTlb,
 ) -> u32 {
     // SAFETY: as in `mem_read`.
     let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
-    match cpu.write_operand(ctx, seg as usize, off, size, value) {
+    let (seg, size) = seg_size(what);
+    match cpu.write_operand(ctx, seg, off, size, value) {
         Ok(()) => {
             if ctx.mem.has_invalidated() {
                 return 2;
             }
-            let lin = cpu.state.segs[seg as usize].base.wrapping_add(off);
+            let lin = cpu.state.segs[seg].base.wrapping_add(off);
             if (lin & 0xFFF) + size <= 0x1000 {
                 fill(cpu, ctx, tlb, lin, true);
             }
@@ -224,4 +233,102 @@ pub(crate) extern "C" fn mem_write(
             1
         }
     }
+}
+
+/// The calling convention translated code calls the helpers with, through
+/// the addresses [`entry`] gives. On x86-64 that is Cranelift's
+/// `preserve_all`: a call clobbers no register, so values stay in
+/// registers across slow paths (and blocks rarely need callee-saved
+/// registers, whose saving and restoring every block entry and exit paid
+/// for). The helpers themselves are ordinary `extern "C"` functions; a
+/// small trampoline saves the general registers the C convention lets
+/// them clobber. It does not save the vector registers: translated code
+/// holds no float or vector values (`Jit` checks every function it
+/// compiles for that). Elsewhere, the plain C convention.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const CALL_CONV: cranelift_codegen::isa::CallConv = cranelift_codegen::isa::CallConv::PreserveAll;
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) const CALL_CONV: cranelift_codegen::isa::CallConv = cranelift_codegen::isa::CallConv::SystemV;
+
+/// A helper translated code calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Helper {
+    Step,
+    StepFill,
+    Lookup,
+    Condition,
+    Materialize,
+    MemRead,
+    MemWrite,
+}
+
+/// Defines `entry`: the address translated code calls for each helper,
+/// with [`CALL_CONV`].
+macro_rules! entries {
+    ($($variant:ident => $f:ident),* $(,)?) => {
+        /// The address to call helper `h` at, with [`CALL_CONV`].
+        pub(crate) fn entry(h: Helper) -> i64 {
+            match h {
+                $(Helper::$variant => trampoline::$f as *const () as i64,)*
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        mod trampoline {
+            $(
+            /// `preserve_all` entry of the helper of the same name: saves
+            /// the registers the C convention lets the helper clobber
+            /// (all but RAX, the result; the pushes keep the stack
+            /// 16-byte aligned at the call, with RBP framing it for
+            /// unwinders and profilers) and passes the arguments on
+            /// untouched in their registers (every helper takes at most
+            /// six, none on the stack).
+            // SAFETY: the body only saves and restores registers around a
+            // call of an `extern "C"` function with the arguments it was
+            // given, under the C convention's stack alignment.
+            #[unsafe(naked)]
+            pub(crate) extern "C" fn $f() {
+                core::arch::naked_asm!(
+                    "push rbp",
+                    "mov rbp, rsp",
+                    "push rdi",
+                    "push rsi",
+                    "push rdx",
+                    "push rcx",
+                    "push r8",
+                    "push r9",
+                    "push r10",
+                    "push r11",
+                    "call {f}",
+                    "pop r11",
+                    "pop r10",
+                    "pop r9",
+                    "pop r8",
+                    "pop rcx",
+                    "pop rdx",
+                    "pop rsi",
+                    "pop rdi",
+                    "pop rbp",
+                    "ret",
+                    f = sym super::$f,
+                )
+            }
+            )*
+        }
+
+        #[cfg(not(target_arch = "x86_64"))]
+        mod trampoline {
+            pub(crate) use super::{$($f),*};
+        }
+    };
+}
+
+entries! {
+    Step => step,
+    StepFill => step_fill,
+    Lookup => lookup,
+    Condition => condition,
+    Materialize => materialize,
+    MemRead => mem_read,
+    MemWrite => mem_write,
 }

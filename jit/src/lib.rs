@@ -121,7 +121,7 @@ const EMPTY_SLOT: FastSlot = FastSlot { key: NO_KEY, idx: 0, func: 0 };
 pub(crate) const LIN_SLOTS: usize = 4096;
 
 /// One slot of that table: the code of the block at a linear EIP under a
-/// mode key (`tag` = linear EIP << 8 | mode key), valid while the fast
+/// mode key (`tag` = linear EIP << 16 | mode key), valid while the fast
 /// TLB's stamp holds (the linear-to-physical mapping is then fixed); the
 /// table is emptied with the fast TLB and whenever a block is dropped.
 #[derive(Clone, Copy)]
@@ -144,7 +144,7 @@ const _: () = assert!(1 << LIN_BITS == LIN_SLOTS);
 
 /// The tag of linear EIP `lin` under mode key `mode`.
 pub(crate) fn lin_tag(lin: u32, mode: ModeKey) -> u64 {
-    (lin as u64) << 8 | mode as u64
+    (lin as u64) << 16 | mode as u64
 }
 
 /// What the dispatcher and translated code's lookups (`helpers::lookup`)
@@ -168,7 +168,10 @@ struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The table picks buckets by the low bits, which a product only
+        // mixes from the low bits of the key (the mode key's): fold the
+        // well-mixed high half in.
+        self.0 ^ self.0 >> 32
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -186,7 +189,7 @@ impl std::hash::Hasher for KeyHasher {
 type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 pub(crate) fn key_of(phys: PhysAddr, mode: ModeKey) -> u64 {
-    (phys.0 as u64) << 8 | mode as u64
+    (phys.0 as u64) << 16 | mode as u64
 }
 
 /// The translator and its code cache.
@@ -278,7 +281,11 @@ fn lower_job(
     let offs = guest_insns(&job.insns);
     let slots = &*job.slots as *const [u64; 2] as *mut [u64; 2];
     let chain = lower::ChainInfo { slots, page_off: job.phys.page_offset() };
-    lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).block(&offs, job.off, Some(chain), target)
+    let chains = lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).block(&offs, job.off, Some(chain), target);
+    // The helpers' trampolines do not save vector registers
+    // (`helpers::CALL_CONV`).
+    debug_assert!(func.dfg.values().all(|v| func.dfg.value_type(v).is_int()), "float or vector value in a block");
+    chains
 }
 
 /// With `FERRITE_JIT_DUMP=DIR` set, write each installed block's host code

@@ -8,12 +8,12 @@
 //! to [`helpers::step`], which runs the interpreter's semantics function for
 //! that one instruction.
 
-use crate::helpers;
+use crate::helpers::{self, Helper};
 use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
 use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use ferrite_core::cpu::accel::{ModeKey, MODE_FLAT};
+use ferrite_core::cpu::accel::{ModeKey, MODE_AC, MODE_FLAT};
 use ferrite_core::cpu::decode::{is_cmovcc, is_jcc, is_setcc, Insn, Op, OpK, NO_REG};
 use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, DF, OF, PF, SF, ZF};
 use ferrite_core::cpu::state::{SegReg, Segment, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
@@ -39,7 +39,6 @@ const SEG_SIZE: i32 = std::mem::size_of::<Segment>() as i32;
 const SEG_BASE: i32 = offset_of!(Segment, base) as i32;
 const SEG_LIMIT: i32 = offset_of!(Segment, limit) as i32;
 const SEG_FLAGS: i32 = offset_of!(Segment, flags) as i32;
-const CR0: i32 = offset_of!(Cpu, state.cr0) as i32;
 const CS_LIMIT: i32 = (offset_of!(Cpu, state.segs)
     + SegReg::Cs as usize * std::mem::size_of::<Segment>()
     + offset_of!(Segment, limit)) as i32;
@@ -320,53 +319,20 @@ impl<'a> Lower<'a> {
         let ptr = types::I64;
         func.signature = block_signature(ptr);
         let mut b = FunctionBuilder::new(func, fctx);
-        let step_sig = {
-            let mut s = Signature::new(CallConv::SystemV);
-            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
-            s.returns.push(AbiParam::new(types::I32));
+        let mut sig = |params: &[types::Type], ret: types::Type| {
+            let mut s = Signature::new(helpers::CALL_CONV);
+            s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+            s.returns.push(AbiParam::new(ret));
             b.import_signature(s)
         };
-        let cond_sig = {
-            let mut s = Signature::new(CallConv::SystemV);
-            s.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
-            s.returns.push(AbiParam::new(types::I32));
-            b.import_signature(s)
-        };
-        let prep_sig = {
-            let mut s = Signature::new(CallConv::SystemV);
-            s.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
-            b.import_signature(s)
-        };
-        let rd_sig = {
-            let mut s = Signature::new(CallConv::SystemV);
-            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
-            s.params.extend([AbiParam::new(types::I32), AbiParam::new(types::I32), AbiParam::new(types::I32)]);
-            s.params.push(AbiParam::new(ptr));
-            s.returns.push(AbiParam::new(types::I64));
-            b.import_signature(s)
-        };
-        let wr_sig = {
-            let mut s = Signature::new(CallConv::SystemV);
-            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
-            s.params.extend([AbiParam::new(types::I32), AbiParam::new(types::I32), AbiParam::new(types::I32)]);
-            s.params.extend([AbiParam::new(types::I32), AbiParam::new(ptr)]);
-            s.returns.push(AbiParam::new(types::I32));
-            b.import_signature(s)
-        };
-        let fill_sig = {
-            let mut s = Signature::new(CallConv::SystemV);
-            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
-            s.params.extend([AbiParam::new(types::I32), AbiParam::new(types::I32), AbiParam::new(types::I32)]);
-            s.params.push(AbiParam::new(ptr));
-            s.returns.push(AbiParam::new(types::I32));
-            b.import_signature(s)
-        };
-        let lookup_sig = {
-            let mut s = Signature::new(CallConv::SystemV);
-            s.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
-            s.returns.push(AbiParam::new(types::I64));
-            b.import_signature(s)
-        };
+        let i32t = types::I32;
+        let step_sig = sig(&[ptr, ptr, ptr], i32t);
+        let cond_sig = sig(&[ptr, i32t], i32t);
+        let prep_sig = sig(&[ptr, i32t], i32t);
+        let rd_sig = sig(&[ptr, ptr, i32t, i32t, ptr], types::I64);
+        let wr_sig = sig(&[ptr, ptr, i32t, i32t, i32t, ptr], i32t);
+        let fill_sig = sig(&[ptr, ptr, ptr, i32t, i32t, ptr], i32t);
+        let lookup_sig = sig(&[ptr, ptr, ptr], types::I64);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -511,10 +477,12 @@ impl<'a> Lower<'a> {
         let after = self.b.ins().iadd_imm_u(now, self.count);
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, after, self.limit);
         let last = self.b.ins().iadd_imm_u(self.eip0, bytes.max(1) as i64 - 1);
-        let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, self.eip0);
-        let mut ok = self.b.ins().band(fits, nowrap);
+        let mut ok = fits;
         if self.mode & MODE_FLAT == 0 {
-            // (A flat CS has the 4 GiB limit.)
+            // (A flat CS has the 4 GiB limit, and its EIP is the linear
+            // address, which cannot wrap inside a block's one page.)
+            let nowrap = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, last, self.eip0);
+            ok = self.b.ins().band(ok, nowrap);
             let cs_limit = self.load32(CS_LIMIT);
             let in_cs = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, last, cs_limit);
             ok = self.b.ins().band(ok, in_cs);
@@ -602,7 +570,7 @@ impl<'a> Lower<'a> {
         let at = self.b.ins().iadd(base, byte);
         let tag = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, tag) as i32);
         let lin64 = self.b.ins().uextend(types::I64, lin);
-        let want = self.b.ins().ishl_imm_u(lin64, 8);
+        let want = self.b.ins().ishl_imm_u(lin64, 16);
         let want = self.b.ins().bor_imm_u(want, self.mode as i64);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         let written = self.b.use_var(self.exitflag);
@@ -616,7 +584,7 @@ impl<'a> Lower<'a> {
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, self.ctx, self.limit, now]);
         self.b.switch_to_block(slow);
-        let f = self.b.ins().iconst(types::I64, helpers::lookup as *const () as i64);
+        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Lookup));
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let call = self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
         let target = self.b.inst_results(call)[0];
@@ -840,7 +808,7 @@ impl<'a> Lower<'a> {
         self.sync_instret();
         let eip = self.eip_at(g.off);
         self.store32(eip, EIP);
-        let f = self.b.ins().iconst(types::I64, helpers::step as *const () as i64);
+        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let call = self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
         let r = self.b.inst_results(call)[0];
@@ -937,7 +905,7 @@ impl<'a> Lower<'a> {
         let k = match self.flags {
             FlagState::Known(k) => k,
             FlagState::Memory => {
-                let f = self.b.ins().iconst(types::I64, helpers::condition as *const () as i64);
+                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Condition));
                 let c = self.konst(cc as i64);
                 let call = self.b.ins().call_indirect(self.cond_sig, f, &[self.cpu, c]);
                 return self.b.inst_results(call)[0];
@@ -1069,24 +1037,18 @@ impl<'a> Lower<'a> {
         (base, limit, pm.then_some(ok))
     }
 
-    /// At CPL 3: alignment checking is off (CR0.AM or EFLAGS.AC clear).
+    /// With alignment checking on (the mode key's [`MODE_AC`], rare) no
+    /// access takes the fast path: the slow path's helpers raise #AC.
     fn ac_ok(&mut self) -> Option<Value> {
-        if (self.mode >> 4) & 3 != 3 {
+        if self.mode & MODE_AC == 0 {
             return None;
         }
         if let Some(v) = self.acok {
             return Some(v);
         }
-        let cr0 = self.load32(CR0);
-        let am = self.b.ins().band_imm_u(cr0, ferrite_core::cpu::state::CR0_AM as i64);
-        let bits = self.load32(F_BITS);
-        let ac = self.b.ins().band_imm_u(bits, ferrite_core::cpu::flags::AC as i64);
-        let both = self.b.ins().icmp_imm_u(IntCC::NotEqual, am, 0);
-        let acs = self.b.ins().icmp_imm_u(IntCC::NotEqual, ac, 0);
-        let on = self.b.ins().band(both, acs);
-        let ok = self.b.ins().bxor_imm_u(on, 1);
-        self.acok = Some(ok);
-        Some(ok)
+        let no = self.b.ins().iconst(types::I8, 0);
+        self.acok = Some(no);
+        Some(no)
     }
 
     /// A guest memory access of `size` bytes at `seg:off` by instruction
@@ -1119,13 +1081,12 @@ impl<'a> Lower<'a> {
         self.sync_instret();
         let eip = self.eip_at(g.off);
         self.store32(eip, EIP);
-        let segv = self.konst(seg as i64);
-        let sz = self.konst(size as i64);
+        let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
         let out = match store {
             Some(val) => {
-                let f = self.b.ins().iconst(types::I64, helpers::mem_write as *const () as i64);
+                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemWrite));
                 let call =
-                    self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, segv, off, sz, val, self.ftlb]);
+                    self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, self.ftlb]);
                 let st = self.b.inst_results(call)[0];
                 let fault = self.b.ins().icmp_imm_u(IntCC::Equal, st, 1);
                 self.leave_if(fault);
@@ -1138,8 +1099,8 @@ impl<'a> Lower<'a> {
                 self.konst(0)
             }
             None => {
-                let f = self.b.ins().iconst(types::I64, helpers::mem_read as *const () as i64);
-                let call = self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, segv, off, sz, self.ftlb]);
+                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemRead));
+                let call = self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, what, off, self.ftlb]);
                 let r = self.b.inst_results(call)[0];
                 let hi = self.b.ins().ushr_imm_u(r, 32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
@@ -1185,10 +1146,11 @@ impl<'a> Lower<'a> {
             }
             (Some(ok), self.b.ins().iadd(base, off))
         };
-        let idx = self.b.ins().ushr_imm_u(lin, 12);
-        let idx = self.b.ins().band_imm_u(idx, (helpers::FAST_TLB_SIZE - 1) as i64);
+        // The entry's byte offset: page number modulo the size, times 16.
+        const _: () = assert!(std::mem::size_of::<helpers::FastEntry>() == 16);
+        let idx = self.b.ins().ushr_imm_u(lin, 12 - 4);
+        let idx = self.b.ins().band_imm_u(idx, ((helpers::FAST_TLB_SIZE - 1) << 4) as i64);
         let idx = self.b.ins().uextend(types::I64, idx);
-        let idx = self.b.ins().ishl_imm_u(idx, 4);
         let eaddr = self.b.ins().iadd(self.ftlb, idx);
         let tag = self.b.ins().load(types::I32, self.mf, eaddr, if write { 4 } else { 0 });
         // The page of the last byte must be the entry's page: that is a hit
@@ -1242,7 +1204,7 @@ impl<'a> Lower<'a> {
         let slow = self.b.create_block();
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.switch_to_block(slow);
-        self.step_leave(g, i.seg, off, size);
+        self.step_leave(g, i.seg, off, size, false);
         self.b.switch_to_block(fast);
         let host = self.host_addr(eaddr, lin);
         let a = self.host_load(host, size);
@@ -1262,7 +1224,7 @@ impl<'a> Lower<'a> {
         let slow = self.b.create_block();
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.switch_to_block(slow);
-        self.step_leave(g, i.seg, off, size | helpers::STEP_FILL_READ);
+        self.step_leave(g, i.seg, off, size, true);
         self.b.switch_to_block(fast);
         let host = self.host_addr(eaddr, lin);
         self.host_load(host, size)
@@ -1271,18 +1233,17 @@ impl<'a> Lower<'a> {
     /// (In a fresh block of the CFG.) Run instruction `g` through the
     /// interpreter with `helpers::step_fill` (operand `seg:off`, `size` as
     /// it takes it) and leave; the lowering state is as before afterwards.
-    fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32) {
+    fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, read: bool) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.spill_all();
         self.flush_instret(0);
         self.sync_instret();
         let eip = self.eip_at(g.off);
         self.store32(eip, EIP);
-        let fp = self.b.ins().iconst(types::I64, helpers::step_fill as *const () as i64);
+        let fp = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFill));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        let segv = self.konst(seg as i64);
-        let sz = self.konst(size as i64);
-        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, segv, off, sz, self.ftlb]);
+        let what = self.konst(helpers::seg_size_arg(seg, size) as i64 | read as i64 * helpers::STEP_FILL_READ as i64);
+        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, what, off, self.ftlb]);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
@@ -1556,7 +1517,7 @@ impl<'a> Lower<'a> {
             }
             FlagState::Memory => {
                 // Materialise CF out of the old record first.
-                let f = self.b.ins().iconst(types::I64, helpers::materialize as *const () as i64);
+                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Materialize));
                 let m = self.konst(CF as i64);
                 self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
                 CfSrc::Bits

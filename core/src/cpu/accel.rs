@@ -50,6 +50,10 @@ pub type ModeKey = u32;
 /// Mode key bit: flat segments ([`Cpu::flat_segments`]).
 pub const MODE_FLAT: ModeKey = 1 << 7;
 
+/// Mode key bit: alignment checking is on (CPL 3, CR0.AM and EFLAGS.AC).
+/// All three only change through instructions that end a translated block.
+pub const MODE_AC: ModeKey = 1 << 8;
+
 const FLAT_MASK: u32 = SEG_P | SEG_S | SEG_CODE | SEG_DC | SEG_RW;
 const FLAT_DATA: u32 = SEG_P | SEG_S | SEG_RW;
 
@@ -102,10 +106,12 @@ impl Cpu {
 
     /// The mode key of the current state: decode mode (bit 0), stack size
     /// (bit 1), protected mode (bit 2), V86 (bit 3), CPL (bits 4-5),
-    /// paging (bit 6), flat segments (bit 7, [`MODE_FLAT`]).
+    /// paging (bit 6), flat segments (bit 7, [`MODE_FLAT`]), alignment
+    /// checking (bit 8, [`MODE_AC`]).
     #[inline]
     pub fn mode_key(&self) -> ModeKey {
         let s = &self.state;
+        let ac = s.cpl == 3 && s.cr0 & super::state::CR0_AM != 0 && s.flags.bits & super::flags::AC != 0;
         (s.code32() as u32)
             | (s.stack32() as u32) << 1
             | (s.protected() as u32) << 2
@@ -113,6 +119,7 @@ impl Cpu {
             | (s.cpl as u32 & 3) << 4
             | ((s.cr0 & super::state::CR0_PG != 0) as u32) << 6
             | (self.flat_segments() as u32) << 7
+            | (ac as u32) << 8
     }
 
     /// Protected mode (not V86) with CS, DS, ES and SS all based at 0 with
