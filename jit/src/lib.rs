@@ -76,7 +76,7 @@ struct Block {
     func: u64,
     /// Chaining exits: function pointers of the target blocks (0 = go back
     /// to the dispatcher). Generated code reads them by address.
-    slots: Box<[u64; 2]>,
+    slots: Box<[u64]>,
     /// (slot, key of the target block) of each chaining exit.
     chains: Vec<(usize, u64)>,
     /// Distinguishes this block from later ones reusing its index.
@@ -232,7 +232,7 @@ struct Job {
     insns: Box<[Insn]>,
     /// Bytes of guest code the instructions cover.
     off: u32,
-    slots: Box<[u64; 2]>,
+    slots: Box<[u64]>,
     /// The translator's fast TLB and shared table (addresses only: the
     /// generated code holds them; the compile thread never uses them).
     ftlb: *mut helpers::FastTlb,
@@ -279,9 +279,10 @@ fn lower_job(
     target: cranelift_codegen::isa::TargetFrontendConfig,
 ) -> Vec<(usize, i64)> {
     let offs = guest_insns(&job.insns);
-    let slots = &*job.slots as *const [u64; 2] as *mut [u64; 2];
-    let chain = lower::ChainInfo { slots, page_off: job.phys.page_offset() };
-    let chains = lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).block(&offs, job.off, Some(chain), target);
+    let slots = job.slots.as_ptr() as *mut u64;
+    let chain = lower::ChainInfo { slots, nslots: job.slots.len(), page_off: job.phys.page_offset() };
+    let chains =
+        lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).block(&offs, job.off, Some(chain), target);
     // The helpers' trampolines do not save vector registers
     // (`helpers::CALL_CONV`).
     debug_assert!(func.dfg.values().all(|v| func.dfg.value_type(v).is_int()), "float or vector value in a block");
@@ -504,6 +505,7 @@ impl Jit {
     /// A job for the block at `phys` (key `key`) made of `insns`.
     fn job(&mut self, key: u64, phys: PhysAddr, mode: ModeKey, insns: Box<[Insn]>, off: u32) -> Job {
         self.next_job += 1;
+        let nslots = lower::chain_slots(&insns);
         Job {
             id: self.next_job,
             key,
@@ -511,7 +513,7 @@ impl Jit {
             mode,
             insns,
             off,
-            slots: Box::new([0; 2]),
+            slots: vec![0; nslots].into_boxed_slice(),
             ftlb: &mut *self.ftlb,
             shared: &mut *self.shared,
         }
@@ -523,7 +525,7 @@ impl Jit {
         let chains =
             chains.into_iter().map(|(n, delta)| (n, key_of(PhysAddr((phys.0 as i64 + delta) as u32), mode))).collect();
         self.next_gen = self.next_gen.wrapping_add(1);
-        let count = job.insns.len() as u32;
+        let count = lower::entry_span(&guest_insns(&job.insns), mode & 1 != 0);
         Block { func, slots: job.slots, chains, gen: self.next_gen, _insns: job.insns, bytes: job.off, count }
     }
 
@@ -813,8 +815,9 @@ impl Jit {
     }
 }
 
-/// Decode the block at CS:EIP (physical `phys`): instructions up to a
-/// branch, a block-ending instruction, the page end or the size limit.
+/// Decode the region at CS:EIP (physical `phys`): instructions up to an
+/// unconditional branch, a block-ending instruction, the page end or the
+/// size limit.
 /// Returns them and the bytes they cover; None when not even the first
 /// can be translated.
 fn gather(cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<(Box<[Insn]>, u32)> {
@@ -832,7 +835,10 @@ fn gather(cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option
         };
         off += i.len as u32;
         insns.push(i);
-        if i.ends_block || lower::rel_branch(&i) || lower::call_or_ret(&i) {
+        // A region goes on past conditional branches (each one a way out
+        // or to a label inside).
+        let jcc = lower::rel_branch(&i) && lower::conditional(&i);
+        if !jcc && (i.ends_block || lower::rel_branch(&i) || lower::call_or_ret(&i)) {
             break;
         }
     }

@@ -19,6 +19,7 @@ use ferrite_core::cpu::flags::{LazyOp, AF, ARITH, CF, DF, OF, PF, SF, ZF};
 use ferrite_core::cpu::state::{SegReg, Segment, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
 use ferrite_core::Cpu;
 use iced_x86::{Code, Mnemonic as M};
+use std::collections::{BTreeMap, BTreeSet};
 use std::mem::offset_of;
 
 const REGS: i32 = offset_of!(Cpu, state.regs) as i32;
@@ -95,11 +96,67 @@ enum CfSrc {
     Bits,
 }
 
-/// Where a block may chain: its two slots (function pointers, 0 = not
-/// translated) and the page offset of its entry.
+/// Where a block may chain: its slots (function pointers, 0 = not
+/// translated; one per chaining exit, as many as [`chain_slots`] says) and
+/// the page offset of its entry.
 pub(crate) struct ChainInfo {
-    pub slots: *mut [u64; 2],
+    pub slots: *mut u64,
+    pub nslots: usize,
     pub page_off: u32,
+}
+
+/// The number of chaining slots a region of `insns` gets: one per
+/// relative-branch exit and one for the fall-through (or call) at its end.
+pub(crate) fn chain_slots(insns: &[Insn]) -> usize {
+    (1 + insns.iter().filter(|i| rel_branch(i)).count()).min(MAX_CHAIN_SLOTS)
+}
+
+const MAX_CHAIN_SLOTS: usize = 16;
+
+/// The offset from the region entry of the target of relative branch `i`
+/// (at `g`), when it does not depend on the EIP the region was entered
+/// with: always for a 32-bit operand size, and for a 16-bit one in 16-bit
+/// code, whose EIP and regions stay below 64 KiB (so the target masked to
+/// 16 bits is entry + offset exactly when the offsets agree modulo 64 KiB).
+fn rel_target(g: &GuestInsn, i: &Insn, code32: bool) -> Option<u32> {
+    let rel = g.off.wrapping_add(i.len as u32).wrapping_add(i.imm);
+    match (i.opsz, code32) {
+        (4, _) => Some(rel),
+        (_, false) => Some(rel & 0xFFFF),
+        _ => None,
+    }
+}
+
+/// The labels of a region: the offsets of its instructions that relative
+/// branches inside it go to, each with the number of instructions from
+/// there to the next label or the end (what one pass may retire before
+/// the next budget check).
+fn labels(insns: &[GuestInsn], code32: bool) -> BTreeMap<u32, i64> {
+    let starts: BTreeSet<u32> = insns.iter().map(|g| g.off).collect();
+    let targets: BTreeSet<u32> = insns
+        .iter()
+        .filter_map(|g| {
+            // SAFETY: as in `Lower::block`.
+            let i = unsafe { &*g.insn };
+            rel_branch(i).then(|| rel_target(g, i, code32)).flatten()
+        })
+        .filter(|t| starts.contains(t))
+        .collect();
+    targets.iter().map(|&t| (t, span(insns, &targets, t))).collect()
+}
+
+/// Instructions from offset `from` up to the next of `labels` after it or
+/// the end.
+fn span(insns: &[GuestInsn], labels: &BTreeSet<u32>, from: u32) -> i64 {
+    let stop = labels.range(from + 1..).next().copied().unwrap_or(u32::MAX);
+    insns.iter().filter(|g| g.off >= from && g.off < stop).count() as i64
+}
+
+/// The most instructions one entry into a region retires before its first
+/// budget check inside: what the dispatcher checks against the budget.
+pub(crate) fn entry_span(insns: &[GuestInsn], code32: bool) -> u32 {
+    let l: BTreeSet<u32> = labels(insns, code32).into_keys().collect();
+    span(insns, &l, 0) as u32
 }
 
 pub(crate) struct Lower<'a> {
@@ -136,14 +193,11 @@ pub(crate) struct Lower<'a> {
     vars: [Variable; 8],
     loaded: [bool; 8],
     dirty: [bool; 8],
-    /// The `instret` value the block (and the blocks it chains to) must
-    /// not pass: a self-loop goes round while the next iteration fits.
+    /// The `instret` value the region (and the regions it chains to)
+    /// must not pass: each span between labels is checked against it.
     limit: Value,
-    /// The block ends with a branch to its own entry.
-    self_loop: bool,
-    header: Option<cranelift_codegen::ir::Block>,
-    /// Guest instructions in the block.
-    count: i64,
+    /// Branch targets inside the region: their CFG block and span.
+    labels: BTreeMap<u32, (cranelift_codegen::ir::Block, i64)>,
     flags: FlagState,
     /// Lowered instructions retired since `instret` was last updated.
     pending: i64,
@@ -278,6 +332,11 @@ pub(crate) fn rel_branch(i: &Insn) -> bool {
     (is_jcc(m) || m == M::Jmp) && i.ops[0].kind == OpK::Imm && !i.lock && !is_far(i)
 }
 
+/// A relative Jcc (not JMP).
+pub(crate) fn conditional(i: &Insn) -> bool {
+    mnemonic(i) != M::Jmp
+}
+
 /// CALL rel and RET near (with or without an immediate), lowered inline as
 /// the last instruction of a block.
 pub(crate) fn call_or_ret(i: &Insn) -> bool {
@@ -374,9 +433,7 @@ impl<'a> Lower<'a> {
             loaded: [false; 8],
             dirty: [false; 8],
             limit,
-            self_loop: false,
-            header: None,
-            count: 0,
+            labels: BTreeMap::new(),
             flags: FlagState::Memory,
             pending: 0,
             iv,
@@ -399,36 +456,30 @@ impl<'a> Lower<'a> {
     ) -> Vec<(usize, i64)> {
         let mut left = false;
         self.chain = chain;
-        self.count = insns.len() as i64;
-        self.prologue(end_off);
-        if let Some(g) = insns.last() {
-            // SAFETY: as below.
-            let i = unsafe { &*g.insn };
-            self.self_loop = rel_branch(i) && self.loops_to_entry(g, i);
+        for (off, span) in labels(insns, self.code32) {
+            let blk = self.b.create_block();
+            self.labels.insert(off, (blk, span));
         }
-        if self.self_loop {
-            // The loop header: every register in its variable (written
-            // back only when the loop is left or calls a helper), the
-            // flags in memory. The back edge restores that.
-            for r in 0..8 {
-                self.full(r);
-            }
-            let header = self.b.create_block();
-            self.b.ins().jump(header, &[]);
-            self.b.switch_to_block(header);
-            self.header = Some(header);
-            // The back edge arrives with registers that may differ from
-            // `CpuState`.
-            self.dirty = [true; 8];
-        }
+        let starts: BTreeSet<u32> = self.labels.keys().copied().collect();
+        let first = span(insns, &starts, 0);
+        self.prologue(end_off, first);
         for (n, g) in insns.iter().enumerate() {
             // SAFETY: the pointers refer to the block's own boxed slice of
             // decoded instructions, alive for the whole lowering.
             let i = unsafe { &*g.insn };
             let last = n + 1 == insns.len();
-            if last && rel_branch(i) {
-                self.branch(g, i);
-                left = true;
+            if self.labels.contains_key(&g.off) {
+                // Arriving from above (the prologue checked the budget for
+                // the entry's span).
+                self.goto_label(g.off, g.off != 0, 0);
+                self.enter_label(g.off);
+            }
+            if rel_branch(i) {
+                self.branch(g, i, last);
+                if last || mnemonic(i) == M::Jmp {
+                    left = true;
+                    break;
+                }
             } else if last && call_or_ret(i) {
                 if mnemonic(i) == M::Call {
                     self.call_rel(g, i);
@@ -470,11 +521,12 @@ impl<'a> Lower<'a> {
     }
 
     /// Entry checks (the dispatcher makes them too, but chained entries
-    /// come straight from another block): the whole block fits the budget,
-    /// the CS limit and, in 16-bit code, the 64 KiB wrap.
-    fn prologue(&mut self, bytes: u32) {
+    /// come straight from another block): the entry's span of `first`
+    /// instructions fits the budget, the whole region the CS limit and, in
+    /// 16-bit code, the 64 KiB wrap.
+    fn prologue(&mut self, bytes: u32, first: i64) {
         let now = self.b.use_var(self.iv);
-        let after = self.b.ins().iadd_imm_u(now, self.count);
+        let after = self.b.ins().iadd_imm_u(now, first);
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, after, self.limit);
         let last = self.b.ins().iadd_imm_u(self.eip0, bytes.max(1) as i64 - 1);
         let mut ok = fits;
@@ -512,11 +564,11 @@ impl<'a> Lower<'a> {
         };
         let in_page = (0..4096).contains(&(c.page_off as i64 + delta));
         let n = self.chains.len();
-        if !in_page || n >= 2 {
+        if !in_page || n >= c.nslots {
             self.exit_lookup(eip);
             return;
         }
-        let slot = c.slots as *mut u64 as i64 + 8 * n as i64;
+        let slot = c.slots as i64 + 8 * n as i64;
         self.chains.push((n, delta));
         // The target's physical address is this page plus `delta` only
         // when EIP did not wrap (16-bit code).
@@ -600,16 +652,49 @@ impl<'a> Lower<'a> {
         self.b.ins().return_(&[zero]);
     }
 
-    /// True when relative branch `i` (at `g`) targets the block entry.
-    fn loops_to_entry(&self, g: &GuestInsn, i: &Insn) -> bool {
-        let rel = g.off.wrapping_add(i.len as u32).wrapping_add(i.imm);
-        match (i.opsz, self.code32) {
-            (4, _) => rel == 0,
-            // Masked to 16 bits: only in 16-bit code, whose EIP and block
-            // stay below 64 KiB.
-            (_, false) => rel & 0xFFFF == 0,
-            _ => false,
+    /// Jump to the label at `off` (`extra` instructions, the branch, retire
+    /// on the way): the label's state is every register in its variable
+    /// (all counted dirty), the flags in memory and `instret` up to date.
+    /// With `check`, only while the label's span fits the budget; else
+    /// leave with EIP at the label.
+    fn goto_label(&mut self, off: u32, check: bool, extra: i64) {
+        let (blk, span) = self.labels[&off];
+        self.spill_flags();
+        for r in 0..8 {
+            self.full(r);
         }
+        self.flush_instret(extra);
+        if !check {
+            self.b.ins().jump(blk, &[]);
+            return;
+        }
+        let now = self.b.use_var(self.iv);
+        let next = self.b.ins().iadd_imm_u(now, span);
+        let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
+        let out = self.b.create_block();
+        self.b.ins().brif(fits, blk, &[], out, &[]);
+        self.b.switch_to_block(out);
+        let dirty = self.dirty;
+        self.spill_regs();
+        self.dirty = dirty;
+        let eip = self.eip_at(off);
+        self.store32(eip, EIP);
+        self.sync_instret();
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+    }
+
+    /// Continue at the label at `off` (see `goto_label` for its state).
+    /// Values cached on the way here need not dominate it.
+    fn enter_label(&mut self, off: u32) {
+        let (blk, _) = self.labels[&off];
+        self.b.switch_to_block(blk);
+        self.loaded = [true; 8];
+        self.dirty = [true; 8];
+        self.flags = FlagState::Memory;
+        self.pending = 0;
+        self.segc = [None; 6];
+        self.acok = None;
     }
 
     // ----- state access -----
@@ -1085,8 +1170,7 @@ impl<'a> Lower<'a> {
         let out = match store {
             Some(val) => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemWrite));
-                let call =
-                    self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, self.ftlb]);
+                let call = self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, self.ftlb]);
                 let st = self.b.inst_results(call)[0];
                 let fault = self.b.ins().icmp_imm_u(IntCC::Equal, st, 1);
                 self.leave_if(fault);
@@ -1242,7 +1326,8 @@ impl<'a> Lower<'a> {
         self.store32(eip, EIP);
         let fp = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFill));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        let what = self.konst(helpers::seg_size_arg(seg, size) as i64 | read as i64 * helpers::STEP_FILL_READ as i64);
+        let flag = if read { helpers::STEP_FILL_READ } else { 0 };
+        let what = self.konst((helpers::seg_size_arg(seg, size) | flag) as i64);
         self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, what, off, self.ftlb]);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
@@ -2007,60 +2092,47 @@ impl<'a> Lower<'a> {
         self.cs_limit_fault(bad_blk, g, p);
     }
 
-    /// A relative JMP or Jcc ending the block.
-    fn branch(&mut self, g: &GuestInsn, i: &Insn) {
+    /// A relative JMP or Jcc: to a label of the region, or leaving it;
+    /// a Jcc that is not the `last` instruction falls through into the
+    /// rest of the region.
+    fn branch(&mut self, g: &GuestInsn, i: &Insn, last: bool) {
         let next_off = g.off + i.len as u32;
         let taken = if mnemonic(i) == M::Jmp { None } else { Some(self.condition(i.cc)) };
-        if self.self_loop {
-            // Registers stay in their variables round the loop; the exits
-            // write them back.
-            self.spill_flags();
-        } else {
-            self.spill_all();
+        let Some(c) = taken else {
+            self.taken(g, i);
+            return;
+        };
+        let taken_blk = self.b.create_block();
+        let fall = self.b.create_block();
+        self.b.ins().brif(c, taken_blk, &[], fall, &[]);
+        self.b.switch_to_block(taken_blk);
+        let saved = (self.dirty, self.loaded, self.flags, self.pending);
+        self.taken(g, i);
+        (self.dirty, self.loaded, self.flags, self.pending) = saved;
+        self.b.switch_to_block(fall);
+        if !last {
+            self.pending += 1;
+            return;
         }
+        self.spill_all();
+        let next = self.eip_at(next_off);
+        self.store32(next, EIP);
+        self.flush_instret(1);
+        self.chain_exit(next_off as i64, next);
+    }
+
+    /// The taken edge of relative branch `i`.
+    fn taken(&mut self, g: &GuestInsn, i: &Insn) {
+        if let Some(t) = rel_target(g, i, self.code32).filter(|t| self.labels.contains_key(t)) {
+            // (Inside the region, so inside the CS limit checked on entry.)
+            self.goto_label(t, true, 1);
+            return;
+        }
+        let next_off = g.off + i.len as u32;
+        self.spill_all();
         let next = self.eip_at(next_off);
         let t = self.b.ins().iadd_imm_u(next, i.imm as i64);
         let target = if i.opsz == 2 { self.b.ins().band_imm_u(t, 0xFFFF) } else { t };
-        let taken_blk = self.b.create_block();
-        if let Some(c) = taken {
-            let fall = self.b.create_block();
-            self.b.ins().brif(c, taken_blk, &[], fall, &[]);
-            self.b.switch_to_block(fall);
-            self.store32(next, EIP);
-            let p = self.pending;
-            self.flush_instret(1);
-            self.pending = p;
-            let dirty = self.dirty;
-            self.spill_regs();
-            self.chain_exit(next_off as i64, next);
-            self.dirty = dirty;
-        } else {
-            self.b.ins().jump(taken_blk, &[]);
-        }
-        self.b.switch_to_block(taken_blk);
-        if self.self_loop {
-            // Round again while the next iteration fits the budget (the
-            // entry was checked against the CS limit already).
-            let p = self.pending;
-            self.flush_instret(1);
-            self.pending = p;
-            for r in 0..8 {
-                self.full(r);
-            }
-            let now = self.b.use_var(self.iv);
-            let next = self.b.ins().iadd_imm_u(now, self.count);
-            let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
-            let header = self.header.expect("self-loop blocks have a header");
-            let out = self.b.create_block();
-            self.b.ins().brif(fits, header, &[], out, &[]);
-            self.b.switch_to_block(out);
-            self.spill_regs();
-            self.store32(target, EIP);
-            self.sync_instret();
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
-            return;
-        }
         // A target beyond the CS limit raises #GP at the branch: let the
         // interpreter's semantics do that.
         let bad_blk = self.check_cs_limit(target);

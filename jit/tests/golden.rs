@@ -74,7 +74,26 @@ fn integer_loop_stays_in_registers_and_loops_in_the_block() {
         a.add(eax, ebx)?;
         a.xor(edx, eax)?;
         a.dec(ecx)?;
-        a.jnz(l)
+        a.jnz(l)?;
+        a.hlt()
+    });
+}
+
+#[test]
+fn a_region_keeps_registers_across_its_inner_branches() {
+    // A loop of two guest blocks with a forward skip: one function, the
+    // skip and the back edge jump to labels inside it.
+    check("region_loop", |a| {
+        let mut top = a.create_label();
+        let mut skip = a.create_label();
+        a.set_label(&mut top)?;
+        a.add(eax, ebx)?;
+        a.jz(skip)?;
+        a.inc(edx)?;
+        a.set_label(&mut skip)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
     });
 }
 
@@ -85,7 +104,8 @@ fn compare_and_branch_fold_into_one_host_compare() {
         a.cmp(esi, edi)?;
         a.jl(l)?;
         a.set_label(&mut l)?;
-        a.nop()
+        a.nop()?;
+        a.hlt()
     });
 }
 
