@@ -145,6 +145,43 @@ fn labels(insns: &[GuestInsn], code32: bool) -> BTreeMap<u32, i64> {
     targets.iter().map(|&t| (t, span(insns, &targets, t))).collect()
 }
 
+/// A branch target inside a region.
+#[derive(Clone, Copy)]
+struct Label {
+    blk: cranelift_codegen::ir::Block,
+    /// Instructions from the label to the next one or the end.
+    span: i64,
+    /// See [`flags_live_at`].
+    flags_live: bool,
+}
+
+/// Whether the arithmetic flags on arrival at offset `off` of a region may
+/// be read, or seen (a fault, an exit, another label), before an
+/// instruction sets all six: only register-to-register moves and
+/// arithmetic that cannot fault may come first. When they cannot, the
+/// edges into the label need not store them.
+fn flags_live_at(insns: &[GuestInsn], labels: &BTreeSet<u32>, off: u32) -> bool {
+    let Some(start) = insns.iter().position(|g| g.off == off) else { return true };
+    for (k, g) in insns[start..].iter().enumerate() {
+        if k > 0 && labels.contains(&g.off) {
+            return true;
+        }
+        // SAFETY: as in `Lower::block`.
+        let i = unsafe { &*g.insn };
+        let m = mnemonic(i);
+        let mem = i.ops.iter().any(|o| o.kind == OpK::Mem) && m != M::Lea;
+        if !inlined(i) || rel_branch(i) || mem || i.lock {
+            return true;
+        }
+        match m {
+            M::Add | M::Or | M::And | M::Sub | M::Xor | M::Cmp | M::Test | M::Neg => return false,
+            M::Mov | M::Lea | M::Movzx | M::Movsx | M::Not | M::Nop => {}
+            _ => return true,
+        }
+    }
+    true
+}
+
 /// Instructions from offset `from` up to the next of `labels` after it or
 /// the end.
 fn span(insns: &[GuestInsn], labels: &BTreeSet<u32>, from: u32) -> i64 {
@@ -197,7 +234,7 @@ pub(crate) struct Lower<'a> {
     /// must not pass: each span between labels is checked against it.
     limit: Value,
     /// Branch targets inside the region: their CFG block and span.
-    labels: BTreeMap<u32, (cranelift_codegen::ir::Block, i64)>,
+    labels: BTreeMap<u32, Label>,
     flags: FlagState,
     /// Lowered instructions retired since `instret` was last updated.
     pending: i64,
@@ -456,11 +493,13 @@ impl<'a> Lower<'a> {
     ) -> Vec<(usize, i64)> {
         let mut left = false;
         self.chain = chain;
-        for (off, span) in labels(insns, self.code32) {
+        let found = labels(insns, self.code32);
+        let starts: BTreeSet<u32> = found.keys().copied().collect();
+        for (off, span) in found {
             let blk = self.b.create_block();
-            self.labels.insert(off, (blk, span));
+            let flags_live = flags_live_at(insns, &starts, off);
+            self.labels.insert(off, Label { blk, span, flags_live });
         }
-        let starts: BTreeSet<u32> = self.labels.keys().copied().collect();
         let first = span(insns, &starts, 0);
         self.prologue(end_off, first);
         for (n, g) in insns.iter().enumerate() {
@@ -658,8 +697,13 @@ impl<'a> Lower<'a> {
     /// With `check`, only while the label's span fits the budget; else
     /// leave with EIP at the label.
     fn goto_label(&mut self, off: u32, check: bool, extra: i64) {
-        let (blk, span) = self.labels[&off];
-        self.spill_flags();
+        let Label { blk, span, flags_live } = self.labels[&off];
+        // Dead flags stay unwritten (the label's state says "in memory",
+        // and nothing reads them before they are all set again).
+        let flags = self.flags;
+        if flags_live {
+            self.spill_flags();
+        }
         for r in 0..8 {
             self.full(r);
         }
@@ -677,6 +721,11 @@ impl<'a> Lower<'a> {
         let dirty = self.dirty;
         self.spill_regs();
         self.dirty = dirty;
+        if !flags_live {
+            // Leaving, the state must be precise all the same.
+            self.flags = flags;
+            self.spill_flags();
+        }
         let eip = self.eip_at(off);
         self.store32(eip, EIP);
         self.sync_instret();
@@ -687,7 +736,7 @@ impl<'a> Lower<'a> {
     /// Continue at the label at `off` (see `goto_label` for its state).
     /// Values cached on the way here need not dominate it.
     fn enter_label(&mut self, off: u32) {
-        let (blk, _) = self.labels[&off];
+        let blk = self.labels[&off].blk;
         self.b.switch_to_block(blk);
         self.loaded = [true; 8];
         self.dirty = [true; 8];
