@@ -175,7 +175,7 @@ fn flags_live_at(insns: &[GuestInsn], labels: &BTreeSet<u32>, off: u32) -> bool 
         }
         match m {
             M::Add | M::Or | M::And | M::Sub | M::Xor | M::Cmp | M::Test | M::Neg => return false,
-            M::Mov | M::Lea | M::Movzx | M::Movsx | M::Not | M::Nop => {}
+            M::Mov | M::Lea | M::Movzx | M::Movsx | M::Not | M::Nop | M::Bswap | M::Xchg => {}
             _ => return true,
         }
     }
@@ -235,6 +235,8 @@ pub(crate) struct Lower<'a> {
     limit: Value,
     /// Branch targets inside the region: their CFG block and span.
     labels: BTreeMap<u32, Label>,
+    /// The shared tail of exits that look their target up (`exit_lookup`).
+    lookup_blk: Option<cranelift_codegen::ir::Block>,
     flags: FlagState,
     /// Lowered instructions retired since `instret` was last updated.
     pending: i64,
@@ -325,6 +327,9 @@ pub(crate) fn inlined(i: &Insn) -> bool {
                 || (mem(a) && matches!(a.size, 2 | 4) && a.size == i.opsz)
         }
         M::Pop => a.kind == OpK::Reg && matches!(a.size, 2 | 4) && a.num != 4,
+        M::Leave => matches!(i.opsz, 2 | 4),
+        M::Bswap => a.kind == OpK::Reg && a.size == 4,
+        M::Xchg => a.kind == OpK::Reg && b.kind == OpK::Reg && a.size == b.size,
         M::Inc | M::Dec | M::Not | M::Neg => a.kind == OpK::Reg || mem(a),
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
             (matches!(b.kind, OpK::Imm | OpK::None) && (a.kind == OpK::Reg || (mem(a) && shift_count(i) != 0)))
@@ -471,6 +476,7 @@ impl<'a> Lower<'a> {
             dirty: [false; 8],
             limit,
             labels: BTreeMap::new(),
+            lookup_blk: None,
             flags: FlagState::Memory,
             pending: 0,
             iv,
@@ -644,7 +650,20 @@ impl<'a> Lower<'a> {
     /// or debug registers, HLT, MOV SS), except a store to code, which the
     /// exit flag reports; the table is emptied with the fast TLB (whose
     /// stamp fixes the linear-to-physical mapping) and when blocks go.
+    ///
+    /// One copy per function: every exit jumps to it with its EIP (the
+    /// probe is the same for all, and smaller functions compile faster).
     fn exit_lookup(&mut self, eip: Value) {
+        if let Some(blk) = self.lookup_blk {
+            self.b.ins().jump(blk, &[eip.into()]);
+            return;
+        }
+        let blk = self.b.create_block();
+        self.lookup_blk = Some(blk);
+        let eip_param = self.b.append_block_param(blk, types::I32);
+        self.b.ins().jump(blk, &[eip.into()]);
+        self.b.switch_to_block(blk);
+        let eip = eip_param;
         let lin = if self.mode & MODE_FLAT != 0 {
             eip
         } else {
@@ -1921,6 +1940,30 @@ impl<'a> Lower<'a> {
                 let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
                 self.set_sp(nsp);
                 self.set_reg(dst, size, v);
+            }
+            M::Leave => {
+                // ESP only moves once the read of the saved EBP went
+                // through (a fault leaves both as they were).
+                let size = i.opsz as u32;
+                let bp = self.full(5);
+                let off = if self.stack32() { bp } else { self.b.ins().band_imm_u(bp, 0xFFFF) };
+                let v = self.access(g, SegReg::Ss as u8, off, size, None);
+                let nsp = self.b.ins().iadd_imm_u(off, size as i64);
+                let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+                self.set_sp(nsp);
+                self.set_reg(5, size, v);
+            }
+            M::Bswap => {
+                let v = self.full(dst);
+                let r = self.b.ins().bswap(v);
+                self.set_full(dst, r);
+            }
+            M::Xchg => {
+                let src = i.ops[1].num;
+                let a = self.reg(dst, size);
+                let b = self.reg(src, size);
+                self.set_reg(dst, size, b);
+                self.set_reg(src, size, a);
             }
             M::Lea => {
                 let v = self.ea(i);

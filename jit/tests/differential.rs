@@ -60,7 +60,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
     if rng.below(4) == 0 {
         out.push(0x66);
     }
-    match rng.below(30) {
+    match rng.below(31) {
         0 => out.extend([0x88 + rng.below(4) as u8, modrm_rr(rng)]),
         1 => {
             out.push(0xB0 + rng.below(16) as u8);
@@ -218,6 +218,24 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
                 mem_form(rng, out, code32, &[0xFF], sub);
             }
         }
+        30 => match rng.below(4) {
+            // LEAVE (EBP pointed into RAM first, mostly, in 32-bit code).
+            0 => {
+                if code32 && rng.below(4) != 0 {
+                    out.push(0xBD);
+                    out.extend((0x10_0000 + rng.below(0x10_0000)).to_le_bytes());
+                }
+                out.push(0xC9);
+            }
+            // BSWAP r32.
+            1 => out.extend([0x0F, 0xC8 + rng.below(8) as u8]),
+            // XCHG eAX, r and XCHG r/m, r of both sizes.
+            2 => out.push(0x91 + rng.below(7) as u8),
+            _ => {
+                let (op, r) = (0x86 + rng.below(2) as u8, rng.byte() & 7);
+                reg_or_mem(rng, out, code32, &[op], r)
+            }
+        },
         _ => out.extend([0xEB, (rng.below(16) as i32 - 12) as i8 as u8]),
     }
 }
