@@ -312,6 +312,7 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         return false;
     }
     match mnemonic(i) {
+        _ if string_op(i).is_some() => true,
         M::Mov => {
             (a.kind == OpK::Reg && matches!(b.kind, OpK::Reg | OpK::Imm) && (b.kind == OpK::Imm || b.size == a.size))
                 || (a.kind == OpK::Reg && mem(b) && b.size == a.size)
@@ -357,6 +358,37 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         m if is_cmovcc(m) => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)) && a.size == b.size,
         _ => false,
     }
+}
+
+/// String instructions the lowering inlines (without a REP prefix).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StrOp {
+    Lods,
+    Stos,
+    Movs,
+    Scas,
+}
+
+/// The kind and element size of a string instruction without REP.
+fn string_op(i: &Insn) -> Option<(StrOp, u32)> {
+    if i.rep != 0 || i.lock {
+        return None;
+    }
+    Some(match Code::try_from(i.code as usize).ok()? {
+        Code::Lodsb_AL_m8 => (StrOp::Lods, 1),
+        Code::Lodsw_AX_m16 => (StrOp::Lods, 2),
+        Code::Lodsd_EAX_m32 => (StrOp::Lods, 4),
+        Code::Stosb_m8_AL => (StrOp::Stos, 1),
+        Code::Stosw_m16_AX => (StrOp::Stos, 2),
+        Code::Stosd_m32_EAX => (StrOp::Stos, 4),
+        Code::Movsb_m8_m8 => (StrOp::Movs, 1),
+        Code::Movsw_m16_m16 => (StrOp::Movs, 2),
+        Code::Movsd_m32_m32 => (StrOp::Movs, 4),
+        Code::Scasb_AL_m8 => (StrOp::Scas, 1),
+        Code::Scasw_AX_m16 => (StrOp::Scas, 2),
+        Code::Scasd_EAX_m32 => (StrOp::Scas, 4),
+        _ => return None,
+    })
 }
 
 /// The masked count of a shift or rotate by an immediate (or by 1).
@@ -1898,6 +1930,10 @@ impl<'a> Lower<'a> {
     }
 
     fn inline(&mut self, g: &GuestInsn, i: &Insn) {
+        if let Some((op, size)) = string_op(i) {
+            self.string(g, i, op, size);
+            return;
+        }
         let size = i.size(0);
         let dst = i.ops[0].num;
         match mnemonic(i) {
@@ -2116,6 +2152,66 @@ impl<'a> Lower<'a> {
         self.flush_instret(1);
         self.exit_lookup(t);
         self.cs_limit_fault(bad_blk, g, p);
+    }
+
+    /// LODS/STOS/MOVS/SCAS without REP (`size`-byte elements): the
+    /// accesses first, then SI/DI step by the size, backwards with DF set
+    /// (so a fault leaves them as they were).
+    fn string(&mut self, g: &GuestInsn, i: &Insn, op: StrOp, size: u32) {
+        let a32 = i.addr32;
+        let index = |l: &mut Self, r: u8| {
+            let v = l.full(r);
+            if a32 {
+                v
+            } else {
+                l.b.ins().band_imm_u(v, 0xFFFF)
+            }
+        };
+        let es = SegReg::Es as u8;
+        match op {
+            StrOp::Lods => {
+                let si = index(self, 6);
+                let v = self.access(g, i.seg, si, size, None);
+                self.set_reg(0, size, v);
+            }
+            StrOp::Stos => {
+                let di = index(self, 7);
+                let v = self.reg(0, size);
+                self.access(g, es, di, size, Some(v));
+            }
+            StrOp::Movs => {
+                let si = index(self, 6);
+                let v = self.access(g, i.seg, si, size, None);
+                let di = index(self, 7);
+                self.access(g, es, di, size, Some(v));
+            }
+            StrOp::Scas => {
+                let di = index(self, 7);
+                let b = self.access(g, es, di, size, None);
+                let a = self.reg(0, size);
+                self.alu(M::Cmp, a, b, size);
+            }
+        }
+        let bits = self.load32(F_BITS);
+        let back = self.b.ins().band_imm_u(bits, DF as i64);
+        let fwd = self.konst(size as i64);
+        let bwd = self.konst(-(size as i64));
+        let delta = self.b.ins().select(back, bwd, fwd);
+        let regs: &[u8] = match op {
+            StrOp::Lods => &[6],
+            StrOp::Stos | StrOp::Scas => &[7],
+            StrOp::Movs => &[6, 7],
+        };
+        for &r in regs {
+            let v = self.full(r);
+            let n = self.b.ins().iadd(v, delta);
+            if a32 {
+                self.set_full(r, n);
+            } else {
+                let n = self.b.ins().band_imm_u(n, 0xFFFF);
+                self.set_reg(r, 2, n);
+            }
+        }
     }
 
     /// CALL's push of the return address `next` (`size` bytes; state

@@ -218,6 +218,22 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
                 mem_form(rng, out, code32, &[0xFF], sub);
             }
         }
+        29 => {
+            // LODS/STOS/MOVS/SCAS without REP, ESI/EDI often pointed into
+            // RAM first, sometimes with a segment override or the other
+            // address size.
+            if code32 && rng.below(2) == 0 {
+                out.push(0xBE + rng.below(2) as u8);
+                out.extend((0x10_0000 + rng.below(0x10_0000)).to_le_bytes());
+            }
+            if rng.below(6) == 0 {
+                out.push([0x26u8, 0x2E, 0x36, 0x3E, 0x64, 0x65][rng.below(6) as usize]);
+            }
+            if rng.below(8) == 0 {
+                out.push(0x67);
+            }
+            out.push([0xA4u8, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF][rng.below(8) as usize]);
+        }
         30 => match rng.below(4) {
             // LEAVE (EBP pointed into RAM first, mostly, in 32-bit code).
             0 => {
