@@ -1701,10 +1701,19 @@ impl<'a> Lower<'a> {
                 }
             }
             FlagState::Memory => {
-                // Materialise CF out of the old record first.
+                // Materialise CF out of the old record first, unless it is
+                // in `bits` already (after INC/DEC, say: a loop's DEC/JNZ).
+                let lazy = self.load32(F_LAZY);
+                let cf_lazy = self.b.ins().band_imm_u(lazy, CF as i64);
+                let call = self.b.create_block();
+                let cont = self.b.create_block();
+                self.b.ins().brif(cf_lazy, call, &[], cont, &[]);
+                self.b.switch_to_block(call);
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Materialize));
                 let m = self.konst(CF as i64);
                 self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
+                self.b.ins().jump(cont, &[]);
+                self.b.switch_to_block(cont);
                 CfSrc::Bits
             }
         };
