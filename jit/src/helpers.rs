@@ -6,19 +6,20 @@ use ferrite_core::cpu::decode::Insn;
 use ferrite_core::cpu::Ctx;
 use ferrite_core::Cpu;
 
-/// Run one instruction with the interpreter's semantics. Returns 1 when
-/// translated code must leave (control transfer, fault, code written,
-/// halt, port service), 0 to go on with the next instruction.
-pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) -> u32 {
+/// Run one instruction with the interpreter's semantics. Result
+/// (`Cpu::accel_ret`, as for every helper): 1 when translated code must
+/// leave (control transfer, fault, code written, halt, port service), 0 to
+/// go on with the next instruction.
+pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
     // SAFETY: generated code passes the `Cpu` and `Ctx` it was entered with
     // (exclusive references held by `Jit::execute` for the whole call) and a
     // pointer into the running block's own decoded instructions, which the
     // block owns and which outlive the call.
     let (cpu, ctx, insn) = unsafe { (&mut *cpu, &mut *ctx, &*insn) };
-    match cpu.exec_one(ctx, insn) {
+    cpu.accel_ret = match cpu.exec_one(ctx, insn) {
         ExecResult::Next => 0,
         ExecResult::Exit => 1,
-    }
+    };
 }
 
 /// The slow path of an inline read-modify-write (or of a read whose
@@ -35,7 +36,7 @@ pub(crate) extern "C" fn step_fill(
     what: u32,
     off: u32,
     tlb: *mut FastTlb,
-) -> u32 {
+) {
     // SAFETY: as in `step` and `mem_read`.
     let (cpu, ctx, insn, tlb) = unsafe { (&mut *cpu, &mut *ctx, &*insn, &mut *tlb) };
     let before = cpu.instret;
@@ -48,7 +49,6 @@ pub(crate) extern "C" fn step_fill(
             fill(cpu, ctx, tlb, lin, write);
         }
     }
-    1
 }
 
 /// `step_fill`'s flag for a read operand.
@@ -71,12 +71,16 @@ pub(crate) fn seg_size_arg(seg: u8, size: u32) -> u32 {
 /// direct-mapped table) and nothing needs the run loop first; 0 otherwise
 /// (translated code then returns to the run loop). The target's own entry
 /// checks (budget, CS limit) still apply.
-pub(crate) extern "C" fn lookup(cpu: *mut Cpu, ctx: *mut Ctx, shared: *mut crate::Shared) -> u64 {
+pub(crate) extern "C" fn lookup(cpu: *mut Cpu, ctx: *mut Ctx, shared: *mut crate::Shared) {
     // SAFETY: as in `step`; `shared` is the translator's own boxed table,
     // which lives as long as the translator whose code calls this, and
     // which only this thread touches (the dispatcher is below us on the
     // stack, in the middle of running translated code).
     let (cpu, ctx, sh) = unsafe { (&mut *cpu, &mut *ctx, &mut *shared) };
+    cpu.accel_ret = find(cpu, ctx, sh);
+}
+
+fn find(cpu: &mut Cpu, ctx: &mut Ctx, sh: &mut crate::Shared) -> u64 {
     if !cpu.may_continue_translated(ctx) {
         return 0;
     }
@@ -97,19 +101,18 @@ pub(crate) extern "C" fn lookup(cpu: *mut Cpu, ctx: *mut Ctx, shared: *mut crate
 }
 
 /// Condition code `cc` from the flags record in `CpuState`.
-pub(crate) extern "C" fn condition(cpu: *mut Cpu, cc: u32) -> u32 {
-    // SAFETY: as in `step`; only read.
-    let cpu = unsafe { &*cpu };
-    cpu.condition(cc as u8) as u32
+pub(crate) extern "C" fn condition(cpu: *mut Cpu, cc: u32) {
+    // SAFETY: as in `step`.
+    let cpu = unsafe { &mut *cpu };
+    cpu.accel_ret = cpu.condition(cc as u8) as u64;
 }
 
 /// Make the flags in `which` non-lazy (before an INC/DEC record that keeps
 /// CF).
-pub(crate) extern "C" fn materialize(cpu: *mut Cpu, which: u32) -> u32 {
+pub(crate) extern "C" fn materialize(cpu: *mut Cpu, which: u32) {
     // SAFETY: as in `step`.
     let cpu = unsafe { &mut *cpu };
     cpu.state.flags.materialize(which);
-    0
 }
 
 /// Entries of [`FastTlb`] (direct-mapped by linear page number). Many,
@@ -182,13 +185,13 @@ fn fill(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, write: bool) 
 
 /// The slow path of an inline read: every check, the fault delivered when
 /// one is raised (bit 32 of the result set), the fast TLB filled. `what`
-/// is [`seg_size_arg`]'s.
-pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: u32, tlb: *mut FastTlb) -> u64 {
+/// is [`seg_size_arg`]'s. Result: the value read.
+pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: u32, tlb: *mut FastTlb) {
     // SAFETY: as in `step`; `tlb` is the translator's own table, which
     // lives as long as the translator whose code calls this.
     let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
     let (seg, size) = seg_size(what);
-    match cpu.read_operand(ctx, seg, off, size) {
+    cpu.accel_ret = match cpu.read_operand(ctx, seg, off, size) {
         Ok(v) => {
             let lin = cpu.state.segs[seg].base.wrapping_add(off);
             if (lin & 0xFFF) + size <= 0x1000 {
@@ -200,39 +203,33 @@ pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: 
             cpu.raise_translated(ctx, f);
             1 << 32
         }
-    }
+    };
 }
 
 /// The slow path of an inline write: 0 done, 1 a fault was delivered, 2
 /// done but code was written (translated code must leave after this
 /// instruction).
-pub(crate) extern "C" fn mem_write(
-    cpu: *mut Cpu,
-    ctx: *mut Ctx,
-    what: u32,
-    off: u32,
-    value: u32,
-    tlb: *mut FastTlb,
-) -> u32 {
+pub(crate) extern "C" fn mem_write(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: u32, value: u32, tlb: *mut FastTlb) {
     // SAFETY: as in `mem_read`.
     let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
     let (seg, size) = seg_size(what);
-    match cpu.write_operand(ctx, seg, off, size, value) {
+    cpu.accel_ret = match cpu.write_operand(ctx, seg, off, size, value) {
         Ok(()) => {
             if ctx.mem.has_invalidated() {
-                return 2;
+                2
+            } else {
+                let lin = cpu.state.segs[seg].base.wrapping_add(off);
+                if (lin & 0xFFF) + size <= 0x1000 {
+                    fill(cpu, ctx, tlb, lin, true);
+                }
+                0
             }
-            let lin = cpu.state.segs[seg].base.wrapping_add(off);
-            if (lin & 0xFFF) + size <= 0x1000 {
-                fill(cpu, ctx, tlb, lin, true);
-            }
-            0
         }
         Err(f) => {
             cpu.raise_translated(ctx, f);
             1
         }
-    }
+    };
 }
 
 /// The calling convention translated code calls the helpers with, through
@@ -240,11 +237,12 @@ pub(crate) extern "C" fn mem_write(
 /// `preserve_all`: a call clobbers no register, so values stay in
 /// registers across slow paths (and blocks rarely need callee-saved
 /// registers, whose saving and restoring every block entry and exit paid
-/// for). The helpers themselves are ordinary `extern "C"` functions; a
-/// small trampoline saves the general registers the C convention lets
-/// them clobber. It does not save the vector registers: translated code
-/// holds no float or vector values (`Jit` checks every function it
-/// compiles for that). Elsewhere, the plain C convention.
+/// for). Such calls return nothing, so every helper leaves its result in
+/// `Cpu::accel_ret`. The helpers themselves are ordinary `extern "C"`
+/// functions; a small trampoline saves the general registers the C
+/// convention lets them clobber. It does not save the vector registers:
+/// translated code holds no float or vector values (`Jit` checks every
+/// function it compiles for that). Elsewhere, the plain C convention.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const CALL_CONV: cranelift_codegen::isa::CallConv = cranelift_codegen::isa::CallConv::PreserveAll;
 #[cfg(not(target_arch = "x86_64"))]
@@ -278,11 +276,10 @@ macro_rules! entries {
             $(
             /// `preserve_all` entry of the helper of the same name: saves
             /// the registers the C convention lets the helper clobber
-            /// (all but RAX, the result; the pushes keep the stack
-            /// 16-byte aligned at the call, with RBP framing it for
-            /// unwinders and profilers) and passes the arguments on
-            /// untouched in their registers (every helper takes at most
-            /// six, none on the stack).
+            /// (RBP framing them for unwinders and profilers, and eight
+            /// more bytes keeping the stack 16-byte aligned at the call)
+            /// and passes the arguments on untouched in their registers
+            /// (every helper takes at most six, none on the stack).
             // SAFETY: the body only saves and restores registers around a
             // call of an `extern "C"` function with the arguments it was
             // given, under the C convention's stack alignment.
@@ -291,6 +288,7 @@ macro_rules! entries {
                 core::arch::naked_asm!(
                     "push rbp",
                     "mov rbp, rsp",
+                    "push rax",
                     "push rdi",
                     "push rsi",
                     "push rdx",
@@ -299,7 +297,9 @@ macro_rules! entries {
                     "push r9",
                     "push r10",
                     "push r11",
+                    "sub rsp, 8",
                     "call {f}",
+                    "add rsp, 8",
                     "pop r11",
                     "pop r10",
                     "pop r9",
@@ -308,6 +308,7 @@ macro_rules! entries {
                     "pop rdx",
                     "pop rsi",
                     "pop rdi",
+                    "pop rax",
                     "pop rbp",
                     "ret",
                     f = sym super::$f,

@@ -25,6 +25,7 @@ use std::mem::offset_of;
 const REGS: i32 = offset_of!(Cpu, state.regs) as i32;
 const EIP: i32 = offset_of!(Cpu, state.eip) as i32;
 const F_BITS: i32 = offset_of!(Cpu, state.flags.bits) as i32;
+const ACCEL_RET: i32 = offset_of!(Cpu, accel_ret) as i32;
 const F_LAZY: i32 = offset_of!(Cpu, state.flags.lazy) as i32;
 const F_OP1: i32 = offset_of!(Cpu, state.flags.op1) as i32;
 const F_OP2: i32 = offset_of!(Cpu, state.flags.op2) as i32;
@@ -145,6 +146,37 @@ fn labels(insns: &[GuestInsn], code32: bool) -> BTreeMap<u32, i64> {
     targets.iter().map(|&t| (t, span(insns, &targets, t))).collect()
 }
 
+/// The guest registers the lowering of `insns` may write (through its
+/// variables; helper-stepped instructions write `CpuState` directly): at a
+/// label only these can differ from `CpuState`. A superset is fine; a
+/// register missing here would be a lost write (`Lower::set_full` asserts
+/// it in debug builds).
+fn region_writes(insns: &[GuestInsn]) -> [bool; 8] {
+    let mut w = [false; 8];
+    for g in insns {
+        // SAFETY: as in `Lower::block`.
+        let i = unsafe { &*g.insn };
+        if !(inlined(i) || rel_branch(i) || call_or_ret(i) || indirect_branch(i)) {
+            continue;
+        }
+        for o in i.ops {
+            if o.kind == OpK::Reg {
+                w[(o.num & if o.size == 1 { 3 } else { 7 }) as usize] = true;
+            }
+        }
+        match mnemonic(i) {
+            M::Push | M::Pop | M::Call | M::Ret => w[4] = true,
+            M::Leave => (w[4], w[5]) = (true, true),
+            M::Mul | M::Imul | M::Div | M::Idiv => (w[0], w[2]) = (true, true),
+            _ => {}
+        }
+        if string_op(i).is_some() {
+            (w[0], w[6], w[7]) = (true, true, true);
+        }
+    }
+    w
+}
+
 /// A branch target inside a region.
 #[derive(Clone, Copy)]
 struct Label {
@@ -235,6 +267,9 @@ pub(crate) struct Lower<'a> {
     limit: Value,
     /// Branch targets inside the region: their CFG block and span.
     labels: BTreeMap<u32, Label>,
+    /// What `region_writes` says the region may write: the registers
+    /// counted dirty at its labels.
+    writes: [bool; 8],
     /// The shared tail of exits that look their target up (`exit_lookup`).
     lookup_blk: Option<cranelift_codegen::ir::Block>,
     flags: FlagState,
@@ -452,20 +487,21 @@ impl<'a> Lower<'a> {
         let ptr = types::I64;
         func.signature = block_signature(ptr);
         let mut b = FunctionBuilder::new(func, fctx);
-        let mut sig = |params: &[types::Type], ret: types::Type| {
+        // Helpers return nothing (`preserve_all` calls cannot): their
+        // results are in `Cpu::accel_ret` (`Lower::helper_ret`).
+        let mut sig = |params: &[types::Type]| {
             let mut s = Signature::new(helpers::CALL_CONV);
             s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-            s.returns.push(AbiParam::new(ret));
             b.import_signature(s)
         };
         let i32t = types::I32;
-        let step_sig = sig(&[ptr, ptr, ptr], i32t);
-        let cond_sig = sig(&[ptr, i32t], i32t);
-        let prep_sig = sig(&[ptr, i32t], i32t);
-        let rd_sig = sig(&[ptr, ptr, i32t, i32t, ptr], types::I64);
-        let wr_sig = sig(&[ptr, ptr, i32t, i32t, i32t, ptr], i32t);
-        let fill_sig = sig(&[ptr, ptr, ptr, i32t, i32t, ptr], i32t);
-        let lookup_sig = sig(&[ptr, ptr, ptr], types::I64);
+        let step_sig = sig(&[ptr, ptr, ptr]);
+        let cond_sig = sig(&[ptr, i32t]);
+        let prep_sig = sig(&[ptr, i32t]);
+        let rd_sig = sig(&[ptr, ptr, i32t, i32t, ptr]);
+        let wr_sig = sig(&[ptr, ptr, i32t, i32t, i32t, ptr]);
+        let fill_sig = sig(&[ptr, ptr, ptr, i32t, i32t, ptr]);
+        let lookup_sig = sig(&[ptr, ptr, ptr]);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -509,6 +545,7 @@ impl<'a> Lower<'a> {
             limit,
             labels: BTreeMap::new(),
             lookup_blk: None,
+            writes: [true; 8],
             flags: FlagState::Memory,
             pending: 0,
             iv,
@@ -531,6 +568,7 @@ impl<'a> Lower<'a> {
     ) -> Vec<(usize, i64)> {
         let mut left = false;
         self.chain = chain;
+        self.writes = region_writes(insns);
         let found = labels(insns, self.code32);
         let starts: BTreeSet<u32> = found.keys().copied().collect();
         for (off, span) in found {
@@ -728,8 +766,8 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(slow);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Lookup));
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
-        let call = self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
-        let target = self.b.inst_results(call)[0];
+        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
+        let target = self.helper_ret(types::I64);
         let go = self.b.create_block();
         let out = self.b.create_block();
         self.b.ins().brif(target, go, &[], out, &[]);
@@ -744,7 +782,8 @@ impl<'a> Lower<'a> {
 
     /// Jump to the label at `off` (`extra` instructions, the branch, retire
     /// on the way): the label's state is every register in its variable
-    /// (all counted dirty), the flags in memory and `instret` up to date.
+    /// (those the region writes counted dirty), the flags in memory and
+    /// `instret` up to date.
     /// With `check`, only while the label's span fits the budget; else
     /// leave with EIP at the label.
     fn goto_label(&mut self, off: u32, check: bool, extra: i64) {
@@ -790,7 +829,7 @@ impl<'a> Lower<'a> {
         let blk = self.labels[&off].blk;
         self.b.switch_to_block(blk);
         self.loaded = [true; 8];
-        self.dirty = [true; 8];
+        self.dirty = self.writes;
         self.flags = FlagState::Memory;
         self.pending = 0;
         self.segc = [None; 6];
@@ -798,6 +837,13 @@ impl<'a> Lower<'a> {
     }
 
     // ----- state access -----
+
+    /// The result the helper just called left in `Cpu::accel_ret` (its
+    /// low half for I32).
+    fn helper_ret(&mut self, ty: types::Type) -> Value {
+        let low_half = if ty == types::I32 && cfg!(target_endian = "big") { 4 } else { 0 };
+        self.b.ins().load(ty, self.mf, self.cpu, ACCEL_RET + low_half)
+    }
 
     fn load32(&mut self, off: i32) -> Value {
         self.b.ins().load(types::I32, self.mf, self.cpu, off)
@@ -837,6 +883,7 @@ impl<'a> Lower<'a> {
 
     fn set_full(&mut self, r: u8, v: Value) {
         let r = r as usize & 7;
+        debug_assert!(self.writes[r], "register {r} written but not in region_writes");
         self.b.def_var(self.vars[r], v);
         self.loaded[r] = true;
         self.dirty[r] = true;
@@ -995,8 +1042,8 @@ impl<'a> Lower<'a> {
         self.store32(eip, EIP);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        let call = self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
-        let r = self.b.inst_results(call)[0];
+        self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
+        let r = self.helper_ret(types::I32);
         let exit = self.b.create_block();
         let cont = self.b.create_block();
         self.b.ins().brif(r, exit, &[], cont, &[]);
@@ -1092,8 +1139,8 @@ impl<'a> Lower<'a> {
             FlagState::Memory => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Condition));
                 let c = self.konst(cc as i64);
-                let call = self.b.ins().call_indirect(self.cond_sig, f, &[self.cpu, c]);
-                return self.b.inst_results(call)[0];
+                self.b.ins().call_indirect(self.cond_sig, f, &[self.cpu, c]);
+                return self.helper_ret(types::I32);
             }
         };
         // Comparisons fold directly into one host compare.
@@ -1270,8 +1317,8 @@ impl<'a> Lower<'a> {
         let out = match store {
             Some(val) => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemWrite));
-                let call = self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, self.ftlb]);
-                let st = self.b.inst_results(call)[0];
+                self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, self.ftlb]);
+                let st = self.helper_ret(types::I32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::Equal, st, 1);
                 self.leave_if(fault);
                 let code = self.b.ins().icmp_imm_u(IntCC::Equal, st, 2);
@@ -1284,8 +1331,8 @@ impl<'a> Lower<'a> {
             }
             None => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemRead));
-                let call = self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, what, off, self.ftlb]);
-                let r = self.b.inst_results(call)[0];
+                self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, what, off, self.ftlb]);
+                let r = self.helper_ret(types::I64);
                 let hi = self.b.ins().ushr_imm_u(r, 32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
                 self.leave_if(fault);

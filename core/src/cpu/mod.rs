@@ -134,6 +134,10 @@ pub struct Cpu {
     /// Faults raised by [`Cpu::exec_one`] (each is a step of its own, as
     /// in the interpreter's count).
     accel_faults: u64,
+    /// Where an accelerator's helpers leave a result for the generated
+    /// code that called them (which reads it at a fixed offset, so its
+    /// calls need no return register).
+    pub accel_ret: u64,
 }
 
 impl Default for Cpu {
@@ -164,6 +168,7 @@ impl Cpu {
             accel: None,
             block_start: true,
             accel_faults: 0,
+            accel_ret: 0,
         }
     }
 
