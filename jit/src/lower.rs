@@ -177,6 +177,26 @@ fn region_writes(insns: &[GuestInsn]) -> [bool; 8] {
     w
 }
 
+/// The registers held in variables at a region's labels: those it may
+/// write (`region_writes`, which must be there) and those its inline
+/// instructions address memory through. Any other register a later
+/// instruction reads is loaded then from `CpuState`, which holds it.
+fn label_regs(insns: &[GuestInsn], writes: [bool; 8]) -> [bool; 8] {
+    let mut r = writes;
+    for g in insns {
+        // SAFETY: as in `Lower::block`.
+        let i = unsafe { &*g.insn };
+        if inlined(i) && i.ops.iter().any(|o| o.kind == OpK::Mem && o.num == 0) {
+            for x in [i.base, i.index] {
+                if x != NO_REG {
+                    r[x as usize & 7] = true;
+                }
+            }
+        }
+    }
+    r
+}
+
 /// A branch target inside a region.
 #[derive(Clone, Copy)]
 struct Label {
@@ -270,6 +290,8 @@ pub(crate) struct Lower<'a> {
     /// What `region_writes` says the region may write: the registers
     /// counted dirty at its labels.
     writes: [bool; 8],
+    /// What `label_regs` says: the registers loaded at its labels.
+    label_regs: [bool; 8],
     /// The shared tail of exits that look their target up (`exit_lookup`).
     lookup_blk: Option<cranelift_codegen::ir::Block>,
     flags: FlagState,
@@ -546,6 +568,7 @@ impl<'a> Lower<'a> {
             labels: BTreeMap::new(),
             lookup_blk: None,
             writes: [true; 8],
+            label_regs: [true; 8],
             flags: FlagState::Memory,
             pending: 0,
             iv,
@@ -569,6 +592,7 @@ impl<'a> Lower<'a> {
         let mut left = false;
         self.chain = chain;
         self.writes = region_writes(insns);
+        self.label_regs = label_regs(insns, self.writes);
         let found = labels(insns, self.code32);
         let starts: BTreeSet<u32> = found.keys().copied().collect();
         for (off, span) in found {
@@ -781,9 +805,9 @@ impl<'a> Lower<'a> {
     }
 
     /// Jump to the label at `off` (`extra` instructions, the branch, retire
-    /// on the way): the label's state is every register in its variable
-    /// (those the region writes counted dirty), the flags in memory and
-    /// `instret` up to date.
+    /// on the way): the label's state is the `label_regs` in their
+    /// variables (those the region writes counted dirty), the flags in
+    /// memory and `instret` up to date.
     /// With `check`, only while the label's span fits the budget; else
     /// leave with EIP at the label.
     fn goto_label(&mut self, off: u32, check: bool, extra: i64) {
@@ -795,7 +819,9 @@ impl<'a> Lower<'a> {
             self.spill_flags();
         }
         for r in 0..8 {
-            self.full(r);
+            if self.label_regs[r] {
+                self.full(r as u8);
+            }
         }
         self.flush_instret(extra);
         if !check {
@@ -828,7 +854,7 @@ impl<'a> Lower<'a> {
     fn enter_label(&mut self, off: u32) {
         let blk = self.labels[&off].blk;
         self.b.switch_to_block(blk);
-        self.loaded = [true; 8];
+        self.loaded = self.label_regs;
         self.dirty = self.writes;
         self.flags = FlagState::Memory;
         self.pending = 0;
@@ -1232,6 +1258,22 @@ impl<'a> Lower<'a> {
     }
 
     /// ESP (or SP in a 16-bit stack) := `v` (already masked).
+    /// `v` as an offset of the address size `wide` (32 bits) or else of
+    /// 16 bits.
+    fn wrap(&mut self, v: Value, wide: bool) -> Value {
+        if wide {
+            v
+        } else {
+            self.b.ins().band_imm_u(v, 0xFFFF)
+        }
+    }
+
+    /// `v` as an offset in the stack segment (SP or ESP by the stack size).
+    fn stack_off(&mut self, v: Value) -> Value {
+        let wide = self.stack32();
+        self.wrap(v, wide)
+    }
+
     fn set_sp(&mut self, v: Value) {
         if self.stack32() {
             self.set_full(4, v);
@@ -2020,16 +2062,16 @@ impl<'a> Lower<'a> {
                 let psize = if i.ops[0].kind == OpK::Imm { i.opsz as u32 } else { size };
                 let sp = self.full(4);
                 let nsp = self.b.ins().iadd_imm_u(sp, (-(psize as i64)) & 0xFFFF_FFFF);
-                let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+                let off = self.stack_off(nsp);
                 self.access(g, SegReg::Ss as u8, off, psize, Some(v));
                 self.set_sp(off);
             }
             M::Pop => {
                 let sp = self.full(4);
-                let off = if self.stack32() { sp } else { self.b.ins().band_imm_u(sp, 0xFFFF) };
+                let off = self.stack_off(sp);
                 let v = self.access(g, SegReg::Ss as u8, off, size, None);
                 let nsp = self.b.ins().iadd_imm_u(off, size as i64);
-                let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+                let nsp = self.stack_off(nsp);
                 self.set_sp(nsp);
                 self.set_reg(dst, size, v);
             }
@@ -2038,10 +2080,10 @@ impl<'a> Lower<'a> {
                 // through (a fault leaves both as they were).
                 let size = i.opsz as u32;
                 let bp = self.full(5);
-                let off = if self.stack32() { bp } else { self.b.ins().band_imm_u(bp, 0xFFFF) };
+                let off = self.stack_off(bp);
                 let v = self.access(g, SegReg::Ss as u8, off, size, None);
                 let nsp = self.b.ins().iadd_imm_u(off, size as i64);
-                let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+                let nsp = self.stack_off(nsp);
                 self.set_sp(nsp);
                 self.set_reg(5, size, v);
             }
@@ -2217,11 +2259,7 @@ impl<'a> Lower<'a> {
         let a32 = i.addr32;
         let index = |l: &mut Self, r: u8| {
             let v = l.full(r);
-            if a32 {
-                v
-            } else {
-                l.b.ins().band_imm_u(v, 0xFFFF)
-            }
+            l.wrap(v, a32)
         };
         let es = SegReg::Es as u8;
         match op {
@@ -2277,7 +2315,7 @@ impl<'a> Lower<'a> {
         let ret = if size == 2 { self.b.ins().band_imm_u(next, 0xFFFF) } else { next };
         let sp = self.full(4);
         let nsp = self.b.ins().iadd_imm_u(sp, (-(size as i64)) & 0xFFFF_FFFF);
-        let off = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+        let off = self.stack_off(nsp);
         self.access(g, SegReg::Ss as u8, off, size, Some(ret));
         self.set_sp(off);
         self.spill_all();
@@ -2320,14 +2358,14 @@ impl<'a> Lower<'a> {
         let size = i.opsz as u32;
         let extra = if i.ops[0].kind == OpK::Imm { (i.imm & 0xFFFF) as i64 } else { 0 };
         let sp = self.full(4);
-        let off = if self.stack32() { sp } else { self.b.ins().band_imm_u(sp, 0xFFFF) };
+        let off = self.stack_off(sp);
         let t = self.access(g, SegReg::Ss as u8, off, size, None);
         // Both paths start from written-back state.
         self.spill_all();
         let p = self.pending;
         let bad_blk = self.check_cs_limit(t);
         let nsp = self.b.ins().iadd_imm_u(sp, size as i64 + extra);
-        let nsp = if self.stack32() { nsp } else { self.b.ins().band_imm_u(nsp, 0xFFFF) };
+        let nsp = self.stack_off(nsp);
         self.set_sp(nsp);
         self.spill_all();
         self.store32(t, EIP);
