@@ -7,9 +7,11 @@ use ferrite_core::cpu::Ctx;
 use ferrite_core::Cpu;
 
 /// Run one instruction with the interpreter's semantics. Result
-/// (`Cpu::accel_ret`, as for every helper): 1 when translated code must
-/// leave (control transfer, fault, code written, halt, port service), 0 to
-/// go on with the next instruction.
+/// (`Cpu::accel_ret`, as for every helper): 0 to go on with the next
+/// instruction, 1 when translated code must leave (control transfer, code
+/// written, halt, port service), [`FAULTED`] when it faulted (translated
+/// code must then return to the run loop, which counts the fault as a
+/// step of the slice).
 pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
     // SAFETY: generated code passes the `Cpu` and `Ctx` it was entered with
     // (exclusive references held by `Jit::execute` for the whole call) and a
@@ -19,8 +21,12 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
     cpu.accel_ret = match cpu.exec_one(ctx, insn) {
         ExecResult::Next => 0,
         ExecResult::Exit => 1,
+        ExecResult::Fault => FAULTED,
     };
 }
+
+/// `step`'s and `step_fill`'s result for an instruction that faulted.
+pub(crate) const FAULTED: u64 = 2;
 
 /// The slow path of an inline read-modify-write (or of a read whose
 /// instruction must not run twice): run the whole instruction with the
@@ -28,7 +34,7 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
 /// it retired, fill the fast TLB for its operand at `seg:off` (`what`: the
 /// segment in bits 0-7, the size in bytes in bits 8-15, [`STEP_FILL_READ`]
 /// for a read operand, else a written one). Translated code leaves
-/// afterwards.
+/// afterwards. Result: [`FAULTED`] when the instruction faulted, else 0.
 pub(crate) extern "C" fn step_fill(
     cpu: *mut Cpu,
     ctx: *mut Ctx,
@@ -40,7 +46,7 @@ pub(crate) extern "C" fn step_fill(
     // SAFETY: as in `step` and `mem_read`.
     let (cpu, ctx, insn, tlb) = unsafe { (&mut *cpu, &mut *ctx, &*insn, &mut *tlb) };
     let before = cpu.instret;
-    cpu.exec_one(ctx, insn);
+    cpu.accel_ret = if cpu.exec_one(ctx, insn) == ExecResult::Fault { FAULTED } else { 0 };
     let (seg, size) = seg_size(what);
     let write = what & STEP_FILL_READ == 0;
     if cpu.instret != before && !ctx.mem.has_invalidated() {

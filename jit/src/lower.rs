@@ -294,6 +294,8 @@ pub(crate) struct Lower<'a> {
     label_regs: [bool; 8],
     /// The shared tail of exits that look their target up (`exit_lookup`).
     lookup_blk: Option<cranelift_codegen::ir::Block>,
+    /// The shared tail of exits after helpers (`after_helper`).
+    after_helper_blk: Option<cranelift_codegen::ir::Block>,
     flags: FlagState,
     /// Lowered instructions retired since `instret` was last updated.
     pending: i64,
@@ -567,6 +569,7 @@ impl<'a> Lower<'a> {
             limit,
             labels: BTreeMap::new(),
             lookup_blk: None,
+            after_helper_blk: None,
             writes: [true; 8],
             label_regs: [true; 8],
             flags: FlagState::Memory,
@@ -640,8 +643,7 @@ impl<'a> Lower<'a> {
                 self.helper(g);
                 if last || i.ends_block {
                     // The helper left EIP and everything else as it must be.
-                    let zero = self.konst(0);
-                    self.b.ins().return_(&[zero]);
+                    self.after_helper();
                     left = true;
                     break;
                 }
@@ -800,6 +802,51 @@ impl<'a> Lower<'a> {
         self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
         self.b.switch_to_block(out);
         self.sync_instret();
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+    }
+
+    /// Leave after a helper whose result is `r`: to the run loop when the
+    /// instruction faulted (the slice counts the fault as a step, which
+    /// the budget translated code checks does not), else `after_helper`.
+    fn after_helper_unless_fault(&mut self, r: Value) {
+        let faulted = self.b.ins().icmp_imm_u(IntCC::Equal, r, helpers::FAULTED as i64);
+        let out = self.b.create_block();
+        let on = self.b.create_block();
+        self.b.ins().brif(faulted, out, &[], on, &[]);
+        self.b.switch_to_block(out);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        self.b.switch_to_block(on);
+        self.after_helper();
+    }
+
+    /// Leave after a helper ran an instruction (not a faulting one):
+    /// `CpuState` and `Cpu::instret` are as the interpreter left them. On
+    /// into the translation at the new CS:EIP when `helpers::lookup` finds
+    /// one and nothing needs the run loop (it checks everything: interrupts,
+    /// the shadow, written code, a changed mode), else back to the run
+    /// loop. One copy per function.
+    fn after_helper(&mut self) {
+        if let Some(blk) = self.after_helper_blk {
+            self.b.ins().jump(blk, &[]);
+            return;
+        }
+        let blk = self.b.create_block();
+        self.after_helper_blk = Some(blk);
+        self.b.ins().jump(blk, &[]);
+        self.b.switch_to_block(blk);
+        let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Lookup));
+        let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
+        let target = self.helper_ret(types::I64);
+        let go = self.b.create_block();
+        let out = self.b.create_block();
+        self.b.ins().brif(target, go, &[], out, &[]);
+        self.b.switch_to_block(go);
+        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
     }
@@ -1074,8 +1121,7 @@ impl<'a> Lower<'a> {
         let cont = self.b.create_block();
         self.b.ins().brif(r, exit, &[], cont, &[]);
         self.b.switch_to_block(exit);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        self.after_helper_unless_fault(r);
         self.b.switch_to_block(cont);
         self.loaded = [false; 8];
         self.reload_instret();
@@ -1518,8 +1564,8 @@ impl<'a> Lower<'a> {
         let flag = if read { helpers::STEP_FILL_READ } else { 0 };
         let what = self.konst((helpers::seg_size_arg(seg, size) | flag) as i64);
         self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, what, off, self.ftlb]);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        let r = self.helper_ret(types::I32);
+        self.after_helper_unless_fault(r);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
     }
 
@@ -1532,8 +1578,7 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(out);
         let (dirty, flags, pending, loaded) = (self.dirty, self.flags, self.pending, self.loaded);
         self.helper(g);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        self.after_helper();
         (self.dirty, self.flags, self.pending, self.loaded) = (dirty, flags, pending, loaded);
         self.b.switch_to_block(cont);
     }
@@ -2329,8 +2374,7 @@ impl<'a> Lower<'a> {
             self.b.switch_to_block(bad);
             self.pending = pending;
             self.helper(g);
-            let zero = self.konst(0);
-            self.b.ins().return_(&[zero]);
+            self.after_helper();
         }
     }
 

@@ -63,9 +63,12 @@ pub enum ExecResult {
     /// The instruction retired and execution continues at the next one.
     Next,
     /// The instruction retired but control went elsewhere, or something
-    /// the run loop must see happened (fault delivered, code written, halt,
-    /// port write asking for service): leave translated code.
+    /// the run loop must see happened (code written, halt, port write
+    /// asking for service): leave translated code.
     Exit,
+    /// The instruction faulted and the fault was delivered: leave
+    /// translated code for the run loop, which counts the fault as a step.
+    Fault,
 }
 
 impl Cpu {
@@ -219,7 +222,7 @@ impl Cpu {
             Err(f) => {
                 self.raise(ctx, f);
                 self.accel_faults += 1;
-                ExecResult::Exit
+                ExecResult::Fault
             }
         }
     }
