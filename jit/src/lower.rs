@@ -686,6 +686,7 @@ impl<'a> Lower<'a> {
         }
         let go = self.b.create_block();
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         self.b.ins().brif(ok, go, &[], out, &[]);
         self.b.switch_to_block(out);
         // A chained entry arrives with the count only in a register.
@@ -784,6 +785,7 @@ impl<'a> Lower<'a> {
         let hit = self.b.ins().band(hit, clean);
         let fast = self.b.create_block();
         let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
         self.b.ins().brif(hit, fast, &[], slow, &[]);
         self.b.switch_to_block(fast);
         let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
@@ -796,6 +798,7 @@ impl<'a> Lower<'a> {
         let target = self.helper_ret(types::I64);
         let go = self.b.create_block();
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         self.b.ins().brif(target, go, &[], out, &[]);
         self.b.switch_to_block(go);
         let now = self.b.use_var(self.iv);
@@ -812,6 +815,7 @@ impl<'a> Lower<'a> {
     fn after_helper_unless_fault(&mut self, r: Value) {
         let faulted = self.b.ins().icmp_imm_u(IntCC::Equal, r, helpers::FAULTED as i64);
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         let on = self.b.create_block();
         self.b.ins().brif(faulted, out, &[], on, &[]);
         self.b.switch_to_block(out);
@@ -843,6 +847,7 @@ impl<'a> Lower<'a> {
         let target = self.helper_ret(types::I64);
         let go = self.b.create_block();
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         self.b.ins().brif(target, go, &[], out, &[]);
         self.b.switch_to_block(go);
         self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
@@ -879,6 +884,7 @@ impl<'a> Lower<'a> {
         let next = self.b.ins().iadd_imm_u(now, span);
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         self.b.ins().brif(fits, blk, &[], out, &[]);
         self.b.switch_to_block(out);
         let dirty = self.dirty;
@@ -1118,6 +1124,7 @@ impl<'a> Lower<'a> {
         self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
         let r = self.helper_ret(types::I32);
         let exit = self.b.create_block();
+        self.b.set_cold_block(exit);
         let cont = self.b.create_block();
         self.b.ins().brif(r, exit, &[], cont, &[]);
         self.b.switch_to_block(exit);
@@ -1379,6 +1386,7 @@ impl<'a> Lower<'a> {
         let (ok, lin, eaddr) = self.fast_check(seg, off, size, store.is_some());
         let fast = self.b.create_block();
         let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
         let merge = self.b.create_block();
         let v = self.b.append_block_param(merge, types::I32);
         self.b.ins().brif(ok, fast, &[], slow, &[]);
@@ -1521,6 +1529,7 @@ impl<'a> Lower<'a> {
         let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, true);
         let fast = self.b.create_block();
         let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.switch_to_block(slow);
         self.step_leave(g, i.seg, off, size, false);
@@ -1541,6 +1550,7 @@ impl<'a> Lower<'a> {
         let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, false);
         let fast = self.b.create_block();
         let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.switch_to_block(slow);
         self.step_leave(g, i.seg, off, size, true);
@@ -1573,6 +1583,7 @@ impl<'a> Lower<'a> {
     /// (which raises the fault `cond` stands for) and leave the block.
     fn step_if(&mut self, g: &GuestInsn, cond: Value) {
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         let cont = self.b.create_block();
         self.b.ins().brif(cond, out, &[], cont, &[]);
         self.b.switch_to_block(out);
@@ -1587,6 +1598,7 @@ impl<'a> Lower<'a> {
     /// written back).
     fn leave_if(&mut self, cond: Value) {
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         let cont = self.b.create_block();
         self.b.ins().brif(cond, out, &[], cont, &[]);
         self.b.switch_to_block(out);
@@ -1600,6 +1612,7 @@ impl<'a> Lower<'a> {
     fn exit_if_code_written(&mut self, next_off: u32) {
         let f = self.b.use_var(self.exitflag);
         let out = self.b.create_block();
+        self.b.set_cold_block(out);
         let cont = self.b.create_block();
         self.b.ins().brif(f, out, &[], cont, &[]);
         self.b.switch_to_block(out);
@@ -2389,6 +2402,7 @@ impl<'a> Lower<'a> {
         let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
         let ok_blk = self.b.create_block();
         let bad_blk = self.b.create_block();
+        self.b.set_cold_block(bad_blk);
         self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
         self.b.switch_to_block(ok_blk);
         Some(bad_blk)
