@@ -33,7 +33,8 @@ use ferrite_core::cpu::Ctx;
 use ferrite_core::mem::{PhysAddr, PAGE_SIZE};
 use ferrite_core::Cpu;
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Instant;
 use thiserror::Error;
 
@@ -93,10 +94,15 @@ struct Block {
 enum Entry {
     /// Seen this many times, not translated yet.
     Cold(u32),
-    /// Being translated on the compile thread (job id).
-    Pending(u64),
+    /// Waiting for or being translated on the compile thread (job id,
+    /// executions since it was handed over, which pick the next job).
+    Pending(u64, Arc<AtomicU32>),
     /// Nothing can be translated here (first instruction not translatable).
     Never,
+    /// Not translated because the first instruction may cross into the
+    /// next page: the interpreter runs that one instruction only, and the
+    /// code after it gets its own block.
+    Cross,
     /// Translated: index into `Jit::blocks`.
     Hot(u32),
 }
@@ -233,6 +239,8 @@ struct Job {
     /// Bytes of guest code the instructions cover.
     off: u32,
     slots: Box<[u64]>,
+    /// Executions of the entry while the job waits (`JobQueue`).
+    heat: Arc<AtomicU32>,
     /// The translator's fast TLB and shared table (addresses only: the
     /// generated code holds them; the compile thread never uses them).
     ftlb: *mut helpers::FastTlb,
@@ -253,17 +261,58 @@ struct Done {
     ns: u64,
 }
 
-/// The compile thread and its two channels.
+/// Jobs waiting for the compile thread. It takes the hottest first (the
+/// one run most often since it was handed over; the newest among equals):
+/// when a burst of fresh code becomes hot at once, what the guest keeps
+/// running gets compiled first instead of waiting behind the rest.
+struct JobQueue {
+    jobs: Mutex<Vec<Job>>,
+    ready: Condvar,
+    closed: AtomicBool,
+}
+
+impl JobQueue {
+    fn push(&self, job: Job) -> bool {
+        let Ok(mut q) = self.jobs.lock() else { return false };
+        q.push(job);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next job, waiting for one; None once the queue is closed.
+    fn pop(&self) -> Option<Job> {
+        let mut q = self.jobs.lock().ok()?;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            let best = q.iter().enumerate().max_by_key(|(_, j)| (j.heat.load(Ordering::Relaxed), j.id)).map(|(n, _)| n);
+            if let Some(n) = best {
+                return Some(q.swap_remove(n));
+            }
+            q = self.ready.wait(q).ok()?;
+        }
+    }
+
+    fn close(&self) {
+        // (Under the lock, so the thread cannot miss the wake-up between
+        // its check and its wait.)
+        let _q = self.jobs.lock();
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_all();
+    }
+}
+
+/// The compile thread, its queue and the channel of finished jobs.
 struct Worker {
-    jobs: Option<mpsc::Sender<Job>>,
+    queue: Arc<JobQueue>,
     done: mpsc::Receiver<Done>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // Closing the job channel ends the thread's loop.
-        self.jobs = None;
+        self.queue.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -320,10 +369,10 @@ fn dump_block(c: &cranelift_codegen::Context, func: u64, job: &Job) {
     }
 }
 
-/// The compile thread: lower and compile jobs until the channel closes.
-fn compile_loop(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>, isa: cranelift_codegen::isa::OwnedTargetIsa) {
+/// The compile thread: lower and compile jobs until the queue closes.
+fn compile_loop(jobs: Arc<JobQueue>, done: mpsc::Sender<Done>, isa: cranelift_codegen::isa::OwnedTargetIsa) {
     let mut fctx = FunctionBuilderContext::new();
-    while let Ok(job) = jobs.recv() {
+    while let Some(job) = jobs.pop() {
         let t0 = Instant::now();
         let mut ctx = Box::new(cranelift_codegen::Context::new());
         ctx.func.signature = lower::block_signature(types::I64);
@@ -384,11 +433,13 @@ fn start_worker() -> Option<Worker> {
         return None;
     }
     let isa = new_isa().ok()?;
-    let (jtx, jrx) = mpsc::channel();
+    let queue =
+        Arc::new(JobQueue { jobs: Mutex::new(Vec::new()), ready: Condvar::new(), closed: AtomicBool::new(false) });
+    let q = Arc::clone(&queue);
     let (dtx, drx) = mpsc::channel();
     let thread =
-        std::thread::Builder::new().name("ferrite-jit".into()).spawn(move || compile_loop(jrx, dtx, isa)).ok()?;
-    Some(Worker { jobs: Some(jtx), done: drx, thread: Some(thread) })
+        std::thread::Builder::new().name("ferrite-jit".into()).spawn(move || compile_loop(q, dtx, isa)).ok()?;
+    Some(Worker { queue, done: drx, thread: Some(thread) })
 }
 
 impl Jit {
@@ -517,6 +568,7 @@ impl Jit {
             insns,
             off,
             slots: vec![0; nslots].into_boxed_slice(),
+            heat: Arc::new(AtomicU32::new(0)),
             ftlb: &mut *self.ftlb,
             shared: &mut *self.shared,
         }
@@ -577,7 +629,15 @@ impl Jit {
         let entry = self.entries.entry(key).or_insert(Entry::Cold(0));
         match entry {
             Entry::Hot(i) => return Some(*i),
-            Entry::Never | Entry::Pending(_) => return None,
+            Entry::Never => return None,
+            Entry::Cross => {
+                cpu.accel_retry_after_one();
+                return None;
+            }
+            Entry::Pending(_, heat) => {
+                heat.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
             Entry::Cold(n) => {
                 *n += 1;
                 if *n < threshold {
@@ -596,10 +656,23 @@ impl Jit {
         let made = self.translate(cpu, ctx, phys, mode);
         self.by_page.entry((phys.0 >> 12) as u64).or_default().push(key);
         let Some(b) = made else {
-            self.entries.insert(key, Entry::Never);
+            self.entries.insert(key, untranslatable(cpu, phys));
             return None;
         };
         Some(self.insert_block(key, b))
+    }
+}
+
+/// The entry for code at `phys` that cannot be translated: `Entry::Cross`
+/// (and the interpreter told to run just the one instruction) when an
+/// instruction there may reach into the next page, else `Entry::Never`.
+fn untranslatable(cpu: &mut Cpu, phys: PhysAddr) -> Entry {
+    // (An instruction is at most 15 bytes.)
+    if phys.page_offset() + 15 > PAGE_SIZE {
+        cpu.accel_retry_after_one();
+        Entry::Cross
+    } else {
+        Entry::Never
     }
 }
 
@@ -609,14 +682,14 @@ impl Jit {
     fn submit(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey, key: u64) {
         self.by_page.entry((phys.0 >> 12) as u64).or_default().push(key);
         let Some((insns, off)) = gather(cpu, ctx, phys, mode) else {
-            self.entries.insert(key, Entry::Never);
+            self.entries.insert(key, untranslatable(cpu, phys));
             return;
         };
         let job = self.job(key, phys, mode, insns, off);
-        let id = job.id;
-        let sent = self.worker.as_ref().and_then(|w| w.jobs.as_ref()).is_some_and(|tx| tx.send(job).is_ok());
+        let (id, heat) = (job.id, Arc::clone(&job.heat));
+        let sent = self.worker.as_ref().is_some_and(|w| w.queue.push(job));
         if sent {
-            self.entries.insert(key, Entry::Pending(id));
+            self.entries.insert(key, Entry::Pending(id, heat));
         } else {
             // The thread is gone: translate in place from now on.
             self.worker = None;
@@ -644,7 +717,7 @@ impl Jit {
     fn install_done(&mut self, d: Done) {
         let key = d.job.key;
         match self.entries.get(&key) {
-            Some(Entry::Pending(id)) if *id == d.job.id => {}
+            Some(Entry::Pending(id, _)) if *id == d.job.id => {}
             // Invalidated, flushed or superseded while compiling.
             _ => return,
         }

@@ -78,6 +78,15 @@ impl Cpu {
         self.block_start = true;
     }
 
+    /// For the accelerator, declining the instruction at CS:EIP: the run
+    /// loop interprets that one instruction and offers it the next one,
+    /// instead of interpreting on to the next control transfer (for an
+    /// instruction it cannot translate in a block of its own, such as one
+    /// that crosses a page boundary, in front of code it can).
+    pub fn accel_retry_after_one(&mut self) {
+        self.accel_retry = true;
+    }
+
     /// The accelerator's counters, if one is installed.
     pub fn accel_stats(&self) -> Option<AccelStats> {
         self.accel.as_ref().map(|a| a.stats())

@@ -134,6 +134,9 @@ pub struct Cpu {
     /// Faults raised by [`Cpu::exec_one`] (each is a step of its own, as
     /// in the interpreter's count).
     accel_faults: u64,
+    /// The accelerator declined only the instruction at CS:EIP (it starts
+    /// in one page and ends in the next): offer it the next one again.
+    accel_retry: bool,
     /// Where an accelerator's helpers leave a result for the generated
     /// code that called them (which reads it at a fixed offset, so its
     /// calls need no return register).
@@ -168,6 +171,7 @@ impl Cpu {
             accel: None,
             block_start: true,
             accel_faults: 0,
+            accel_retry: false,
             accel_ret: 0,
         }
     }
@@ -233,6 +237,10 @@ impl Cpu {
             match self.step_ctx(&mut ctx) {
                 StepOutcome::Continue => {}
                 other => return (other, n),
+            }
+            if self.accel_retry {
+                self.accel_retry = false;
+                self.block_start = true;
             }
             if self.stop {
                 self.stop = false;
