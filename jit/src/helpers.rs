@@ -102,7 +102,7 @@ fn find(cpu: &mut Cpu, ctx: &mut Ctx, sh: &mut crate::Shared) -> u64 {
         return 0;
     }
     // Next time translated code finds it without this call.
-    sh.lin[crate::lin_slot(lin)] = crate::LinSlot { tag: crate::lin_tag(lin, mode), func: s.func };
+    sh.set_lin(lin, crate::LinSlot { tag: crate::lin_tag(lin, mode), func: s.func });
     s.func
 }
 

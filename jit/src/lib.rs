@@ -51,7 +51,7 @@ pub enum JitMode {
 }
 
 /// Executions of a block start before it is translated (`JitMode::On`).
-pub const HOT_THRESHOLD: u32 = 512;
+pub const HOT_THRESHOLD: u32 = 256;
 /// Guest instructions per block at most.
 pub const MAX_BLOCK_INSNS: usize = 64;
 /// Code bytes (approximate) before the code cache starts a new generation.
@@ -158,9 +158,31 @@ pub(crate) fn lin_tag(lin: u32, mode: ModeKey) -> u64 {
 pub(crate) struct Shared {
     pub fast: [FastSlot; FAST_SLOTS],
     pub lin: [LinSlot; LIN_SLOTS],
+    /// The slots of `lin` filled since it was last emptied (emptying it,
+    /// at every address-space switch of the guest, then touches only
+    /// those, not all 64 KiB).
+    pub lin_used: Vec<u16>,
     /// What the fast TLB's entries were made under: (TLB generation, CPL,
     /// CR0, memory-map generation).
     pub stamp: (u32, u8, u32, u32),
+}
+
+impl Shared {
+    /// Enter `slot` into the table of linear entry points.
+    pub(crate) fn set_lin(&mut self, lin: u32, slot: LinSlot) {
+        let n = lin_slot(lin);
+        if self.lin[n].tag == NO_KEY {
+            self.lin_used.push(n as u16);
+        }
+        self.lin[n] = slot;
+    }
+
+    /// Empty the table of linear entry points.
+    pub(crate) fn clear_lin(&mut self) {
+        for n in self.lin_used.drain(..) {
+            self.lin[n as usize] = EMPTY_LIN;
+        }
+    }
 }
 
 pub(crate) fn fast_slot(key: u64) -> usize {
@@ -455,6 +477,7 @@ impl Jit {
             shared: Box::new(Shared {
                 fast: [EMPTY_SLOT; FAST_SLOTS],
                 lin: [EMPTY_LIN; LIN_SLOTS],
+                lin_used: Vec::with_capacity(LIN_SLOTS),
                 stamp: (0, 0, 0, u32::MAX),
             }),
             by_page: KeyMap::default(),
@@ -496,7 +519,7 @@ impl Jit {
         self.blocks.clear();
         self.free.clear();
         self.shared.fast.fill(EMPTY_SLOT);
-        self.shared.lin.fill(EMPTY_LIN);
+        self.shared.clear_lin();
         self.ftlb.clear();
         self.incoming.clear();
         self.tramp = None;
@@ -804,10 +827,10 @@ impl Accelerator for Jit {
         let stamp = (g, cpl, cr0, ctx.mem.map_gen());
         if stamp != self.shared.stamp {
             self.ftlb.clear();
-            self.shared.lin.fill(EMPTY_LIN);
+            self.shared.clear_lin();
             self.shared.stamp = stamp;
         }
-        self.shared.lin[lin_slot(lin)] = LinSlot { tag: lin_tag(lin, mode), func: b.func };
+        self.shared.set_lin(lin, LinSlot { tag: lin_tag(lin, mode), func: b.func });
         // The block must fit the budget (exact instruction timing), the CS
         // limit and, in 16-bit code, the 64 KiB wrap.
         let eip = cpu.state.eip;
@@ -847,7 +870,7 @@ impl Accelerator for Jit {
             }
             if self.stats.invalidations != before {
                 // Entry points of dropped blocks may be anywhere in it.
-                self.shared.lin.fill(EMPTY_LIN);
+                self.shared.clear_lin();
             }
         }
     }

@@ -1023,6 +1023,7 @@ impl<'a> Lower<'a> {
 
     fn spill_flags(&mut self) {
         let FlagState::Known(k) = self.flags else { return };
+        let mut lazy = k.lazy;
         match k.op {
             LazyOp::Logic => {
                 let bits = self.load32(F_BITS);
@@ -1042,8 +1043,22 @@ impl<'a> Lower<'a> {
                 if let Some(c) = k.carry {
                     self.store8(c, F_CARRY);
                 }
+                // CF goes out computed (one compare here) rather than lazy:
+                // an INC/DEC, ADC/SBB or Jb/Jae at the start of the next
+                // block then reads it from `bits` instead of calling the
+                // materialising helper.
                 let cf = match k.cf {
                     CfSrc::Value(c) if k.lazy & CF == 0 => Some(c),
+                    _ if k.lazy & CF != 0 => {
+                        let c = self.flag(&k, CF);
+                        let c = if self.b.func.dfg.value_type(c) == types::I32 {
+                            c
+                        } else {
+                            self.b.ins().uextend(types::I32, c)
+                        };
+                        lazy &= !CF;
+                        Some(c)
+                    }
                     _ => None,
                 };
                 let of = if k.lazy & OF == 0 { Some(k.of.unwrap_or_else(|| self.konst(0))) } else { None };
@@ -1066,7 +1081,7 @@ impl<'a> Lower<'a> {
         // `lazy` and `sign` are adjacent (one store), so are `op` and
         // `carry_in` (the carry was stored above when there is one).
         let (lo, hi) =
-            if cfg!(target_endian = "little") { (k.lazy, sign(k.size) as u32) } else { (sign(k.size) as u32, k.lazy) };
+            if cfg!(target_endian = "little") { (lazy, sign(k.size) as u32) } else { (sign(k.size) as u32, lazy) };
         let both = ((hi as u64) << 32 | lo as u64) as i64;
         let both = self.b.ins().iconst(types::I64, both);
         self.b.ins().store(self.mf, both, self.cpu, F_LAZY);
