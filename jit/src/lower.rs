@@ -412,6 +412,9 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         M::Cld | M::Std => true,
         M::Lea => a.kind == OpK::Reg && b.kind == OpK::Mem,
         M::Movzx | M::Movsx => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)),
+        M::Bsf | M::Bsr => {
+            a.kind == OpK::Reg && matches!(a.size, 2 | 4) && (b.kind == OpK::Reg || mem(b)) && b.size == a.size
+        }
         M::Nop => true,
         m if is_setcc(m) => a.kind == OpK::Reg && a.size == 1,
         m if is_cmovcc(m) => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)) && a.size == b.size,
@@ -2189,6 +2192,36 @@ impl<'a> Lower<'a> {
                     }
                 }
                 self.set_reg(dst, size, v);
+            }
+            M::Bsf | M::Bsr => {
+                // A zero source leaves the destination as it was (P6) and
+                // sets ZF; the flags are those of a logic result of 0 or
+                // 1, as the interpreter defines the undefined ones.
+                let v = self.src(g, i, 1, size);
+                let r = if mnemonic(i) == M::Bsf {
+                    self.b.ins().ctz(v)
+                } else {
+                    let lz = self.b.ins().clz(v);
+                    let k = self.konst(31);
+                    self.b.ins().isub(k, lz)
+                };
+                let nz = self.b.ins().icmp_imm_u(IntCC::NotEqual, v, 0);
+                let old = self.reg(dst, size);
+                let r = self.b.ins().select(nz, r, old);
+                self.set_reg(dst, size, r);
+                let one = self.b.ins().uextend(types::I32, nz);
+                let zero = self.konst(0);
+                self.flags = FlagState::Known(Known {
+                    op: LazyOp::Logic,
+                    a: zero,
+                    b: zero,
+                    r: one,
+                    size,
+                    lazy: ZF | SF | PF,
+                    cf: CfSrc::Record,
+                    of: None,
+                    carry: None,
+                });
             }
             M::Nop => {}
             m if is_setcc(m) => {

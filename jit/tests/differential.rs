@@ -6,7 +6,7 @@
 //! lowers inline (moves, ALU with register and memory operands including
 //! read-modify-write, ADC/SBB, INC/DEC/NOT/NEG, shifts and rotates, IMUL,
 //! LEA, MOVZX/MOVSX, SETcc/CMOVcc, PUSH/POP, Jcc/JMP with loops, CALL/RET,
-//! MUL/IMUL/DIV/IDIV with #DE, CLD/STD, JMP/CALL through registers and
+//! MUL/IMUL/DIV/IDIV with #DE, CLD/STD, BSF/BSR, JMP/CALL through registers and
 //! memory), forms it runs through the interpreter's semantics (RCL/RCR,
 //! shifts of memory by CL), stores and read-modify-writes into the code
 //! itself, and random bytes (faults, system instructions), in real mode,
@@ -234,7 +234,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             }
             out.push([0xA4u8, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF][rng.below(8) as usize]);
         }
-        30 => match rng.below(4) {
+        30 => match rng.below(5) {
             // LEAVE (EBP pointed into RAM first, mostly, in 32-bit code).
             0 => {
                 if code32 && rng.below(4) != 0 {
@@ -247,6 +247,11 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             1 => out.extend([0x0F, 0xC8 + rng.below(8) as u8]),
             // XCHG eAX, r and XCHG r/m, r of both sizes.
             2 => out.push(0x91 + rng.below(7) as u8),
+            // BSF/BSR r, r/m (zero sources included).
+            3 => {
+                let (op, r) = (0xBC + rng.below(2) as u8, rng.byte() & 7);
+                reg_or_mem(rng, out, code32, &[0x0F, op], r)
+            }
             _ => {
                 let (op, r) = (0x86 + rng.below(2) as u8, rng.byte() & 7);
                 reg_or_mem(rng, out, code32, &[op], r)
