@@ -174,8 +174,13 @@ impl Cpu {
         {
             return Ok((lin, PhysAddr((self.fetch_hint.phys_page & !PAGE_MASK) | (lin & PAGE_MASK))));
         }
-        let phys = self.translate_fetch(ctx, lin)?;
-        Ok((lin, phys))
+        // A look-ahead: a page fault here must not show in CR2 (the
+        // interpreter's own fetch raises it, if it ever gets there: the
+        // slice may end or an interrupt come first).
+        let saved_cr2 = self.state.cr2;
+        let phys = self.translate_fetch(ctx, lin);
+        self.state.cr2 = saved_cr2;
+        Ok((lin, phys?))
     }
 
     /// Decode the instruction at offset `eip` of the current CS, located at
@@ -278,5 +283,33 @@ impl Cpu {
     #[inline]
     pub fn condition(&self, cc: u8) -> bool {
         self.state.flags.condition(cc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::state::{SegReg, CR0_PE, CR0_PG};
+    use crate::cpu::Ctx;
+    use crate::{Cpu, GuestMemory, NullBus};
+
+    /// The translator's look-ahead at CS:EIP must not leave a page fault's
+    /// address in CR2: the guest sees CR2 change only when the fetch itself
+    /// faults (the slice may end, or an interrupt come, before it does).
+    #[test]
+    fn a_failed_fetch_look_ahead_keeps_cr2() {
+        let mut mem = GuestMemory::new(1 << 20).expect("guest RAM");
+        let mut cpu = Cpu::new();
+        // Paging on with an empty page directory at 0: nothing is mapped.
+        cpu.state.cr3 = 0;
+        cpu.state.cr0 |= CR0_PE | CR0_PG;
+        let cs = &mut cpu.state.segs[SegReg::Cs as usize];
+        cs.base = 0;
+        cs.limit = u32::MAX;
+        cpu.state.eip = 0x1234_5000;
+        cpu.state.cr2 = 0xC0DE;
+        let mut bus = NullBus;
+        let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
+        assert!(cpu.fetch_address(&mut ctx).is_err(), "an unmapped page translates");
+        assert_eq!(cpu.state.cr2, 0xC0DE);
     }
 }
