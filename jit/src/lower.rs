@@ -36,6 +36,8 @@ const F_CARRY: i32 = offset_of!(Cpu, state.flags.carry_in) as i32;
 // `spill_flags` writes `lazy` + `sign` and `op` + `carry_in` as pairs.
 const _: () = assert!(F_SIGN == F_LAZY + 4 && F_CARRY == F_OP + 1);
 const INSTRET: i32 = offset_of!(Cpu, instret) as i32;
+const TSC: i32 = offset_of!(Cpu, state.tsc) as i32;
+const CR4: i32 = offset_of!(Cpu, state.cr4) as i32;
 const SEGS: i32 = offset_of!(Cpu, state.segs) as i32;
 const SEG_SIZE: i32 = std::mem::size_of::<Segment>() as i32;
 const SEG_BASE: i32 = offset_of!(Segment, base) as i32;
@@ -167,7 +169,7 @@ fn region_writes(insns: &[GuestInsn]) -> [bool; 8] {
         match mnemonic(i) {
             M::Push | M::Pop | M::Call | M::Ret => w[4] = true,
             M::Leave => (w[4], w[5]) = (true, true),
-            M::Mul | M::Imul | M::Div | M::Idiv => (w[0], w[2]) = (true, true),
+            M::Mul | M::Imul | M::Div | M::Idiv | M::Rdtsc => (w[0], w[2]) = (true, true),
             _ => {}
         }
         if string_op(i).is_some() {
@@ -415,6 +417,7 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         M::Bsf | M::Bsr => {
             a.kind == OpK::Reg && matches!(a.size, 2 | 4) && (b.kind == OpK::Reg || mem(b)) && b.size == a.size
         }
+        M::Rdtsc => true,
         M::Nop => true,
         m if is_setcc(m) => a.kind == OpK::Reg && a.size == 1,
         m if is_cmovcc(m) => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)) && a.size == b.size,
@@ -2222,6 +2225,25 @@ impl<'a> Lower<'a> {
                     of: None,
                     carry: None,
                 });
+            }
+            M::Rdtsc => {
+                // CR4.TSD makes it privileged in protected mode (the
+                // interpreter raises the #GP); CR4 is not in the mode key.
+                if self.mode & 4 != 0 && (self.mode >> 4) & 3 != 0 {
+                    let cr4 = self.load32(CR4);
+                    let tsd = self.b.ins().band_imm_u(cr4, ferrite_core::cpu::state::CR4_TSD as i64);
+                    self.step_if(g, tsd);
+                }
+                // TSC = base + the instructions retired before this one.
+                let now = self.b.use_var(self.iv);
+                let n = self.b.ins().iadd_imm_u(now, self.pending);
+                let base = self.b.ins().load(types::I64, self.mf, self.cpu, TSC);
+                let t = self.b.ins().iadd(base, n);
+                let lo = self.b.ins().ireduce(types::I32, t);
+                let hi = self.b.ins().ushr_imm_u(t, 32);
+                let hi = self.b.ins().ireduce(types::I32, hi);
+                self.set_full(0, lo);
+                self.set_full(2, hi);
             }
             M::Nop => {}
             m if is_setcc(m) => {
