@@ -1,7 +1,6 @@
 //! ferrite-benches: shared set-up for the criterion micro benchmarks in
 //! `benches/` and, later, the whole-guest benchmarks.
 
-use ferrite_core::cpu::state::{SegReg, Segment, CR0_PE, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S};
 use ferrite_core::{Cpu, GuestMemory, PhysAddr};
 use iced_x86::code_asm::{CodeAssembler, IcedError};
 
@@ -14,17 +13,7 @@ pub fn flat32(code: &[u8]) -> (Cpu, GuestMemory) {
     let mut mem = GuestMemory::new(16 << 20).expect("16 MiB of guest RAM");
     mem.load(PhysAddr(CODE_BASE), code);
     let mut cpu = Cpu::new();
-    cpu.state.cr0 |= CR0_PE;
-    let flat = |sel: u16, code: bool| Segment {
-        selector: sel,
-        base: 0,
-        limit: u32::MAX,
-        flags: SEG_P | SEG_S | SEG_DB | SEG_G | SEG_RW | SEG_ACCESSED | if code { SEG_CODE } else { 0 },
-    };
-    cpu.state.segs[SegReg::Cs as usize] = flat(8, true);
-    for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
-        cpu.state.segs[s as usize] = flat(16, false);
-    }
+    cpu.state.enter_flat32(8, 16);
     cpu.state.eip = CODE_BASE;
     cpu.state.regs[ferrite_core::cpu::state::ESP] = 0x8_0000;
     (cpu, mem)

@@ -4,7 +4,6 @@
 //! in review. `FERRITE_BLESS=1 cargo test -p ferrite-jit --test golden`
 //! rewrites the files after a deliberate change.
 
-use ferrite_core::cpu::state::{SegReg, Segment, CR0_PE, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S};
 use ferrite_core::cpu::Ctx;
 use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr};
 use iced_x86::code_asm::*;
@@ -16,17 +15,7 @@ fn flat32(code: &[u8]) -> (Cpu, GuestMemory) {
     let mut mem = GuestMemory::new(4 << 20).expect("guest RAM");
     mem.load(PhysAddr(BASE), code);
     let mut cpu = Cpu::new();
-    cpu.state.cr0 |= CR0_PE;
-    let flat = |sel: u16, code: bool| Segment {
-        selector: sel,
-        base: 0,
-        limit: u32::MAX,
-        flags: SEG_P | SEG_S | SEG_DB | SEG_G | SEG_RW | SEG_ACCESSED | if code { SEG_CODE } else { 0 },
-    };
-    cpu.state.segs[SegReg::Cs as usize] = flat(8, true);
-    for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
-        cpu.state.segs[s as usize] = flat(16, false);
-    }
+    cpu.state.enter_flat32(8, 16);
     cpu.state.eip = BASE;
     (cpu, mem)
 }

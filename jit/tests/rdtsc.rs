@@ -2,7 +2,6 @@
 //! the TSC counts retired instructions, so the value depends on exactly
 //! where in a block it runs, across slices of any size.
 
-use ferrite_core::cpu::state::{SegReg, Segment, CR0_PE, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S};
 use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr, StepOutcome};
 use ferrite_jit::{Jit, JitMode};
 use iced_x86::code_asm::*;
@@ -30,17 +29,7 @@ fn machine(mode: Option<JitMode>) -> (Cpu, GuestMemory) {
     let mut mem = GuestMemory::new(4 << 20).expect("guest RAM");
     mem.load(PhysAddr(BASE), &code);
     let mut cpu = Cpu::new();
-    cpu.state.cr0 |= CR0_PE;
-    let flat = |sel: u16, code: bool| Segment {
-        selector: sel,
-        base: 0,
-        limit: u32::MAX,
-        flags: SEG_P | SEG_S | SEG_DB | SEG_G | SEG_RW | SEG_ACCESSED | if code { SEG_CODE } else { 0 },
-    };
-    cpu.state.segs[SegReg::Cs as usize] = flat(8, true);
-    for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
-        cpu.state.segs[s as usize] = flat(16, false);
-    }
+    cpu.state.enter_flat32(8, 16);
     cpu.state.eip = BASE;
     cpu.state.regs[4] = 0x8_0000;
     // A TSC near a 32-bit carry, so EDX moves during the loop.

@@ -255,6 +255,25 @@ impl CpuState {
         self.flags.load(v, u32::MAX);
     }
 
+    /// Flat 32-bit protected mode without descriptor tables (tests,
+    /// benchmarks): CR0.PE set and the segment caches loaded directly, CS
+    /// (selector `code_sel`) an execute/read code segment and DS, ES, SS,
+    /// FS, GS (selector `data_sel`) read/write data segments, all based at
+    /// 0 with a 4 GiB limit, 32-bit. CPL stays as it is.
+    pub fn enter_flat32(&mut self, code_sel: u16, data_sel: u16) {
+        self.cr0 |= CR0_PE;
+        let flat = |selector: u16, code: bool| Segment {
+            selector,
+            base: 0,
+            limit: u32::MAX,
+            flags: SEG_P | SEG_S | SEG_DB | SEG_G | SEG_RW | SEG_ACCESSED | if code { SEG_CODE } else { 0 },
+        };
+        self.segs[SegReg::Cs as usize] = flat(code_sel, true);
+        for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
+            self.segs[s as usize] = flat(data_sel, false);
+        }
+    }
+
     /// Default operand/address size of the code segment is 32 bits.
     #[inline]
     pub fn code32(&self) -> bool {
