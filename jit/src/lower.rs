@@ -691,8 +691,7 @@ impl<'a> Lower<'a> {
             ok = self.b.ins().band(ok, small);
         }
         let go = self.b.create_block();
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         self.b.ins().brif(ok, go, &[], out, &[]);
         self.b.switch_to_block(out);
         // A chained entry arrives with the count only in a register.
@@ -790,8 +789,7 @@ impl<'a> Lower<'a> {
         let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
         let hit = self.b.ins().band(hit, clean);
         let fast = self.b.create_block();
-        let slow = self.b.create_block();
-        self.b.set_cold_block(slow);
+        let slow = self.cold_block();
         self.b.ins().brif(hit, fast, &[], slow, &[]);
         self.b.switch_to_block(fast);
         let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
@@ -803,8 +801,7 @@ impl<'a> Lower<'a> {
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
         let target = self.helper_ret(types::I64);
         let go = self.b.create_block();
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         self.b.ins().brif(target, go, &[], out, &[]);
         self.b.switch_to_block(go);
         let now = self.b.use_var(self.iv);
@@ -820,8 +817,7 @@ impl<'a> Lower<'a> {
     /// the budget translated code checks does not), else `after_helper`.
     fn after_helper_unless_fault(&mut self, r: Value) {
         let faulted = self.b.ins().icmp_imm_u(IntCC::Equal, r, helpers::FAULTED as i64);
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         let on = self.b.create_block();
         self.b.ins().brif(faulted, out, &[], on, &[]);
         self.b.switch_to_block(out);
@@ -852,8 +848,7 @@ impl<'a> Lower<'a> {
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
         let target = self.helper_ret(types::I64);
         let go = self.b.create_block();
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         self.b.ins().brif(target, go, &[], out, &[]);
         self.b.switch_to_block(go);
         self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
@@ -889,8 +884,7 @@ impl<'a> Lower<'a> {
         let now = self.b.use_var(self.iv);
         let next = self.b.ins().iadd_imm_u(now, span);
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         self.b.ins().brif(fits, blk, &[], out, &[]);
         self.b.switch_to_block(out);
         let dirty = self.dirty;
@@ -1144,8 +1138,7 @@ impl<'a> Lower<'a> {
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
         let r = self.helper_ret(types::I32);
-        let exit = self.b.create_block();
-        self.b.set_cold_block(exit);
+        let exit = self.cold_block();
         let cont = self.b.create_block();
         self.b.ins().brif(r, exit, &[], cont, &[]);
         self.b.switch_to_block(exit);
@@ -1406,8 +1399,7 @@ impl<'a> Lower<'a> {
     fn access(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, store: Option<Value>) -> Value {
         let (ok, lin, eaddr) = self.fast_check(seg, off, size, store.is_some());
         let fast = self.b.create_block();
-        let slow = self.b.create_block();
-        self.b.set_cold_block(slow);
+        let slow = self.cold_block();
         let merge = self.b.create_block();
         let v = self.b.append_block_param(merge, types::I32);
         self.b.ins().brif(ok, fast, &[], slow, &[]);
@@ -1549,8 +1541,7 @@ impl<'a> Lower<'a> {
         let off = self.ea(i);
         let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, true);
         let fast = self.b.create_block();
-        let slow = self.b.create_block();
-        self.b.set_cold_block(slow);
+        let slow = self.cold_block();
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.switch_to_block(slow);
         self.step_leave(g, i.seg, off, size, false);
@@ -1570,8 +1561,7 @@ impl<'a> Lower<'a> {
         let off = self.ea(i);
         let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, false);
         let fast = self.b.create_block();
-        let slow = self.b.create_block();
-        self.b.set_cold_block(slow);
+        let slow = self.cold_block();
         self.b.ins().brif(ok, fast, &[], slow, &[]);
         self.b.switch_to_block(slow);
         self.step_leave(g, i.seg, off, size, true);
@@ -1603,8 +1593,7 @@ impl<'a> Lower<'a> {
     /// When `cond` holds, run instruction `g` through the interpreter
     /// (which raises the fault `cond` stands for) and leave the block.
     fn step_if(&mut self, g: &GuestInsn, cond: Value) {
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         let cont = self.b.create_block();
         self.b.ins().brif(cond, out, &[], cont, &[]);
         self.b.switch_to_block(out);
@@ -1618,8 +1607,7 @@ impl<'a> Lower<'a> {
     /// Return from the block when `cond` holds (the state is already
     /// written back).
     fn leave_if(&mut self, cond: Value) {
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         let cont = self.b.create_block();
         self.b.ins().brif(cond, out, &[], cont, &[]);
         self.b.switch_to_block(out);
@@ -1632,8 +1620,7 @@ impl<'a> Lower<'a> {
     /// a slow-path store wrote code.
     fn exit_if_code_written(&mut self, next_off: u32) {
         let f = self.b.use_var(self.exitflag);
-        let out = self.b.create_block();
-        self.b.set_cold_block(out);
+        let out = self.cold_block();
         let cont = self.b.create_block();
         self.b.ins().brif(f, out, &[], cont, &[]);
         self.b.switch_to_block(out);
@@ -1688,13 +1675,22 @@ impl<'a> Lower<'a> {
                 (r, cf, None)
             }
         };
-        self.flags = self.shift_flags(r, size, cf, of);
+        self.flags = self.logic_flags(r, size, cf, of);
         r
     }
 
-    /// The flags record of a shift: SF/ZF/PF from `r`, CF and OF given
-    /// (OF None: 0), AF 0.
-    fn shift_flags(&mut self, r: Value, size: u32, cf: Value, of: Option<Value>) -> FlagState {
+    /// A new block laid out after the function's hot code (slow paths,
+    /// exits, faults).
+    fn cold_block(&mut self) -> cranelift_codegen::ir::Block {
+        let blk = self.b.create_block();
+        self.b.set_cold_block(blk);
+        blk
+    }
+
+    /// The flags record of a result whose SF/ZF/PF come from `r`, with CF
+    /// and OF given (OF None: 0) and AF 0: shifts, multiplications, bit
+    /// scans.
+    fn logic_flags(&mut self, r: Value, size: u32, cf: Value, of: Option<Value>) -> FlagState {
         let zero = self.konst(0);
         FlagState::Known(Known {
             op: LazyOp::Logic,
@@ -1783,7 +1779,7 @@ impl<'a> Lower<'a> {
         let cont = self.b.create_block();
         self.b.ins().brif(nonzero, set, &[], cont, &[]);
         self.b.switch_to_block(set);
-        self.flags = self.shift_flags(r, size, cf, of);
+        self.flags = self.logic_flags(r, size, cf, of);
         self.spill_flags();
         self.b.ins().jump(cont, &[]);
         self.b.switch_to_block(cont);
@@ -1995,18 +1991,7 @@ impl<'a> Lower<'a> {
     /// (the product did not fit), SF/ZF/PF from `lo`, AF 0 (as the
     /// interpreter defines the undefined ones).
     fn mul_flags(&mut self, lo: Value, ov: Value, size: u32) {
-        let zero = self.konst(0);
-        self.flags = FlagState::Known(Known {
-            op: LazyOp::Logic,
-            a: zero,
-            b: zero,
-            r: lo,
-            size,
-            lazy: ZF | SF | PF,
-            cf: CfSrc::Value(ov),
-            of: Some(ov),
-            carry: None,
-        });
+        self.flags = self.logic_flags(lo, size, ov, Some(ov));
     }
 
     /// The double-width accumulator of MUL/DIV: AL/AH (`lo`/`hi` in AX),
@@ -2214,17 +2199,7 @@ impl<'a> Lower<'a> {
                 self.set_reg(dst, size, r);
                 let one = self.b.ins().uextend(types::I32, nz);
                 let zero = self.konst(0);
-                self.flags = FlagState::Known(Known {
-                    op: LazyOp::Logic,
-                    a: zero,
-                    b: zero,
-                    r: one,
-                    size,
-                    lazy: ZF | SF | PF,
-                    cf: CfSrc::Record,
-                    of: None,
-                    carry: None,
-                });
+                self.flags = self.logic_flags(one, size, zero, None);
             }
             M::Rdtsc => {
                 // CR4.TSD makes it privileged in protected mode (the
@@ -2471,8 +2446,7 @@ impl<'a> Lower<'a> {
         let limit = self.load32(CS_LIMIT);
         let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
         let ok_blk = self.b.create_block();
-        let bad_blk = self.b.create_block();
-        self.b.set_cold_block(bad_blk);
+        let bad_blk = self.cold_block();
         self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
         self.b.switch_to_block(ok_blk);
         Some(bad_blk)
