@@ -28,12 +28,11 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
 /// `step`'s and `step_fill`'s result for an instruction that faulted.
 pub(crate) const FAULTED: u64 = 2;
 
-/// The slow path of an inline read-modify-write (or of a read whose
-/// instruction must not run twice): run the whole instruction with the
+/// The slow path of an inline read whose instruction must not run twice
+/// (it may still fault after the read): run the whole instruction with the
 /// interpreter's semantics (every check, the fault delivered), then, when
-/// it retired, fill the fast TLB for its operand at `seg:off` (`what`: the
-/// segment in bits 0-7, the size in bytes in bits 8-15, [`STEP_FILL_READ`]
-/// for a read operand, else a written one). Translated code leaves
+/// it retired, fill the fast TLB for reading its operand at `seg:off`
+/// (`what` as [`seg_size_arg`] packs it). Translated code leaves
 /// afterwards. Result: [`FAULTED`] when the instruction faulted, else 0.
 pub(crate) extern "C" fn step_fill(
     cpu: *mut Cpu,
@@ -48,17 +47,16 @@ pub(crate) extern "C" fn step_fill(
     let before = cpu.instret;
     cpu.accel_ret = if cpu.exec_one(ctx, insn) == ExecResult::Fault { FAULTED } else { 0 };
     let (seg, size) = seg_size(what);
-    let write = what & STEP_FILL_READ == 0;
     if cpu.instret != before && !ctx.mem.has_invalidated() {
         let lin = cpu.state.segs[seg].base.wrapping_add(off);
         if (lin & 0xFFF) + size <= 0x1000 {
-            fill(cpu, ctx, tlb, lin, write);
+            fill(cpu, ctx, tlb, lin, false);
         }
     }
 }
 
-/// `step_fill`'s flag for a read operand.
-pub(crate) const STEP_FILL_READ: u32 = 1 << 16;
+/// `mem_read`'s flag (in `what`) for the read of a read-modify-write.
+pub(crate) const READ_FOR_WRITE: u32 = 1 << 16;
 
 /// The segment and the access size packed by [`seg_size_arg`].
 fn seg_size(what: u32) -> (usize, u32) {
@@ -191,17 +189,22 @@ fn fill(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, write: bool) 
 
 /// The slow path of an inline read: every check, the fault delivered when
 /// one is raised (bit 32 of the result set), the fast TLB filled. `what`
-/// is [`seg_size_arg`]'s. Result: the value read.
+/// is [`seg_size_arg`]'s, with [`READ_FOR_WRITE`] for the read of a
+/// read-modify-write (checked for writing first, the TLB filled for
+/// writing). Result: the value read.
 pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: u32, tlb: *mut FastTlb) {
     // SAFETY: as in `step`; `tlb` is the translator's own table, which
     // lives as long as the translator whose code calls this.
     let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
     let (seg, size) = seg_size(what);
-    cpu.accel_ret = match cpu.read_operand(ctx, seg, off, size) {
+    let write = what & READ_FOR_WRITE != 0;
+    let got =
+        if write { cpu.read_operand_for_write(ctx, seg, off, size) } else { cpu.read_operand(ctx, seg, off, size) };
+    cpu.accel_ret = match got {
         Ok(v) => {
             let lin = cpu.state.segs[seg].base.wrapping_add(off);
             if (lin & 0xFFF) + size <= 0x1000 {
-                fill(cpu, ctx, tlb, lin, false);
+                fill(cpu, ctx, tlb, lin, write);
             }
             v as u64
         }

@@ -836,7 +836,13 @@ impl Accelerator for Jit {
         let eip = cpu.state.eip;
         let last = eip.wrapping_add(b.bytes - 1);
         let limit = cpu.state.segs[ferrite_core::cpu::state::SegReg::Cs as usize].limit;
-        if (b.count as u64) > budget || last > limit || last < eip || (mode & 1 == 0 && last > 0xFFFF) {
+        if (b.count as u64) > budget {
+            // Offered again where it falls through (the interpreter would
+            // not offer straight-line code before its next branch).
+            cpu.accel_offer_at(eip.wrapping_add(b.bytes));
+            return false;
+        }
+        if last > limit || last < eip || (mode & 1 == 0 && last > 0xFFFF) {
             return false;
         }
         let before = cpu.instret;

@@ -10,7 +10,9 @@
 
 use crate::helpers::{self, Helper};
 use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
-use cranelift_codegen::ir::{types, AbiParam, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, Function, InstBuilder, InstructionData, MemFlagsData, Opcode, SigRef, Signature, Value, ValueDef,
+};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use ferrite_core::cpu::accel::{ModeKey, MODE_AC, MODE_FLAT};
@@ -258,7 +260,9 @@ pub(crate) struct Lower<'a> {
     pub(crate) chains: Vec<(usize, i64)>,
     mode: ModeKey,
     /// The translator's fast TLB (host pointers by linear page).
-    ftlb: Value,
+    /// The fast TLB's address (a fresh constant at each use: cheaper than
+    /// a long-lived value the register allocator spills).
+    ftlb: i64,
     /// Set (to 1) when a slow-path store wrote code: leave after the
     /// instruction.
     exitflag: Variable,
@@ -549,13 +553,12 @@ impl<'a> Lower<'a> {
         let exitflag = b.declare_var(types::I32);
         let zero = b.ins().iconst(types::I32, 0);
         b.def_var(exitflag, zero);
-        let ftlb = b.ins().iconst(types::I64, ftlb as i64);
         Lower {
             tail_sig,
             chain: None,
             chains: Vec::new(),
             mode,
-            ftlb,
+            ftlb: ftlb as i64,
             exitflag,
             segc: [None; 6],
             acok: None,
@@ -616,6 +619,7 @@ impl<'a> Lower<'a> {
             // decoded instructions, alive for the whole lowering.
             let i = unsafe { &*g.insn };
             let last = n + 1 == insns.len();
+            self.wrote_mem = false;
             if self.labels.contains_key(&g.off) {
                 // Arriving from above (the prologue checked the budget for
                 // the entry's span).
@@ -639,7 +643,6 @@ impl<'a> Lower<'a> {
                 self.indirect(g, i);
                 left = true;
             } else if inlined(i) {
-                self.wrote_mem = false;
                 self.inline(g, i);
                 self.pending += 1;
                 if self.wrote_mem {
@@ -690,9 +693,7 @@ impl<'a> Lower<'a> {
             let small = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThanOrEqual, last, 0xFFFF);
             ok = self.b.ins().band(ok, small);
         }
-        let go = self.b.create_block();
-        let out = self.cold_block();
-        self.b.ins().brif(ok, go, &[], out, &[]);
+        let (out, go) = self.fork_not(ok);
         self.b.switch_to_block(out);
         // A chained entry arrives with the count only in a register.
         self.sync_instret();
@@ -719,21 +720,25 @@ impl<'a> Lower<'a> {
         self.chains.push((n, delta));
         // The target's physical address is this page plus `delta` only
         // when EIP did not wrap (16-bit code).
-        let expect = self.b.ins().iadd_imm_u(self.eip0, delta & 0xFFFF_FFFF);
-        let same = self.b.ins().icmp(IntCC::Equal, eip, expect);
+        let expect = self.add_k(self.eip0, delta);
         let sp = self.b.ins().iconst(types::I64, slot);
         let f = self.b.ins().load(types::I64, self.mf, sp, 0);
-        let nz = self.b.ins().icmp_imm_u(IntCC::NotEqual, f, 0);
-        let go = self.b.ins().band(same, nz);
+        let mut go = self.b.ins().icmp_imm_u(IntCC::NotEqual, f, 0);
+        // (Mostly the same sum as `eip`: then it cannot differ.)
+        if self.sum_of(eip) != self.sum_of(expect) {
+            let same = self.b.ins().icmp(IntCC::Equal, eip, expect);
+            go = self.b.ins().band(go, same);
+        }
         // Never chain after a store that hit code (CALL's push can write
         // the very code it came from): the dispatcher must drop the stale
-        // translations first.
-        let written = self.b.use_var(self.exitflag);
-        let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
-        let go = self.b.ins().band(go, clean);
-        let chain_blk = self.b.create_block();
-        let ret_blk = self.b.create_block();
-        self.b.ins().brif(go, chain_blk, &[], ret_blk, &[]);
+        // translations first. (Earlier instructions' stores left the block
+        // already when they did.)
+        if self.wrote_mem {
+            let written = self.b.use_var(self.exitflag);
+            let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
+            go = self.b.ins().band(go, clean);
+        }
+        let (chain_blk, ret_blk) = self.fork(go, false);
         self.b.switch_to_block(chain_blk);
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, self.ctx, self.limit, now]);
@@ -788,9 +793,7 @@ impl<'a> Lower<'a> {
         let written = self.b.use_var(self.exitflag);
         let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
         let hit = self.b.ins().band(hit, clean);
-        let fast = self.b.create_block();
-        let slow = self.cold_block();
-        self.b.ins().brif(hit, fast, &[], slow, &[]);
+        let (slow, fast) = self.fork_not(hit);
         self.b.switch_to_block(fast);
         let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
         let now = self.b.use_var(self.iv);
@@ -800,9 +803,7 @@ impl<'a> Lower<'a> {
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
         let target = self.helper_ret(types::I64);
-        let go = self.b.create_block();
-        let out = self.cold_block();
-        self.b.ins().brif(target, go, &[], out, &[]);
+        let (out, go) = self.fork_not(target);
         self.b.switch_to_block(go);
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
@@ -817,9 +818,7 @@ impl<'a> Lower<'a> {
     /// the budget translated code checks does not), else `after_helper`.
     fn after_helper_unless_fault(&mut self, r: Value) {
         let faulted = self.b.ins().icmp_imm_u(IntCC::Equal, r, helpers::FAULTED as i64);
-        let out = self.cold_block();
-        let on = self.b.create_block();
-        self.b.ins().brif(faulted, out, &[], on, &[]);
+        let (out, on) = self.fork(faulted, true);
         self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
@@ -847,9 +846,7 @@ impl<'a> Lower<'a> {
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
         let target = self.helper_ret(types::I64);
-        let go = self.b.create_block();
-        let out = self.cold_block();
-        self.b.ins().brif(target, go, &[], out, &[]);
+        let (out, go) = self.fork_not(target);
         self.b.switch_to_block(go);
         self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
         self.b.switch_to_block(out);
@@ -886,6 +883,7 @@ impl<'a> Lower<'a> {
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
         let out = self.cold_block();
         self.b.ins().brif(fits, blk, &[], out, &[]);
+        self.b.seal_block(out);
         self.b.switch_to_block(out);
         let dirty = self.dirty;
         self.spill_regs();
@@ -936,13 +934,64 @@ impl<'a> Lower<'a> {
         self.b.ins().istore8(self.mf, v, self.cpu, off);
     }
 
+    /// The integer constant `v` is, when an `iconst` made it.
+    fn const_of(&self, v: Value) -> Option<i64> {
+        let v = self.b.func.dfg.resolve_aliases(v);
+        let ValueDef::Result(inst, _) = self.b.func.dfg.value_def(v) else { return None };
+        match self.b.func.dfg.insts[inst] {
+            InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } => Some(imm.bits()),
+            _ => None,
+        }
+    }
+
+    /// `v` as (value, constant) with `v` = value + constant, as far as
+    /// the adds that made it show (for comparing two sums).
+    fn sum_of(&self, v: Value) -> (Value, i64) {
+        let r = self.b.func.dfg.resolve_aliases(v);
+        if let ValueDef::Result(inst, 0) = self.b.func.dfg.value_def(r) {
+            if let InstructionData::Binary { opcode: Opcode::Iadd, args: [x, y] } = self.b.func.dfg.insts[inst] {
+                if let Some(c) = self.const_of(y) {
+                    return (self.b.func.dfg.resolve_aliases(x), c);
+                }
+            }
+        }
+        (r, 0)
+    }
+
+    /// `v + k` (wrapping in `v`'s width), folded into the constant of an
+    /// `x + c` that made `v` (the mid-end that would fold it is off): ESP
+    /// through a run of pushes, or an access's last byte, stay one add
+    /// away from the register.
+    fn add_k(&mut self, v: Value, k: i64) -> Value {
+        if k == 0 {
+            return v;
+        }
+        let ty = self.b.func.dfg.value_type(v);
+        let m = if ty == types::I32 { 0xFFFF_FFFF } else { -1 };
+        let r = self.b.func.dfg.resolve_aliases(v);
+        if let Some(c) = self.const_of(r) {
+            return self.b.ins().iconst(ty, c.wrapping_add(k) & m);
+        }
+        if let ValueDef::Result(inst, 0) = self.b.func.dfg.value_def(r) {
+            if let InstructionData::Binary { opcode: Opcode::Iadd, args: [x, y] } = self.b.func.dfg.insts[inst] {
+                for (base, c) in [(x, y), (y, x)] {
+                    if let Some(c) = self.const_of(c) {
+                        let sum = c.wrapping_add(k) & m;
+                        return if sum == 0 { base } else { self.b.ins().iadd_imm_u(base, sum) };
+                    }
+                }
+            }
+        }
+        self.b.ins().iadd_imm_u(v, k & m)
+    }
+
     fn konst(&mut self, v: i64) -> Value {
         self.b.ins().iconst(types::I32, v & 0xFFFF_FFFF)
     }
 
     /// EIP of the byte at `off` from the block start (16-bit code wraps).
     fn eip_at(&mut self, off: u32) -> Value {
-        let v = self.b.ins().iadd_imm_u(self.eip0, off as i64);
+        let v = self.add_k(self.eip0, off as i64);
         if self.code32 {
             v
         } else {
@@ -1138,9 +1187,7 @@ impl<'a> Lower<'a> {
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
         let r = self.helper_ret(types::I32);
-        let exit = self.cold_block();
-        let cont = self.b.create_block();
-        self.b.ins().brif(r, exit, &[], cont, &[]);
+        let (exit, cont) = self.fork(r, true);
         self.b.switch_to_block(exit);
         self.after_helper_unless_fault(r);
         self.b.switch_to_block(cont);
@@ -1303,16 +1350,19 @@ impl<'a> Lower<'a> {
     }
 
     fn ea(&mut self, i: &Insn) -> Value {
-        let mut a = self.konst(i.disp as i64);
-        if i.base != NO_REG {
-            let r = self.full(i.base);
-            a = self.b.ins().iadd(a, r);
-        }
+        let mut a = (i.base != NO_REG).then(|| self.full(i.base));
         if i.index != NO_REG {
             let r = self.full(i.index);
-            let r = self.b.ins().ishl_imm_u(r, i.scale as i64);
-            a = self.b.ins().iadd(a, r);
+            let r = if i.scale == 0 { r } else { self.b.ins().ishl_imm_u(r, i.scale as i64) };
+            a = Some(match a {
+                Some(x) => self.b.ins().iadd(x, r),
+                None => r,
+            });
         }
+        let a = match a {
+            Some(x) => self.add_k(x, i.disp as i64),
+            None => self.konst(i.disp as i64),
+        };
         if i.addr32 {
             a
         } else {
@@ -1398,35 +1448,64 @@ impl<'a> Lower<'a> {
     /// block). Returns the value read (or a dummy for a store).
     fn access(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, store: Option<Value>) -> Value {
         let (ok, lin, eaddr) = self.fast_check(seg, off, size, store.is_some());
-        let fast = self.b.create_block();
-        let slow = self.cold_block();
+        let (slow, fast) = self.fork_not(ok);
         let merge = self.b.create_block();
-        let v = self.b.append_block_param(merge, types::I32);
-        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        // Only a load passes a value to the merge.
+        let v = store.is_none().then(|| self.b.append_block_param(merge, types::I32));
         // Fast: straight to host memory (unaligned accesses are fine).
         self.b.switch_to_block(fast);
         let host = self.host_addr(eaddr, lin);
-        let got = match store {
+        match store {
             Some(val) => {
                 self.host_store(host, size, val);
-                self.konst(0)
+                self.b.ins().jump(merge, &[]);
             }
-            None => self.host_load(host, size),
-        };
-        self.b.ins().jump(merge, &[got.into()]);
+            None => {
+                let got = self.host_load(host, size);
+                self.b.ins().jump(merge, &[got.into()]);
+            }
+        }
         // Slow: precise state, then the helper with every check.
         self.b.switch_to_block(slow);
+        let out = self.slow_access(g, seg, off, size, store, false);
+        match out {
+            Some(x) => self.b.ins().jump(merge, &[x.into()]),
+            None => self.b.ins().jump(merge, &[]),
+        };
+        self.b.seal_block(merge);
+        self.b.switch_to_block(merge);
+        // (A store's result is not used.)
+        v.unwrap_or_else(|| self.konst(0))
+    }
+
+    /// The slow path of an inline access (in its own block of the CFG):
+    /// the state written back as before instruction `g`, then the helper
+    /// with every check; leaves the block on a fault. Returns the value
+    /// read (a load) and leaves the lowering state as it found it, so the
+    /// caller can jump to where the fast path goes on. `for_write`: the
+    /// read of a read-modify-write.
+    fn slow_access(
+        &mut self,
+        g: &GuestInsn,
+        seg: u8,
+        off: Value,
+        size: u32,
+        store: Option<Value>,
+        for_write: bool,
+    ) -> Option<Value> {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.spill_all();
         self.flush_instret(0);
         self.sync_instret();
         let eip = self.eip_at(g.off);
         self.store32(eip, EIP);
-        let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
+        let rmw = if for_write { helpers::READ_FOR_WRITE } else { 0 };
+        let what = self.konst((helpers::seg_size_arg(seg, size) | rmw) as i64);
         let out = match store {
             Some(val) => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemWrite));
-                self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, self.ftlb]);
+                let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
+                self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, ftlb]);
                 let st = self.helper_ret(types::I32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::Equal, st, 1);
                 self.leave_if(fault);
@@ -1436,16 +1515,17 @@ impl<'a> Lower<'a> {
                 let nf = self.b.ins().bor(prev, code);
                 self.b.def_var(self.exitflag, nf);
                 self.wrote_mem = true;
-                self.konst(0)
+                None
             }
             None => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemRead));
-                self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, what, off, self.ftlb]);
+                let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
+                self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, what, off, ftlb]);
                 let r = self.helper_ret(types::I64);
                 let hi = self.b.ins().ushr_imm_u(r, 32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
                 self.leave_if(fault);
-                self.b.ins().ireduce(types::I32, r)
+                Some(self.b.ins().ireduce(types::I32, r))
             }
         };
         if pending != 0 {
@@ -1454,10 +1534,8 @@ impl<'a> Lower<'a> {
             let v = self.b.ins().iadd_imm_u(v, -pending);
             self.b.def_var(self.iv, v);
         }
-        self.b.ins().jump(merge, &[out.into()]);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
-        self.b.switch_to_block(merge);
-        v
+        out
     }
 
     /// The inline checks of an access of `size` bytes at `seg:off`: within
@@ -1491,12 +1569,13 @@ impl<'a> Lower<'a> {
         let idx = self.b.ins().ushr_imm_u(lin, 12 - 4);
         let idx = self.b.ins().band_imm_u(idx, ((helpers::FAST_TLB_SIZE - 1) << 4) as i64);
         let idx = self.b.ins().uextend(types::I64, idx);
-        let eaddr = self.b.ins().iadd(self.ftlb, idx);
+        let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
+        let eaddr = self.b.ins().iadd(ftlb, idx);
         let tag = self.b.ins().load(types::I32, self.mf, eaddr, if write { 4 } else { 0 });
         // The page of the last byte must be the entry's page: that is a hit
         // for the page of `lin` and no page crossing at once (two adjacent
         // pages never share an entry).
-        let last = if size > 1 { self.b.ins().iadd_imm_u(lin, size as i64 - 1) } else { lin };
+        let last = self.add_k(lin, size as i64 - 1);
         let want = self.b.ins().band_imm_u(last, 0xFFFF_F000);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         let mut all = hit;
@@ -1532,24 +1611,46 @@ impl<'a> Lower<'a> {
     }
 
     /// A read-modify-write of the memory operand of `i` (`size` bytes):
-    /// inline when the fast TLB allows the write (so the page is RAM and
-    /// holds no code) and the segment is writable; otherwise the whole
-    /// instruction runs through the interpreter's semantics and the block
-    /// is left after it (the helper fills the fast TLB for next time).
-    /// `f` gets the old value, sets the flags and returns the new value.
+    /// one fast-TLB check for writing (a hit means RAM without code and a
+    /// writable segment), then both accesses on the host page. Otherwise
+    /// the read and the write each go through the slow-path helpers (the
+    /// read checked for writing first, as the interpreter does) and the
+    /// block goes on: code in the page, MMIO and TLB misses do not leave
+    /// it. `f` gets the old value, sets the flags and returns the new
+    /// value.
     fn rmw(&mut self, g: &GuestInsn, i: &Insn, size: u32, f: impl FnOnce(&mut Self, Value) -> Value) {
         let off = self.ea(i);
         let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, true);
-        let fast = self.b.create_block();
-        let slow = self.cold_block();
-        self.b.ins().brif(ok, fast, &[], slow, &[]);
-        self.b.switch_to_block(slow);
-        self.step_leave(g, i.seg, off, size, false);
+        let (slow, fast) = self.fork_not(ok);
+        let join = self.b.create_block();
+        let a = self.b.append_block_param(join, types::I32);
+        let host = self.b.append_block_param(join, types::I64);
         self.b.switch_to_block(fast);
-        let host = self.host_addr(eaddr, lin);
-        let a = self.host_load(host, size);
+        let h = self.host_addr(eaddr, lin);
+        let v = self.host_load(h, size);
+        self.b.ins().jump(join, &[v.into(), h.into()]);
+        self.b.switch_to_block(slow);
+        let v = self.slow_access(g, i.seg, off, size, None, true).expect("a read returns its value");
+        let none = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().jump(join, &[v.into(), none.into()]);
+        self.b.seal_block(join);
+        self.b.switch_to_block(join);
+        let before = self.flags;
         let r = f(self, a);
+        let (slow, fast) = self.fork_not(ok);
+        let done = self.b.create_block();
+        self.b.switch_to_block(fast);
         self.host_store(host, size, r);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(slow);
+        // A fault here leaves the state as before the instruction: its
+        // flags are the ones before `f`, memory is not written yet.
+        let after = std::mem::replace(&mut self.flags, before);
+        self.slow_access(g, i.seg, off, size, Some(r), false);
+        self.flags = after;
+        self.b.ins().jump(done, &[]);
+        self.b.seal_block(done);
+        self.b.switch_to_block(done);
     }
 
     /// The memory source operand of `i` (`size` bytes) read inline when
@@ -1560,20 +1661,19 @@ impl<'a> Lower<'a> {
     fn load_or_step(&mut self, g: &GuestInsn, i: &Insn, size: u32) -> Value {
         let off = self.ea(i);
         let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, false);
-        let fast = self.b.create_block();
-        let slow = self.cold_block();
-        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        let (slow, fast) = self.fork_not(ok);
         self.b.switch_to_block(slow);
-        self.step_leave(g, i.seg, off, size, true);
+        self.step_leave(g, i.seg, off, size);
         self.b.switch_to_block(fast);
         let host = self.host_addr(eaddr, lin);
         self.host_load(host, size)
     }
 
     /// (In a fresh block of the CFG.) Run instruction `g` through the
-    /// interpreter with `helpers::step_fill` (operand `seg:off`, `size` as
-    /// it takes it) and leave; the lowering state is as before afterwards.
-    fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, read: bool) {
+    /// interpreter with `helpers::step_fill` (its read operand `seg:off`,
+    /// `size` as it takes it) and leave; the lowering state is as before
+    /// afterwards.
+    fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.spill_all();
         self.flush_instret(0);
@@ -1582,9 +1682,9 @@ impl<'a> Lower<'a> {
         self.store32(eip, EIP);
         let fp = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFill));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        let flag = if read { helpers::STEP_FILL_READ } else { 0 };
-        let what = self.konst((helpers::seg_size_arg(seg, size) | flag) as i64);
-        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, what, off, self.ftlb]);
+        let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
+        let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
+        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, what, off, ftlb]);
         let r = self.helper_ret(types::I32);
         self.after_helper_unless_fault(r);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
@@ -1593,9 +1693,7 @@ impl<'a> Lower<'a> {
     /// When `cond` holds, run instruction `g` through the interpreter
     /// (which raises the fault `cond` stands for) and leave the block.
     fn step_if(&mut self, g: &GuestInsn, cond: Value) {
-        let out = self.cold_block();
-        let cont = self.b.create_block();
-        self.b.ins().brif(cond, out, &[], cont, &[]);
+        let (out, cont) = self.fork(cond, true);
         self.b.switch_to_block(out);
         let (dirty, flags, pending, loaded) = (self.dirty, self.flags, self.pending, self.loaded);
         self.helper(g);
@@ -1607,9 +1705,7 @@ impl<'a> Lower<'a> {
     /// Return from the block when `cond` holds (the state is already
     /// written back).
     fn leave_if(&mut self, cond: Value) {
-        let out = self.cold_block();
-        let cont = self.b.create_block();
-        self.b.ins().brif(cond, out, &[], cont, &[]);
+        let (out, cont) = self.fork(cond, true);
         self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
@@ -1620,9 +1716,7 @@ impl<'a> Lower<'a> {
     /// a slow-path store wrote code.
     fn exit_if_code_written(&mut self, next_off: u32) {
         let f = self.b.use_var(self.exitflag);
-        let out = self.cold_block();
-        let cont = self.b.create_block();
-        self.b.ins().brif(f, out, &[], cont, &[]);
+        let (out, cont) = self.fork(f, true);
         self.b.switch_to_block(out);
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.spill_all();
@@ -1685,6 +1779,48 @@ impl<'a> Lower<'a> {
         let blk = self.b.create_block();
         self.b.set_cold_block(blk);
         blk
+    }
+
+    /// `fork` on `!cond`: (cold block for false, block for true).
+    fn fork_not(&mut self, cond: Value) -> (cranelift_codegen::ir::Block, cranelift_codegen::ir::Block) {
+        let cold = self.in_cold();
+        let yes = if cold { self.cold_block() } else { self.b.create_block() };
+        let no = self.cold_block();
+        self.b.ins().brif(cond, yes, &[], no, &[]);
+        self.b.seal_block(yes);
+        self.b.seal_block(no);
+        (no, yes)
+    }
+
+    /// `brif cond` to a new block (sealed) or past it to `join`, which
+    /// the caller seals once the new block has jumped to it.
+    fn fork_join(&mut self, cond: Value) -> (cranelift_codegen::ir::Block, cranelift_codegen::ir::Block) {
+        let cold = self.in_cold();
+        let then = if cold { self.cold_block() } else { self.b.create_block() };
+        let join = if cold { self.cold_block() } else { self.b.create_block() };
+        self.b.ins().brif(cond, then, &[], join, &[]);
+        self.b.seal_block(then);
+        (then, join)
+    }
+
+    /// Whether the block being filled is laid out with the cold code.
+    fn in_cold(&self) -> bool {
+        self.b.current_block().is_some_and(|c| self.b.func.layout.is_cold(c))
+    }
+
+    /// `brif cond` to two new blocks whose only predecessor is this branch
+    /// (so sealed at once: no block parameters for the variables read in
+    /// them). `cold_then` puts the taken side with the cold code; the other
+    /// side is cold when the branch itself is (a slow path's continuation
+    /// stays out of the hot code).
+    fn fork(&mut self, cond: Value, cold_then: bool) -> (cranelift_codegen::ir::Block, cranelift_codegen::ir::Block) {
+        let cold = self.in_cold();
+        let then = if cold_then || cold { self.cold_block() } else { self.b.create_block() };
+        let other = if cold { self.cold_block() } else { self.b.create_block() };
+        self.b.ins().brif(cond, then, &[], other, &[]);
+        self.b.seal_block(then);
+        self.b.seal_block(other);
+        (then, other)
     }
 
     /// The flags record of a result whose SF/ZF/PF come from `r`, with CF
@@ -1775,13 +1911,12 @@ impl<'a> Lower<'a> {
         let nonzero = self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0);
         let v = self.b.ins().select(nonzero, r, a);
         self.set_reg(dst, size, v);
-        let set = self.b.create_block();
-        let cont = self.b.create_block();
-        self.b.ins().brif(nonzero, set, &[], cont, &[]);
+        let (set, cont) = self.fork_join(nonzero);
         self.b.switch_to_block(set);
         self.flags = self.logic_flags(r, size, cf, of);
         self.spill_flags();
         self.b.ins().jump(cont, &[]);
+        self.b.seal_block(cont);
         self.b.switch_to_block(cont);
         self.flags = FlagState::Memory;
     }
@@ -1869,14 +2004,13 @@ impl<'a> Lower<'a> {
                 // in `bits` already (after INC/DEC, say: a loop's DEC/JNZ).
                 let lazy = self.load32(F_LAZY);
                 let cf_lazy = self.b.ins().band_imm_u(lazy, CF as i64);
-                let call = self.b.create_block();
-                let cont = self.b.create_block();
-                self.b.ins().brif(cf_lazy, call, &[], cont, &[]);
+                let (call, cont) = self.fork_join(cf_lazy);
                 self.b.switch_to_block(call);
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Materialize));
                 let m = self.konst(CF as i64);
                 self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
                 self.b.ins().jump(cont, &[]);
+                self.b.seal_block(cont);
                 self.b.switch_to_block(cont);
                 CfSrc::Bits
             }
@@ -2125,7 +2259,7 @@ impl<'a> Lower<'a> {
                 };
                 let psize = if i.ops[0].kind == OpK::Imm { i.opsz as u32 } else { size };
                 let sp = self.full(4);
-                let nsp = self.b.ins().iadd_imm_u(sp, (-(psize as i64)) & 0xFFFF_FFFF);
+                let nsp = self.add_k(sp, -(psize as i64));
                 let off = self.stack_off(nsp);
                 self.access(g, SegReg::Ss as u8, off, psize, Some(v));
                 self.set_sp(off);
@@ -2134,7 +2268,7 @@ impl<'a> Lower<'a> {
                 let sp = self.full(4);
                 let off = self.stack_off(sp);
                 let v = self.access(g, SegReg::Ss as u8, off, size, None);
-                let nsp = self.b.ins().iadd_imm_u(off, size as i64);
+                let nsp = self.add_k(off, size as i64);
                 let nsp = self.stack_off(nsp);
                 self.set_sp(nsp);
                 self.set_reg(dst, size, v);
@@ -2318,7 +2452,7 @@ impl<'a> Lower<'a> {
         let next_off = g.off + i.len as u32;
         let psize = i.opsz as u32;
         let next = self.eip_at(next_off);
-        let t = self.b.ins().iadd_imm_u(next, i.imm as i64);
+        let t = self.add_k(next, i.imm as i32 as i64);
         let target = if psize == 2 { self.b.ins().band_imm_u(t, 0xFFFF) } else { t };
         // Both paths start from written-back state.
         self.spill_all();
@@ -2445,9 +2579,7 @@ impl<'a> Lower<'a> {
         }
         let limit = self.load32(CS_LIMIT);
         let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, target, limit);
-        let ok_blk = self.b.create_block();
-        let bad_blk = self.cold_block();
-        self.b.ins().brif(ok, ok_blk, &[], bad_blk, &[]);
+        let (bad_blk, ok_blk) = self.fork_not(ok);
         self.b.switch_to_block(ok_blk);
         Some(bad_blk)
     }
@@ -2486,9 +2618,7 @@ impl<'a> Lower<'a> {
             self.taken(g, i);
             return;
         };
-        let taken_blk = self.b.create_block();
-        let fall = self.b.create_block();
-        self.b.ins().brif(c, taken_blk, &[], fall, &[]);
+        let (taken_blk, fall) = self.fork(c, false);
         self.b.switch_to_block(taken_blk);
         let saved = (self.dirty, self.loaded, self.flags, self.pending);
         self.taken(g, i);
@@ -2515,7 +2645,7 @@ impl<'a> Lower<'a> {
         let next_off = g.off + i.len as u32;
         self.spill_all();
         let next = self.eip_at(next_off);
-        let t = self.b.ins().iadd_imm_u(next, i.imm as i64);
+        let t = self.add_k(next, i.imm as i32 as i64);
         let target = if i.opsz == 2 { self.b.ins().band_imm_u(t, 0xFFFF) } else { t };
         // A target beyond the CS limit raises #GP at the branch: let the
         // interpreter's semantics do that.

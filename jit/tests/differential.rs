@@ -234,7 +234,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             }
             out.push([0xA4u8, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF][rng.below(8) as usize]);
         }
-        30 => match rng.below(5) {
+        30 => match rng.below(6) {
             // LEAVE (EBP pointed into RAM first, mostly, in 32-bit code).
             0 => {
                 if code32 && rng.below(4) != 0 {
@@ -252,6 +252,8 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
                 let (op, r) = (0xBC + rng.below(2) as u8, rng.byte() & 7);
                 reg_or_mem(rng, out, code32, &[0x0F, op], r)
             }
+            // RDTSC (the count is the retired instructions: both agree).
+            4 => out.extend([0x0F, 0x31]),
             _ => {
                 let (op, r) = (0x86 + rng.below(2) as u8, rng.byte() & 7);
                 reg_or_mem(rng, out, code32, &[op], r)

@@ -87,6 +87,15 @@ impl Cpu {
         self.accel_retry = true;
     }
 
+    /// For the accelerator, declining translated code at CS:EIP only for
+    /// want of budget in this slice: the run loop offers it CS:EIP = `eip`
+    /// (where that code falls through) when the interpreter gets there,
+    /// even without a control transfer on the way (straight-line code
+    /// would otherwise stay interpreted to its next branch).
+    pub fn accel_offer_at(&mut self, eip: u32) {
+        self.offer_at = eip as u64;
+    }
+
     /// The accelerator's counters, if one is installed.
     pub fn accel_stats(&self) -> Option<AccelStats> {
         self.accel.as_ref().map(|a| a.stats())
@@ -252,6 +261,15 @@ impl Cpu {
     /// makes (segment, alignment, paging).
     pub fn read_operand(&mut self, ctx: &mut Ctx, seg: usize, off: u32, size: u32) -> Res<u32> {
         self.read_mem(ctx, seg, off, size)
+    }
+
+    /// Read `size` bytes at `seg:off` as the first half of a
+    /// read-modify-write: the whole access is checked (and, within one
+    /// page, translated) for writing before anything is read, the fault
+    /// order of the interpreter's read-modify-write instructions.
+    pub fn read_operand_for_write(&mut self, ctx: &mut Ctx, seg: usize, off: u32, size: u32) -> Res<u32> {
+        let loc = self.mem_loc(ctx, seg, off, size, true)?;
+        self.rd_loc(ctx, loc, size)
     }
 
     /// Write `size` bytes at `seg:off` with every check.

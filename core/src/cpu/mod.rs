@@ -137,6 +137,8 @@ pub struct Cpu {
     /// The accelerator declined only the instruction at CS:EIP (it starts
     /// in one page and ends in the next): offer it the next one again.
     accel_retry: bool,
+    /// See [`Cpu::accel_offer_at`] (`u64::MAX`: none).
+    offer_at: u64,
     /// Where an accelerator's helpers leave a result for the generated
     /// code that called them (which reads it at a fixed offset, so its
     /// calls need no return register).
@@ -172,6 +174,7 @@ impl Cpu {
             block_start: true,
             accel_faults: 0,
             accel_retry: false,
+            offer_at: u64::MAX,
             accel_ret: 0,
         }
     }
@@ -238,7 +241,7 @@ impl Cpu {
                 StepOutcome::Continue => {}
                 other => return (other, n),
             }
-            if self.accel_retry {
+            if self.accel_retry || self.state.eip as u64 == self.offer_at {
                 self.accel_retry = false;
                 self.block_start = true;
             }
@@ -256,6 +259,7 @@ impl Cpu {
     #[inline(never)]
     fn run_accel(&mut self, ctx: &mut Ctx, budget: u64) -> Option<(StepOutcome, u64)> {
         self.block_start = false;
+        self.offer_at = u64::MAX;
         if ctx.mem.has_invalidated() {
             self.process_invalidations(ctx);
         }
@@ -272,7 +276,11 @@ impl Cpu {
         if !ran {
             return None;
         }
-        self.block_start = true;
+        // After translated code wrote code (its translations are dropped
+        // now), the interpreter runs on to the next control transfer
+        // rather than have a fresh translation made at every instruction
+        // of code that keeps writing its own page.
+        self.block_start = !ctx.mem.has_invalidated();
         // Steps as the interpreter counts them: retired instructions plus
         // delivered faults.
         Some((self.outcome(), (self.instret + self.accel_faults - before).max(1)))
