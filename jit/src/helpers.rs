@@ -95,8 +95,7 @@ fn find(cpu: &mut Cpu, ctx: &mut Ctx, sh: &mut crate::Shared) -> u64 {
     if s.key != key {
         return 0;
     }
-    let (g, cpl, cr0) = cpu.translation_stamp();
-    if (g, cpl, cr0, ctx.mem.map_gen()) != sh.stamp {
+    if crate::tlb_stamp(cpu, ctx) != sh.stamp {
         return 0;
     }
     // Next time translated code finds it without this call.

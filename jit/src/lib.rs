@@ -148,6 +148,20 @@ pub(crate) const LIN_HASH: u32 = 0x9E37_79B1;
 pub(crate) const LIN_BITS: u32 = 12;
 const _: () = assert!(1 << LIN_BITS == LIN_SLOTS);
 
+/// What the fast TLBs' host pointers depend on: the CPU's TLB generation,
+/// CR0 (WP) and the memory map. (Not the CPL: each privilege class has its
+/// own table, see `Jit::ftlb`.)
+pub(crate) fn tlb_stamp(cpu: &Cpu, ctx: &Ctx) -> (u32, u32, u32) {
+    let (g, _, cr0) = cpu.translation_stamp();
+    (g, cr0, ctx.mem.map_gen())
+}
+
+/// Whether code of mode key `mode` runs with user privilege (CPL 3, which
+/// V86 mode also has): paging checks then treat it as a user access.
+pub(crate) fn user_mode(mode: ModeKey) -> bool {
+    (mode >> 4) & 3 == 3
+}
+
 /// The tag of linear EIP `lin` under mode key `mode`.
 pub(crate) fn lin_tag(lin: u32, mode: ModeKey) -> u64 {
     (lin as u64) << 16 | mode as u64
@@ -162,9 +176,8 @@ pub(crate) struct Shared {
     /// at every address-space switch of the guest, then touches only
     /// those, not all 64 KiB).
     pub lin_used: Vec<u16>,
-    /// What the fast TLB's entries were made under: (TLB generation, CPL,
-    /// CR0, memory-map generation).
-    pub stamp: (u32, u8, u32, u32),
+    /// What the fast TLBs' entries were made under ([`tlb_stamp`]).
+    pub stamp: (u32, u32, u32),
 }
 
 impl Shared {
@@ -238,8 +251,11 @@ pub struct Jit {
     /// Executions before a block start is translated (`JitMode::On`).
     threshold: u32,
     /// Host pointers for inline loads and stores (boxed: generated code
-    /// holds its address).
-    ftlb: Box<helpers::FastTlb>,
+    /// holds their addresses), one for supervisor code (CPL 0-2) and one
+    /// for user code (CPL 3, V86): a block's mode key fixes its CPL, so it
+    /// only ever uses entries filled with its own privilege, and the
+    /// tables survive the guest's every kernel entry and exit.
+    ftlb: [Box<helpers::FastTlb>; 2],
     /// The entry trampoline of the current module generation.
     tramp: Option<TrampFn>,
     /// Chaining exits waiting for (or pointing at) each key's block:
@@ -478,12 +494,12 @@ impl Jit {
                 fast: [EMPTY_SLOT; FAST_SLOTS],
                 lin: [EMPTY_LIN; LIN_SLOTS],
                 lin_used: Vec::with_capacity(LIN_SLOTS),
-                stamp: (0, 0, 0, u32::MAX),
+                stamp: (0, 0, u32::MAX),
             }),
             by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
-            ftlb: helpers::FastTlb::new(),
+            ftlb: [helpers::FastTlb::new(), helpers::FastTlb::new()],
             threshold: std::env::var("FERRITE_JIT_THRESHOLD")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -520,7 +536,7 @@ impl Jit {
         self.free.clear();
         self.shared.fast.fill(EMPTY_SLOT);
         self.shared.clear_lin();
-        self.ftlb.clear();
+        self.ftlb.iter_mut().for_each(|t| t.clear());
         self.incoming.clear();
         self.tramp = None;
         self.by_page.clear();
@@ -592,7 +608,7 @@ impl Jit {
             off,
             slots: vec![0; nslots].into_boxed_slice(),
             heat: Arc::new(AtomicU32::new(0)),
-            ftlb: &mut *self.ftlb,
+            ftlb: &mut *self.ftlb[user_mode(mode) as usize],
             shared: &mut *self.shared,
         }
     }
@@ -823,10 +839,9 @@ impl Accelerator for Jit {
             }
         };
         let Some(Some(b)) = self.blocks.get(idx as usize) else { return false };
-        let (g, cpl, cr0) = cpu.translation_stamp();
-        let stamp = (g, cpl, cr0, ctx.mem.map_gen());
+        let stamp = tlb_stamp(cpu, ctx);
         if stamp != self.shared.stamp {
-            self.ftlb.clear();
+            self.ftlb.iter_mut().for_each(|t| t.clear());
             self.shared.clear_lin();
             self.shared.stamp = stamp;
         }
