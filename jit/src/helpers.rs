@@ -25,6 +25,20 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
     };
 }
 
+/// Run the last instruction of a block (one translated code leaves after)
+/// with the interpreter's semantics, then look up where translated code
+/// goes next as [`lookup`] does, in the same call. Result: [`FAULTED`]
+/// when it faulted, else the code of the next block to tail-call, 0 for
+/// the run loop (code addresses are aligned, never [`FAULTED`]).
+pub(crate) extern "C" fn step_exit(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn, shared: *mut crate::Shared) {
+    // SAFETY: as in `step` and `lookup`.
+    let (cpu, ctx, insn, sh) = unsafe { (&mut *cpu, &mut *ctx, &*insn, &mut *shared) };
+    cpu.accel_ret = match cpu.exec_one(ctx, insn) {
+        ExecResult::Fault => FAULTED,
+        ExecResult::Next | ExecResult::Exit => find(cpu, ctx, sh),
+    };
+}
+
 /// `step`'s and `step_fill`'s result for an instruction that faulted.
 pub(crate) const FAULTED: u64 = 2;
 
@@ -260,6 +274,7 @@ pub(crate) const CALL_CONV: cranelift_codegen::isa::CallConv = cranelift_codegen
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Helper {
     Step,
+    StepExit,
     StepFill,
     Lookup,
     Condition,
@@ -334,6 +349,7 @@ macro_rules! entries {
 
 entries! {
     Step => step,
+    StepExit => step_exit,
     StepFill => step_fill,
     Lookup => lookup,
     Condition => condition,

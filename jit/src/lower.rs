@@ -309,6 +309,7 @@ pub(crate) struct Lower<'a> {
     iv: Variable,
     code32: bool,
     step_sig: SigRef,
+    step_exit_sig: SigRef,
     cond_sig: SigRef,
     prep_sig: SigRef,
     mf: MemFlagsData,
@@ -530,6 +531,7 @@ impl<'a> Lower<'a> {
         };
         let i32t = types::I32;
         let step_sig = sig(&[ptr, ptr, ptr]);
+        let step_exit_sig = sig(&[ptr, ptr, ptr, ptr]);
         let cond_sig = sig(&[ptr, i32t]);
         let prep_sig = sig(&[ptr, i32t]);
         let rd_sig = sig(&[ptr, ptr, i32t, i32t, ptr]);
@@ -586,6 +588,7 @@ impl<'a> Lower<'a> {
             iv,
             code32,
             step_sig,
+            step_exit_sig,
             cond_sig,
             prep_sig,
             mf,
@@ -648,14 +651,12 @@ impl<'a> Lower<'a> {
                 if self.wrote_mem {
                     self.exit_if_code_written(g.off + i.len as u32);
                 }
+            } else if last || i.ends_block {
+                self.helper_exit(g);
+                left = true;
+                break;
             } else {
                 self.helper(g);
-                if last || i.ends_block {
-                    // The helper left EIP and everything else as it must be.
-                    self.after_helper();
-                    left = true;
-                    break;
-                }
             }
         }
         if !left {
@@ -1193,6 +1194,31 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(cont);
         self.loaded = [false; 8];
         self.reload_instret();
+    }
+
+    /// Run instruction `g`, the region's last, through the interpreter's
+    /// semantics and go on to wherever it leads (`helpers::step_exit` also
+    /// looks the next block up: one call, not two).
+    fn helper_exit(&mut self, g: &GuestInsn) {
+        self.spill_all();
+        self.flush_instret(0);
+        self.sync_instret();
+        let eip = self.eip_at(g.off);
+        self.store32(eip, EIP);
+        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepExit));
+        let ip = self.b.ins().iconst(types::I64, g.insn as i64);
+        let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+        self.b.ins().call_indirect(self.step_exit_sig, f, &[self.cpu, self.ctx, ip, sh]);
+        let target = self.helper_ret(types::I64);
+        let go = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, target, helpers::FAULTED as i64);
+        let (out, on) = self.fork_not(go);
+        self.b.switch_to_block(on);
+        // (The helper brought `Cpu::instret` up to date.)
+        let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.switch_to_block(out);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
     }
 
     // ----- flags -----
