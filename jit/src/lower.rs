@@ -1176,14 +1176,21 @@ impl<'a> Lower<'a> {
 
     // ----- helpers -----
 
-    /// Run instruction `g` through the interpreter's semantics: spill, call,
-    /// leave the block if it says so, forget the cached registers.
-    fn helper(&mut self, g: &GuestInsn) {
+    /// Make `CpuState` precise as before the instruction at `off`: dirty
+    /// registers and the flags written back, `instret` and EIP stored
+    /// (before a call into Rust that may deliver a fault or run it).
+    fn precise_at(&mut self, off: u32) {
         self.spill_all();
         self.flush_instret(0);
         self.sync_instret();
-        let eip = self.eip_at(g.off);
+        let eip = self.eip_at(off);
         self.store32(eip, EIP);
+    }
+
+    /// Run instruction `g` through the interpreter's semantics: spill, call,
+    /// leave the block if it says so, forget the cached registers.
+    fn helper(&mut self, g: &GuestInsn) {
+        self.precise_at(g.off);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
@@ -1200,11 +1207,7 @@ impl<'a> Lower<'a> {
     /// semantics and go on to wherever it leads (`helpers::step_exit` also
     /// looks the next block up: one call, not two).
     fn helper_exit(&mut self, g: &GuestInsn) {
-        self.spill_all();
-        self.flush_instret(0);
-        self.sync_instret();
-        let eip = self.eip_at(g.off);
-        self.store32(eip, EIP);
+        self.precise_at(g.off);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepExit));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
@@ -1520,11 +1523,7 @@ impl<'a> Lower<'a> {
         for_write: bool,
     ) -> Option<Value> {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
-        self.spill_all();
-        self.flush_instret(0);
-        self.sync_instret();
-        let eip = self.eip_at(g.off);
-        self.store32(eip, EIP);
+        self.precise_at(g.off);
         let rmw = if for_write { helpers::READ_FOR_WRITE } else { 0 };
         let what = self.konst((helpers::seg_size_arg(seg, size) | rmw) as i64);
         let out = match store {
@@ -1701,11 +1700,7 @@ impl<'a> Lower<'a> {
     /// afterwards.
     fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
-        self.spill_all();
-        self.flush_instret(0);
-        self.sync_instret();
-        let eip = self.eip_at(g.off);
-        self.store32(eip, EIP);
+        self.precise_at(g.off);
         let fp = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFill));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
