@@ -406,6 +406,13 @@ pub(crate) fn inlined(i: &Insn) -> bool {
                     && b.size == 1
                     && !matches!(mnemonic(i), M::Rol | M::Ror))
         }
+        M::Shld | M::Shrd => {
+            let c = i.ops[2];
+            a.kind == OpK::Reg
+                && a.size == 4
+                && b.kind == OpK::Reg
+                && (c.kind == OpK::Imm || (c.kind == OpK::Reg && c.num == 1 && c.size == 1))
+        }
         M::Imul if b.kind == OpK::None => a.kind == OpK::Reg || mem(a),
         M::Imul => {
             let c = i.ops[2];
@@ -1942,6 +1949,75 @@ impl<'a> Lower<'a> {
         self.flags = FlagState::Memory;
     }
 
+    /// SHLD/SHRD of a 32-bit register by an immediate or CL (SDM vol. 2
+    /// SHLD, SHRD): a masked count of 0 changes nothing; otherwise the
+    /// destination takes the bits shifted in from the source, CF is the
+    /// last bit shifted out of it, OF is set when its sign changed (as the
+    /// interpreter defines OF for every count), AF is 0 and SF/ZF/PF come
+    /// from the result.
+    fn double_shift(&mut self, i: &Insn, dst: u8) {
+        let left = mnemonic(i) == M::Shld;
+        let by_cl = i.ops[2].kind == OpK::Reg;
+        if !by_cl && i.imm & 0x1F == 0 {
+            return;
+        }
+        if by_cl {
+            // The flags stay as they are for a zero count.
+            self.spill_flags();
+        }
+        let a = self.reg(dst, 4);
+        let b = self.reg(i.ops[1].num, 4);
+        let c = if by_cl {
+            let cl = self.reg(1, 1);
+            self.b.ins().band_imm_u(cl, 0x1F)
+        } else {
+            self.konst((i.imm & 0x1F) as i64)
+        };
+        let c64 = self.b.ins().uextend(types::I64, c);
+        let a64 = self.b.ins().uextend(types::I64, a);
+        let b64 = self.b.ins().uextend(types::I64, b);
+        let (r, cf) = if left {
+            // (a:b << c) >> 32; CF is bit 32 - c of a.
+            let hi = self.b.ins().ishl_imm_u(a64, 32);
+            let w = self.b.ins().bor(hi, b64);
+            let w = self.b.ins().ishl(w, c64);
+            let r = self.b.ins().ushr_imm_u(w, 32);
+            let r = self.b.ins().ireduce(types::I32, r);
+            let out = self.b.ins().ishl(a64, c64);
+            let out = self.b.ins().ushr_imm_u(out, 32);
+            let cf = self.b.ins().ireduce(types::I32, out);
+            (r, self.b.ins().band_imm_u(cf, 1))
+        } else {
+            // (b:a >> c), low half; CF is bit c - 1 of a.
+            let hi = self.b.ins().ishl_imm_u(b64, 32);
+            let w = self.b.ins().bor(hi, a64);
+            let w = self.b.ins().ushr(w, c64);
+            let r = self.b.ins().ireduce(types::I32, w);
+            let out = self.b.ins().ishl_imm_u(a64, 1);
+            let out = self.b.ins().ushr(out, c64);
+            let cf = self.b.ins().ireduce(types::I32, out);
+            (r, self.b.ins().band_imm_u(cf, 1))
+        };
+        let changed = self.b.ins().bxor(r, a);
+        let of = self.b.ins().ushr_imm_u(changed, 31);
+        if !by_cl {
+            self.set_reg(dst, 4, r);
+            self.flags = self.logic_flags(r, 4, cf, Some(of));
+            return;
+        }
+        let nonzero = self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0);
+        let v = self.b.ins().select(nonzero, r, a);
+        self.set_reg(dst, 4, v);
+        let (set, cont) = self.fork_join(nonzero);
+        self.b.switch_to_block(set);
+        self.flags = self.logic_flags(r, 4, cf, Some(of));
+        self.spill_flags();
+        self.b.ins().jump(cont, &[]);
+        self.b.seal_block(cont);
+        self.b.switch_to_block(cont);
+        self.flags = FlagState::Memory;
+    }
+
     /// ROL/ROR by an immediate count (SDM vol. 2 RCL/RCR/ROL/ROR): a masked
     /// count of 0 changes nothing; otherwise only CF and OF change (as the
     /// interpreter defines OF for every count).
@@ -2390,6 +2466,7 @@ impl<'a> Lower<'a> {
                 self.set_reg(dst, size, r);
             }
             M::Shl | M::Sal | M::Shr | M::Sar if i.ops[1].kind == OpK::Reg => self.shift_cl(i, size, dst),
+            M::Shld | M::Shrd => self.double_shift(i, dst),
             M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
                 let rot = matches!(mnemonic(i), M::Rol | M::Ror);
                 let f = move |l: &mut Self, a: Value| if rot { l.rotate(i, size, a) } else { l.shift(i, size, a) };

@@ -234,7 +234,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             }
             out.push([0xA4u8, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF][rng.below(8) as usize]);
         }
-        30 => match rng.below(6) {
+        30 => match rng.below(7) {
             // LEAVE (EBP pointed into RAM first, mostly, in 32-bit code).
             0 => {
                 if code32 && rng.below(4) != 0 {
@@ -254,6 +254,14 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             }
             // RDTSC (the count is the retired instructions: both agree).
             4 => out.extend([0x0F, 0x31]),
+            // SHLD/SHRD r/m, r by an immediate or CL (both sizes).
+            5 => {
+                let (op, r) = ([0xA4u8, 0xA5, 0xAC, 0xAD][rng.below(4) as usize], rng.byte() & 7);
+                reg_or_mem(rng, out, code32, &[0x0F, op], r);
+                if op & 1 == 0 {
+                    out.push(rng.byte());
+                }
+            }
             _ => {
                 let (op, r) = (0x86 + rng.below(2) as u8, rng.byte() & 7);
                 reg_or_mem(rng, out, code32, &[op], r)
