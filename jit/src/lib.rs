@@ -152,7 +152,7 @@ const _: () = assert!(1 << LIN_BITS == LIN_SLOTS);
 /// CR0 (WP) and the memory map. (Not the CPL: each privilege class has its
 /// own table, see `Jit::ftlb`.)
 pub(crate) fn tlb_stamp(cpu: &Cpu, ctx: &Ctx) -> (u32, u32, u32) {
-    let (g, _, cr0) = cpu.translation_stamp();
+    let (g, cr0) = cpu.translation_stamp();
     (g, cr0, ctx.mem.map_gen())
 }
 

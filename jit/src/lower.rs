@@ -259,9 +259,9 @@ pub(crate) struct Lower<'a> {
     /// (slot, target offset from the entry) of each chaining exit made.
     pub(crate) chains: Vec<(usize, i64)>,
     mode: ModeKey,
-    /// The translator's fast TLB (host pointers by linear page).
-    /// The fast TLB's address (a fresh constant at each use: cheaper than
-    /// a long-lived value the register allocator spills).
+    /// The address of the translator's fast TLB for this block's privilege
+    /// (host pointers by linear page); a fresh constant at each use is
+    /// cheaper than a long-lived value the register allocator spills.
     ftlb: i64,
     /// Set (to 1) when a slow-path store wrote code: leave after the
     /// instruction.
@@ -1811,12 +1811,7 @@ impl<'a> Lower<'a> {
 
     /// `fork` on `!cond`: (cold block for false, block for true).
     fn fork_not(&mut self, cond: Value) -> (cranelift_codegen::ir::Block, cranelift_codegen::ir::Block) {
-        let cold = self.in_cold();
-        let yes = if cold { self.cold_block() } else { self.b.create_block() };
-        let no = self.cold_block();
-        self.b.ins().brif(cond, yes, &[], no, &[]);
-        self.b.seal_block(yes);
-        self.b.seal_block(no);
+        let (yes, no) = self.fork_with(cond, false, true);
         (no, yes)
     }
 
@@ -1842,9 +1837,20 @@ impl<'a> Lower<'a> {
     /// side is cold when the branch itself is (a slow path's continuation
     /// stays out of the hot code).
     fn fork(&mut self, cond: Value, cold_then: bool) -> (cranelift_codegen::ir::Block, cranelift_codegen::ir::Block) {
+        self.fork_with(cond, cold_then, false)
+    }
+
+    /// `fork` with either side made cold on request (both when the branch
+    /// itself is cold).
+    fn fork_with(
+        &mut self,
+        cond: Value,
+        cold_then: bool,
+        cold_else: bool,
+    ) -> (cranelift_codegen::ir::Block, cranelift_codegen::ir::Block) {
         let cold = self.in_cold();
         let then = if cold_then || cold { self.cold_block() } else { self.b.create_block() };
-        let other = if cold { self.cold_block() } else { self.b.create_block() };
+        let other = if cold_else || cold { self.cold_block() } else { self.b.create_block() };
         self.b.ins().brif(cond, then, &[], other, &[]);
         self.b.seal_block(then);
         self.b.seal_block(other);

@@ -290,10 +290,12 @@ impl Cpu {
     }
 
     /// What host pointers of [`Cpu::host_page_of`] depend on besides the
-    /// memory map: the TLB generation, CPL and CR0 (WP).
+    /// memory map: the TLB generation and CR0 (WP). They also depend on
+    /// the privilege of the access (user or supervisor, from the CPL),
+    /// which callers keep apart themselves.
     #[inline]
-    pub fn translation_stamp(&self) -> (u32, u8, u32) {
-        (self.tlb.gen, self.state.cpl, self.state.cr0)
+    pub fn translation_stamp(&self) -> (u32, u32) {
+        (self.tlb.gen, self.state.cr0)
     }
 
     /// Evaluate condition code `cc` against the current flags (for
