@@ -958,9 +958,15 @@ fn gather(cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option
         // A region goes on past conditional branches (each one a way out
         // or to a label inside).
         let jcc = lower::rel_branch(&i) && lower::conditional(&i);
-        if !jcc && (i.ends_block || lower::rel_branch(&i) || lower::call_or_ret(&i)) {
+        let jmp_on = lower::rel_branch(&i) && !jcc && lower::continues_after_jmp(&insns, off, code32);
+        if !jcc && !jmp_on && (i.ends_block || lower::rel_branch(&i) || lower::call_or_ret(&i)) {
             break;
         }
+    }
+    let keep = lower::trim_dead(&insns, code32);
+    if keep < insns.len() {
+        insns.truncate(keep);
+        off = insns.iter().map(|i| i.len as u32).sum();
     }
     if insns.is_empty() {
         None

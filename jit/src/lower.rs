@@ -132,6 +132,55 @@ fn rel_target(g: &GuestInsn, i: &Insn, code32: bool) -> Option<u32> {
     }
 }
 
+/// Whether a region gathered as `insns` (`end`: the offset after them, the
+/// last one an unconditional relative JMP) may go on at `end`: when an
+/// earlier branch of the region goes there (the shape of if/else) or the
+/// JMP goes forward in the page (a loop entered at its condition, whose
+/// body follows the JMP). `trim_dead` drops what no branch of the region
+/// reaches after all.
+pub(crate) fn continues_after_jmp(insns: &[Insn], end: u32, code32: bool) -> bool {
+    let Some((jmp, before)) = insns.split_last() else { return false };
+    let targets = branch_targets(before, code32);
+    let at = end - jmp.len as u32;
+    let forward = rel_target(&GuestInsn { insn: jmp as *const Insn, off: at }, jmp, code32)
+        .is_some_and(|t| t > end && t - end < 0x400);
+    forward || targets.contains(&end)
+}
+
+/// The offsets (from the region entry) relative branches in `insns` go to.
+fn branch_targets(insns: &[Insn], code32: bool) -> BTreeSet<u32> {
+    let mut off = 0u32;
+    let mut out = BTreeSet::new();
+    for i in insns {
+        if rel_branch(i) {
+            if let Some(t) = rel_target(&GuestInsn { insn: i as *const Insn, off }, i, code32) {
+                out.insert(t);
+            }
+        }
+        off += i.len as u32;
+    }
+    out
+}
+
+/// The length of `insns` once code after an unconditional JMP that no
+/// branch of the region reaches is cut off (with the JMP the last
+/// instruction then).
+pub(crate) fn trim_dead(insns: &[Insn], code32: bool) -> usize {
+    let mut n = insns.len();
+    loop {
+        let targets = branch_targets(&insns[..n], code32);
+        let mut off = 0u32;
+        let cut = insns[..n].iter().position(|i| {
+            off += i.len as u32;
+            rel_branch(i) && !conditional(i) && !targets.contains(&off)
+        });
+        match cut {
+            Some(k) if k + 1 < n => n = k + 1,
+            _ => return n,
+        }
+    }
+}
+
 /// The labels of a region: the offsets of its instructions that relative
 /// branches inside it go to, each with the number of instructions from
 /// there to the next label or the end (what one pass may retire before
@@ -612,6 +661,7 @@ impl<'a> Lower<'a> {
         target: cranelift_codegen::isa::TargetFrontendConfig,
     ) -> Vec<(usize, i64)> {
         let mut left = false;
+        let mut after_jmp = false;
         self.chain = chain;
         self.writes = region_writes(insns);
         self.label_regs = label_regs(insns, self.writes);
@@ -631,16 +681,40 @@ impl<'a> Lower<'a> {
             let last = n + 1 == insns.len();
             self.wrote_mem = false;
             if self.labels.contains_key(&g.off) {
-                // Arriving from above (the prologue checked the budget for
-                // the entry's span).
-                self.goto_label(g.off, g.off != 0, 0);
+                if !after_jmp {
+                    // Arriving from above (the prologue checked the budget
+                    // for the entry's span).
+                    self.goto_label(g.off, g.off != 0, 0);
+                }
                 self.enter_label(g.off);
+                if after_jmp {
+                    (left, after_jmp) = (false, false);
+                }
+            } else if after_jmp {
+                // Not reachable from inside (`gather` trims such code, so
+                // not expected): lowered into a block nothing jumps to.
+                let dead = self.b.create_block();
+                self.b.seal_block(dead);
+                self.b.switch_to_block(dead);
+                self.loaded = [false; 8];
+                self.dirty = [false; 8];
+                self.flags = FlagState::Memory;
+                self.pending = 0;
+                self.segc = [None; 6];
+                self.acok = None;
+                (left, after_jmp) = (false, false);
             }
             if rel_branch(i) {
                 self.branch(g, i, last);
-                if last || mnemonic(i) == M::Jmp {
+                if last {
                     left = true;
                     break;
+                }
+                if mnemonic(i) == M::Jmp {
+                    // The code after it is a label of the region (see
+                    // `continues_after_jmp`).
+                    left = true;
+                    after_jmp = true;
                 }
             } else if last && call_or_ret(i) {
                 if mnemonic(i) == M::Call {
