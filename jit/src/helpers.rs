@@ -39,6 +39,19 @@ pub(crate) extern "C" fn step_exit(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const In
     };
 }
 
+/// The whole of the code translated for an instruction that crosses into
+/// the next page (`Lower::stub`): fetch, decode and run the instruction
+/// at CS:EIP with the interpreter's semantics, then look up where
+/// translated code goes next. Result as [`step_exit`]'s.
+pub(crate) extern "C" fn step_fetch_exit(cpu: *mut Cpu, ctx: *mut Ctx, shared: *mut crate::Shared) {
+    // SAFETY: as in `step` and `lookup`.
+    let (cpu, ctx, sh) = unsafe { (&mut *cpu, &mut *ctx, &mut *shared) };
+    cpu.accel_ret = match cpu.exec_fetched(ctx) {
+        ExecResult::Fault => FAULTED,
+        ExecResult::Next | ExecResult::Exit => find(cpu, ctx, sh),
+    };
+}
+
 /// `step`'s and `step_fill`'s result for an instruction that faulted.
 pub(crate) const FAULTED: u64 = 2;
 
@@ -103,13 +116,22 @@ fn find(cpu: &mut Cpu, ctx: &mut Ctx, sh: &mut crate::Shared) -> u64 {
         return 0;
     }
     let mode = cpu.mode_key();
+    let stamp_holds = crate::tlb_stamp(cpu, ctx) == sh.stamp;
+    if stamp_holds {
+        // What translated code's own probe missed may be in the other way
+        // of the table. (The target's entry checks the CS limit.)
+        let cs = cpu.state.segs[ferrite_core::cpu::state::SegReg::Cs as usize].base;
+        if let Some(f) = sh.get_lin(cs.wrapping_add(cpu.state.eip), mode) {
+            return f;
+        }
+    }
     let Ok((lin, phys)) = cpu.fetch_address(ctx) else { return 0 };
     let key = crate::key_of(phys, mode);
     let s = sh.fast[crate::fast_slot(key)];
     if s.key != key {
         return 0;
     }
-    if crate::tlb_stamp(cpu, ctx) != sh.stamp {
+    if !stamp_holds {
         return 0;
     }
     // Next time translated code finds it without this call.
@@ -275,6 +297,7 @@ pub(crate) const CALL_CONV: cranelift_codegen::isa::CallConv = cranelift_codegen
 pub(crate) enum Helper {
     Step,
     StepExit,
+    StepFetchExit,
     StepFill,
     Lookup,
     Condition,
@@ -350,6 +373,7 @@ macro_rules! entries {
 entries! {
     Step => step,
     StepExit => step_exit,
+    StepFetchExit => step_fetch_exit,
     StepFill => step_fill,
     Lookup => lookup,
     Condition => condition,

@@ -100,8 +100,9 @@ enum Entry {
     /// Nothing can be translated here (first instruction not translatable).
     Never,
     /// Not translated because the first instruction may cross into the
-    /// next page: the interpreter runs that one instruction only, and the
-    /// code after it gets its own block.
+    /// next page, and no stub could be made for it (`Jit::cross_block`,
+    /// which is what such entries normally get): the interpreter runs that
+    /// one instruction only, and the code after it gets its own block.
     Cross,
     /// Translated: index into `Jit::blocks`.
     Hot(u32),
@@ -181,13 +182,41 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Enter `slot` into the table of linear entry points.
+    fn new() -> Box<Shared> {
+        Box::new(Shared {
+            fast: [EMPTY_SLOT; FAST_SLOTS],
+            lin: [EMPTY_LIN; LIN_SLOTS],
+            lin_used: Vec::with_capacity(LIN_SLOTS),
+            stamp: (0, 0, u32::MAX),
+        })
+    }
+
+    /// Enter `slot` into the table of linear entry points. The table is
+    /// two-way: slot `n` of `lin_slot` or its pair `n ^ 1`, the newer entry
+    /// in `n` (two hot entry points whose slots collide, such as two return
+    /// addresses in a loop, no longer push each other out every time).
     pub(crate) fn set_lin(&mut self, lin: u32, slot: LinSlot) {
         let n = lin_slot(lin);
-        if self.lin[n].tag == NO_KEY {
+        let a = self.lin[n];
+        if a.tag != slot.tag && a.tag != NO_KEY {
+            // `a` moves to the other way, over the older entry there (or
+            // over this one's, which then swaps places with it).
+            if self.lin[n ^ 1].tag == NO_KEY {
+                self.lin_used.push((n ^ 1) as u16);
+            }
+            self.lin[n ^ 1] = a;
+        } else if a.tag == NO_KEY {
             self.lin_used.push(n as u16);
         }
         self.lin[n] = slot;
+    }
+
+    /// The code at linear EIP `lin` under mode key `mode`, when the table
+    /// has it.
+    pub(crate) fn get_lin(&self, lin: u32, mode: ModeKey) -> Option<u64> {
+        let n = lin_slot(lin);
+        let tag = lin_tag(lin, mode);
+        [n, n ^ 1].into_iter().map(|m| self.lin[m]).find(|s| s.tag == tag).map(|s| s.func)
     }
 
     /// Empty the table of linear entry points.
@@ -265,6 +294,9 @@ pub struct Jit {
     /// The compile thread (`JitMode::On`; None: translate in place).
     worker: Option<Worker>,
     next_job: u64,
+    /// The code standing in for page-crossing instructions, per mode key
+    /// (`Lower::stub`), of the current module generation.
+    stubs: HashMap<ModeKey, u64>,
 }
 
 /// One block to translate: everything the lowering needs, owned.
@@ -490,12 +522,7 @@ impl Jit {
             entries: KeyMap::default(),
             blocks: Vec::new(),
             free: Vec::new(),
-            shared: Box::new(Shared {
-                fast: [EMPTY_SLOT; FAST_SLOTS],
-                lin: [EMPTY_LIN; LIN_SLOTS],
-                lin_used: Vec::with_capacity(LIN_SLOTS),
-                stamp: (0, 0, u32::MAX),
-            }),
+            shared: Shared::new(),
             by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
@@ -510,6 +537,7 @@ impl Jit {
             next_gen: 0,
             worker: if mode == JitMode::On { start_worker() } else { None },
             next_job: 0,
+            stubs: HashMap::new(),
         })
     }
 
@@ -538,6 +566,7 @@ impl Jit {
         self.shared.clear_lin();
         self.ftlb.iter_mut().for_each(|t| t.clear());
         self.incoming.clear();
+        self.stubs.clear();
         self.tramp = None;
         self.by_page.clear();
         self.code_bytes = 0;
@@ -694,11 +723,52 @@ impl Jit {
         }
         let made = self.translate(cpu, ctx, phys, mode);
         self.by_page.entry((phys.0 >> 12) as u64).or_default().push(key);
-        let Some(b) = made else {
+        let Some(b) = made.or_else(|| self.cross_block(phys, mode)) else {
             self.entries.insert(key, untranslatable(cpu, phys));
             return None;
         };
         Some(self.insert_block(key, b))
+    }
+}
+
+impl Jit {
+    /// For an entry at `phys` (nothing there translatable) whose first
+    /// instruction may cross into the next page: a block of the mode's
+    /// stub (`Lower::stub`), compiled once per mode key.
+    fn cross_block(&mut self, phys: PhysAddr, mode: ModeKey) -> Option<Block> {
+        // (An instruction is at most 15 bytes.)
+        if phys.page_offset() + 15 <= PAGE_SIZE {
+            return None;
+        }
+        let func = match self.stubs.get(&mode) {
+            Some(&f) => f,
+            None => {
+                let module = self.module.as_ref()?;
+                let mut c = cranelift_codegen::Context::new();
+                c.func.name = UserFuncName::user(1, mode);
+                let ftlb: *mut helpers::FastTlb = &mut *self.ftlb[user_mode(mode) as usize];
+                let shared: *mut Shared = &mut *self.shared;
+                lower::Lower::new(&mut c.func, &mut self.fctx, mode, ftlb, shared).stub(module.target_config());
+                if let Err(e) = c.compile(module.isa(), &mut ControlPlane::default()) {
+                    tracing::error!("the stub for mode {mode:#x} failed to compile: {e:?}");
+                    debug_assert!(false, "stub for mode {mode:#x}: {e:?}");
+                    return None;
+                }
+                let f = self.define(&c, phys)?;
+                self.stubs.insert(mode, f);
+                f
+            }
+        };
+        self.next_gen = self.next_gen.wrapping_add(1);
+        Some(Block {
+            func,
+            slots: Box::new([]),
+            chains: Vec::new(),
+            gen: self.next_gen,
+            _insns: Box::new([]),
+            bytes: 1,
+            count: 1,
+        })
     }
 }
 
@@ -721,7 +791,14 @@ impl Jit {
     fn submit(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey, key: u64) {
         self.by_page.entry((phys.0 >> 12) as u64).or_default().push(key);
         let Some((insns, off)) = gather(cpu, ctx, phys, mode) else {
-            self.entries.insert(key, untranslatable(cpu, phys));
+            match self.cross_block(phys, mode) {
+                Some(b) => {
+                    self.insert_block(key, b);
+                }
+                None => {
+                    self.entries.insert(key, untranslatable(cpu, phys));
+                }
+            }
             return;
         };
         let job = self.job(key, phys, mode, insns, off);
@@ -987,4 +1064,51 @@ fn guest_insns(insns: &[Insn]) -> Vec<lower::GuestInsn> {
             g
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linear EIPs that share a slot of the table of linear entry points.
+    fn colliding() -> [u32; 3] {
+        let want = lin_slot(0x0804_8000);
+        let mut found = [0x0804_8000; 3];
+        let mut n = 1;
+        let mut lin = 0x0804_8001u32;
+        while n < 3 {
+            if lin_slot(lin) == want {
+                found[n] = lin;
+                n += 1;
+            }
+            lin += 1;
+        }
+        found
+    }
+
+    #[test]
+    fn two_entry_points_whose_slots_collide_both_stay_in_the_table() {
+        let mut sh = Shared::new();
+        let [a, b, c] = colliding();
+        let mode = 0xF7;
+        sh.set_lin(a, LinSlot { tag: lin_tag(a, mode), func: 0x100 });
+        sh.set_lin(b, LinSlot { tag: lin_tag(b, mode), func: 0x200 });
+        assert_eq!(sh.get_lin(a, mode), Some(0x100));
+        assert_eq!(sh.get_lin(b, mode), Some(0x200));
+        // Another mode key is another entry point.
+        assert_eq!(sh.get_lin(a, mode ^ 0x30), None);
+        // Entering `a` again (the older) makes `b` the older: `c` replaces it.
+        sh.set_lin(a, LinSlot { tag: lin_tag(a, mode), func: 0x100 });
+        sh.set_lin(c, LinSlot { tag: lin_tag(c, mode), func: 0x300 });
+        assert_eq!(sh.get_lin(a, mode), Some(0x100));
+        assert_eq!(sh.get_lin(c, mode), Some(0x300));
+        assert_eq!(sh.get_lin(b, mode), None);
+        // An update keeps one copy.
+        sh.set_lin(c, LinSlot { tag: lin_tag(c, mode), func: 0x301 });
+        assert_eq!(sh.get_lin(c, mode), Some(0x301));
+        assert_eq!(sh.get_lin(a, mode), Some(0x100));
+        sh.clear_lin();
+        assert!(sh.lin.iter().all(|s| s.tag == NO_KEY), "emptied");
+        assert_eq!(sh.get_lin(a, mode), None);
+    }
 }

@@ -752,6 +752,34 @@ impl<'a> Lower<'a> {
         self.chains
     }
 
+    /// The function for an entry whose instruction crosses into the next
+    /// page: it holds no decoded form of it (the bytes in the next page
+    /// may change, or be mapped elsewhere, without this page's code being
+    /// dropped), so `helpers::step_fetch_exit` fetches and runs it and
+    /// looks up the next block. One such function serves every entry of a
+    /// mode key (it depends on nothing else); it keeps the guest from a
+    /// trip through the run loop at each such instruction.
+    pub(crate) fn stub(mut self, target: cranelift_codegen::isa::TargetFrontendConfig) {
+        // (The CS limit over the whole instruction is the helper's check.)
+        self.prologue(1, 1);
+        self.sync_instret();
+        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFetchExit));
+        let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
+        let target_fn = self.helper_ret(types::I64);
+        let go = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, target_fn, helpers::FAULTED as i64);
+        let (out, on) = self.fork_not(go);
+        self.b.switch_to_block(on);
+        // (The helper brought `Cpu::instret` up to date.)
+        let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
+        self.b.ins().return_call_indirect(self.tail_sig, target_fn, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.switch_to_block(out);
+        let zero = self.konst(0);
+        self.b.ins().return_(&[zero]);
+        self.b.seal_all_blocks();
+        self.b.finalize(target);
+    }
+
     /// Entry checks (the dispatcher makes them too, but chained entries
     /// come straight from another block): the entry's span of `first`
     /// instructions fits the budget, the whole region the CS limit and, in
@@ -874,10 +902,23 @@ impl<'a> Lower<'a> {
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         let written = self.b.use_var(self.exitflag);
         let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
-        let hit = self.b.ins().band(hit, clean);
-        let (slow, fast) = self.fork_not(hit);
+        let hit0 = self.b.ins().band(hit, clean);
+        // The table is two-way (`Shared::set_lin`): the pair's other slot.
+        let (other, fast) = self.fork_not(hit0);
         self.b.switch_to_block(fast);
         let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
+        let now = self.b.use_var(self.iv);
+        self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.switch_to_block(other);
+        let idx1 = self.b.ins().bxor_imm_u(idx, 1);
+        let byte1 = self.b.ins().ishl_imm_u(idx1, std::mem::size_of::<crate::LinSlot>().trailing_zeros() as i64);
+        let at1 = self.b.ins().iadd(base, byte1);
+        let tag1 = self.b.ins().load(types::I64, self.mf, at1, offset_of!(crate::LinSlot, tag) as i32);
+        let hit1 = self.b.ins().icmp(IntCC::Equal, tag1, want);
+        let hit1 = self.b.ins().band(hit1, clean);
+        let (slow, fast1) = self.fork_not(hit1);
+        self.b.switch_to_block(fast1);
+        let func = self.b.ins().load(types::I64, self.mf, at1, offset_of!(crate::LinSlot, func) as i32);
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, self.ctx, self.limit, now]);
         self.b.switch_to_block(slow);

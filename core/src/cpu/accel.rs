@@ -250,6 +250,30 @@ impl Cpu {
         }
     }
 
+    /// Fetch, decode and execute the instruction at CS:EIP exactly as the
+    /// interpreter does (the CS limit over its whole length, faults of the
+    /// fetch delivered), for translated code standing in for an
+    /// instruction it holds no decoded form of: one that crosses into the
+    /// next page, whose bytes there may change or be mapped elsewhere.
+    /// Callers run it only where [`Cpu::accel_eligible`] holds.
+    pub fn exec_fetched(&mut self, ctx: &mut Ctx) -> ExecResult {
+        let code32 = self.state.code32();
+        let insn = match self.fetch(ctx, code32) {
+            Ok(at) => *self.cache.get(at),
+            Err(f) => {
+                self.raise_translated(ctx, f);
+                return ExecResult::Fault;
+            }
+        };
+        let cs_limit = self.state.segs[SegReg::Cs as usize].limit;
+        let last = self.state.eip.wrapping_add(insn.len as u32 - 1);
+        if last > cs_limit || last < self.state.eip {
+            self.raise_translated(ctx, Fault::gp(0));
+            return ExecResult::Fault;
+        }
+        self.exec_one(ctx, &insn)
+    }
+
     /// Deliver a fault raised by an access of translated code (whose EIP
     /// and registers were written back first), as the interpreter would.
     pub fn raise_translated(&mut self, ctx: &mut Ctx, f: Fault) {
