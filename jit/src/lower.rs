@@ -220,6 +220,7 @@ fn region_writes(insns: &[GuestInsn]) -> [bool; 8] {
         match mnemonic(i) {
             M::Push | M::Pop | M::Call | M::Ret => w[4] = true,
             M::Leave => (w[4], w[5]) = (true, true),
+            M::Cmpxchg => w[0] = true,
             M::Mul | M::Imul | M::Div | M::Idiv | M::Rdtsc => (w[0], w[2]) = (true, true),
             _ => {}
         }
@@ -423,7 +424,26 @@ pub(crate) fn trampoline(
 pub(crate) fn inlined(i: &Insn) -> bool {
     let (a, b) = (i.ops[0], i.ops[1]);
     let mem = |o: Op| o.kind == OpK::Mem && o.num == 0 && matches!(o.size, 1 | 2 | 4);
-    if i.lock {
+    // LOCK changes nothing on the one CPU where it is legal (a memory
+    // destination of these; the decoder made the rest #UD).
+    let lockable = matches!(
+        mnemonic(i),
+        M::Add
+            | M::Adc
+            | M::And
+            | M::Or
+            | M::Sbb
+            | M::Sub
+            | M::Xor
+            | M::Inc
+            | M::Dec
+            | M::Neg
+            | M::Not
+            | M::Xchg
+            | M::Xadd
+            | M::Cmpxchg
+    );
+    if i.lock && !(lockable && mem(a)) {
         return false;
     }
     match mnemonic(i) {
@@ -445,7 +465,9 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         M::Pop => a.kind == OpK::Reg && matches!(a.size, 2 | 4) && a.num != 4,
         M::Leave => matches!(i.opsz, 2 | 4),
         M::Bswap => a.kind == OpK::Reg && a.size == 4,
-        M::Xchg => a.kind == OpK::Reg && b.kind == OpK::Reg && a.size == b.size,
+        M::Xchg => (a.kind == OpK::Reg || mem(a)) && b.kind == OpK::Reg && a.size == b.size,
+        M::Xadd => mem(a) && b.kind == OpK::Reg && a.size == b.size,
+        M::Cmpxchg => (a.kind == OpK::Reg || mem(a)) && b.kind == OpK::Reg && a.size == b.size,
         M::Inc | M::Dec | M::Not | M::Neg => a.kind == OpK::Reg || mem(a),
         M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
             (matches!(b.kind, OpK::Imm | OpK::None) && (a.kind == OpK::Reg || (mem(a) && shift_count(i) != 0)))
@@ -1764,8 +1786,9 @@ impl<'a> Lower<'a> {
     /// read checked for writing first, as the interpreter does) and the
     /// block goes on: code in the page, MMIO and TLB misses do not leave
     /// it. `f` gets the old value, sets the flags and returns the new
-    /// value.
-    fn rmw(&mut self, g: &GuestInsn, i: &Insn, size: u32, f: impl FnOnce(&mut Self, Value) -> Value) {
+    /// value (it must not change registers: a fault of the write leaves
+    /// the state as before the instruction). Returns the old value.
+    fn rmw(&mut self, g: &GuestInsn, i: &Insn, size: u32, f: impl FnOnce(&mut Self, Value) -> Value) -> Value {
         let off = self.ea(i);
         let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, true);
         let (slow, fast) = self.fork_not(ok);
@@ -1798,6 +1821,7 @@ impl<'a> Lower<'a> {
         self.b.ins().jump(done, &[]);
         self.b.seal_block(done);
         self.b.switch_to_block(done);
+        a
     }
 
     /// The memory source operand of `i` (`size` bytes) read inline when
@@ -2507,6 +2531,48 @@ impl<'a> Lower<'a> {
                 let v = self.full(dst);
                 let r = self.b.ins().bswap(v);
                 self.set_full(dst, r);
+            }
+            M::Xchg if i.ops[0].kind == OpK::Mem => {
+                // The memory side first: a fault leaves the register as it was.
+                let src = i.ops[1].num;
+                let old = self.rmw(g, i, size, |l, _| l.reg(src, size));
+                self.set_reg(src, size, old);
+            }
+            M::Xadd => {
+                let src = i.ops[1].num;
+                let old = self.rmw(g, i, size, |l, a| {
+                    let b = l.reg(src, size);
+                    l.alu(M::Add, a, b, size)
+                });
+                self.set_reg(src, size, old);
+            }
+            M::Cmpxchg => {
+                // Flags as CMP accumulator, destination; equal: the
+                // destination gets the source, else the accumulator gets
+                // the destination (which is written back unchanged: the
+                // access is a write either way).
+                let src = i.ops[1].num;
+                let acc = self.reg(0, size);
+                let cmp_store = move |l: &mut Self, old: Value| {
+                    l.alu(M::Cmp, acc, old, size);
+                    let eq = l.b.ins().icmp(IntCC::Equal, acc, old);
+                    let new = l.reg(src, size);
+                    l.b.ins().select(eq, new, old)
+                };
+                let old = if i.ops[0].kind == OpK::Mem {
+                    self.rmw(g, i, size, cmp_store)
+                } else {
+                    let old = self.reg(dst, size);
+                    let r = cmp_store(self, old);
+                    self.set_reg(dst, size, r);
+                    old
+                };
+                // After the destination (CMPXCHG with the accumulator as the
+                // destination and equal leaves the source there).
+                let eq = self.b.ins().icmp(IntCC::Equal, acc, old);
+                let cur = self.reg(0, size);
+                let r = self.b.ins().select(eq, cur, old);
+                self.set_reg(0, size, r);
             }
             M::Xchg => {
                 let src = i.ops[1].num;

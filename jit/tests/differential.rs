@@ -234,7 +234,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             }
             out.push([0xA4u8, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF][rng.below(8) as usize]);
         }
-        30 => match rng.below(7) {
+        30 => match rng.below(10) {
             // LEAVE (EBP pointed into RAM first, mostly, in 32-bit code).
             0 => {
                 if code32 && rng.below(4) != 0 {
@@ -261,6 +261,27 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
                 if op & 1 == 0 {
                     out.push(rng.byte());
                 }
+            }
+            // CMPXCHG and XADD r/m, r (both sizes).
+            7 | 8 => {
+                let (op, r) = ([0xB0u8, 0xB1, 0xC0, 0xC1][rng.below(4) as usize], rng.byte() & 7);
+                reg_or_mem(rng, out, code32, &[0x0F, op], r)
+            }
+            // LOCK on read-modify-write forms (with a register
+            // destination: #UD).
+            9 => {
+                let ops: [&[u8]; 6] = [
+                    &[0xF0, 0x01],
+                    &[0xF0, 0x29],
+                    &[0xF0, 0xFF],
+                    &[0xF0, 0x87],
+                    &[0xF0, 0x0F, 0xB1],
+                    &[0xF0, 0x0F, 0xC1],
+                ];
+                let op = ops[rng.below(6) as usize];
+                // (FF /0 and /1: INC and DEC.)
+                let r = if op[1] == 0xFF { rng.below(2) as u8 } else { rng.byte() & 7 };
+                reg_or_mem(rng, out, code32, op, r)
             }
             _ => {
                 let (op, r) = (0x86 + rng.below(2) as u8, rng.byte() & 7);
