@@ -40,6 +40,11 @@ const _: () = assert!(F_SIGN == F_LAZY + 4 && F_CARRY == F_OP + 1);
 const INSTRET: i32 = offset_of!(Cpu, instret) as i32;
 const TSC: i32 = offset_of!(Cpu, state.tsc) as i32;
 const CR4: i32 = offset_of!(Cpu, state.cr4) as i32;
+const CR0: i32 = offset_of!(Cpu, state.cr0) as i32;
+const FPU_SW: i32 = offset_of!(Cpu, state.fpu.sw) as i32;
+const FPU_TOP: i32 = offset_of!(Cpu, state.fpu.top) as i32;
+/// The flags LAHF and SAHF move: SF, ZF, AF, PF and CF.
+const AH_FLAGS: u32 = SF | ZF | AF | PF | CF;
 const SEGS: i32 = offset_of!(Cpu, state.segs) as i32;
 const SEG_SIZE: i32 = std::mem::size_of::<Segment>() as i32;
 const SEG_BASE: i32 = offset_of!(Segment, base) as i32;
@@ -220,7 +225,7 @@ fn region_writes(insns: &[GuestInsn]) -> [bool; 8] {
         match mnemonic(i) {
             M::Push | M::Pop | M::Call | M::Ret => w[4] = true,
             M::Leave => (w[4], w[5]) = (true, true),
-            M::Cmpxchg => w[0] = true,
+            M::Cmpxchg | M::Lahf | M::Fnstsw => w[0] = true,
             M::Mul | M::Imul | M::Div | M::Idiv | M::Rdtsc => (w[0], w[2]) = (true, true),
             _ => {}
         }
@@ -501,6 +506,9 @@ pub(crate) fn inlined(i: &Insn) -> bool {
             a.kind == OpK::Reg && matches!(a.size, 2 | 4) && (b.kind == OpK::Reg || mem(b)) && b.size == a.size
         }
         M::Rdtsc => true,
+        M::Lahf | M::Sahf => true,
+        // FNSTSW AX (to memory: through the interpreter).
+        M::Fnstsw => a.kind == OpK::Reg,
         M::Nop => true,
         m if is_setcc(m) => a.kind == OpK::Reg && a.size == 1,
         m if is_cmovcc(m) => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)) && a.size == b.size,
@@ -1897,6 +1905,22 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(cont);
     }
 
+    /// The flags record written back, with the flags in `which` no longer
+    /// lazy (in `bits`; `helpers::materialize` when any is).
+    fn materialize_in_memory(&mut self, which: u32) {
+        self.spill_flags();
+        let lazy = self.load32(F_LAZY);
+        let any = self.b.ins().band_imm_u(lazy, which as i64);
+        let (call, cont) = self.fork_join(any);
+        self.b.switch_to_block(call);
+        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Materialize));
+        let m = self.konst(which as i64);
+        self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
+        self.b.ins().jump(cont, &[]);
+        self.b.seal_block(cont);
+        self.b.switch_to_block(cont);
+    }
+
     /// SHL/SHR/SAR of a register by an immediate count (SDM vol. 2 SAL):
     /// a count of 0 changes nothing; otherwise CF is the last bit shifted
     /// out, OF as the interpreter defines it, AF 0, SF/ZF/PF from the
@@ -2637,6 +2661,41 @@ impl<'a> Lower<'a> {
                 let hi = self.b.ins().ireduce(types::I32, hi);
                 self.set_full(0, lo);
                 self.set_full(2, hi);
+            }
+            M::Lahf => {
+                self.materialize_in_memory(AH_FLAGS);
+                let bits = self.load32(F_BITS);
+                let ah = self.b.ins().band_imm_u(bits, AH_FLAGS as i64);
+                // (Bit 1 of EFLAGS reads as one.)
+                let ah = self.b.ins().bor_imm_u(ah, 2);
+                self.set_reg(4, 1, ah);
+            }
+            M::Sahf => {
+                let ah = self.reg(4, 1);
+                // OF keeps whatever (lazy) value it has.
+                self.materialize_in_memory(AH_FLAGS);
+                let bits = self.load32(F_BITS);
+                let keep = self.b.ins().band_imm_u(bits, !(AH_FLAGS as i64) & 0xFFFF_FFFF);
+                let new = self.b.ins().band_imm_u(ah, AH_FLAGS as i64);
+                let bits = self.b.ins().bor(keep, new);
+                self.store32(bits, F_BITS);
+            }
+            M::Fnstsw => {
+                // #NM with CR0.EM or TS (not in the mode key: CLTS and
+                // MOV CR0 end blocks, but a block may run under either).
+                let cr0 = self.load32(CR0);
+                let nm = self
+                    .b
+                    .ins()
+                    .band_imm_u(cr0, (ferrite_core::cpu::state::CR0_EM | ferrite_core::cpu::state::CR0_TS) as i64);
+                self.step_if(g, nm);
+                let sw = self.b.ins().uload16(types::I32, self.mf, self.cpu, FPU_SW);
+                let top = self.b.ins().uload8(types::I32, self.mf, self.cpu, FPU_TOP);
+                let sw = self.b.ins().band_imm_u(sw, !0x3800 & 0xFFFF);
+                let top = self.b.ins().band_imm_u(top, 7);
+                let top = self.b.ins().ishl_imm_u(top, 11);
+                let v = self.b.ins().bor(sw, top);
+                self.set_reg(0, 2, v);
             }
             M::Nop => {}
             m if is_setcc(m) => {

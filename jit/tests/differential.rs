@@ -219,22 +219,33 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             }
         }
         29 => {
-            // LODS/STOS/MOVS/SCAS without REP, ESI/EDI often pointed into
+            // LODS/STOS/MOVS/SCAS, ESI/EDI often pointed into
             // RAM first, sometimes with a segment override or the other
             // address size.
             if code32 && rng.below(2) == 0 {
                 out.push(0xBE + rng.below(2) as u8);
                 out.extend((0x10_0000 + rng.below(0x10_0000)).to_le_bytes());
             }
+            // A quarter of them under REP/REPNE with a small count (the
+            // region goes on after a REP loop that ran to its end).
+            let rep = (rng.below(4) == 0).then(|| {
+                out.push(0xB9);
+                let n = rng.below(24);
+                out.extend(if code32 { n.to_le_bytes().to_vec() } else { (n as u16).to_le_bytes().to_vec() });
+                0xF2 + rng.below(2) as u8
+            });
             if rng.below(6) == 0 {
                 out.push([0x26u8, 0x2E, 0x36, 0x3E, 0x64, 0x65][rng.below(6) as usize]);
             }
             if rng.below(8) == 0 {
                 out.push(0x67);
             }
+            if let Some(r) = rep {
+                out.push(r);
+            }
             out.push([0xA4u8, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF][rng.below(8) as usize]);
         }
-        30 => match rng.below(10) {
+        30 => match rng.below(12) {
             // LEAVE (EBP pointed into RAM first, mostly, in 32-bit code).
             0 => {
                 if code32 && rng.below(4) != 0 {
@@ -260,6 +271,17 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
                 reg_or_mem(rng, out, code32, &[0x0F, op], r);
                 if op & 1 == 0 {
                     out.push(rng.byte());
+                }
+            }
+            // LAHF and SAHF.
+            10 => out.push(0x9E + rng.below(2) as u8),
+            // x87 stack moves and FNSTSW AX (FLD1, FSTP ST0, FINCSTP,
+            // FDECSTP; overflow and underflow set status bits).
+            11 => {
+                let ops: [[u8; 2]; 5] = [[0xD9, 0xE8], [0xDD, 0xD8], [0xD9, 0xF7], [0xD9, 0xF6], [0xDF, 0xE0]];
+                out.extend(ops[rng.below(5) as usize]);
+                if rng.below(2) == 0 {
+                    out.extend([0xDF, 0xE0]);
                 }
             }
             // CMPXCHG and XADD r/m, r (both sizes).
@@ -446,7 +468,7 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
 fn state_of(cpu: &Cpu) -> String {
     let s = &cpu.state;
     format!(
-        "regs {:08x?} eip {:08x} eflags {:08x} segs {:?} cr0 {:08x} cr2 {:08x} cpl {} halted {} instret {}",
+        "regs {:08x?} eip {:08x} eflags {:08x} segs {:?} cr0 {:08x} cr2 {:08x} cpl {} halted {} instret {} fsw {:04x}",
         s.regs,
         s.eip,
         s.eflags(),
@@ -455,7 +477,8 @@ fn state_of(cpu: &Cpu) -> String {
         s.cr2,
         s.cpl,
         s.halted,
-        cpu.instret
+        cpu.instret,
+        s.fpu.status()
     )
 }
 

@@ -299,7 +299,9 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
 /// block-boundary property of the instruction table). Only plain data
 /// instructions let a block go on: ALU, moves to general registers and
 /// memory, stack pushes and pops of general registers, string instructions
-/// without REP, flag bits other than IF/TF, CPUID/RDTSC/RDMSR, x87.
+/// (a REP loop that yields before it is done moves EIP back to itself,
+/// which leaves translated code as any control transfer does), flag bits
+/// other than IF/TF, CPUID/RDTSC/RDMSR, x87.
 /// (An instruction that raises an exception leaves translated code
 /// anyway, so #UD forms need no entry here.)
 pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
@@ -320,7 +322,8 @@ pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
         M::Enter | M::Leave | M::Bound | M::Nop | M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli => true,
         m if super::decode::is_cmovcc(m) => true,
         m if super::decode::is_setcc(m) => true,
-        // One iteration without REP; REP loops yield and restart.
+        // One iteration without REP; REP loops run to the end or yield
+        // (and restart) after a bounded number of iterations.
         M::Movsb
         | M::Movsw
         | M::Movsd
@@ -335,7 +338,7 @@ pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
         | M::Lodsd
         | M::Scasb
         | M::Scasw
-        | M::Scasd => insn.rep == 0,
+        | M::Scasd => true,
         M::Cpuid | M::Rdtsc | M::Rdmsr | M::Wait => true,
         // x87 arithmetic, loads, stores and control: FPU state only (FERR#
         // reaches IRQ13 between run slices, not inside a block).
