@@ -179,6 +179,11 @@ pub(crate) struct Shared {
     pub lin_used: Vec<u16>,
     /// What the fast TLBs' entries were made under ([`tlb_stamp`]).
     pub stamp: (u32, u32, u32),
+    /// The `Ctx` translated code runs with and the `instret` value it must
+    /// not pass, for the current `Jit::execute` (translated code reads
+    /// them here rather than keep them in registers).
+    pub ctx: u64,
+    pub limit: u64,
 }
 
 impl Shared {
@@ -188,6 +193,8 @@ impl Shared {
             lin: [EMPTY_LIN; LIN_SLOTS],
             lin_used: Vec::with_capacity(LIN_SLOTS),
             stamp: (0, 0, u32::MAX),
+            ctx: 0,
+            limit: 0,
         })
     }
 
@@ -940,6 +947,9 @@ impl Accelerator for Jit {
         let before = cpu.instret;
         let Some(tramp) = self.tramp else { return false };
         let limit = cpu.instret.saturating_add(budget.min(1 << 40));
+        // (Translated code reads these two here; `ctx` lives through the call.)
+        self.shared.ctx = ctx as *mut Ctx as u64;
+        self.shared.limit = limit;
         // SAFETY: the trampoline and `func` are finalized code of this module
         // generation (blocks are dropped before their module's memory is
         // freed, and chaining slots only ever hold live blocks of it); they

@@ -336,16 +336,12 @@ pub(crate) struct Lower<'a> {
     /// The dispatcher's table of recently run blocks (for `helpers::lookup`).
     shared: *mut crate::Shared,
     cpu: Value,
-    ctx: Value,
     eip0: Value,
     /// Guest registers as variables; `loaded` says which hold the guest
     /// value on the current path, `dirty` which differ from `CpuState`.
     vars: [Variable; 8],
     loaded: [bool; 8],
     dirty: [bool; 8],
-    /// The `instret` value the region (and the regions it chains to)
-    /// must not pass: each span between labels is checked against it.
-    limit: Value,
     /// Branch targets inside the region: their CFG block and span.
     labels: BTreeMap<u32, Label>,
     /// What `region_writes` says the region may write: the registers
@@ -382,8 +378,10 @@ fn sign(size: u32) -> i64 {
     1i64 << (size * 8 - 1)
 }
 
-/// The signature of a translated block: `fn(cpu, ctx, instret_limit,
-/// instret) -> u32`, in the tail-call convention so blocks can chain to
+/// The signature of a translated block: `fn(cpu, instret) -> u32` (the
+/// `Ctx` and the instruction limit are in `Shared`, loaded where needed,
+/// which leaves a register more to the region), in the tail-call
+/// convention so blocks can chain to
 /// each other without growing the stack (entered from Rust through the
 /// trampoline). `instret` is the guest's retired-instruction count, carried
 /// in a register while blocks chain; `Cpu::instret` is only brought up to
@@ -391,16 +389,14 @@ fn sign(size: u32) -> i64 {
 pub(crate) fn block_signature(ptr: types::Type) -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::new(ptr));
-    sig.params.push(AbiParam::new(ptr));
-    sig.params.push(AbiParam::new(types::I64));
     sig.params.push(AbiParam::new(types::I64));
     sig.returns.push(AbiParam::new(types::I32));
     sig
 }
 
 /// The SystemV entry into the tail-call world: `tramp(cpu, ctx, limit,
-/// block)` calls `block(cpu, ctx, limit, cpu.instret)` and returns its
-/// result.
+/// block)` calls `block(cpu, cpu.instret)` and returns its result (the
+/// dispatcher put `ctx` and `limit` into `Shared` first).
 pub(crate) fn trampoline(
     func: &mut Function,
     fctx: &mut FunctionBuilderContext,
@@ -419,7 +415,7 @@ pub(crate) fn trampoline(
     b.seal_block(entry);
     let p = b.block_params(entry).to_vec();
     let now = b.ins().load(types::I64, MemFlagsData::trusted(), p[0], INSTRET);
-    let call = b.ins().call_indirect(tail, p[3], &[p[0], p[1], p[2], now]);
+    let call = b.ins().call_indirect(tail, p[3], &[p[0], now]);
     let r = b.inst_results(call)[0];
     b.ins().return_(&[r]);
     b.finalize(target);
@@ -629,9 +625,7 @@ impl<'a> Lower<'a> {
         b.switch_to_block(entry);
         b.seal_block(entry);
         let cpu = b.block_params(entry)[0];
-        let ctx = b.block_params(entry)[1];
-        let limit = b.block_params(entry)[2];
-        let now = b.block_params(entry)[3];
+        let now = b.block_params(entry)[1];
         let iv = b.declare_var(types::I64);
         b.def_var(iv, now);
         let mf = MemFlagsData::trusted();
@@ -658,12 +652,10 @@ impl<'a> Lower<'a> {
             shared,
             b,
             cpu,
-            ctx,
             eip0,
             vars,
             loaded: [false; 8],
             dirty: [false; 8],
-            limit,
             labels: BTreeMap::new(),
             lookup_blk: None,
             after_helper_blk: None,
@@ -795,14 +787,15 @@ impl<'a> Lower<'a> {
         self.sync_instret();
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFetchExit));
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
-        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
+        let ctx = self.ctx_val();
+        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
         let target_fn = self.helper_ret(types::I64);
         let go = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, target_fn, helpers::FAULTED as i64);
         let (out, on) = self.fork_not(go);
         self.b.switch_to_block(on);
         // (The helper brought `Cpu::instret` up to date.)
         let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
-        self.b.ins().return_call_indirect(self.tail_sig, target_fn, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.ins().return_call_indirect(self.tail_sig, target_fn, &[self.cpu, now]);
         self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
@@ -817,7 +810,8 @@ impl<'a> Lower<'a> {
     fn prologue(&mut self, bytes: u32, first: i64) {
         let now = self.b.use_var(self.iv);
         let after = self.b.ins().iadd_imm_u(now, first);
-        let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, after, self.limit);
+        let limit = self.limit_val();
+        let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, after, limit);
         let last = self.b.ins().iadd_imm_u(self.eip0, bytes.max(1) as i64 - 1);
         let mut ok = fits;
         if self.mode & MODE_FLAT == 0 {
@@ -881,7 +875,7 @@ impl<'a> Lower<'a> {
         let (chain_blk, ret_blk) = self.fork(go, false);
         self.b.switch_to_block(chain_blk);
         let now = self.b.use_var(self.iv);
-        self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, now]);
         self.b.switch_to_block(ret_blk);
         self.exit_lookup(eip);
     }
@@ -938,7 +932,7 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(fast);
         let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
         let now = self.b.use_var(self.iv);
-        self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, now]);
         self.b.switch_to_block(other);
         let idx1 = self.b.ins().bxor_imm_u(idx, 1);
         let byte1 = self.b.ins().ishl_imm_u(idx1, std::mem::size_of::<crate::LinSlot>().trailing_zeros() as i64);
@@ -950,16 +944,17 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(fast1);
         let func = self.b.ins().load(types::I64, self.mf, at1, offset_of!(crate::LinSlot, func) as i32);
         let now = self.b.use_var(self.iv);
-        self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, now]);
         self.b.switch_to_block(slow);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Lookup));
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
-        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
+        let ctx = self.ctx_val();
+        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
         let target = self.helper_ret(types::I64);
         let (out, go) = self.fork_not(target);
         self.b.switch_to_block(go);
         let now = self.b.use_var(self.iv);
-        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, now]);
         self.b.switch_to_block(out);
         self.sync_instret();
         let zero = self.konst(0);
@@ -997,11 +992,12 @@ impl<'a> Lower<'a> {
         let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Lookup));
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
-        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, self.ctx, sh]);
+        let ctx = self.ctx_val();
+        self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
         let target = self.helper_ret(types::I64);
         let (out, go) = self.fork_not(target);
         self.b.switch_to_block(go);
-        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, now]);
         self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
@@ -1033,7 +1029,8 @@ impl<'a> Lower<'a> {
         }
         let now = self.b.use_var(self.iv);
         let next = self.b.ins().iadd_imm_u(now, span);
-        let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, self.limit);
+        let limit = self.limit_val();
+        let fits = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, limit);
         let out = self.cold_block();
         self.b.ins().brif(fits, blk, &[], out, &[]);
         self.b.seal_block(out);
@@ -1073,6 +1070,24 @@ impl<'a> Lower<'a> {
     fn helper_ret(&mut self, ty: types::Type) -> Value {
         let low_half = if ty == types::I32 && cfg!(target_endian = "big") { 4 } else { 0 };
         self.b.ins().load(ty, self.mf, self.cpu, ACCEL_RET + low_half)
+    }
+
+    /// The `Ctx` of this run of translated code (`Shared::ctx`, set by the
+    /// dispatcher: not a parameter, so it holds no register through the
+    /// region).
+    fn ctx_val(&mut self) -> Value {
+        let at = self.shared as i64 + offset_of!(crate::Shared, ctx) as i64;
+        let at = self.b.ins().iconst(types::I64, at);
+        self.b.ins().load(types::I64, self.mf, at, 0)
+    }
+
+    /// The `instret` value this run of translated code (the region and
+    /// the regions it chains to) must not pass (`Shared::limit`): each
+    /// span between labels is checked against it.
+    fn limit_val(&mut self) -> Value {
+        let at = self.shared as i64 + offset_of!(crate::Shared, limit) as i64;
+        let at = self.b.ins().iconst(types::I64, at);
+        self.b.ins().load(types::I64, self.mf, at, 0)
     }
 
     fn load32(&mut self, off: i32) -> Value {
@@ -1345,7 +1360,8 @@ impl<'a> Lower<'a> {
         self.precise_at(g.off);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, self.ctx, ip]);
+        let ctx = self.ctx_val();
+        self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, ctx, ip]);
         let r = self.helper_ret(types::I32);
         let (exit, cont) = self.fork(r, true);
         self.b.switch_to_block(exit);
@@ -1363,14 +1379,15 @@ impl<'a> Lower<'a> {
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepExit));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
-        self.b.ins().call_indirect(self.step_exit_sig, f, &[self.cpu, self.ctx, ip, sh]);
+        let ctx = self.ctx_val();
+        self.b.ins().call_indirect(self.step_exit_sig, f, &[self.cpu, ctx, ip, sh]);
         let target = self.helper_ret(types::I64);
         let go = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, target, helpers::FAULTED as i64);
         let (out, on) = self.fork_not(go);
         self.b.switch_to_block(on);
         // (The helper brought `Cpu::instret` up to date.)
         let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
-        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, self.ctx, self.limit, now]);
+        self.b.ins().return_call_indirect(self.tail_sig, target, &[self.cpu, now]);
         self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
@@ -1682,7 +1699,8 @@ impl<'a> Lower<'a> {
             Some(val) => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemWrite));
                 let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
-                self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, self.ctx, what, off, val, ftlb]);
+                let ctx = self.ctx_val();
+                self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, ctx, what, off, val, ftlb]);
                 let st = self.helper_ret(types::I32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::Equal, st, 1);
                 self.leave_if(fault);
@@ -1697,7 +1715,8 @@ impl<'a> Lower<'a> {
             None => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemRead));
                 let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
-                self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, self.ctx, what, off, ftlb]);
+                let ctx = self.ctx_val();
+                self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, ctx, what, off, ftlb]);
                 let r = self.helper_ret(types::I64);
                 let hi = self.b.ins().ushr_imm_u(r, 32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
@@ -1859,7 +1878,8 @@ impl<'a> Lower<'a> {
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
         let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
-        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, self.ctx, ip, what, off, ftlb]);
+        let ctx = self.ctx_val();
+        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, ctx, ip, what, off, ftlb]);
         let r = self.helper_ret(types::I32);
         self.after_helper_unless_fault(r);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
