@@ -4,11 +4,15 @@
 //! fresh pages, so a translator that installs one block at a time spends a
 //! whole 4 KiB page (and an iTLB entry) per block: on the Linux boot that
 //! was a quarter of the time in translated code, spent at block entries.
-//! This provider bump-allocates code from one reserved region; the page
-//! that receives new code is made writable again for the copy and
-//! executable again on finalize. That is sound because the translator only
-//! defines code on the CPU thread between runs of translated code, so no
-//! code in that page is executing while it is writable.
+//! This provider bump-allocates code from one reserved region. Where the
+//! host allows it the region is mapped readable, writable and executable
+//! at once, as QEMU's translation buffer is: two `mprotect` calls per
+//! installed block (each a TLB shootdown across the process's threads:
+//! 15,000 calls on the Linux boot) are then saved. Otherwise the page that
+//! receives new code is made writable again for the copy and executable
+//! again on finalize. Both are sound because the translator only defines
+//! code on the CPU thread between runs of translated code, so no code in
+//! that page is executing while it is written.
 
 use cranelift_jit::{BranchProtection, JITMemoryKind, JITMemoryProvider};
 use cranelift_module::{ModuleError, ModuleResult};
@@ -24,8 +28,11 @@ pub(crate) struct CodeArena {
     size: usize,
     /// Next free byte (offset).
     pos: usize,
-    /// Pages below this offset are read+execute; from it on, read+write.
+    /// Pages below this offset are read+execute; from it on, read+write
+    /// (unless `rwx`).
     exec_end: usize,
+    /// The whole region is read+write+execute: no protection changes.
+    rwx: bool,
     /// Data allocations (read-only or writable kinds), which translated
     /// code does not make but the module might.
     data: Vec<Box<[u64]>>,
@@ -37,12 +44,22 @@ pub(crate) struct CodeArena {
 unsafe impl Send for CodeArena {}
 
 impl CodeArena {
+    /// A read+write+execute region where the host allows one, unless
+    /// `FERRITE_JIT_WX` is set (pages then never writable and executable
+    /// at once).
     pub(crate) fn new(size: usize) -> io::Result<CodeArena> {
+        CodeArena::with_rwx(size, std::env::var_os("FERRITE_JIT_WX").is_none())
+    }
+
+    fn with_rwx(size: usize, try_rwx: bool) -> io::Result<CodeArena> {
         let page = region::page::size();
         let size = size.div_ceil(page) * page;
-        let mut alloc = region::alloc(size, region::Protection::READ_WRITE).map_err(io::Error::other)?;
+        let (mut alloc, rwx) = match try_rwx.then(|| region::alloc(size, region::Protection::READ_WRITE_EXECUTE)) {
+            Some(Ok(a)) => (a, true),
+            _ => (region::alloc(size, region::Protection::READ_WRITE).map_err(io::Error::other)?, false),
+        };
         let base = alloc.as_mut_ptr::<u8>();
-        Ok(CodeArena { alloc: Some(alloc), base, size, pos: 0, exec_end: 0, data: Vec::new() })
+        Ok(CodeArena { alloc: Some(alloc), base, size, pos: 0, exec_end: 0, rwx, data: Vec::new() })
     }
 
     fn page_floor(&self, off: usize) -> usize {
@@ -76,7 +93,7 @@ impl JITMemoryProvider for CodeArena {
             .filter(|&e| e <= self.size)
             .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "code arena of this generation is full"))?;
         let first = self.page_floor(start);
-        if first < self.exec_end {
+        if first < self.exec_end && !self.rwx {
             // The tail of an executable page receives the new code.
             // SAFETY: [first, exec_end) lies inside the allocation, and no
             // translated code runs while the module defines code.
@@ -107,7 +124,10 @@ impl JITMemoryProvider for CodeArena {
             unsafe {
                 wasmtime_internal_jit_icache_coherence::clear_cache(self.base.add(from).cast(), to - from)
                     .map_err(alloc_err)?;
-                region::protect(self.base.add(from), to - from, region::Protection::READ_EXECUTE).map_err(alloc_err)?;
+                if !self.rwx {
+                    region::protect(self.base.add(from), to - from, region::Protection::READ_EXECUTE)
+                        .map_err(alloc_err)?;
+                }
             }
             self.exec_end = to;
         }
@@ -126,7 +146,12 @@ mod tests {
 
     #[test]
     fn small_functions_share_a_page_and_bad_requests_fail() {
-        let mut a = CodeArena::new(1 << 20).unwrap();
+        for rwx in [true, false] {
+            small_functions_share_a_page(CodeArena::with_rwx(1 << 20, rwx).unwrap());
+        }
+    }
+
+    fn small_functions_share_a_page(mut a: CodeArena) {
         let p1 = a.allocate(10, 16, JITMemoryKind::Executable).unwrap();
         a.finalize(BranchProtection::None).unwrap();
         let p2 = a.allocate(10, 16, JITMemoryKind::Executable).unwrap();
@@ -144,7 +169,13 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn code_appended_to_an_executable_page_runs() {
-        let mut a = CodeArena::new(1 << 20).unwrap();
+        for rwx in [true, false] {
+            code_appended_runs(CodeArena::with_rwx(1 << 20, rwx).unwrap());
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn code_appended_runs(mut a: CodeArena) {
         // mov eax, imm32; ret
         let put = |a: &mut CodeArena, v: u32| {
             let p = a.allocate(6, 16, JITMemoryKind::Executable).unwrap();
