@@ -789,16 +789,7 @@ impl<'a> Lower<'a> {
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let ctx = self.ctx_val();
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
-        let target_fn = self.helper_ret(types::I64);
-        let go = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, target_fn, helpers::FAULTED as i64);
-        let (out, on) = self.fork_not(go);
-        self.b.switch_to_block(on);
-        // (The helper brought `Cpu::instret` up to date.)
-        let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
-        self.b.ins().return_call_indirect(self.tail_sig, target_fn, &[self.cpu, now]);
-        self.b.switch_to_block(out);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        self.go_on_after_exit_helper();
         self.b.seal_all_blocks();
         self.b.finalize(target);
     }
@@ -1381,6 +1372,13 @@ impl<'a> Lower<'a> {
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let ctx = self.ctx_val();
         self.b.ins().call_indirect(self.step_exit_sig, f, &[self.cpu, ctx, ip, sh]);
+        self.go_on_after_exit_helper();
+    }
+
+    /// After `helpers::step_exit` or `step_fetch_exit`: tail-call the code
+    /// it found, or return to the run loop (0: nothing found, or
+    /// [`helpers::FAULTED`]).
+    fn go_on_after_exit_helper(&mut self) {
         let target = self.helper_ret(types::I64);
         let go = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, target, helpers::FAULTED as i64);
         let (out, on) = self.fork_not(go);

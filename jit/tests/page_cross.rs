@@ -9,6 +9,21 @@ use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr, StepOutcome};
 use ferrite_jit::{Jit, JitMode};
 use iced_x86::code_asm::*;
 
+/// Flat 32-bit code `code` at `start` with the translator in `mode`, run
+/// to its HLT within `max` instructions (EBX = `ebx_value` first).
+fn run_code(code: &[u8], start: u32, mode: JitMode, ebx_value: u32, max: u64) -> Cpu {
+    let mut mem = GuestMemory::new(4 << 20).expect("guest RAM");
+    mem.load(PhysAddr(start), code);
+    let mut cpu = Cpu::new();
+    cpu.state.enter_flat32(8, 16);
+    cpu.state.eip = start;
+    cpu.state.regs[3] = ebx_value;
+    Jit::install(&mut cpu, mode).expect("translator");
+    let (out, _) = cpu.run(&mut mem, &mut NullBus, max);
+    assert_eq!(out, StepOutcome::Halted);
+    cpu
+}
+
 /// `MOV EAX, imm32` (5 bytes) two bytes before a page end, then `n`
 /// register additions and HLT in the next page.
 fn run(mode: JitMode, n: usize) -> (Cpu, u64) {
@@ -20,15 +35,7 @@ fn run(mode: JitMode, n: usize) -> (Cpu, u64) {
     }
     a.hlt().unwrap();
     let code = a.assemble(start as u64).unwrap();
-    let mut mem = GuestMemory::new(4 << 20).expect("guest RAM");
-    mem.load(PhysAddr(start), &code);
-    let mut cpu = Cpu::new();
-    cpu.state.enter_flat32(8, 16);
-    cpu.state.eip = start;
-    cpu.state.regs[3] = 3;
-    Jit::install(&mut cpu, mode).expect("translator");
-    let (out, _) = cpu.run(&mut mem, &mut NullBus, 10_000);
-    assert_eq!(out, StepOutcome::Halted);
+    let cpu = run_code(&code, start, mode, 3, 10_000);
     let translated = cpu.accel_stats().map_or(0, |s| s.insns_translated);
     (cpu, translated)
 }
@@ -66,15 +73,7 @@ fn crossing_loop(mode: JitMode, passes: u32) -> Cpu {
     a.hlt().unwrap();
     let code = a.assemble(start as u64).unwrap();
     assert_eq!(code[0xE], 0xB8, "the MOV is at the page's last two bytes");
-    let mut mem = GuestMemory::new(4 << 20).expect("guest RAM");
-    mem.load(PhysAddr(start), &code);
-    let mut cpu = Cpu::new();
-    cpu.state.enter_flat32(8, 16);
-    cpu.state.eip = start;
-    Jit::install(&mut cpu, mode).expect("translator");
-    let (out, _) = cpu.run(&mut mem, &mut NullBus, 1_000_000);
-    assert_eq!(out, StepOutcome::Halted);
-    cpu
+    run_code(&code, start, mode, 0, 1_000_000)
 }
 
 #[test]
@@ -108,14 +107,7 @@ fn a_loop_through_a_page_crossing_instruction_stays_translated() {
     a.jnz(top).unwrap();
     a.hlt().unwrap();
     let code = a.assemble(start as u64).unwrap();
-    let mut mem = GuestMemory::new(4 << 20).expect("guest RAM");
-    mem.load(PhysAddr(start), &code);
-    let mut cpu = Cpu::new();
-    cpu.state.enter_flat32(8, 16);
-    cpu.state.eip = start;
-    Jit::install(&mut cpu, JitMode::Force).expect("translator");
-    let (out, _) = cpu.run(&mut mem, &mut NullBus, 1_000_000);
-    assert_eq!(out, StepOutcome::Halted);
+    let cpu = run_code(&code, start, JitMode::Force, 0, 1_000_000);
     assert_eq!(cpu.state.regs[3], 0x1234_5678u32.wrapping_mul(passes));
     let s = cpu.accel_stats().expect("installed");
     assert!(s.block_runs < 20, "{} dispatcher entries for {passes} passes", s.block_runs);
