@@ -2286,16 +2286,7 @@ impl<'a> Lower<'a> {
             FlagState::Memory => {
                 // Materialise CF out of the old record first, unless it is
                 // in `bits` already (after INC/DEC, say: a loop's DEC/JNZ).
-                let lazy = self.load32(F_LAZY);
-                let cf_lazy = self.b.ins().band_imm_u(lazy, CF as i64);
-                let (call, cont) = self.fork_join(cf_lazy);
-                self.b.switch_to_block(call);
-                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Materialize));
-                let m = self.konst(CF as i64);
-                self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
-                self.b.ins().jump(cont, &[]);
-                self.b.seal_block(cont);
-                self.b.switch_to_block(cont);
+                self.materialize_in_memory(CF);
                 CfSrc::Bits
             }
         };
