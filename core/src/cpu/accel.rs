@@ -258,13 +258,20 @@ impl Cpu {
     /// Callers run it only where [`Cpu::accel_eligible`] holds.
     pub fn exec_fetched(&mut self, ctx: &mut Ctx) -> ExecResult {
         let code32 = self.state.code32();
-        match self.fetch_insn(ctx, code32) {
-            Ok(insn) => self.exec_one(ctx, &insn),
+        let insn = match self.fetch(ctx, code32) {
+            Ok(at) => *self.cache.get(at),
             Err(f) => {
                 self.raise_translated(ctx, f);
-                ExecResult::Fault
+                return ExecResult::Fault;
             }
+        };
+        let cs_limit = self.state.segs[SegReg::Cs as usize].limit;
+        let last = self.state.eip.wrapping_add(insn.len as u32 - 1);
+        if last > cs_limit || last < self.state.eip {
+            self.raise_translated(ctx, Fault::gp(0));
+            return ExecResult::Fault;
         }
+        self.exec_one(ctx, &insn)
     }
 
     /// Deliver a fault raised by an access of translated code (whose EIP

@@ -321,13 +321,21 @@ impl Cpu {
             return StepOutcome::Halted;
         }
         let code32 = self.state.code32();
-        let insn = match self.fetch_insn(ctx, code32) {
-            Ok(insn) => insn,
+        let insn = match self.fetch(ctx, code32) {
+            Ok(at) => *self.cache.get(at),
             Err(f) => {
                 self.raise(ctx, f);
                 return self.outcome();
             }
         };
+        // The whole instruction must lie within CS (checked here, not at
+        // decode time, because cached code may run under another limit).
+        let cs_limit = self.state.segs[state::SegReg::Cs as usize].limit;
+        let last = self.state.eip.wrapping_add(insn.len as u32 - 1);
+        if last > cs_limit || last < self.state.eip {
+            self.raise(ctx, Fault::gp(0));
+            return self.outcome();
+        }
         if self.state.dr[7] & 0xFF != 0 {
             let lin = self.state.segs[state::SegReg::Cs as usize].base.wrapping_add(self.state.eip);
             let hits = self.check_exec_breakpoint(lin);
@@ -461,21 +469,6 @@ impl Cpu {
         self.state.load_seg_real(state::SegReg::Cs, sel as u16);
         self.state.eip = ip;
         Ok(())
-    }
-
-    /// The decoded instruction at CS:EIP, wholly within CS (checked here,
-    /// not at decode time, because cached code may run under another
-    /// limit): #GP(0) otherwise, or the fetch's fault.
-    #[inline(always)]
-    pub(crate) fn fetch_insn(&mut self, ctx: &mut Ctx, code32: bool) -> Res<decode::Insn> {
-        let at = self.fetch(ctx, code32)?;
-        let insn = *self.cache.get(at);
-        let cs_limit = self.state.segs[state::SegReg::Cs as usize].limit;
-        let last = self.state.eip.wrapping_add(insn.len as u32 - 1);
-        if last > cs_limit || last < self.state.eip {
-            return Err(Fault::gp(0));
-        }
-        Ok(insn)
     }
 
     /// The decoded instruction at CS:EIP, as a decode-cache location.
