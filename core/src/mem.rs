@@ -353,6 +353,14 @@ impl GuestMemory {
         }
     }
 
+    /// True when the RAM page holding `addr` holds decoded code (a write to
+    /// it invalidates translations).
+    #[inline]
+    pub fn holds_code(&self, addr: PhysAddr) -> bool {
+        let e = self.pages[addr.page() as usize];
+        e & KIND_MASK == K_RAM && e & CODE_BIT != 0
+    }
+
     /// Changes whenever a page gains the CODE bit or the memory map or the
     /// A20 gate changes: host pointers from [`GuestMemory::host_page`]
     /// taken under another value may no longer be used for writes.

@@ -61,16 +61,10 @@ pub(crate) const FAULTED: u64 = 2;
 /// it retired, fill the fast TLB for reading its operand at `seg:off`
 /// (`what` as [`seg_size_arg`] packs it). Translated code leaves
 /// afterwards. Result: [`FAULTED`] when the instruction faulted, else 0.
-pub(crate) extern "C" fn step_fill(
-    cpu: *mut Cpu,
-    ctx: *mut Ctx,
-    insn: *const Insn,
-    what: u32,
-    off: u32,
-    tlb: *mut FastTlb,
-) {
+pub(crate) extern "C" fn step_fill(cpu: *mut Cpu, shared: *mut crate::Shared, insn: *const Insn, what: u32, off: u32) {
     // SAFETY: as in `step` and `mem_read`.
-    let (cpu, ctx, insn, tlb) = unsafe { (&mut *cpu, &mut *ctx, &*insn, &mut *tlb) };
+    let (cpu, sh, insn) = unsafe { (&mut *cpu, &mut *shared, &*insn) };
+    let (ctx, tlb) = ctx_tlb(cpu, sh);
     let before = cpu.instret;
     cpu.accel_ret = if cpu.exec_one(ctx, insn) == ExecResult::Fault { FAULTED } else { 0 };
     let (seg, size) = seg_size(what);
@@ -227,10 +221,11 @@ fn fill(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, write: bool) 
 /// is [`seg_size_arg`]'s, with [`READ_FOR_WRITE`] for the read of a
 /// read-modify-write (checked for writing first, the TLB filled for
 /// writing). Result: the value read.
-pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: u32, tlb: *mut FastTlb) {
-    // SAFETY: as in `step`; `tlb` is the translator's own table, which
-    // lives as long as the translator whose code calls this.
-    let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
+pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, shared: *mut crate::Shared, what: u32, off: u32) {
+    // SAFETY: as in `step`; `shared` is the translator's own, which lives as
+    // long as the translator whose code calls this.
+    let (cpu, sh) = unsafe { (&mut *cpu, &mut *shared) };
+    let (ctx, tlb) = ctx_tlb(cpu, sh);
     let (seg, size) = seg_size(what);
     let write = what & READ_FOR_WRITE != 0;
     let got =
@@ -250,24 +245,50 @@ pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: 
     };
 }
 
-/// The slow path of an inline write: 0 done, 1 a fault was delivered, 2
-/// done but code was written (translated code must leave after this
-/// instruction).
-pub(crate) extern "C" fn mem_write(cpu: *mut Cpu, ctx: *mut Ctx, what: u32, off: u32, value: u32, tlb: *mut FastTlb) {
-    // SAFETY: as in `mem_read`.
-    let (cpu, ctx, tlb) = unsafe { (&mut *cpu, &mut *ctx, &mut *tlb) };
+/// The `Ctx` of the current run of translated code and the fast TLB of the
+/// current privilege (the one the calling code was compiled with: its
+/// mode key fixes the CPL).
+fn ctx_tlb<'a>(cpu: &Cpu, sh: &'a mut crate::Shared) -> (&'a mut Ctx<'a>, &'a mut FastTlb) {
+    let t = sh.ftlb[(cpu.state.cpl == 3) as usize];
+    // SAFETY: `ctx` is the live `Ctx` of the `Jit::execute` that runs the
+    // calling code (set before it enters translated code); the fast TLBs
+    // are boxes the translator owns for its whole life.
+    unsafe { (&mut *(sh.ctx as *mut Ctx), &mut *t) }
+}
+
+/// The slow path of an inline write: 0 done, else leave (1: a fault was
+/// delivered, or the write would have touched a page holding code and the
+/// interpreter ran the whole instruction `insn` instead, from the precise
+/// state before it, so that its write invalidates the translations and
+/// translated code never runs on past a store to code).
+pub(crate) extern "C" fn mem_write(
+    cpu: *mut Cpu,
+    shared: *mut crate::Shared,
+    what: u32,
+    off: u32,
+    value: u32,
+    insn: *const Insn,
+) {
+    // SAFETY: as in `mem_read` and `step`.
+    let (cpu, sh, insn) = unsafe { (&mut *cpu, &mut *shared, &*insn) };
+    let (ctx, tlb) = ctx_tlb(cpu, sh);
     let (seg, size) = seg_size(what);
-    cpu.accel_ret = match cpu.write_operand(ctx, seg, off, size, value) {
-        Ok(()) => {
-            if ctx.mem.has_invalidated() {
-                2
-            } else {
+    cpu.accel_ret = match cpu.write_operand_data(ctx, seg, off, size, value) {
+        Ok(true) => {
+            // (An MMIO write may have had a device write code: the run
+            // loop drops those translations at the latest when the budget
+            // of this run of translated code is spent.)
+            if !ctx.mem.has_invalidated() {
                 let lin = cpu.state.segs[seg].base.wrapping_add(off);
                 if (lin & 0xFFF) + size <= 0x1000 {
                     fill(cpu, ctx, tlb, lin, true);
                 }
-                0
             }
+            0
+        }
+        Ok(false) => {
+            cpu.exec_one(ctx, insn);
+            1
         }
         Err(f) => {
             cpu.raise_translated(ctx, f);

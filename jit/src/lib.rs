@@ -184,6 +184,9 @@ pub(crate) struct Shared {
     /// them here rather than keep them in registers).
     pub ctx: u64,
     pub limit: u64,
+    /// The fast TLBs (supervisor, user) the slow-path helpers fill
+    /// (`Jit::ftlb`).
+    pub ftlb: [*mut helpers::FastTlb; 2],
 }
 
 impl Shared {
@@ -195,6 +198,7 @@ impl Shared {
             stamp: (0, 0, u32::MAX),
             ctx: 0,
             limit: 0,
+            ftlb: [std::ptr::null_mut(); 2],
         })
     }
 
@@ -543,7 +547,7 @@ fn start_worker() -> Option<Worker> {
 impl Jit {
     /// A translator in `mode` (`JitMode::Off` makes one that never runs).
     pub fn new(mode: JitMode) -> Result<Jit, JitError> {
-        Ok(Jit {
+        let mut j = Jit {
             mode,
             module: Some(new_module()?),
             fctx: FunctionBuilderContext::new(),
@@ -566,7 +570,9 @@ impl Jit {
             worker: if mode == JitMode::On { start_worker() } else { None },
             next_job: 0,
             stubs: HashMap::new(),
-        })
+        };
+        j.shared.ftlb = [&mut *j.ftlb[0], &mut *j.ftlb[1]];
+        Ok(j)
     }
 
     /// A translator in `mode` that translates a block start after

@@ -318,17 +318,12 @@ pub(crate) struct Lower<'a> {
     /// (host pointers by linear page); a fresh constant at each use is
     /// cheaper than a long-lived value the register allocator spills.
     ftlb: i64,
-    /// Set (to 1) when a slow-path store wrote code: leave after the
-    /// instruction.
-    exitflag: Variable,
     /// Per segment: base, limit and whether inline accesses may use it
     /// (computed once on the main path; segments only change through
     /// instructions that end a block).
     segc: [Option<(Value, Value, Value)>; 6],
     /// Alignment checking cannot fault (CPL 3 only).
     acok: Option<Value>,
-    /// The instruction being lowered stored to memory.
-    wrote_mem: bool,
     rd_sig: SigRef,
     wr_sig: SigRef,
     fill_sig: SigRef,
@@ -616,9 +611,9 @@ impl<'a> Lower<'a> {
         let step_exit_sig = sig(&[ptr, ptr, ptr, ptr]);
         let cond_sig = sig(&[ptr, i32t]);
         let prep_sig = sig(&[ptr, i32t]);
-        let rd_sig = sig(&[ptr, ptr, i32t, i32t, ptr]);
+        let rd_sig = sig(&[ptr, ptr, i32t, i32t]);
         let wr_sig = sig(&[ptr, ptr, i32t, i32t, i32t, ptr]);
-        let fill_sig = sig(&[ptr, ptr, ptr, i32t, i32t, ptr]);
+        let fill_sig = sig(&[ptr, ptr, ptr, i32t, i32t]);
         let lookup_sig = sig(&[ptr, ptr, ptr]);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -632,19 +627,14 @@ impl<'a> Lower<'a> {
         let eip0 = b.ins().load(types::I32, mf, cpu, EIP);
         let tail_sig = b.import_signature(block_signature(ptr));
         let vars = [(); 8].map(|_| b.declare_var(types::I32));
-        let exitflag = b.declare_var(types::I32);
-        let zero = b.ins().iconst(types::I32, 0);
-        b.def_var(exitflag, zero);
         Lower {
             tail_sig,
             chain: None,
             chains: Vec::new(),
             mode,
             ftlb: ftlb as i64,
-            exitflag,
             segc: [None; 6],
             acok: None,
-            wrote_mem: false,
             rd_sig,
             wr_sig,
             fill_sig,
@@ -701,7 +691,6 @@ impl<'a> Lower<'a> {
             // decoded instructions, alive for the whole lowering.
             let i = unsafe { &*g.insn };
             let last = n + 1 == insns.len();
-            self.wrote_mem = false;
             if self.labels.contains_key(&g.off) {
                 if !after_jmp {
                     // Arriving from above (the prologue checked the budget
@@ -751,9 +740,6 @@ impl<'a> Lower<'a> {
             } else if inlined(i) {
                 self.inline(g, i);
                 self.pending += 1;
-                if self.wrote_mem {
-                    self.exit_if_code_written(g.off + i.len as u32);
-                }
             } else if last || i.ends_block {
                 self.helper_exit(g);
                 left = true;
@@ -854,15 +840,6 @@ impl<'a> Lower<'a> {
             let same = self.b.ins().icmp(IntCC::Equal, eip, expect);
             go = self.b.ins().band(go, same);
         }
-        // Never chain after a store that hit code (CALL's push can write
-        // the very code it came from): the dispatcher must drop the stale
-        // translations first. (Earlier instructions' stores left the block
-        // already when they did.)
-        if self.wrote_mem {
-            let written = self.b.use_var(self.exitflag);
-            let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
-            go = self.b.ins().band(go, clean);
-        }
         let (chain_blk, ret_blk) = self.fork(go, false);
         self.b.switch_to_block(chain_blk);
         let now = self.b.use_var(self.iv);
@@ -879,8 +856,8 @@ impl<'a> Lower<'a> {
     /// The inline probe skips `Cpu::may_continue_translated`'s checks: in
     /// translated code they can only change through instructions that
     /// leave for the run loop (STI, POPF, IRET, port I/O, MOV to control
-    /// or debug registers, HLT, MOV SS), except a store to code, which the
-    /// exit flag reports; the table is emptied with the fast TLB (whose
+    /// or debug registers, HLT, MOV SS, a store to code: see
+    /// `helpers::mem_write`); the table is emptied with the fast TLB (whose
     /// stamp fixes the linear-to-physical mapping) and when blocks go.
     ///
     /// One copy per function: every exit jumps to it with its EIP (the
@@ -915,11 +892,8 @@ impl<'a> Lower<'a> {
         let want = self.b.ins().ishl_imm_u(lin64, 16);
         let want = self.b.ins().bor_imm_u(want, self.mode as i64);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
-        let written = self.b.use_var(self.exitflag);
-        let clean = self.b.ins().icmp_imm_u(IntCC::Equal, written, 0);
-        let hit0 = self.b.ins().band(hit, clean);
         // The table is two-way (`Shared::set_lin`): the pair's other slot.
-        let (other, fast) = self.fork_not(hit0);
+        let (other, fast) = self.fork_not(hit);
         self.b.switch_to_block(fast);
         let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
         let now = self.b.use_var(self.iv);
@@ -930,7 +904,6 @@ impl<'a> Lower<'a> {
         let at1 = self.b.ins().iadd(base, byte1);
         let tag1 = self.b.ins().load(types::I64, self.mf, at1, offset_of!(crate::LinSlot, tag) as i32);
         let hit1 = self.b.ins().icmp(IntCC::Equal, tag1, want);
-        let hit1 = self.b.ins().band(hit1, clean);
         let (slow, fast1) = self.fork_not(hit1);
         self.b.switch_to_block(fast1);
         let func = self.b.ins().load(types::I64, self.mf, at1, offset_of!(crate::LinSlot, func) as i32);
@@ -1695,26 +1668,20 @@ impl<'a> Lower<'a> {
         let what = self.konst((helpers::seg_size_arg(seg, size) | rmw) as i64);
         let out = match store {
             Some(val) => {
+                // (A write to code runs the whole instruction through the
+                // interpreter and leaves: `helpers::mem_write`.)
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemWrite));
-                let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
-                let ctx = self.ctx_val();
-                self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, ctx, what, off, val, ftlb]);
+                let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+                let ip = self.b.ins().iconst(types::I64, g.insn as i64);
+                self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, sh, what, off, val, ip]);
                 let st = self.helper_ret(types::I32);
-                let fault = self.b.ins().icmp_imm_u(IntCC::Equal, st, 1);
-                self.leave_if(fault);
-                let code = self.b.ins().icmp_imm_u(IntCC::Equal, st, 2);
-                let code = self.b.ins().uextend(types::I32, code);
-                let prev = self.b.use_var(self.exitflag);
-                let nf = self.b.ins().bor(prev, code);
-                self.b.def_var(self.exitflag, nf);
-                self.wrote_mem = true;
+                self.leave_if(st);
                 None
             }
             None => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemRead));
-                let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
-                let ctx = self.ctx_val();
-                self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, ctx, what, off, ftlb]);
+                let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+                self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, sh, what, off]);
                 let r = self.helper_ret(types::I64);
                 let hi = self.b.ins().ushr_imm_u(r, 32);
                 let fault = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
@@ -1875,9 +1842,8 @@ impl<'a> Lower<'a> {
         let fp = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFill));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
-        let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
-        let ctx = self.ctx_val();
-        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, ctx, ip, what, off, ftlb]);
+        let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+        self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, sh, ip, what, off]);
         let r = self.helper_ret(types::I32);
         self.after_helper_unless_fault(r);
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
@@ -1902,24 +1868,6 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(out);
         let zero = self.konst(0);
         self.b.ins().return_(&[zero]);
-        self.b.switch_to_block(cont);
-    }
-
-    /// After an instruction that stored: leave at the next instruction when
-    /// a slow-path store wrote code.
-    fn exit_if_code_written(&mut self, next_off: u32) {
-        let f = self.b.use_var(self.exitflag);
-        let (out, cont) = self.fork(f, true);
-        self.b.switch_to_block(out);
-        let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
-        self.spill_all();
-        let eip = self.eip_at(next_off);
-        self.store32(eip, EIP);
-        self.flush_instret(0);
-        self.sync_instret();
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
-        (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
         self.b.switch_to_block(cont);
     }
 

@@ -301,6 +301,28 @@ impl Cpu {
         self.write_mem(ctx, seg, off, size, v)
     }
 
+    /// A write as [`Cpu::write_operand`] makes it, except that nothing is
+    /// written when a page it would touch holds decoded code: Ok(false)
+    /// then, after every check that could fault (segment, alignment, the
+    /// translation of both pages), so the instruction can be run again by
+    /// the interpreter, whose write invalidates the translations.
+    pub fn write_operand_data(&mut self, ctx: &mut Ctx, seg: usize, off: u32, size: u32, v: u32) -> Res<bool> {
+        let lin = self.seg_check(seg, off, size, true)?;
+        self.check_align(lin, size)?;
+        let user = self.state.cpl == 3;
+        let lo = self.translate_as(ctx, lin, super::mmu::Access::Write, user)?;
+        let mut code = ctx.mem.holds_code(lo);
+        if (lin & 0xFFF) + size > 0x1000 {
+            let hi = self.translate_as(ctx, (lin | 0xFFF).wrapping_add(1), super::mmu::Access::Write, user)?;
+            code |= ctx.mem.holds_code(hi);
+        }
+        if code {
+            return Ok(false);
+        }
+        self.write_lin_as(ctx, lin, size, v, user)?;
+        Ok(true)
+    }
+
     /// The host address of the page holding linear `lin`, for translated
     /// code's direct accesses, after an access of the same kind succeeded
     /// there (so the translation is in the TLB). None for anything but RAM,
