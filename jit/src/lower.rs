@@ -1663,7 +1663,15 @@ impl<'a> Lower<'a> {
         for_write: bool,
     ) -> Option<Value> {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
-        self.precise_at(g.off);
+        // Precise as `precise_at` makes it, but the instruction count only
+        // stored (it stays as it was in the lowering: no new value for the
+        // join after the slow path).
+        self.spill_all();
+        let iv = self.b.use_var(self.iv);
+        let now = self.add_k(iv, pending);
+        self.b.ins().store(self.mf, now, self.cpu, INSTRET);
+        let eip = self.eip_at(g.off);
+        self.store32(eip, EIP);
         let rmw = if for_write { helpers::READ_FOR_WRITE } else { 0 };
         let what = self.konst((helpers::seg_size_arg(seg, size) | rmw) as i64);
         let out = match store {
@@ -1683,18 +1691,11 @@ impl<'a> Lower<'a> {
                 let sh = self.b.ins().iconst(types::I64, self.shared as i64);
                 self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, sh, what, off]);
                 let r = self.helper_ret(types::I64);
-                let hi = self.b.ins().ushr_imm_u(r, 32);
-                let fault = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
+                let fault = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, r, u32::MAX as i64);
                 self.leave_if(fault);
                 Some(self.b.ins().ireduce(types::I32, r))
             }
         };
-        if pending != 0 {
-            // Retired again by the instret update after the merge.
-            let v = self.b.use_var(self.iv);
-            let v = self.b.ins().iadd_imm_u(v, -pending);
-            self.b.def_var(self.iv, v);
-        }
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
         out
     }
