@@ -683,7 +683,7 @@ impl Jit {
         let chains =
             chains.into_iter().map(|(n, delta)| (n, key_of(PhysAddr((phys.0 as i64 + delta) as u32), mode))).collect();
         self.next_gen = self.next_gen.wrapping_add(1);
-        let count = lower::entry_span(&guest_insns(&job.insns), mode & 1 != 0);
+        let count = lower::entry_span(&guest_insns(&job.insns));
         Block { func, slots: job.slots, chains, gen: self.next_gen, _insns: job.insns, bytes: job.off, count }
     }
 

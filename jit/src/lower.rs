@@ -188,8 +188,9 @@ pub(crate) fn trim_dead(insns: &[Insn], code32: bool) -> usize {
 
 /// The labels of a region: the offsets of its instructions that relative
 /// branches inside it go to, each with the number of instructions from
-/// there to the next label or the end (what one pass may retire before
-/// the next budget check).
+/// there to the end of the region: the most one pass from the label may
+/// retire before the next budget check, which only backward jumps make
+/// (code that only goes forward runs each instruction at most once).
 fn labels(insns: &[GuestInsn], code32: bool) -> BTreeMap<u32, i64> {
     let starts: BTreeSet<u32> = insns.iter().map(|g| g.off).collect();
     let targets: BTreeSet<u32> = insns
@@ -201,7 +202,7 @@ fn labels(insns: &[GuestInsn], code32: bool) -> BTreeMap<u32, i64> {
         })
         .filter(|t| starts.contains(t))
         .collect();
-    targets.iter().map(|&t| (t, span(insns, &targets, t))).collect()
+    targets.iter().map(|&t| (t, rest(insns, t))).collect()
 }
 
 /// The guest registers the lowering of `insns` may write (through its
@@ -260,7 +261,7 @@ fn label_regs(insns: &[GuestInsn], writes: [bool; 8]) -> [bool; 8] {
 #[derive(Clone, Copy)]
 struct Label {
     blk: cranelift_codegen::ir::Block,
-    /// Instructions from the label to the next one or the end.
+    /// Instructions from the label to the end of the region ([`rest`]).
     span: i64,
     /// See [`flags_live_at`].
     flags_live: bool,
@@ -293,18 +294,16 @@ fn flags_live_at(insns: &[GuestInsn], labels: &BTreeSet<u32>, off: u32) -> bool 
     true
 }
 
-/// Instructions from offset `from` up to the next of `labels` after it or
-/// the end.
-fn span(insns: &[GuestInsn], labels: &BTreeSet<u32>, from: u32) -> i64 {
-    let stop = labels.range(from + 1..).next().copied().unwrap_or(u32::MAX);
-    insns.iter().filter(|g| g.off >= from && g.off < stop).count() as i64
+/// Instructions from offset `from` to the end of the region.
+fn rest(insns: &[GuestInsn], from: u32) -> i64 {
+    insns.iter().filter(|g| g.off >= from).count() as i64
 }
 
 /// The most instructions one entry into a region retires before its first
-/// budget check inside: what the dispatcher checks against the budget.
-pub(crate) fn entry_span(insns: &[GuestInsn], code32: bool) -> u32 {
-    let l: BTreeSet<u32> = labels(insns, code32).into_keys().collect();
-    span(insns, &l, 0) as u32
+/// budget check inside (a backward jump): all of them, what the prologue
+/// and the dispatcher check against the budget.
+pub(crate) fn entry_span(insns: &[GuestInsn]) -> u32 {
+    insns.len() as u32
 }
 
 pub(crate) struct Lower<'a> {
@@ -684,8 +683,7 @@ impl<'a> Lower<'a> {
             let flags_live = flags_live_at(insns, &starts, off);
             self.labels.insert(off, Label { blk, span, flags_live });
         }
-        let first = span(insns, &starts, 0);
-        self.prologue(end_off, first);
+        self.prologue(end_off, insns.len() as i64);
         for (n, g) in insns.iter().enumerate() {
             // SAFETY: the pointers refer to the block's own boxed slice of
             // decoded instructions, alive for the whole lowering.
@@ -693,9 +691,8 @@ impl<'a> Lower<'a> {
             let last = n + 1 == insns.len();
             if self.labels.contains_key(&g.off) {
                 if !after_jmp {
-                    // Arriving from above (the prologue checked the budget
-                    // for the entry's span).
-                    self.goto_label(g.off, g.off != 0, 0);
+                    // Arriving from above: forward, no budget check.
+                    self.goto_label(g.off, false, 0);
                 }
                 self.enter_label(g.off);
                 if after_jmp {
@@ -971,8 +968,9 @@ impl<'a> Lower<'a> {
     /// on the way): the label's state is the `label_regs` in their
     /// variables (those the region writes counted dirty), the flags in
     /// memory and `instret` up to date.
-    /// With `check`, only while the label's span fits the budget; else
-    /// leave with EIP at the label.
+    /// With `check` (a backward jump), only while the instructions from
+    /// the label to the region's end fit the budget; else leave with EIP
+    /// at the label.
     fn goto_label(&mut self, off: u32, check: bool, extra: i64) {
         let Label { blk, span, flags_live } = self.labels[&off];
         // Dead flags stay unwritten (the label's state says "in memory",
@@ -2940,8 +2938,10 @@ impl<'a> Lower<'a> {
     /// The taken edge of relative branch `i`.
     fn taken(&mut self, g: &GuestInsn, i: &Insn) {
         if let Some(t) = rel_target(g, i, self.code32).filter(|t| self.labels.contains_key(t)) {
-            // (Inside the region, so inside the CS limit checked on entry.)
-            self.goto_label(t, true, 1);
+            // (Inside the region, so inside the CS limit checked on entry.
+            // Only a backward jump can run code again: only it checks the
+            // budget.)
+            self.goto_label(t, t <= g.off, 1);
             return;
         }
         let next_off = g.off + i.len as u32;

@@ -117,3 +117,32 @@ fn a_loop_entered_at_its_condition_runs_as_one_region() {
 fn code_a_jmp_skips_stays_out_of_the_region() {
     same_result(jump_over);
 }
+
+/// Only a backward jump checks the instruction budget inside a region (the
+/// entry checks it for the whole region, which code going forward runs at
+/// most once): budgets that end anywhere in the loop still stop translated
+/// code exactly where the interpreter stops.
+#[test]
+fn a_budget_ends_exactly_inside_a_region_loop() {
+    for slice in [1000, 997, 61, 5] {
+        let (mut i, mut mi) = machine(if_else, None);
+        let (mut j, mut mj) = machine(if_else, Some(JitMode::Force));
+        for n in 0.. {
+            let (oi, _) = i.run(&mut mi, &mut NullBus, slice);
+            let (oj, _) = j.run(&mut mj, &mut NullBus, slice);
+            assert_eq!(
+                (i.state.eip, i.instret, i.state.regs, i.state.flags.value()),
+                (j.state.eip, j.instret, j.state.regs, j.state.flags.value()),
+                "slices of {slice}: after slice {n}"
+            );
+            assert_eq!(oi, oj);
+            if oi == StepOutcome::Halted {
+                break;
+            }
+        }
+        let s = j.accel_stats().expect("the JIT is installed");
+        if slice > 50 {
+            assert!(s.insns_translated * 2 > j.instret, "slices of {slice}: {s:?}, {} in all", j.instret);
+        }
+    }
+}
