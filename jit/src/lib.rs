@@ -18,6 +18,7 @@
 
 mod arena;
 mod helpers;
+mod low;
 mod lower;
 
 use cranelift_codegen::control::ControlPlane;
@@ -189,6 +190,10 @@ pub(crate) struct Shared {
     pub ftlb: [*mut helpers::FastTlb; 2],
 }
 
+// (`Lower::table_entry` folds table addresses below 2 GiB - 1 MiB into
+// displacements: the tables must be smaller than 1 MiB.)
+const _: () = assert!(std::mem::size_of::<Shared>() < 1 << 20 && std::mem::size_of::<helpers::FastTlb>() < 1 << 20);
+
 impl Shared {
     fn new() -> Box<Shared> {
         Box::new(Shared {
@@ -283,7 +288,7 @@ pub struct Jit {
     blocks: Vec<Option<Block>>,
     free: Vec<u32>,
     /// Recently run blocks and the fast TLB's stamp.
-    shared: Box<Shared>,
+    shared: low::LowBox<Shared>,
     /// Keys of entries per guest physical page, for invalidation.
     by_page: KeyMap<Vec<u64>>,
     code_bytes: usize,
@@ -295,7 +300,7 @@ pub struct Jit {
     /// for user code (CPL 3, V86): a block's mode key fixes its CPL, so it
     /// only ever uses entries filled with its own privilege, and the
     /// tables survive the guest's every kernel entry and exit.
-    ftlb: [Box<helpers::FastTlb>; 2],
+    ftlb: [low::LowBox<helpers::FastTlb>; 2],
     /// The entry trampoline of the current module generation.
     tramp: Option<TrampFn>,
     /// Chaining exits waiting for (or pointing at) each key's block:
@@ -554,11 +559,11 @@ impl Jit {
             entries: KeyMap::default(),
             blocks: Vec::new(),
             free: Vec::new(),
-            shared: Shared::new(),
+            shared: low::LowBox::new(Shared::new()),
             by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
-            ftlb: [helpers::FastTlb::new(), helpers::FastTlb::new()],
+            ftlb: [low::LowBox::new(helpers::FastTlb::new()), low::LowBox::new(helpers::FastTlb::new())],
             threshold: std::env::var("FERRITE_JIT_THRESHOLD")
                 .ok()
                 .and_then(|v| v.parse().ok())

@@ -882,9 +882,8 @@ impl<'a> Lower<'a> {
         let byte = self.b.ins().ishl_imm_u(idx, std::mem::size_of::<crate::LinSlot>().trailing_zeros() as i64);
         const _: () = assert!(std::mem::size_of::<crate::LinSlot>() == 16);
         let base = self.shared as i64 + offset_of!(crate::Shared, lin) as i64;
-        let base = self.b.ins().iconst(types::I64, base);
-        let at = self.b.ins().iadd(base, byte);
-        let tag = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, tag) as i32);
+        let (at, d) = self.table_entry(base, byte);
+        let tag = self.b.ins().load(types::I64, self.mf, at, d + offset_of!(crate::LinSlot, tag) as i32);
         let lin64 = self.b.ins().uextend(types::I64, lin);
         let want = self.b.ins().ishl_imm_u(lin64, 16);
         let want = self.b.ins().bor_imm_u(want, self.mode as i64);
@@ -892,18 +891,18 @@ impl<'a> Lower<'a> {
         // The table is two-way (`Shared::set_lin`): the pair's other slot.
         let (other, fast) = self.fork_not(hit);
         self.b.switch_to_block(fast);
-        let func = self.b.ins().load(types::I64, self.mf, at, offset_of!(crate::LinSlot, func) as i32);
+        let func = self.b.ins().load(types::I64, self.mf, at, d + offset_of!(crate::LinSlot, func) as i32);
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, now]);
         self.b.switch_to_block(other);
         let idx1 = self.b.ins().bxor_imm_u(idx, 1);
         let byte1 = self.b.ins().ishl_imm_u(idx1, std::mem::size_of::<crate::LinSlot>().trailing_zeros() as i64);
-        let at1 = self.b.ins().iadd(base, byte1);
-        let tag1 = self.b.ins().load(types::I64, self.mf, at1, offset_of!(crate::LinSlot, tag) as i32);
+        let (at1, d1) = self.table_entry(base, byte1);
+        let tag1 = self.b.ins().load(types::I64, self.mf, at1, d1 + offset_of!(crate::LinSlot, tag) as i32);
         let hit1 = self.b.ins().icmp(IntCC::Equal, tag1, want);
         let (slow, fast1) = self.fork_not(hit1);
         self.b.switch_to_block(fast1);
-        let func = self.b.ins().load(types::I64, self.mf, at1, offset_of!(crate::LinSlot, func) as i32);
+        let func = self.b.ins().load(types::I64, self.mf, at1, d1 + offset_of!(crate::LinSlot, func) as i32);
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, now]);
         self.b.switch_to_block(slow);
@@ -1702,7 +1701,7 @@ impl<'a> Lower<'a> {
     /// the segment (which inline accesses may use), no wrap, in one page,
     /// a fast-TLB hit for the kind of access, no alignment check. Returns
     /// (all passed, linear address, fast-TLB entry address).
-    fn fast_check(&mut self, seg: u8, off: Value, size: u32, write: bool) -> (Value, Value, Value) {
+    fn fast_check(&mut self, seg: u8, off: Value, size: u32, write: bool) -> (Value, Value, (Value, i32)) {
         let acok = self.ac_ok();
         let flat = self.mode & MODE_FLAT != 0
             && matches!(seg, s if s == SegReg::Ds as u8 || s == SegReg::Es as u8 || s == SegReg::Ss as u8);
@@ -1729,9 +1728,8 @@ impl<'a> Lower<'a> {
         let idx = self.b.ins().ushr_imm_u(lin, 12 - 4);
         let idx = self.b.ins().band_imm_u(idx, ((helpers::FAST_TLB_SIZE - 1) << 4) as i64);
         let idx = self.b.ins().uextend(types::I64, idx);
-        let ftlb = self.b.ins().iconst(types::I64, self.ftlb);
-        let eaddr = self.b.ins().iadd(ftlb, idx);
-        let tag = self.b.ins().load(types::I32, self.mf, eaddr, if write { 4 } else { 0 });
+        let eaddr = self.table_entry(self.ftlb, idx);
+        let tag = self.b.ins().load(types::I32, self.mf, eaddr.0, eaddr.1 + if write { 4 } else { 0 });
         // The page of the last byte must be the entry's page: that is a hit
         // for the page of `lin` and no page crossing at once (two adjacent
         // pages never share an entry).
@@ -1745,9 +1743,24 @@ impl<'a> Lower<'a> {
         (all, lin, eaddr)
     }
 
-    /// The host address of linear `lin` through fast-TLB entry `eaddr`.
-    fn host_addr(&mut self, eaddr: Value, lin: Value) -> Value {
-        let addend = self.b.ins().load(types::I64, self.mf, eaddr, 8);
+    /// The address of the entry `byte` bytes into the table at host address
+    /// `base`, as a value and a displacement: the table's address itself
+    /// when it is in the low 2 GiB (`low::LowBox`), so the addition folds
+    /// into the accesses.
+    fn table_entry(&mut self, base: i64, byte: Value) -> (Value, i32) {
+        // (Tables are smaller than 1 MiB.)
+        if base < (i32::MAX as i64) - (1 << 20) {
+            (byte, base as i32)
+        } else {
+            let b = self.b.ins().iconst(types::I64, base);
+            (self.b.ins().iadd(b, byte), 0)
+        }
+    }
+
+    /// The host address of linear `lin` through the fast-TLB entry at
+    /// `eaddr` (a value plus a displacement).
+    fn host_addr(&mut self, eaddr: (Value, i32), lin: Value) -> Value {
+        let addend = self.b.ins().load(types::I64, self.mf, eaddr.0, eaddr.1 + 8);
         let lin64 = self.b.ins().uextend(types::I64, lin);
         self.b.ins().iadd(addend, lin64)
     }

@@ -39,6 +39,8 @@ mod trans;
 use super::decode::{ExecFn, Insn, OpK};
 use super::state::{SegReg, CR0_EM, CR0_NE, CR0_TS};
 use super::{Cpu, Ctx, Fault, Res};
+use crate::bus::AccessSize;
+use crate::mem::PhysAddr;
 pub use f80::F80;
 use f80::{FpEnv, DE, IE, OE, PE, UE, ZE};
 use iced_x86::{Instruction, Mnemonic as M};
@@ -323,6 +325,19 @@ impl Cpu {
         let n = buf.len() as u32;
         let lin = self.seg_check(i.seg as usize, off, n, false)?;
         self.check_align(lin, align)?;
+        if (lin & 0xFFF) + n <= 0x1000 {
+            // One page: one translation for all the chunks.
+            self.watch(lin, n, false);
+            let pa = self.translate(ctx, lin, super::mmu::Access::Read)?;
+            let mut k = 0;
+            while k < n {
+                let size = chunk(n - k);
+                let v = ctx.mem.read(PhysAddr(pa.0 + k), AccessSize::from_bytes(size), ctx.bus);
+                buf[k as usize..(k + size) as usize].copy_from_slice(&v.to_le_bytes()[..size as usize]);
+                k += size;
+            }
+            return Ok(());
+        }
         let mut k = 0;
         while k < n {
             let size = chunk(n - k);
@@ -346,6 +361,21 @@ impl Cpu {
     fn fpu_write(&mut self, ctx: &mut Ctx, i: &Insn, data: &[u8], align: u32) -> Res<()> {
         let n = data.len() as u32;
         let lin = self.fpu_probe(ctx, i, n, align)?;
+        if (lin & 0xFFF) + n <= 0x1000 {
+            // One page, checked for writing by the probe: one translation
+            // (a TLB hit now) for all the chunks.
+            self.watch(lin, n, true);
+            let pa = self.translate(ctx, lin, super::mmu::Access::Write)?;
+            let mut k = 0;
+            while k < n {
+                let size = chunk(n - k);
+                let mut b = [0u8; 4];
+                b[..size as usize].copy_from_slice(&data[k as usize..(k + size) as usize]);
+                ctx.mem.write(PhysAddr(pa.0 + k), AccessSize::from_bytes(size), u32::from_le_bytes(b), ctx.bus);
+                k += size;
+            }
+            return Ok(());
+        }
         let mut k = 0;
         while k < n {
             let size = chunk(n - k);
