@@ -205,58 +205,6 @@ fn labels(insns: &[GuestInsn], code32: bool) -> BTreeMap<u32, i64> {
     targets.iter().map(|&t| (t, rest(insns, t))).collect()
 }
 
-/// The guest registers the lowering of `insns` may write (through its
-/// variables; helper-stepped instructions write `CpuState` directly): at a
-/// label only these can differ from `CpuState`. A superset is fine; a
-/// register missing here would be a lost write (`Lower::set_full` asserts
-/// it in debug builds).
-fn region_writes(insns: &[GuestInsn]) -> [bool; 8] {
-    let mut w = [false; 8];
-    for g in insns {
-        // SAFETY: as in `Lower::block`.
-        let i = unsafe { &*g.insn };
-        if !(inlined(i) || rel_branch(i) || call_or_ret(i) || indirect_branch(i)) {
-            continue;
-        }
-        for o in i.ops {
-            if o.kind == OpK::Reg {
-                w[(o.num & if o.size == 1 { 3 } else { 7 }) as usize] = true;
-            }
-        }
-        match mnemonic(i) {
-            M::Push | M::Pop | M::Call | M::Ret => w[4] = true,
-            M::Leave => (w[4], w[5]) = (true, true),
-            M::Cmpxchg | M::Lahf | M::Fnstsw => w[0] = true,
-            M::Mul | M::Imul | M::Div | M::Idiv | M::Rdtsc => (w[0], w[2]) = (true, true),
-            _ => {}
-        }
-        if string_op(i).is_some() {
-            (w[0], w[6], w[7]) = (true, true, true);
-        }
-    }
-    w
-}
-
-/// The registers held in variables at a region's labels: those it may
-/// write (`region_writes`, which must be there) and those its inline
-/// instructions address memory through. Any other register a later
-/// instruction reads is loaded then from `CpuState`, which holds it.
-fn label_regs(insns: &[GuestInsn], writes: [bool; 8]) -> [bool; 8] {
-    let mut r = writes;
-    for g in insns {
-        // SAFETY: as in `Lower::block`.
-        let i = unsafe { &*g.insn };
-        if inlined(i) && i.ops.iter().any(|o| o.kind == OpK::Mem && o.num == 0) {
-            for x in [i.base, i.index] {
-                if x != NO_REG {
-                    r[x as usize & 7] = true;
-                }
-            }
-        }
-    }
-    r
-}
-
 /// A branch target inside a region.
 #[derive(Clone, Copy)]
 struct Label {
@@ -338,11 +286,6 @@ pub(crate) struct Lower<'a> {
     dirty: [bool; 8],
     /// Branch targets inside the region: their CFG block and span.
     labels: BTreeMap<u32, Label>,
-    /// What `region_writes` says the region may write: the registers
-    /// counted dirty at its labels.
-    writes: [bool; 8],
-    /// What `label_regs` says: the registers loaded at its labels.
-    label_regs: [bool; 8],
     /// The shared tail of exits that look their target up (`exit_lookup`).
     lookup_blk: Option<cranelift_codegen::ir::Block>,
     /// The shared tail of exits after helpers (`after_helper`).
@@ -648,8 +591,6 @@ impl<'a> Lower<'a> {
             labels: BTreeMap::new(),
             lookup_blk: None,
             after_helper_blk: None,
-            writes: [true; 8],
-            label_regs: [true; 8],
             flags: FlagState::Memory,
             pending: 0,
             iv,
@@ -674,8 +615,6 @@ impl<'a> Lower<'a> {
         let mut left = false;
         let mut after_jmp = false;
         self.chain = chain;
-        self.writes = region_writes(insns);
-        self.label_regs = label_regs(insns, self.writes);
         let found = labels(insns, self.code32);
         let starts: BTreeSet<u32> = found.keys().copied().collect();
         for (off, span) in found {
@@ -964,9 +903,9 @@ impl<'a> Lower<'a> {
     }
 
     /// Jump to the label at `off` (`extra` instructions, the branch, retire
-    /// on the way): the label's state is the `label_regs` in their
-    /// variables (those the region writes counted dirty), the flags in
-    /// memory and `instret` up to date.
+    /// on the way): the label's state is every register in `CpuState`
+    /// (the edges store the dirty ones; the code after the label loads
+    /// what it reads), the flags in memory and `instret` up to date.
     /// With `check` (a backward jump), only while the instructions from
     /// the label to the region's end fit the budget; else leave with EIP
     /// at the label.
@@ -978,14 +917,12 @@ impl<'a> Lower<'a> {
         if flags_live {
             self.spill_flags();
         }
-        for r in 0..8 {
-            if self.label_regs[r] {
-                self.full(r as u8);
-            }
-        }
+        let dirty0 = self.dirty;
+        self.spill_regs();
         self.flush_instret(extra);
         if !check {
             self.b.ins().jump(blk, &[]);
+            self.dirty = dirty0;
             return;
         }
         let now = self.b.use_var(self.iv);
@@ -996,9 +933,9 @@ impl<'a> Lower<'a> {
         self.b.ins().brif(fits, blk, &[], out, &[]);
         self.b.seal_block(out);
         self.b.switch_to_block(out);
-        let dirty = self.dirty;
+        self.dirty = dirty0;
         self.spill_regs();
-        self.dirty = dirty;
+        self.dirty = dirty0;
         if !flags_live {
             // Leaving, the state must be precise all the same.
             self.flags = flags;
@@ -1016,8 +953,8 @@ impl<'a> Lower<'a> {
     fn enter_label(&mut self, off: u32) {
         let blk = self.labels[&off].blk;
         self.b.switch_to_block(blk);
-        self.loaded = self.label_regs;
-        self.dirty = self.writes;
+        self.loaded = [false; 8];
+        self.dirty = [false; 8];
         self.flags = FlagState::Memory;
         self.pending = 0;
         self.segc = [None; 6];
@@ -1049,6 +986,15 @@ impl<'a> Lower<'a> {
         let at = self.shared as i64 + offset_of!(crate::Shared, limit) as i64;
         let at = self.b.ins().iconst(types::I64, at);
         self.b.ins().load(types::I64, self.mf, at, 0)
+    }
+
+    /// `v` cut to `size` bytes (nothing to do for a whole i32).
+    fn trunc(&mut self, v: Value, size: u32) -> Value {
+        if size >= 4 && self.b.func.dfg.value_type(v) == types::I32 {
+            v
+        } else {
+            self.b.ins().band_imm_u(v, mask(size))
+        }
     }
 
     fn load32(&mut self, off: i32) -> Value {
@@ -1140,7 +1086,6 @@ impl<'a> Lower<'a> {
 
     fn set_full(&mut self, r: u8, v: Value) {
         let r = r as usize & 7;
-        debug_assert!(self.writes[r], "register {r} written but not in region_writes");
         self.b.def_var(self.vars[r], v);
         self.loaded[r] = true;
         self.dirty[r] = true;
@@ -1917,7 +1862,7 @@ impl<'a> Lower<'a> {
                 let cf = self.b.ins().band_imm_u(cf, 1);
                 let cf = self.b.ins().ireduce(types::I32, cf);
                 let r = self.b.ins().ireduce(types::I32, w);
-                let r = self.b.ins().band_imm_u(r, mask(size));
+                let r = self.trunc(r, size);
                 let top = self.b.ins().ushr_imm_u(r, bits - 1);
                 let of = self.b.ins().bxor(top, cf);
                 (r, cf, Some(of))
@@ -1932,7 +1877,7 @@ impl<'a> Lower<'a> {
             _ => {
                 let sa = self.sext32(a, bits);
                 let r = self.b.ins().sshr_imm_u(sa, c);
-                let r = self.b.ins().band_imm_u(r, mask(size));
+                let r = self.trunc(r, size);
                 let cf = self.b.ins().sshr_imm_u(sa, c - 1);
                 let cf = self.b.ins().band_imm_u(cf, 1);
                 (r, cf, None)
@@ -2055,7 +2000,7 @@ impl<'a> Lower<'a> {
                 let cf = self.b.ins().band_imm_u(cf, 1);
                 let cf = self.b.ins().ireduce(types::I32, cf);
                 let r = self.b.ins().ireduce(types::I32, w);
-                let r = self.b.ins().band_imm_u(r, mask(size));
+                let r = self.trunc(r, size);
                 let top = self.b.ins().ushr_imm_u(r, bits - 1);
                 let of = self.b.ins().bxor(top, cf);
                 (r, cf, Some(of))
@@ -2074,7 +2019,7 @@ impl<'a> Lower<'a> {
             _ => {
                 let sa = self.sext32(a, bits);
                 let r = self.b.ins().sshr(sa, c);
-                let r = self.b.ins().band_imm_u(r, mask(size));
+                let r = self.trunc(r, size);
                 let w = self.b.ins().sextend(types::I64, sa);
                 let w = self.b.ins().ishl_imm_u(w, 1);
                 let w = self.b.ins().sshr(w, c64);
@@ -2188,7 +2133,7 @@ impl<'a> Lower<'a> {
             let x = self.b.ins().ishl_imm_u(a, l);
             let y = self.b.ins().ushr_imm_u(a, rr);
             let v = self.b.ins().bor(x, y);
-            self.b.ins().band_imm_u(v, mask(size))
+            self.trunc(v, size)
         };
         let top = self.b.ins().ushr_imm_u(r, bits as i64 - 1);
         let top = self.b.ins().band_imm_u(top, 1);
@@ -2234,7 +2179,7 @@ impl<'a> Lower<'a> {
     fn incdec(&mut self, dec: bool, a: Value, size: u32) -> Value {
         let one = self.konst(1);
         let r = if dec { self.b.ins().isub(a, one) } else { self.b.ins().iadd(a, one) };
-        let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+        let r = if size < 4 { self.trunc(r, size) } else { r };
         let cf = match self.flags {
             FlagState::Known(k) => {
                 if k.lazy & CF != 0 || k.op == LazyOp::Logic {
@@ -2274,7 +2219,7 @@ impl<'a> Lower<'a> {
             M::Or => (LazyOp::Logic, self.b.ins().bor(a, b)),
             _ => (LazyOp::Logic, self.b.ins().bxor(a, b)),
         };
-        let r = if size < 4 && op != LazyOp::Logic { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+        let r = if size < 4 && op != LazyOp::Logic { self.trunc(r, size) } else { r };
         let lazy = if op == LazyOp::Logic { ZF | SF | PF } else { ARITH };
         self.flags = FlagState::Known(Known { op, a, b, r, size, lazy, cf: CfSrc::Record, of: None, carry });
         r
@@ -2284,7 +2229,7 @@ impl<'a> Lower<'a> {
     fn neg(&mut self, a: Value, size: u32) -> Value {
         let zero = self.konst(0);
         let r = self.b.ins().isub(zero, a);
-        let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
+        let r = if size < 4 { self.trunc(r, size) } else { r };
         self.flags = FlagState::Known(Known {
             op: LazyOp::Sub,
             a: zero,
