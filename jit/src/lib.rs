@@ -54,7 +54,7 @@ pub enum JitMode {
 /// Executions of a block start before it is translated (`JitMode::On`).
 pub const HOT_THRESHOLD: u32 = 256;
 /// Guest instructions per block at most.
-pub const MAX_BLOCK_INSNS: usize = 64;
+pub const MAX_BLOCK_INSNS: usize = 512;
 /// Code bytes (approximate) before the code cache starts a new generation.
 pub(crate) const MAX_CODE_BYTES: usize = 64 << 20;
 
