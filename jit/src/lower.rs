@@ -63,6 +63,24 @@ pub(crate) struct GuestInsn {
 }
 
 /// The iced-x86 mnemonic of a decoded instruction.
+/// Whether instruction `i`, run through the interpreter, leaves the
+/// general registers and the arithmetic flags alone: true, true for the
+/// x87 instructions (D8-DF escapes, FWAIT) except FSTSW AX (writes AX) and
+/// FCOMI/FUCOMI (write ZF, PF, CF).
+fn x87_keeps(i: &Insn) -> (bool, bool) {
+    let Ok(code) = Code::try_from(i.code as usize) else { return (false, false) };
+    let m = code.mnemonic();
+    let x87 = m == M::Wait
+        || code.cpuid_features().iter().any(|f| {
+            use iced_x86::CpuidFeature as F;
+            matches!(f, F::FPU | F::FPU287 | F::FPU287XL_ONLY | F::FPU387 | F::FPU387SL_ONLY)
+        });
+    if !x87 || matches!(m, M::Fnstsw | M::Fstsw) && i.ops[0].kind != OpK::Mem {
+        return (false, false);
+    }
+    (true, !matches!(m, M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip))
+}
+
 pub(crate) fn mnemonic(i: &Insn) -> M {
     Code::try_from(i.code as usize).map(|c| c.mnemonic()).unwrap_or(M::INVALID)
 }
@@ -1263,6 +1281,10 @@ impl<'a> Lower<'a> {
     /// Run instruction `g` through the interpreter's semantics: spill, call,
     /// leave the block if it says so, forget the cached registers.
     fn helper(&mut self, g: &GuestInsn) {
+        // SAFETY: as in `block`.
+        let i = unsafe { &*g.insn };
+        let (keeps_regs, keeps_flags) = x87_keeps(i);
+        let flags = self.flags;
         self.precise_at(g.off);
         let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
@@ -1273,7 +1295,14 @@ impl<'a> Lower<'a> {
         self.b.switch_to_block(exit);
         self.after_helper_unless_fault(r);
         self.b.switch_to_block(cont);
-        self.loaded = [false; 8];
+        // (What it leaves alone is still in the variables, and equal to
+        // `CpuState`, which `precise_at` wrote.)
+        if !keeps_regs {
+            self.loaded = [false; 8];
+        }
+        if keeps_flags {
+            self.flags = flags;
+        }
         self.reload_instret();
     }
 

@@ -276,14 +276,31 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             // LAHF and SAHF.
             10 => out.push(0x9E + rng.below(2) as u8),
             // x87 stack moves and FNSTSW AX (FLD1, FSTP ST0, FINCSTP,
-            // FDECSTP; overflow and underflow set status bits).
-            11 => {
-                let ops: [[u8; 2]; 5] = [[0xD9, 0xE8], [0xDD, 0xD8], [0xD9, 0xF7], [0xD9, 0xF6], [0xDF, 0xE0]];
-                out.extend(ops[rng.below(5) as usize]);
-                if rng.below(2) == 0 {
-                    out.extend([0xDF, 0xE0]);
+            // FDECSTP; overflow and underflow set status bits), FCOMI,
+            // FUCOMIP (they set ZF, PF and CF), FCMOVB (reads CF), FLD
+            // m32 or FLD ST(i), FSTP ST(i). (No x87 stores to memory: at
+            // random addresses they mostly rewrite code, and with the JIT
+            // forced each rewrite recompiles a region.)
+            11 => match rng.below(4) {
+                0 => reg_or_mem(rng, out, code32, &[0xD9], 0),
+                1 => out.extend([0xDD, 0xD8 | rng.byte() & 7]),
+                _ => {
+                    let ops: [[u8; 2]; 8] = [
+                        [0xD9, 0xE8],
+                        [0xDD, 0xD8],
+                        [0xD9, 0xF7],
+                        [0xD9, 0xF6],
+                        [0xDF, 0xE0],
+                        [0xDB, 0xF1],
+                        [0xDF, 0xE9],
+                        [0xDA, 0xC1],
+                    ];
+                    out.extend(ops[rng.below(8) as usize]);
+                    if rng.below(2) == 0 {
+                        out.extend([0xDF, 0xE0]);
+                    }
                 }
-            }
+            },
             // CMPXCHG and XADD r/m, r (both sizes).
             7 | 8 => {
                 let (op, r) = ([0xB0u8, 0xB1, 0xC0, 0xC1][rng.below(4) as usize], rng.byte() & 7);
