@@ -185,8 +185,8 @@ pub(crate) struct FastTlb {
 const _: () = assert!(FAST_TLB_SIZE <= 1 << 16);
 
 impl FastTlb {
-    pub(crate) fn new() -> Box<FastTlb> {
-        Box::new(FastTlb { entries: [FastEntry::EMPTY; FAST_TLB_SIZE], used: Vec::with_capacity(FAST_TLB_SIZE) })
+    pub(crate) fn new() -> FastTlb {
+        FastTlb { entries: [FastEntry::EMPTY; FAST_TLB_SIZE], used: Vec::with_capacity(FAST_TLB_SIZE) }
     }
 
     /// Empty every entry.
@@ -249,11 +249,10 @@ pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, shared: *mut crate::Shared, wha
 /// current privilege (the one the calling code was compiled with: its
 /// mode key fixes the CPL).
 fn ctx_tlb<'a>(cpu: &Cpu, sh: &'a mut crate::Shared) -> (&'a mut Ctx<'a>, &'a mut FastTlb) {
-    let t = sh.ftlb[(cpu.state.cpl == 3) as usize];
     // SAFETY: `ctx` is the live `Ctx` of the `Jit::execute` that runs the
-    // calling code (set before it enters translated code); the fast TLBs
-    // are boxes the translator owns for its whole life.
-    unsafe { (&mut *(sh.ctx as *mut Ctx), &mut *t) }
+    // calling code (set before it enters translated code).
+    let ctx = unsafe { &mut *(sh.ctx as *mut Ctx) };
+    (ctx, &mut sh.ftlb[(cpu.state.cpl == 3) as usize])
 }
 
 /// The slow path of an inline write: 0 done, else leave (1: a fault was

@@ -87,7 +87,8 @@ struct Block {
     _insns: Box<[Insn]>,
     /// Bytes of guest code covered, from the entry.
     bytes: u32,
-    /// Guest instructions at most retired by one run.
+    /// Its guest instructions: at most this many retire before its first
+    /// budget check (a backward jump).
     count: u32,
 }
 
@@ -152,7 +153,7 @@ const _: () = assert!(1 << LIN_BITS == LIN_SLOTS);
 
 /// What the fast TLBs' host pointers depend on: the CPU's TLB generation,
 /// CR0 (WP) and the memory map. (Not the CPL: each privilege class has its
-/// own table, see `Jit::ftlb`.)
+/// own table, see `Shared::ftlb`.)
 pub(crate) fn tlb_stamp(cpu: &Cpu, ctx: &Ctx) -> (u32, u32, u32) {
     let (g, cr0) = cpu.translation_stamp();
     (g, cr0, ctx.mem.map_gen())
@@ -185,9 +186,12 @@ pub(crate) struct Shared {
     /// them here rather than keep them in registers).
     pub ctx: u64,
     pub limit: u64,
-    /// The fast TLBs (supervisor, user) the slow-path helpers fill
-    /// (`Jit::ftlb`).
-    pub ftlb: [*mut helpers::FastTlb; 2],
+    /// The fast TLBs of translated code's inline accesses, one for
+    /// supervisor code (CPL 0-2) and one for user code (CPL 3, V86): a
+    /// block's mode key fixes its CPL, so it only ever uses entries filled
+    /// with its own privilege, and the tables survive the guest's every
+    /// kernel entry and exit. Filled by the slow-path helpers.
+    pub ftlb: [helpers::FastTlb; 2],
 }
 
 // (`Lower::table_entry` folds table addresses below 2 GiB - 1 MiB into
@@ -203,7 +207,7 @@ impl Shared {
             stamp: (0, 0, u32::MAX),
             ctx: 0,
             limit: 0,
-            ftlb: [std::ptr::null_mut(); 2],
+            ftlb: [helpers::FastTlb::new(), helpers::FastTlb::new()],
         })
     }
 
@@ -295,12 +299,6 @@ pub struct Jit {
     stats: AccelStats,
     /// Executions before a block start is translated (`JitMode::On`).
     threshold: u32,
-    /// Host pointers for inline loads and stores (boxed: generated code
-    /// holds their addresses), one for supervisor code (CPL 0-2) and one
-    /// for user code (CPL 3, V86): a block's mode key fixes its CPL, so it
-    /// only ever uses entries filled with its own privilege, and the
-    /// tables survive the guest's every kernel entry and exit.
-    ftlb: [low::LowBox<helpers::FastTlb>; 2],
     /// The entry trampoline of the current module generation.
     tramp: Option<TrampFn>,
     /// Chaining exits waiting for (or pointing at) each key's block:
@@ -552,7 +550,7 @@ fn start_worker() -> Option<Worker> {
 impl Jit {
     /// A translator in `mode` (`JitMode::Off` makes one that never runs).
     pub fn new(mode: JitMode) -> Result<Jit, JitError> {
-        let mut j = Jit {
+        Ok(Jit {
             mode,
             module: Some(new_module()?),
             fctx: FunctionBuilderContext::new(),
@@ -563,7 +561,6 @@ impl Jit {
             by_page: KeyMap::default(),
             code_bytes: 0,
             stats: AccelStats::default(),
-            ftlb: [low::LowBox::new(helpers::FastTlb::new()), low::LowBox::new(helpers::FastTlb::new())],
             threshold: std::env::var("FERRITE_JIT_THRESHOLD")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -575,9 +572,7 @@ impl Jit {
             worker: if mode == JitMode::On { start_worker() } else { None },
             next_job: 0,
             stubs: HashMap::new(),
-        };
-        j.shared.ftlb = [&mut *j.ftlb[0], &mut *j.ftlb[1]];
-        Ok(j)
+        })
     }
 
     /// A translator in `mode` that translates a block start after
@@ -603,7 +598,7 @@ impl Jit {
         self.free.clear();
         self.shared.fast.fill(EMPTY_SLOT);
         self.shared.clear_lin();
-        self.ftlb.iter_mut().for_each(|t| t.clear());
+        self.shared.ftlb.iter_mut().for_each(|t| t.clear());
         self.incoming.clear();
         self.stubs.clear();
         self.tramp = None;
@@ -677,7 +672,7 @@ impl Jit {
             off,
             slots: vec![0; nslots].into_boxed_slice(),
             heat: Arc::new(AtomicU32::new(0)),
-            ftlb: &mut *self.ftlb[user_mode(mode) as usize],
+            ftlb: &mut self.shared.ftlb[user_mode(mode) as usize],
             shared: &mut *self.shared,
         }
     }
@@ -688,7 +683,9 @@ impl Jit {
         let chains =
             chains.into_iter().map(|(n, delta)| (n, key_of(PhysAddr((phys.0 as i64 + delta) as u32), mode))).collect();
         self.next_gen = self.next_gen.wrapping_add(1);
-        let count = lower::entry_span(&guest_insns(&job.insns));
+        // (Forward code runs each instruction of a region at most once; only
+        // backward jumps check the budget again.)
+        let count = job.insns.len() as u32;
         Block { func, slots: job.slots, chains, gen: self.next_gen, _insns: job.insns, bytes: job.off, count }
     }
 
@@ -786,7 +783,7 @@ impl Jit {
                 let module = self.module.as_ref()?;
                 let mut c = cranelift_codegen::Context::new();
                 c.func.name = UserFuncName::user(1, mode);
-                let ftlb: *mut helpers::FastTlb = &mut *self.ftlb[user_mode(mode) as usize];
+                let ftlb: *mut helpers::FastTlb = &mut self.shared.ftlb[user_mode(mode) as usize];
                 let shared: *mut Shared = &mut *self.shared;
                 lower::Lower::new(&mut c.func, &mut self.fctx, mode, ftlb, shared).stub(module.target_config());
                 if let Err(e) = c.compile(module.isa(), &mut ControlPlane::default()) {
@@ -957,7 +954,7 @@ impl Accelerator for Jit {
         let Some(Some(b)) = self.blocks.get(idx as usize) else { return false };
         let stamp = tlb_stamp(cpu, ctx);
         if stamp != self.shared.stamp {
-            self.ftlb.iter_mut().for_each(|t| t.clear());
+            self.shared.ftlb.iter_mut().for_each(|t| t.clear());
             self.shared.clear_lin();
             self.shared.stamp = stamp;
         }

@@ -62,7 +62,6 @@ pub(crate) struct GuestInsn {
     pub off: u32,
 }
 
-/// The iced-x86 mnemonic of a decoded instruction.
 /// Whether instruction `i`, run through the interpreter, leaves the
 /// general registers and the arithmetic flags alone: true, true for the
 /// x87 instructions (D8-DF escapes, FWAIT) except FSTSW AX (writes AX) and
@@ -81,6 +80,7 @@ fn x87_keeps(i: &Insn) -> (bool, bool) {
     (true, !matches!(m, M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip))
 }
 
+/// The iced-x86 mnemonic of a decoded instruction.
 pub(crate) fn mnemonic(i: &Insn) -> M {
     Code::try_from(i.code as usize).map(|c| c.mnemonic()).unwrap_or(M::INVALID)
 }
@@ -265,13 +265,6 @@ fn rest(insns: &[GuestInsn], from: u32) -> i64 {
     insns.iter().filter(|g| g.off >= from).count() as i64
 }
 
-/// The most instructions one entry into a region retires before its first
-/// budget check inside (a backward jump): all of them, what the prologue
-/// and the dispatcher check against the budget.
-pub(crate) fn entry_span(insns: &[GuestInsn]) -> u32 {
-    insns.len() as u32
-}
-
 pub(crate) struct Lower<'a> {
     b: FunctionBuilder<'a>,
     tail_sig: SigRef,
@@ -280,8 +273,8 @@ pub(crate) struct Lower<'a> {
     pub(crate) chains: Vec<(usize, i64)>,
     mode: ModeKey,
     /// The address of the translator's fast TLB for this block's privilege
-    /// (host pointers by linear page); a fresh constant at each use is
-    /// cheaper than a long-lived value the register allocator spills.
+    /// (host pointers by linear page), in `Shared`: a displacement of each
+    /// access where that is in the low 2 GiB (`table_entry`).
     ftlb: i64,
     /// Per segment: base, limit and whether inline accesses may use it
     /// (computed once on the main path; segments only change through
@@ -951,8 +944,7 @@ impl<'a> Lower<'a> {
         self.b.ins().brif(fits, blk, &[], out, &[]);
         self.b.seal_block(out);
         self.b.switch_to_block(out);
-        self.dirty = dirty0;
-        self.spill_regs();
+        // (The registers were stored above.)
         self.dirty = dirty0;
         if !flags_live {
             // Leaving, the state must be precise all the same.
@@ -998,8 +990,8 @@ impl<'a> Lower<'a> {
     }
 
     /// The `instret` value this run of translated code (the region and
-    /// the regions it chains to) must not pass (`Shared::limit`): each
-    /// span between labels is checked against it.
+    /// the regions it chains to) must not pass (`Shared::limit`): the
+    /// prologue and backward jumps check against it.
     fn limit_val(&mut self) -> Value {
         let at = self.shared as i64 + offset_of!(crate::Shared, limit) as i64;
         let at = self.b.ins().iconst(types::I64, at);
@@ -1259,10 +1251,11 @@ impl<'a> Lower<'a> {
     }
 
     /// Take the instruction count from `Cpu::instret` (after a helper
-    /// retired instructions).
+    /// retired instructions; it counts the pending ones too).
     fn reload_instret(&mut self) {
         let v = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
         self.b.def_var(self.iv, v);
+        self.pending = 0;
     }
 
     // ----- helpers -----
@@ -1272,8 +1265,11 @@ impl<'a> Lower<'a> {
     /// (before a call into Rust that may deliver a fault or run it).
     fn precise_at(&mut self, off: u32) {
         self.spill_all();
-        self.flush_instret(0);
-        self.sync_instret();
+        // (Only stored: the lowering's own count stays as it is, so a slow
+        // path that joins the main path again gives it no new value.)
+        let iv = self.b.use_var(self.iv);
+        let now = self.add_k(iv, self.pending);
+        self.b.ins().store(self.mf, now, self.cpu, INSTRET);
         let eip = self.eip_at(off);
         self.store32(eip, EIP);
     }
@@ -1634,15 +1630,7 @@ impl<'a> Lower<'a> {
         for_write: bool,
     ) -> Option<Value> {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
-        // Precise as `precise_at` makes it, but the instruction count only
-        // stored (it stays as it was in the lowering: no new value for the
-        // join after the slow path).
-        self.spill_all();
-        let iv = self.b.use_var(self.iv);
-        let now = self.add_k(iv, pending);
-        self.b.ins().store(self.mf, now, self.cpu, INSTRET);
-        let eip = self.eip_at(g.off);
-        self.store32(eip, EIP);
+        self.precise_at(g.off);
         let rmw = if for_write { helpers::READ_FOR_WRITE } else { 0 };
         let what = self.konst((helpers::seg_size_arg(seg, size) | rmw) as i64);
         let out = match store {
@@ -2208,7 +2196,7 @@ impl<'a> Lower<'a> {
     fn incdec(&mut self, dec: bool, a: Value, size: u32) -> Value {
         let one = self.konst(1);
         let r = if dec { self.b.ins().isub(a, one) } else { self.b.ins().iadd(a, one) };
-        let r = if size < 4 { self.trunc(r, size) } else { r };
+        let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
         let cf = match self.flags {
             FlagState::Known(k) => {
                 if k.lazy & CF != 0 || k.op == LazyOp::Logic {
@@ -2248,7 +2236,7 @@ impl<'a> Lower<'a> {
             M::Or => (LazyOp::Logic, self.b.ins().bor(a, b)),
             _ => (LazyOp::Logic, self.b.ins().bxor(a, b)),
         };
-        let r = if size < 4 && op != LazyOp::Logic { self.trunc(r, size) } else { r };
+        let r = if size < 4 && op != LazyOp::Logic { self.b.ins().band_imm_u(r, mask(size)) } else { r };
         let lazy = if op == LazyOp::Logic { ZF | SF | PF } else { ARITH };
         self.flags = FlagState::Known(Known { op, a, b, r, size, lazy, cf: CfSrc::Record, of: None, carry });
         r
@@ -2258,7 +2246,7 @@ impl<'a> Lower<'a> {
     fn neg(&mut self, a: Value, size: u32) -> Value {
         let zero = self.konst(0);
         let r = self.b.ins().isub(zero, a);
-        let r = if size < 4 { self.trunc(r, size) } else { r };
+        let r = if size < 4 { self.b.ins().band_imm_u(r, mask(size)) } else { r };
         self.flags = FlagState::Known(Known {
             op: LazyOp::Sub,
             a: zero,

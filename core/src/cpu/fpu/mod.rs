@@ -325,23 +325,14 @@ impl Cpu {
         let n = buf.len() as u32;
         let lin = self.seg_check(i.seg as usize, off, n, false)?;
         self.check_align(lin, align)?;
-        if (lin & 0xFFF) + n <= 0x1000 {
-            // One page: one translation for all the chunks.
-            self.watch(lin, n, false);
-            let pa = self.translate(ctx, lin, super::mmu::Access::Read)?;
-            let mut k = 0;
-            while k < n {
-                let size = chunk(n - k);
-                let v = ctx.mem.read(PhysAddr(pa.0 + k), AccessSize::from_bytes(size), ctx.bus);
-                buf[k as usize..(k + size) as usize].copy_from_slice(&v.to_le_bytes()[..size as usize]);
-                k += size;
-            }
-            return Ok(());
-        }
+        let page = self.one_page(ctx, lin, n, super::mmu::Access::Read)?;
         let mut k = 0;
         while k < n {
             let size = chunk(n - k);
-            let v = self.read_lin(ctx, lin.wrapping_add(k), size)?;
+            let v = match page {
+                Some(pa) => ctx.mem.read(PhysAddr(pa.0 + k), AccessSize::from_bytes(size), ctx.bus),
+                None => self.read_lin(ctx, lin.wrapping_add(k), size)?,
+            };
             buf[k as usize..(k + size) as usize].copy_from_slice(&v.to_le_bytes()[..size as usize]);
             k += size;
         }
@@ -361,30 +352,32 @@ impl Cpu {
     fn fpu_write(&mut self, ctx: &mut Ctx, i: &Insn, data: &[u8], align: u32) -> Res<()> {
         let n = data.len() as u32;
         let lin = self.fpu_probe(ctx, i, n, align)?;
-        if (lin & 0xFFF) + n <= 0x1000 {
-            // One page, checked for writing by the probe: one translation
-            // (a TLB hit now) for all the chunks.
-            self.watch(lin, n, true);
-            let pa = self.translate(ctx, lin, super::mmu::Access::Write)?;
-            let mut k = 0;
-            while k < n {
-                let size = chunk(n - k);
-                let mut b = [0u8; 4];
-                b[..size as usize].copy_from_slice(&data[k as usize..(k + size) as usize]);
-                ctx.mem.write(PhysAddr(pa.0 + k), AccessSize::from_bytes(size), u32::from_le_bytes(b), ctx.bus);
-                k += size;
-            }
-            return Ok(());
-        }
+        let page = self.one_page(ctx, lin, n, super::mmu::Access::Write)?;
         let mut k = 0;
         while k < n {
             let size = chunk(n - k);
             let mut b = [0u8; 4];
             b[..size as usize].copy_from_slice(&data[k as usize..(k + size) as usize]);
-            self.write_lin(ctx, lin.wrapping_add(k), size, u32::from_le_bytes(b))?;
+            let v = u32::from_le_bytes(b);
+            match page {
+                Some(pa) => ctx.mem.write(PhysAddr(pa.0 + k), AccessSize::from_bytes(size), v, ctx.bus),
+                None => self.write_lin(ctx, lin.wrapping_add(k), size, v)?,
+            }
             k += size;
         }
         Ok(())
+    }
+
+    /// For an operand of `n` bytes at `lin` inside one page: its physical
+    /// address (one translation and one debug-register check for all its
+    /// chunks). None when it crosses pages: each chunk then goes through
+    /// the linear accessors.
+    fn one_page(&mut self, ctx: &mut Ctx, lin: u32, n: u32, acc: super::mmu::Access) -> Res<Option<PhysAddr>> {
+        if (lin & 0xFFF) + n > 0x1000 {
+            return Ok(None);
+        }
+        self.watch(lin, n, acc == super::mmu::Access::Write);
+        self.translate(ctx, lin, acc).map(Some)
     }
 }
 
