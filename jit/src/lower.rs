@@ -11,7 +11,8 @@
 use crate::helpers::{self, Helper};
 use cranelift_codegen::ir::condcodes::{CondCode, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, Function, InstBuilder, InstructionData, MemFlagsData, Opcode, SigRef, Signature, Value, ValueDef,
+    types, AbiParam, BlockArg, Function, InstBuilder, InstructionData, MemFlagsData, Opcode, SigRef, Signature, Value,
+    ValueDef,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -301,6 +302,9 @@ pub(crate) struct Lower<'a> {
     lookup_blk: Option<cranelift_codegen::ir::Block>,
     /// The shared tail of exits after helpers (`after_helper`).
     after_helper_blk: Option<cranelift_codegen::ir::Block>,
+    /// The function's one `return 0` (cold), for exits with the state
+    /// already precise.
+    exit_blk: Option<cranelift_codegen::ir::Block>,
     flags: FlagState,
     /// Lowered instructions retired since `instret` was last updated.
     pending: i64,
@@ -602,6 +606,7 @@ impl<'a> Lower<'a> {
             labels: BTreeMap::new(),
             lookup_blk: None,
             after_helper_blk: None,
+            exit_blk: None,
             flags: FlagState::Memory,
             pending: 0,
             iv,
@@ -702,6 +707,7 @@ impl<'a> Lower<'a> {
             self.flush_instret(0);
             self.chain_exit(end_off as i64, eip);
         }
+        self.fill_exit_block();
         self.b.seal_all_blocks();
         self.b.finalize(target);
         self.chains
@@ -723,6 +729,7 @@ impl<'a> Lower<'a> {
         let ctx = self.ctx_val();
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
         self.go_on_after_exit_helper();
+        self.fill_exit_block();
         self.b.seal_all_blocks();
         self.b.finalize(target);
     }
@@ -876,11 +883,7 @@ impl<'a> Lower<'a> {
     /// the budget translated code checks does not), else `after_helper`.
     fn after_helper_unless_fault(&mut self, r: Value) {
         let faulted = self.b.ins().icmp_imm_u(IntCC::Equal, r, helpers::FAULTED as i64);
-        let (out, on) = self.fork(faulted, true);
-        self.b.switch_to_block(out);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
-        self.b.switch_to_block(on);
+        self.leave_if(faulted);
         self.after_helper();
     }
 
@@ -1441,6 +1444,9 @@ impl<'a> Lower<'a> {
                 return self.b.ins().uextend(types::I32, v);
             }
         }
+        if let Some(v) = self.condition_direct(&k, cc) {
+            return v;
+        }
         let v = match cc >> 1 {
             0 => self.flag(&k, OF),
             1 => self.flag(&k, CF),
@@ -1470,6 +1476,38 @@ impl<'a> Lower<'a> {
         } else {
             v
         }
+    }
+
+    /// Condition code `cc` (i32 0/1) from one host compare of the
+    /// record, or a constant, where the flags it tests allow: ZF and SF of
+    /// any record, the conditions of logic operations (CF = OF = 0) and CF
+    /// of an addition without carry in. (Negated conditions complement
+    /// the compare: the host branch then tests it directly.)
+    fn condition_direct(&mut self, k: &Known, cc: u8) -> Option<Value> {
+        let neg = cc & 1 != 0;
+        let logic = k.op == LazyOp::Logic && matches!(k.cf, CfSrc::Record) && k.of.is_none();
+        let shift = 32 - 8 * k.size as i64;
+        // (The result shifted so its sign is bit 31.)
+        let signed = |l: &mut Self| if shift == 0 { k.r } else { l.b.ins().ishl_imm_u(k.r, shift) };
+        let (c, x, y) = match cc >> 1 {
+            // O and B of a logic operation: never.
+            0 | 1 if logic => return Some(self.konst(neg as i64)),
+            1 if k.op == LazyOp::Add && k.lazy & CF != 0 && k.carry.is_none() => (IntCC::UnsignedLessThan, k.r, k.a),
+            2 if k.lazy & ZF != 0 => (IntCC::Equal, k.r, self.konst(0)),
+            3 if logic => (IntCC::Equal, k.r, self.konst(0)),
+            4 | 6 if k.lazy & SF != 0 && (cc >> 1 == 4 || logic) => {
+                let r = signed(self);
+                (IntCC::SignedLessThan, r, self.konst(0))
+            }
+            7 if logic => {
+                let r = signed(self);
+                (IntCC::SignedLessThanOrEqual, r, self.konst(0))
+            }
+            _ => return None,
+        };
+        let c = if neg { c.complement() } else { c };
+        let v = self.b.ins().icmp(c, x, y);
+        Some(self.b.ins().uextend(types::I32, v))
     }
 
     // ----- instructions -----
@@ -1603,11 +1641,7 @@ impl<'a> Lower<'a> {
         }
         // Slow: precise state, then the helper with every check.
         self.b.switch_to_block(slow);
-        let out = self.slow_access(g, seg, off, size, store, false);
-        match out {
-            Some(x) => self.b.ins().jump(merge, &[x.into()]),
-            None => self.b.ins().jump(merge, &[]),
-        };
+        self.slow_access(g, seg, off, size, store, false, merge, &[]);
         self.b.seal_block(merge);
         self.b.switch_to_block(merge);
         // (A store's result is not used.)
@@ -1616,10 +1650,11 @@ impl<'a> Lower<'a> {
 
     /// The slow path of an inline access (in its own block of the CFG):
     /// the state written back as before instruction `g`, then the helper
-    /// with every check; leaves the block on a fault. Returns the value
-    /// read (a load) and leaves the lowering state as it found it, so the
-    /// caller can jump to where the fast path goes on. `for_write`: the
-    /// read of a read-modify-write.
+    /// with every check; leaves the block on a fault, else goes on to `to`
+    /// (where the fast path goes on) with the value read, if a load, and
+    /// `tail` as arguments. Leaves the lowering state as it found it.
+    /// `for_write`: the read of a read-modify-write.
+    #[allow(clippy::too_many_arguments)]
     fn slow_access(
         &mut self,
         g: &GuestInsn,
@@ -1628,12 +1663,14 @@ impl<'a> Lower<'a> {
         size: u32,
         store: Option<Value>,
         for_write: bool,
-    ) -> Option<Value> {
+        to: cranelift_codegen::ir::Block,
+        tail: &[Value],
+    ) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.precise_at(g.off);
         let rmw = if for_write { helpers::READ_FOR_WRITE } else { 0 };
         let what = self.konst((helpers::seg_size_arg(seg, size) | rmw) as i64);
-        let out = match store {
+        match store {
             Some(val) => {
                 // (A write to code runs the whole instruction through the
                 // interpreter and leaves: `helpers::mem_write`.)
@@ -1642,8 +1679,8 @@ impl<'a> Lower<'a> {
                 let ip = self.b.ins().iconst(types::I64, g.insn as i64);
                 self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, sh, what, off, val, ip]);
                 let st = self.helper_ret(types::I32);
-                self.leave_if(st);
-                None
+                let args: Vec<BlockArg> = tail.iter().map(|&v| v.into()).collect();
+                self.leave_if_else(st, to, &args);
             }
             None => {
                 let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemRead));
@@ -1651,12 +1688,12 @@ impl<'a> Lower<'a> {
                 self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, sh, what, off]);
                 let r = self.helper_ret(types::I64);
                 let fault = self.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, r, u32::MAX as i64);
-                self.leave_if(fault);
-                Some(self.b.ins().ireduce(types::I32, r))
+                let v = self.b.ins().ireduce(types::I32, r);
+                let args: Vec<BlockArg> = std::iter::once(v).chain(tail.iter().copied()).map(Into::into).collect();
+                self.leave_if_else(fault, to, &args);
             }
-        };
+        }
         (self.dirty, self.flags, self.pending) = (dirty, flags, pending);
-        out
     }
 
     /// The inline checks of an access of `size` bytes at `seg:off`: within
@@ -1766,9 +1803,8 @@ impl<'a> Lower<'a> {
         let v = self.host_load(h, size);
         self.b.ins().jump(join, &[v.into(), h.into()]);
         self.b.switch_to_block(slow);
-        let v = self.slow_access(g, i.seg, off, size, None, true).expect("a read returns its value");
         let none = self.b.ins().iconst(types::I64, 0);
-        self.b.ins().jump(join, &[v.into(), none.into()]);
+        self.slow_access(g, i.seg, off, size, None, true, join, &[none]);
         self.b.seal_block(join);
         self.b.switch_to_block(join);
         let before = self.flags;
@@ -1782,9 +1818,8 @@ impl<'a> Lower<'a> {
         // A fault here leaves the state as before the instruction: its
         // flags are the ones before `f`, memory is not written yet.
         let after = std::mem::replace(&mut self.flags, before);
-        self.slow_access(g, i.seg, off, size, Some(r), false);
+        self.slow_access(g, i.seg, off, size, Some(r), false, done, &[]);
         self.flags = after;
-        self.b.ins().jump(done, &[]);
         self.b.seal_block(done);
         self.b.switch_to_block(done);
         a
@@ -1838,11 +1873,37 @@ impl<'a> Lower<'a> {
     /// Return from the block when `cond` holds (the state is already
     /// written back).
     fn leave_if(&mut self, cond: Value) {
-        let (out, cont) = self.fork(cond, true);
-        self.b.switch_to_block(out);
-        let zero = self.konst(0);
-        self.b.ins().return_(&[zero]);
+        let cont = if self.in_cold() { self.cold_block() } else { self.b.create_block() };
+        self.leave_if_else(cond, cont, &[]);
+        self.b.seal_block(cont);
         self.b.switch_to_block(cont);
+    }
+
+    /// Return from the block when `cond` holds (the state is already
+    /// written back), else go to `to` with `args`.
+    fn leave_if_else(&mut self, cond: Value, to: cranelift_codegen::ir::Block, args: &[BlockArg]) {
+        let exit = self.exit_block();
+        self.b.ins().brif(cond, exit, &[], to, args);
+    }
+
+    /// The function's shared `return 0` block.
+    fn exit_block(&mut self) -> cranelift_codegen::ir::Block {
+        if let Some(blk) = self.exit_blk {
+            return blk;
+        }
+        // (Filled at the end: `fill_exit_block`.)
+        let blk = self.cold_block();
+        self.exit_blk = Some(blk);
+        blk
+    }
+
+    /// Fill the shared `return 0` block, if anything branches to it.
+    fn fill_exit_block(&mut self) {
+        if let Some(blk) = self.exit_blk {
+            self.b.switch_to_block(blk);
+            let zero = self.konst(0);
+            self.b.ins().return_(&[zero]);
+        }
     }
 
     /// The flags record written back, with the flags in `which` no longer
