@@ -58,6 +58,22 @@ pub enum MemError {
     RomSpace(usize),
 }
 
+/// Bytes of plain RAM inside one page, found from a host pointer
+/// ([`GuestMemory::ram_span`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RamSpan {
+    off: usize,
+    len: usize,
+}
+
+impl RamSpan {
+    /// Its length in bytes (at least 1).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(self) -> usize {
+        self.len
+    }
+}
+
 // Page entry layout: bits 0..2 kind, bit 3 CODE, bits 12..31 backing page index.
 const KIND_MASK: u32 = 0x7;
 const K_UNMAPPED: u32 = 0;
@@ -380,6 +396,26 @@ impl GuestMemory {
         }
         let o = (entry & !PAGE_MASK) as usize;
         Some(self.backing[o..o + PAGE_SIZE as usize].as_mut_ptr())
+    }
+
+    /// The `len` bytes at host address `host` (inside a page of
+    /// [`GuestMemory::host_page`], as translated code computes them), when
+    /// they lie in one page of the backing store. Nothing else is checked:
+    /// the caller found them through its own TLB of such pages.
+    pub fn ram_span(&self, host: *const u8, len: usize) -> Option<RamSpan> {
+        let off = (host as usize).checked_sub(self.backing.as_ptr() as usize)?;
+        let page = PAGE_SIZE as usize;
+        (len > 0 && off % page + len <= page && off + len <= self.backing.len()).then_some(RamSpan { off, len })
+    }
+
+    /// Read the bytes of `span` into `buf` (of the same length).
+    pub fn read_span(&self, span: RamSpan, buf: &mut [u8]) {
+        buf.copy_from_slice(&self.backing[span.off..span.off + span.len]);
+    }
+
+    /// Write `data` (of the span's length) to `span`.
+    pub fn write_span(&mut self, span: RamSpan, data: &[u8]) {
+        self.backing[span.off..span.off + span.len].copy_from_slice(data);
     }
 
     /// Backing offset of `len` bytes at `addr` when they lie in one plain

@@ -25,6 +25,43 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
     };
 }
 
+/// [`step`] for an x87 instruction whose memory operand (`nw`: its size
+/// in bytes, bit 8 set when it is written) is at linear address `lin`;
+/// `host` is its host address when translated code found it in the fast
+/// TLB, else null: the instruction then makes every check itself, and the
+/// fast TLB gets the page when that went well.
+pub(crate) extern "C" fn step_fpu(
+    cpu: *mut Cpu,
+    shared: *mut crate::Shared,
+    insn: *const Insn,
+    host: *const u8,
+    lin: u32,
+    nw: u32,
+) {
+    // SAFETY: as in `step` and `mem_read`; `host` is only compared, never
+    // dereferenced here (`GuestMemory::ram_span` turns it into a checked
+    // range of guest RAM).
+    let (cpu, sh, insn) = unsafe { (&mut *cpu, &mut *shared, &*insn) };
+    let (ctx, tlb) = ctx_tlb(cpu, sh);
+    let (n, write) = (nw & 0xFF, nw & 0x100 != 0);
+    let span = if host.is_null() { None } else { ctx.mem.ram_span(host, n as usize) };
+    let r = match span {
+        Some(s) => cpu.exec_one_fpu_at(ctx, insn, s),
+        None => {
+            let r = cpu.exec_one(ctx, insn);
+            if r != ExecResult::Fault && (lin & 0xFFF) + n <= 0x1000 {
+                fill(cpu, ctx, tlb, lin, write);
+            }
+            r
+        }
+    };
+    cpu.accel_ret = match r {
+        ExecResult::Next => 0,
+        ExecResult::Exit => 1,
+        ExecResult::Fault => FAULTED,
+    };
+}
+
 /// Run the last instruction of a block (one translated code leaves after)
 /// with the interpreter's semantics, then look up where translated code
 /// goes next as [`lookup`] does, in the same call. Result: [`FAULTED`]
@@ -316,6 +353,7 @@ pub(crate) const CALL_CONV: cranelift_codegen::isa::CallConv = cranelift_codegen
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Helper {
     Step,
+    StepFpu,
     StepExit,
     StepFetchExit,
     StepFill,
@@ -392,6 +430,7 @@ macro_rules! entries {
 
 entries! {
     Step => step,
+    StepFpu => step_fpu,
     StepExit => step_exit,
     StepFetchExit => step_fetch_exit,
     StepFill => step_fill,

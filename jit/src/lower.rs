@@ -81,6 +81,58 @@ fn x87_keeps(i: &Insn) -> (bool, bool) {
     (true, !matches!(m, M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip))
 }
 
+/// The memory operand of an x87 instruction that reads or writes just
+/// that: (its size in bytes, whether it is written).
+fn x87_operand(i: &Insn) -> Option<(u32, bool)> {
+    use Code as C;
+    if i.ops[0].kind != OpK::Mem && i.ops[1].kind != OpK::Mem {
+        return None;
+    }
+    Some(match Code::try_from(i.code as usize).ok()? {
+        C::Fld_m32fp | C::Fild_m32int => (4, false),
+        C::Fld_m64fp | C::Fild_m64int => (8, false),
+        C::Fld_m80fp | C::Fbld_m80bcd => (10, false),
+        C::Fild_m16int | C::Fldcw_m2byte => (2, false),
+        C::Fadd_m32fp
+        | C::Fmul_m32fp
+        | C::Fcom_m32fp
+        | C::Fcomp_m32fp
+        | C::Fsub_m32fp
+        | C::Fsubr_m32fp
+        | C::Fdiv_m32fp
+        | C::Fdivr_m32fp
+        | C::Fiadd_m32int
+        | C::Fimul_m32int
+        | C::Ficom_m32int
+        | C::Ficomp_m32int
+        | C::Fisub_m32int
+        | C::Fisubr_m32int
+        | C::Fidiv_m32int
+        | C::Fidivr_m32int => (4, false),
+        C::Fadd_m64fp
+        | C::Fmul_m64fp
+        | C::Fcom_m64fp
+        | C::Fcomp_m64fp
+        | C::Fsub_m64fp
+        | C::Fsubr_m64fp
+        | C::Fdiv_m64fp
+        | C::Fdivr_m64fp => (8, false),
+        C::Fiadd_m16int
+        | C::Fimul_m16int
+        | C::Ficom_m16int
+        | C::Ficomp_m16int
+        | C::Fisub_m16int
+        | C::Fisubr_m16int
+        | C::Fidiv_m16int
+        | C::Fidivr_m16int => (2, false),
+        C::Fst_m32fp | C::Fstp_m32fp | C::Fist_m32int | C::Fistp_m32int | C::Fisttp_m32int => (4, true),
+        C::Fst_m64fp | C::Fstp_m64fp | C::Fistp_m64int | C::Fisttp_m64int => (8, true),
+        C::Fstp_m80fp | C::Fbstp_m80bcd => (10, true),
+        C::Fist_m16int | C::Fistp_m16int | C::Fisttp_m16int | C::Fnstcw_m2byte | C::Fnstsw_m2byte => (2, true),
+        _ => return None,
+    })
+}
+
 /// The iced-x86 mnemonic of a decoded instruction.
 pub(crate) fn mnemonic(i: &Insn) -> M {
     Code::try_from(i.code as usize).map(|c| c.mnemonic()).unwrap_or(M::INVALID)
@@ -312,6 +364,7 @@ pub(crate) struct Lower<'a> {
     iv: Variable,
     code32: bool,
     step_sig: SigRef,
+    step_fpu_sig: SigRef,
     step_exit_sig: SigRef,
     cond_sig: SigRef,
     prep_sig: SigRef,
@@ -565,6 +618,7 @@ impl<'a> Lower<'a> {
         };
         let i32t = types::I32;
         let step_sig = sig(&[ptr, ptr, ptr]);
+        let step_fpu_sig = sig(&[ptr, ptr, ptr, ptr, i32t, i32t]);
         let step_exit_sig = sig(&[ptr, ptr, ptr, ptr]);
         let cond_sig = sig(&[ptr, i32t]);
         let prep_sig = sig(&[ptr, i32t]);
@@ -612,6 +666,7 @@ impl<'a> Lower<'a> {
             iv,
             code32,
             step_sig,
+            step_fpu_sig,
             step_exit_sig,
             cond_sig,
             prep_sig,
@@ -1284,11 +1339,30 @@ impl<'a> Lower<'a> {
         let i = unsafe { &*g.insn };
         let (keeps_regs, keeps_flags) = x87_keeps(i);
         let flags = self.flags;
+        // An x87 memory operand the fast TLB has: the helper is given its
+        // host address (0 when the checks fail: it then makes them all).
+        let direct = x87_operand(i).map(|(n, write)| {
+            let off = self.ea(i);
+            let (ok, lin, eaddr) = self.fast_check(i.seg, off, n, write);
+            let host = self.host_addr(eaddr, lin);
+            let none = self.b.ins().iconst(types::I64, 0);
+            (self.b.ins().select(ok, host, none), lin, n | (write as u32) << 8)
+        });
         self.precise_at(g.off);
-        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        let ctx = self.ctx_val();
-        self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, ctx, ip]);
+        match direct {
+            Some((host, lin, nw)) => {
+                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFpu));
+                let sh = self.b.ins().iconst(types::I64, self.shared as i64);
+                let nw = self.konst(nw as i64);
+                self.b.ins().call_indirect(self.step_fpu_sig, f, &[self.cpu, sh, ip, host, lin, nw]);
+            }
+            None => {
+                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
+                let ctx = self.ctx_val();
+                self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, ctx, ip]);
+            }
+        }
         let r = self.helper_ret(types::I32);
         let (exit, cont) = self.fork(r, true);
         self.b.switch_to_block(exit);

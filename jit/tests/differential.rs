@@ -278,11 +278,49 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             // x87 stack moves and FNSTSW AX (FLD1, FSTP ST0, FINCSTP,
             // FDECSTP; overflow and underflow set status bits), FCOMI,
             // FUCOMIP (they set ZF, PF and CF), FCMOVB (reads CF), FLD
-            // m32 or FLD ST(i), FSTP ST(i). (No x87 stores to memory: at
-            // random addresses they mostly rewrite code, and with the JIT
-            // forced each rewrite recompiles a region.)
-            11 => match rng.below(4) {
+            // m32 or FLD ST(i), FSTP ST(i). In 32-bit code also x87 loads,
+            // arithmetic and stores of every memory operand size, at data
+            // above the code (at random addresses stores would mostly
+            // rewrite code, and with the JIT forced each rewrite
+            // recompiles a region).
+            11 => match rng.below(if code32 { 6 } else { 4 }) {
                 0 => reg_or_mem(rng, out, code32, &[0xD9], 0),
+                4 | 5 => {
+                    let forms: [(u8, u8); 26] = [
+                        (0xD9, 0), // FLD m32
+                        (0xDD, 0), // FLD m64
+                        (0xDB, 5), // FLD m80
+                        (0xDF, 0), // FILD m16
+                        (0xDB, 0), // FILD m32
+                        (0xDF, 5), // FILD m64
+                        (0xDF, 4), // FBLD
+                        (0xD8, 8), // arithmetic m32fp (8: any of the eight)
+                        (0xDC, 8), // arithmetic m64fp
+                        (0xDA, 8), // arithmetic m32int
+                        (0xDE, 8), // arithmetic m16int
+                        (0xD9, 2), // FST m32
+                        (0xD9, 3), // FSTP m32
+                        (0xDD, 2), // FST m64
+                        (0xDD, 3), // FSTP m64
+                        (0xDB, 7), // FSTP m80
+                        (0xDF, 2), // FIST m16
+                        (0xDF, 3), // FISTP m16
+                        (0xDB, 2), // FIST m32
+                        (0xDB, 3), // FISTP m32
+                        (0xDF, 7), // FISTP m64
+                        (0xDF, 6), // FBSTP
+                        (0xD9, 7), // FNSTCW
+                        (0xDD, 7), // FNSTSW m16
+                        (0xD9, 5), // FLDCW
+                        (0xDD, 2), // FST m64
+                    ];
+                    let (op, r) = forms[rng.below(26) as usize];
+                    let r = if r == 8 { rng.byte() & 7 } else { r };
+                    let base = [0u8, 1, 2, 3, 5, 6, 7][rng.below(7) as usize];
+                    out.push(0xB8 + base);
+                    out.extend((0x10_0000 + rng.below(0x10_0000)).to_le_bytes());
+                    out.extend([op, 0x40 | r << 3 | base, rng.byte()]);
+                }
                 1 => out.extend([0xDD, 0xD8 | rng.byte() & 7]),
                 _ => {
                     let ops: [[u8; 2]; 8] = [
@@ -485,7 +523,7 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
 fn state_of(cpu: &Cpu) -> String {
     let s = &cpu.state;
     format!(
-        "regs {:08x?} eip {:08x} eflags {:08x} segs {:?} cr0 {:08x} cr2 {:08x} cpl {} halted {} instret {} fsw {:04x}",
+        "regs {:08x?} eip {:08x} eflags {:08x} segs {:?} cr0 {:08x} cr2 {:08x} cpl {} halted {} instret {} fpu {:?}",
         s.regs,
         s.eip,
         s.eflags(),
@@ -495,7 +533,7 @@ fn state_of(cpu: &Cpu) -> String {
         s.cpl,
         s.halted,
         cpu.instret,
-        s.fpu.status()
+        s.fpu
     )
 }
 

@@ -250,6 +250,20 @@ impl Cpu {
         }
     }
 
+    /// [`Cpu::exec_one`] for an x87 instruction whose one memory operand
+    /// translated code found in plain RAM at `operand`, with every check
+    /// an access makes passed (segment, paging, alignment; data
+    /// breakpoints are off in translated code): the instruction reads or
+    /// writes it there without translating its address again. (An
+    /// instruction whose operand is not `operand`'s size takes the usual
+    /// path.)
+    pub fn exec_one_fpu_at(&mut self, ctx: &mut Ctx, insn: &Insn, operand: crate::mem::RamSpan) -> ExecResult {
+        self.fpu_direct = Some(operand);
+        let r = self.exec_one(ctx, insn);
+        self.fpu_direct = None;
+        r
+    }
+
     /// Fetch, decode and execute the instruction at CS:EIP exactly as the
     /// interpreter does (the CS limit over its whole length, faults of the
     /// fetch delivered), for translated code standing in for an

@@ -116,7 +116,7 @@ fn encode(t: u8, x: F80, env: &mut f80::FpEnv) -> [u8; 10] {
 pub(super) fn fst_mem<const T: u8>(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.fpu_start(i, Kind::Numeric)?;
     let (n, align) = layout(T);
-    cpu.fpu_probe(ctx, i, n as u32, align)?;
+    let at = cpu.fpu_probe(ctx, i, n as u32, align)?;
     cpu.fpu_note(i);
     let f = &mut cpu.state.fpu;
     let bytes = if f.is_empty(0) {
@@ -132,7 +132,7 @@ pub(super) fn fst_mem<const T: u8>(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Re
         }
         b
     };
-    cpu.fpu_write(ctx, i, &bytes[..n], align)?;
+    cpu.fpu_store(ctx, at, &bytes[..n])?;
     if i.cc & POP != 0 {
         cpu.state.fpu.pop();
     }

@@ -321,6 +321,10 @@ impl Cpu {
     /// Read `buf.len()` bytes of the memory operand (`align`: the #AC
     /// alignment of the operand).
     fn fpu_read(&mut self, ctx: &mut Ctx, i: &Insn, buf: &mut [u8], align: u32) -> Res<()> {
+        if let Some(s) = self.fpu_direct.filter(|s| s.len() == buf.len()) {
+            ctx.mem.read_span(s, buf);
+            return Ok(());
+        }
         let off = self.ea(i);
         let n = buf.len() as u32;
         let lin = self.seg_check(i.seg as usize, off, n, false)?;
@@ -339,20 +343,48 @@ impl Cpu {
         Ok(())
     }
 
-    /// Check that the memory operand can take a store of `n` bytes.
-    fn fpu_probe(&mut self, ctx: &mut Ctx, i: &Insn, n: u32, align: u32) -> Res<u32> {
+    /// Check that the memory operand can take a store of `n` bytes (every
+    /// fault the store could raise, raised now): where it goes, for
+    /// [`Cpu::fpu_store`].
+    fn fpu_probe(&mut self, ctx: &mut Ctx, i: &Insn, n: u32, align: u32) -> Res<Probed> {
+        if let Some(s) = self.fpu_direct.filter(|s| s.len() == n as usize) {
+            return Ok(Probed::Ram(s));
+        }
         let off = self.ea(i);
         let lin = self.seg_check(i.seg as usize, off, n, true)?;
         self.check_align(lin, align)?;
-        self.probe_write(ctx, lin, n)?;
-        Ok(lin)
+        // (Inside one page the one translation is the probe.)
+        if (lin & 0xFFF) + n <= 0x1000 {
+            Ok(Probed::Page(lin, self.translate(ctx, lin, super::mmu::Access::Write)?))
+        } else {
+            self.probe_write(ctx, lin, n)?;
+            Ok(Probed::Cross(lin))
+        }
     }
 
     /// Store `data` to the memory operand (all or nothing).
     fn fpu_write(&mut self, ctx: &mut Ctx, i: &Insn, data: &[u8], align: u32) -> Res<()> {
+        let at = self.fpu_probe(ctx, i, data.len() as u32, align)?;
+        self.fpu_store(ctx, at, data)
+    }
+
+    /// Store `data` where [`Cpu::fpu_probe`] found the operand may be
+    /// written.
+    fn fpu_store(&mut self, ctx: &mut Ctx, at: Probed, data: &[u8]) -> Res<()> {
         let n = data.len() as u32;
-        let lin = self.fpu_probe(ctx, i, n, align)?;
-        let page = self.one_page(ctx, lin, n, super::mmu::Access::Write)?;
+        let (lin, page) = match at {
+            Probed::Ram(s) => {
+                ctx.mem.write_span(s, data);
+                return Ok(());
+            }
+            Probed::Page(lin, pa) => {
+                // (The linear accessors check the chunks of a crossing
+                // store.)
+                self.watch(lin, n, true);
+                (lin, Some(pa))
+            }
+            Probed::Cross(lin) => (lin, None),
+        };
         let mut k = 0;
         while k < n {
             let size = chunk(n - k);
@@ -379,6 +411,17 @@ impl Cpu {
         self.watch(lin, n, acc == super::mmu::Access::Write);
         self.translate(ctx, lin, acc).map(Some)
     }
+}
+
+/// A memory operand checked for a store ([`Cpu::fpu_probe`]).
+#[derive(Clone, Copy)]
+enum Probed {
+    /// In one page: the linear and the physical address.
+    Page(u32, PhysAddr),
+    /// Across two pages: the linear address.
+    Cross(u32),
+    /// Plain RAM found by translated code ([`Cpu::exec_one_fpu_at`]).
+    Ram(crate::mem::RamSpan),
 }
 
 /// The largest access (4, 2 or 1 bytes) for `left` bytes.
