@@ -516,6 +516,7 @@ fn new_isa() -> Result<cranelift_codegen::isa::OwnedTargetIsa, JitError> {
     flags.set("regalloc_algorithm", &ra).map_err(|e| JitError::Setting(e.to_string()))?;
     flags.set("use_colocated_libcalls", "false").map_err(|e| JitError::Setting(e.to_string()))?;
     flags.set("is_pic", "false").map_err(|e| JitError::Setting(e.to_string()))?;
+    flags.set("unwind_info", "false").map_err(|e| JitError::Setting(e.to_string()))?;
     // Tail calls (block chaining) need frame pointers in this Cranelift.
     flags.set("preserve_frame_pointers", "true").map_err(|e| JitError::Setting(e.to_string()))?;
     cranelift_native::builder()

@@ -739,6 +739,11 @@ pub fn store_ieee(x: F80, fmt: Format, env: &mut FpEnv) -> u64 {
         }
         Class::Infinity => sign_bit | exp_all,
         Class::Zero => sign_bit,
+        Class::Normal if exact_in(x, fmt) => {
+            // (Nothing to round and in range: no exception either.)
+            let e = x.exp() as i32 - BIAS + fmt.bias;
+            sign_bit | ((e as u64) << fbits) | ((x.mant >> (64 - fmt.prec)) & frac_mask)
+        }
         // An extended denormal is stored without DE.
         _ => {
             let n = unpack(x);
@@ -746,6 +751,13 @@ pub fn store_ieee(x: F80, fmt: Format, env: &mut FpEnv) -> u64 {
             sign_bit | ((r.exp as u64) << fbits) | (r.sig & frac_mask)
         }
     }
+}
+
+/// Whether normal `x` is a normal number of `fmt` as it is: no
+/// significand bits below `fmt`'s precision, its exponent in range.
+fn exact_in(x: F80, fmt: Format) -> bool {
+    let e = x.exp() as i32 - BIAS + fmt.bias;
+    (1..=fmt.emax).contains(&e) && x.mant & ((1u64 << (64 - fmt.prec)) - 1) == 0
 }
 
 /// Round a finite nonzero value to an integer magnitude under `rc`:
