@@ -3,14 +3,16 @@
 (fetched by scripts/fetch-guests) on ferrite (JIT on, and the interpreter
 alone) and on qemu-system-i386 with TCG, same files, same run, and report wall
 time to the init's marker line, to its last line, and of its CPU job, with
-the ratios (medians over --runs runs).
+the ratios (medians over --runs runs), and each run's peak resident size
+(ferrite's must stay under guest RAM + 128 MiB).
 
     python3 benches/linux-boot.py [--ferrite PATH] [--timeout S] [--mode kernel|disk] [--runs N] [--no-interp]
 
 --mode kernel: direct kernel boot (ferrite: own BIOS, --kernel; QEMU: -kernel).
 --mode disk:   SeaBIOS boots the SYSLINUX disk image on both.
 ferrite runs unpaced (--no-pacing); both get 128 MiB and the same disk and CD.
-Exit status 0 when every emulator reached the marker, 1 otherwise.
+Exit status 0 when every emulator reached the marker and ferrite stayed within
+its memory budget, 1 otherwise.
 """
 
 import argparse
@@ -25,11 +27,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MARKER = "FERRITE-MARKER"
+GUEST_MIB = 128
+# ferrite's peak resident size may exceed the guest's RAM by this much.
+OVERHEAD_MIB = 128
 DONE = "FERRITE-DONE"
 
 
 def timed_boot(name, cmd, timeout, log_path):
-    """Run cmd, timestamp its console lines; returns (t_marker, t_done, lines)."""
+    """Run cmd, timestamp its console lines; returns (t_marker, t_done, job time,
+    peak resident size in MiB)."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     t_marker = t_done = t_job0 = t_job1 = None
@@ -54,11 +60,13 @@ def timed_boot(name, cmd, timeout, log_path):
                     proc.kill()
     finally:
         timer.cancel()
-        proc.wait()
+        # (wait4 for the child's own peak RSS: KiB on Linux.)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     with open(log_path, "w") as f:
         f.write("\n".join(lines) + "\n")
     job = t_job1 - t_job0 if t_job0 is not None and t_job1 is not None else None
-    return t_marker, t_done, job
+    return t_marker, t_done, job, usage.ru_maxrss / 1024
 
 
 def main():
@@ -100,20 +108,20 @@ def main():
         if name == "qemu" and shutil.which("qemu-system-i386") is None:
             if not any(r[0] == "qemu" for r in runs):
                 print("qemu: SKIPPED (qemu-system-i386 not installed; apt-get install qemu-system-x86)")
-            runs.append(("qemu", None, None, None, "-"))
+            runs.append(("qemu", None, None, None, "-", None))
             continue
         img = os.path.join(work, f"{name}.img")
         shutil.copyfile(disk, img)
         if name.startswith("ferrite"):
             jit = "on" if name == "ferrite-jit" else "off"
-            cmd = [ferrite, "run", "-m", "128", "--no-pacing", "--serial", "stdio", "--timeout", str(args.timeout),
+            cmd = [ferrite, "run", "-m", str(GUEST_MIB), "--no-pacing", "--serial", "stdio", "--timeout", str(args.timeout),
                    "--jit", jit, "--hda", img, "--cdrom", cd]
             if args.mode == "kernel":
                 cmd += ["--kernel", kernel, "--initrd", initrd, "--append", append]
             else:
                 cmd += ["--bios", seabios]
         else:
-            cmd = ["qemu-system-i386", "-accel", "tcg", "-m", "128", "-display", "none", "-serial", "stdio",
+            cmd = ["qemu-system-i386", "-accel", "tcg", "-m", str(GUEST_MIB), "-display", "none", "-serial", "stdio",
                    "-monitor", "none", "-no-reboot", "-drive", f"file={img},format=raw,if=ide,index=0",
                    "-drive", f"file={cd},format=raw,if=ide,index=2,media=cdrom,readonly=on"]
             if args.mode == "kernel":
@@ -121,8 +129,8 @@ def main():
             else:
                 cmd += ["-bios", seabios]
         log = os.path.join(logs, f"{name}-{args.mode}.log")
-        t_marker, t_done, job = timed_boot(name, cmd, args.timeout, log)
-        runs.append((name, t_marker, t_done, job, log))
+        t_marker, t_done, job, rss = timed_boot(name, cmd, args.timeout, log)
+        runs.append((name, t_marker, t_done, job, log, rss))
 
     # The disk copies are 64 MiB each: keep only the logs.
     for f in os.listdir(work):
@@ -130,9 +138,12 @@ def main():
             os.remove(os.path.join(work, f))
     fmt = lambda t: "-" if t is None else f"{t:.2f} s"
     print(f"Linux boot ({args.mode}): wall time to '{MARKER}', to '{DONE}', and of the init's CPU job")
-    for name, tm, td, job, log in runs:
+    for name, tm, td, job, log, rss in runs:
         if log != "-":
-            print(f"  {name:14} marker {fmt(tm):>10}   done {fmt(td):>10}   job {fmt(job):>10}   log {log}")
+            print(
+                f"  {name:14} marker {fmt(tm):>10}   done {fmt(td):>10}   job {fmt(job):>10}   "
+                f"peak RSS {rss:6.1f} MiB   log {log}"
+            )
 
     def median(name, k):
         vals = sorted(r[k] for r in runs if r[0] == name and r[k] is not None)
@@ -155,7 +166,13 @@ def main():
         ratio("ferrite(interpreter)/qemu time-to-marker ratio", im, qm)
         ratio("JIT speed-up over the interpreter, time to marker", im, jm)
         ratio("JIT speed-up over the interpreter, CPU job", ij, jj)
-    ok = all(tm is not None for n, tm, _, _, _ in runs if n != "qemu" or shutil.which("qemu-system-i386"))
+    ok = all(tm is not None for n, tm, _, _, _, _ in runs if n != "qemu" or shutil.which("qemu-system-i386"))
+    budget = GUEST_MIB + OVERHEAD_MIB
+    peak = max((r[5] for r in runs if r[0].startswith("ferrite") and r[5] is not None), default=None)
+    if peak is not None:
+        verdict = "within" if peak <= budget else "OVER"
+        print(f"  ferrite peak resident size: {peak:.1f} MiB ({verdict} guest RAM + {OVERHEAD_MIB} MiB = {budget} MiB)")
+        ok = ok and peak <= budget
     return 0 if ok else 1
 
 
