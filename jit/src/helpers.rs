@@ -49,7 +49,9 @@ pub(crate) extern "C" fn step_fpu(
         Some(s) => cpu.exec_one_fpu_at(ctx, insn, s),
         None => {
             let r = cpu.exec_one(ctx, insn);
-            if r != ExecResult::Fault && (lin & 0xFFF) + n <= 0x1000 {
+            // (As `step_fill`: not when it wrote code, which translated
+            // code leaves for.)
+            if r != ExecResult::Fault && (lin & 0xFFF) + n <= 0x1000 && !ctx.mem.has_invalidated() {
                 fill(cpu, ctx, tlb, lin, write);
             }
             r
