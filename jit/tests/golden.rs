@@ -119,3 +119,13 @@ fn loads_stores_and_stack_go_through_the_fast_tlb() {
         a.ret()
     });
 }
+
+#[test]
+fn x87_memory_operands_reach_their_helper_through_the_fast_tlb() {
+    check("x87_memory", |a| {
+        a.fld(qword_ptr(esi))?;
+        a.fstp(qword_ptr(edi + 8))?;
+        a.fxch(st0, st1)?; // no memory operand: the plain helper
+        a.hlt()
+    });
+}
