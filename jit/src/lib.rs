@@ -181,11 +181,11 @@ pub(crate) struct Shared {
     pub lin_used: Vec<u16>,
     /// What the fast TLBs' entries were made under ([`tlb_stamp`]).
     pub stamp: (u32, u32, u32),
-    /// The `Ctx` translated code runs with and the `instret` value it must
-    /// not pass, for the current `Jit::execute` (translated code reads
-    /// them here rather than keep them in registers).
+    /// The `Ctx` translated code runs with, for the current
+    /// `Jit::execute` (translated code reads it here rather than keep it in
+    /// a register; the `instret` value it must not pass is
+    /// `Cpu::accel_limit`).
     pub ctx: u64,
-    pub limit: u64,
     /// The fast TLBs of translated code's inline accesses, one for
     /// supervisor code (CPL 0-2) and one for user code (CPL 3, V86): a
     /// block's mode key fixes its CPL, so it only ever uses entries filled
@@ -206,7 +206,6 @@ impl Shared {
             lin_used: Vec::with_capacity(LIN_SLOTS),
             stamp: (0, 0, u32::MAX),
             ctx: 0,
-            limit: 0,
             ftlb: [helpers::FastTlb::new(), helpers::FastTlb::new()],
         })
     }
@@ -979,7 +978,7 @@ impl Accelerator for Jit {
         let limit = cpu.instret.saturating_add(budget.min(1 << 40));
         // (Translated code reads these two here; `ctx` lives through the call.)
         self.shared.ctx = ctx as *mut Ctx as u64;
-        self.shared.limit = limit;
+        cpu.accel_limit = limit;
         // SAFETY: the trampoline and `func` are finalized code of this module
         // generation (blocks are dropped before their module's memory is
         // freed, and chaining slots only ever hold live blocks of it); they

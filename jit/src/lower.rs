@@ -29,6 +29,7 @@ const REGS: i32 = offset_of!(Cpu, state.regs) as i32;
 const EIP: i32 = offset_of!(Cpu, state.eip) as i32;
 const F_BITS: i32 = offset_of!(Cpu, state.flags.bits) as i32;
 const ACCEL_RET: i32 = offset_of!(Cpu, accel_ret) as i32;
+const ACCEL_LIMIT: i32 = offset_of!(Cpu, accel_limit) as i32;
 const F_LAZY: i32 = offset_of!(Cpu, state.flags.lazy) as i32;
 const F_OP1: i32 = offset_of!(Cpu, state.flags.op1) as i32;
 const F_OP2: i32 = offset_of!(Cpu, state.flags.op2) as i32;
@@ -1048,12 +1049,10 @@ impl<'a> Lower<'a> {
     }
 
     /// The `instret` value this run of translated code (the region and
-    /// the regions it chains to) must not pass (`Shared::limit`): the
+    /// the regions it chains to) must not pass (`Cpu::accel_limit`): the
     /// prologue and backward jumps check against it.
     fn limit_val(&mut self) -> Value {
-        let at = self.shared as i64 + offset_of!(crate::Shared, limit) as i64;
-        let at = self.b.ins().iconst(types::I64, at);
-        self.b.ins().load(types::I64, self.mf, at, 0)
+        self.b.ins().load(types::I64, self.mf, self.cpu, ACCEL_LIMIT)
     }
 
     /// `v` cut to `size` bytes (nothing to do for a whole i32).

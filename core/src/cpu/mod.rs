@@ -143,6 +143,10 @@ pub struct Cpu {
     /// code that called them (which reads it at a fixed offset, so its
     /// calls need no return register).
     pub accel_ret: u64,
+    /// The `instret` value an accelerator's code must not pass in its
+    /// current run (set by the accelerator; generated code reads it at a
+    /// fixed offset).
+    pub accel_limit: u64,
     /// The memory operand of the x87 instruction running now, when
     /// translated code found it in plain RAM with every check passed
     /// ([`Cpu::exec_one_fpu_at`]).
@@ -180,6 +184,7 @@ impl Cpu {
             accel_retry: false,
             offer_at: u64::MAX,
             accel_ret: 0,
+            accel_limit: 0,
             fpu_direct: None,
         }
     }
