@@ -3,8 +3,9 @@
 (fetched by scripts/fetch-guests) on ferrite (JIT on, and the interpreter
 alone) and on qemu-system-i386 with TCG, same files, same run, and report wall
 time to the init's marker line, to its last line, and of its CPU job, with
-the ratios (medians over --runs runs), and each run's peak resident size
-(ferrite's must stay under guest RAM + 128 MiB).
+the ratios (medians over --runs runs), the time of each step of the job
+(the init prints a FERRITE-STEP line after each), and each run's peak
+resident size (ferrite's must stay under guest RAM + 128 MiB).
 
     python3 benches/linux-boot.py [--ferrite PATH] [--timeout S] [--mode kernel|disk] [--runs N] [--no-interp]
 
@@ -35,10 +36,11 @@ DONE = "FERRITE-DONE"
 
 def timed_boot(name, cmd, timeout, log_path):
     """Run cmd, timestamp its console lines; returns (t_marker, t_done, job time,
-    peak resident size in MiB)."""
+    peak resident size in MiB, {step: seconds since the previous step})."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     t_marker = t_done = t_job0 = t_job1 = None
+    steps, t_prev = {}, None
     lines = []
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
@@ -50,7 +52,10 @@ def timed_boot(name, cmd, timeout, log_path):
             if MARKER in line and t_marker is None:
                 t_marker = now
             if "FERRITE-JOB-START" in line and t_job0 is None:
-                t_job0 = now
+                t_job0 = t_prev = now
+            elif line.startswith("FERRITE-STEP: ") and t_prev is not None:
+                steps[line.split(": ", 1)[1].strip()] = now - t_prev
+                t_prev = now
             elif "FERRITE-JOB:" in line and t_job1 is None:
                 t_job1 = now
             if DONE in line and t_done is None:
@@ -66,7 +71,7 @@ def timed_boot(name, cmd, timeout, log_path):
     with open(log_path, "w") as f:
         f.write("\n".join(lines) + "\n")
     job = t_job1 - t_job0 if t_job0 is not None and t_job1 is not None else None
-    return t_marker, t_done, job, usage.ru_maxrss / 1024
+    return t_marker, t_done, job, usage.ru_maxrss / 1024, steps
 
 
 def main():
@@ -108,7 +113,7 @@ def main():
         if name == "qemu" and shutil.which("qemu-system-i386") is None:
             if not any(r[0] == "qemu" for r in runs):
                 print("qemu: SKIPPED (qemu-system-i386 not installed; apt-get install qemu-system-x86)")
-            runs.append(("qemu", None, None, None, "-", None))
+            runs.append(("qemu", None, None, None, "-", None, {}))
             continue
         img = os.path.join(work, f"{name}.img")
         shutil.copyfile(disk, img)
@@ -129,8 +134,8 @@ def main():
             else:
                 cmd += ["-bios", seabios]
         log = os.path.join(logs, f"{name}-{args.mode}.log")
-        t_marker, t_done, job, rss = timed_boot(name, cmd, args.timeout, log)
-        runs.append((name, t_marker, t_done, job, log, rss))
+        t_marker, t_done, job, rss, steps = timed_boot(name, cmd, args.timeout, log)
+        runs.append((name, t_marker, t_done, job, log, rss, steps))
 
     # The disk copies are 64 MiB each: keep only the logs.
     for f in os.listdir(work):
@@ -138,12 +143,14 @@ def main():
             os.remove(os.path.join(work, f))
     fmt = lambda t: "-" if t is None else f"{t:.2f} s"
     print(f"Linux boot ({args.mode}): wall time to '{MARKER}', to '{DONE}', and of the init's CPU job")
-    for name, tm, td, job, log, rss in runs:
+    for name, tm, td, job, log, rss, steps in runs:
         if log != "-":
             print(
                 f"  {name:14} marker {fmt(tm):>10}   done {fmt(td):>10}   job {fmt(job):>10}   "
                 f"peak RSS {rss:6.1f} MiB   log {log}"
             )
+            if steps:
+                print("  " + " " * 14 + "   ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
 
     def median(name, k):
         vals = sorted(r[k] for r in runs if r[0] == name and r[k] is not None)
@@ -153,6 +160,16 @@ def main():
     if args.runs > 1:
         for n in names:
             print(f"  median {n:14} marker {fmt(med[n][0]):>10}   job {fmt(med[n][1]):>10}")
+
+    def step_median(name, step):
+        vals = sorted(r[6][step] for r in runs if r[0] == name and step in r[6])
+        return vals[len(vals) // 2] if vals else None
+
+    order = list(dict.fromkeys(k for r in runs for k in r[6]))
+    for step in order:
+        j, q = step_median("ferrite-jit", step), step_median("qemu", step)
+        both = f"   ratio {j / q:.2f}" if j and q else ""
+        print(f"  step {step:8} ferrite-jit {fmt(j):>8}   qemu {fmt(q):>8}{both}")
 
     def ratio(label, a, b):
         if a and b:
@@ -166,7 +183,7 @@ def main():
         ratio("ferrite(interpreter)/qemu time-to-marker ratio", im, qm)
         ratio("JIT speed-up over the interpreter, time to marker", im, jm)
         ratio("JIT speed-up over the interpreter, CPU job", ij, jj)
-    ok = all(tm is not None for n, tm, _, _, _, _ in runs if n != "qemu" or shutil.which("qemu-system-i386"))
+    ok = all(tm is not None for n, tm, *_ in runs if n != "qemu" or shutil.which("qemu-system-i386"))
     budget = GUEST_MIB + OVERHEAD_MIB
     peak = max((r[5] for r in runs if r[0].startswith("ferrite") and r[5] is not None), default=None)
     if peak is not None:

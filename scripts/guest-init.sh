@@ -25,11 +25,15 @@ done
 echo "FERRITE-JOB-START"
 read t0 _ < /proc/uptime
 seq 1 200000 > /tmp/data
+echo "FERRITE-STEP: seq"
 gz=$(gzip -6 -c < /tmp/data | tee /tmp/data.gz | sha256sum)
+echo "FERRITE-STEP: gzip"
 md5=$(gunzip -c < /tmp/data.gz | md5sum)
+echo "FERRITE-STEP: gunzip"
 rm -f /tmp/data /tmp/data.gz
 n=0
 while [ $n -lt 20000 ]; do n=$((n + 1)); done
+echo "FERRITE-STEP: loop"
 read t1 _ < /proc/uptime
 echo "FERRITE-JOB: loop=$n gzip-sha256=${gz%% *} md5=${md5%% *} start=$t0 end=$t1"
 for d in $(awk '$4 ~ /^(sd[a-z][0-9]*|sr[0-9])$/ {print $4}' /proc/partitions); do
