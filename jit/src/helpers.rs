@@ -18,11 +18,16 @@ pub(crate) extern "C" fn step(cpu: *mut Cpu, ctx: *mut Ctx, insn: *const Insn) {
     // pointer into the running block's own decoded instructions, which the
     // block owns and which outlive the call.
     let (cpu, ctx, insn) = unsafe { (&mut *cpu, &mut *ctx, &*insn) };
-    cpu.accel_ret = match cpu.exec_one(ctx, insn) {
+    cpu.accel_ret = result(cpu.exec_one(ctx, insn));
+}
+
+/// `step`'s result for what [`Cpu::exec_one`] said.
+fn result(r: ExecResult) -> u64 {
+    match r {
         ExecResult::Next => 0,
         ExecResult::Exit => 1,
         ExecResult::Fault => FAULTED,
-    };
+    }
 }
 
 /// [`step`] for an x87 instruction whose memory operand (`nw`: its size
@@ -49,19 +54,13 @@ pub(crate) extern "C" fn step_fpu(
         Some(s) => cpu.exec_one_fpu_at(ctx, insn, s),
         None => {
             let r = cpu.exec_one(ctx, insn);
-            // (As `step_fill`: not when it wrote code, which translated
-            // code leaves for.)
-            if r != ExecResult::Fault && (lin & 0xFFF) + n <= 0x1000 && !ctx.mem.has_invalidated() {
-                fill(cpu, ctx, tlb, lin, write);
+            if r != ExecResult::Fault {
+                fill_after(cpu, ctx, tlb, lin, n, write);
             }
             r
         }
     };
-    cpu.accel_ret = match r {
-        ExecResult::Next => 0,
-        ExecResult::Exit => 1,
-        ExecResult::Fault => FAULTED,
-    };
+    cpu.accel_ret = result(r);
 }
 
 /// Run the last instruction of a block (one translated code leaves after)
@@ -107,11 +106,19 @@ pub(crate) extern "C" fn step_fill(cpu: *mut Cpu, shared: *mut crate::Shared, in
     let before = cpu.instret;
     cpu.accel_ret = if cpu.exec_one(ctx, insn) == ExecResult::Fault { FAULTED } else { 0 };
     let (seg, size) = seg_size(what);
-    if cpu.instret != before && !ctx.mem.has_invalidated() {
+    if cpu.instret != before {
         let lin = cpu.state.segs[seg].base.wrapping_add(off);
-        if (lin & 0xFFF) + size <= 0x1000 {
-            fill(cpu, ctx, tlb, lin, false);
-        }
+        fill_after(cpu, ctx, tlb, lin, size, false);
+    }
+}
+
+/// After an instruction run by a helper accessed `size` bytes at `lin`
+/// without a fault: the fast TLB gets the page, when the operand lies in
+/// one page and the instruction wrote no code (translated code leaves
+/// then anyway).
+fn fill_after(cpu: &mut Cpu, ctx: &mut Ctx, tlb: &mut FastTlb, lin: u32, size: u32, write: bool) {
+    if (lin & 0xFFF) + size <= 0x1000 && !ctx.mem.has_invalidated() {
+        fill(cpu, ctx, tlb, lin, write);
     }
 }
 
@@ -272,9 +279,7 @@ pub(crate) extern "C" fn mem_read(cpu: *mut Cpu, shared: *mut crate::Shared, wha
     cpu.accel_ret = match got {
         Ok(v) => {
             let lin = cpu.state.segs[seg].base.wrapping_add(off);
-            if (lin & 0xFFF) + size <= 0x1000 {
-                fill(cpu, ctx, tlb, lin, write);
-            }
+            fill_after(cpu, ctx, tlb, lin, size, write);
             v as u64
         }
         Err(f) => {
@@ -316,12 +321,8 @@ pub(crate) extern "C" fn mem_write(
             // (An MMIO write may have had a device write code: the run
             // loop drops those translations at the latest when the budget
             // of this run of translated code is spent.)
-            if !ctx.mem.has_invalidated() {
-                let lin = cpu.state.segs[seg].base.wrapping_add(off);
-                if (lin & 0xFFF) + size <= 0x1000 {
-                    fill(cpu, ctx, tlb, lin, true);
-                }
-            }
+            let lin = cpu.state.segs[seg].base.wrapping_add(off);
+            fill_after(cpu, ctx, tlb, lin, size, true);
             0
         }
         Ok(false) => {

@@ -83,55 +83,34 @@ fn x87_keeps(i: &Insn) -> (bool, bool) {
 }
 
 /// The memory operand of an x87 instruction that reads or writes just
-/// that: (its size in bytes, whether it is written).
+/// that: (its size in bytes, as decoded; whether it is written).
 fn x87_operand(i: &Insn) -> Option<(u32, bool)> {
-    use Code as C;
-    if i.ops[0].kind != OpK::Mem && i.ops[1].kind != OpK::Mem {
-        return None;
-    }
-    Some(match Code::try_from(i.code as usize).ok()? {
-        C::Fld_m32fp | C::Fild_m32int => (4, false),
-        C::Fld_m64fp | C::Fild_m64int => (8, false),
-        C::Fld_m80fp | C::Fbld_m80bcd => (10, false),
-        C::Fild_m16int | C::Fldcw_m2byte => (2, false),
-        C::Fadd_m32fp
-        | C::Fmul_m32fp
-        | C::Fcom_m32fp
-        | C::Fcomp_m32fp
-        | C::Fsub_m32fp
-        | C::Fsubr_m32fp
-        | C::Fdiv_m32fp
-        | C::Fdivr_m32fp
-        | C::Fiadd_m32int
-        | C::Fimul_m32int
-        | C::Ficom_m32int
-        | C::Ficomp_m32int
-        | C::Fisub_m32int
-        | C::Fisubr_m32int
-        | C::Fidiv_m32int
-        | C::Fidivr_m32int => (4, false),
-        C::Fadd_m64fp
-        | C::Fmul_m64fp
-        | C::Fcom_m64fp
-        | C::Fcomp_m64fp
-        | C::Fsub_m64fp
-        | C::Fsubr_m64fp
-        | C::Fdiv_m64fp
-        | C::Fdivr_m64fp => (8, false),
-        C::Fiadd_m16int
-        | C::Fimul_m16int
-        | C::Ficom_m16int
-        | C::Ficomp_m16int
-        | C::Fisub_m16int
-        | C::Fisubr_m16int
-        | C::Fidiv_m16int
-        | C::Fidivr_m16int => (2, false),
-        C::Fst_m32fp | C::Fstp_m32fp | C::Fist_m32int | C::Fistp_m32int | C::Fisttp_m32int => (4, true),
-        C::Fst_m64fp | C::Fstp_m64fp | C::Fistp_m64int | C::Fisttp_m64int => (8, true),
-        C::Fstp_m80fp | C::Fbstp_m80bcd => (10, true),
-        C::Fist_m16int | C::Fistp_m16int | C::Fisttp_m16int | C::Fnstcw_m2byte | C::Fnstsw_m2byte => (2, true),
+    let op = i.ops.iter().find(|o| o.kind == OpK::Mem)?;
+    let write = match mnemonic(i) {
+        M::Fld
+        | M::Fild
+        | M::Fbld
+        | M::Fldcw
+        | M::Fadd
+        | M::Fmul
+        | M::Fsub
+        | M::Fsubr
+        | M::Fdiv
+        | M::Fdivr
+        | M::Fiadd
+        | M::Fimul
+        | M::Fisub
+        | M::Fisubr
+        | M::Fidiv
+        | M::Fidivr
+        | M::Fcom
+        | M::Fcomp
+        | M::Ficom
+        | M::Ficomp => false,
+        M::Fst | M::Fstp | M::Fist | M::Fistp | M::Fisttp | M::Fbstp | M::Fnstcw | M::Fnstsw => true,
         _ => return None,
-    })
+    };
+    Some((op.size as u32, write))
 }
 
 /// The iced-x86 mnemonic of a decoded instruction.
