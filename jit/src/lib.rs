@@ -310,6 +310,9 @@ pub struct Jit {
     /// The code standing in for page-crossing instructions, per mode key
     /// (`Lower::stub`), of the current module generation.
     stubs: HashMap<ModeKey, u64>,
+    /// The shared exit of each mode key's regions (`Lower::exit_stub`), of
+    /// the current module generation.
+    exit_fns: HashMap<ModeKey, u64>,
 }
 
 /// One block to translate: everything the lowering needs, owned.
@@ -328,6 +331,9 @@ struct Job {
     /// generated code holds them; the compile thread never uses them).
     ftlb: *mut helpers::FastTlb,
     shared: *mut Shared,
+    /// The mode's shared exit (`Jit::exit_fn`; 0: none, each region holds
+    /// that code itself).
+    exit_fn: u64,
 }
 
 // SAFETY: a job owns its instructions and chaining slots (heap data whose
@@ -434,8 +440,12 @@ fn lower_job(
     let offs = guest_insns(&job.insns);
     let slots = job.slots.as_ptr() as *mut u64;
     let chain = lower::ChainInfo { slots, nslots: job.slots.len(), page_off: job.phys.page_offset() };
-    let chains =
-        lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).block(&offs, job.off, Some(chain), target);
+    let chains = lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).with_exit_fn(job.exit_fn).block(
+        &offs,
+        job.off,
+        Some(chain),
+        target,
+    );
     // The helpers' trampolines do not save vector registers
     // (`helpers::CALL_CONV`).
     debug_assert!(func.dfg.values().all(|v| func.dfg.value_type(v).is_int()), "float or vector value in a block");
@@ -572,6 +582,7 @@ impl Jit {
             worker: if mode == JitMode::On { start_worker() } else { None },
             next_job: 0,
             stubs: HashMap::new(),
+            exit_fns: HashMap::new(),
         })
     }
 
@@ -601,6 +612,7 @@ impl Jit {
         self.shared.ftlb.iter_mut().for_each(|t| t.clear());
         self.incoming.clear();
         self.stubs.clear();
+        self.exit_fns.clear();
         self.tramp = None;
         self.by_page.clear();
         self.code_bytes = 0;
@@ -674,6 +686,7 @@ impl Jit {
             heat: Arc::new(AtomicU32::new(0)),
             ftlb: &mut self.shared.ftlb[user_mode(mode) as usize],
             shared: &mut *self.shared,
+            exit_fn: self.exit_fn(mode).unwrap_or(0),
         }
     }
 
@@ -769,6 +782,28 @@ impl Jit {
 }
 
 impl Jit {
+    /// The shared exit function of `mode`'s regions in this module
+    /// generation (`Lower::exit_stub`), compiled on first use.
+    fn exit_fn(&mut self, mode: ModeKey) -> Option<u64> {
+        if let Some(&f) = self.exit_fns.get(&mode) {
+            return Some(f);
+        }
+        let module = self.module.as_ref()?;
+        let mut c = cranelift_codegen::Context::new();
+        c.func.name = UserFuncName::user(2, mode);
+        let ftlb: *mut helpers::FastTlb = &mut self.shared.ftlb[user_mode(mode) as usize];
+        let shared: *mut Shared = &mut *self.shared;
+        lower::Lower::new(&mut c.func, &mut self.fctx, mode, ftlb, shared).exit_stub(module.target_config());
+        if let Err(e) = c.compile(module.isa(), &mut ControlPlane::default()) {
+            tracing::error!("the exit for mode {mode:#x} failed to compile: {e:?}");
+            debug_assert!(false, "exit for mode {mode:#x}: {e:?}");
+            return None;
+        }
+        let f = self.define(&Compiled::of(&c)?, PhysAddr(0))?;
+        self.exit_fns.insert(mode, f);
+        Some(f)
+    }
+
     /// For an entry at `phys` (nothing there translatable) whose first
     /// instruction may cross into the next page: a block of the mode's
     /// stub (`Lower::stub`), compiled once per mode key.
@@ -1033,6 +1068,19 @@ pub fn block_ir(cpu: &mut Cpu, ctx: &mut Ctx) -> Option<String> {
     jit.ir_of(cpu, ctx, phys, mode)
 }
 
+/// The Cranelift IR of the exit function of the CPU's current mode key
+/// (`Lower::exit_stub`), for the golden tests.
+pub fn exit_ir(cpu: &Cpu) -> Option<String> {
+    let mut jit = Jit::new(JitMode::Force).ok()?;
+    let mode = cpu.mode_key();
+    let module = jit.module.as_ref()?;
+    let mut func = cranelift_codegen::ir::Function::new();
+    let ftlb: *mut helpers::FastTlb = &mut jit.shared.ftlb[user_mode(mode) as usize];
+    let shared: *mut Shared = &mut *jit.shared;
+    lower::Lower::new(&mut func, &mut jit.fctx, mode, ftlb, shared).exit_stub(module.target_config());
+    Some(func.display().to_string())
+}
+
 impl Jit {
     fn ir_of(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<String> {
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
@@ -1041,7 +1089,7 @@ impl Jit {
         let mut func = cranelift_codegen::ir::Function::new();
         func.signature = lower::block_signature(types::I64);
         let offs = guest_insns(&job.insns);
-        lower::Lower::new(&mut func, &mut self.fctx, mode, job.ftlb, job.shared).block(
+        lower::Lower::new(&mut func, &mut self.fctx, mode, job.ftlb, job.shared).with_exit_fn(job.exit_fn).block(
             &offs,
             off,
             None,

@@ -332,6 +332,9 @@ pub(crate) struct Lower<'a> {
     labels: BTreeMap<u32, Label>,
     /// The shared tail of exits that look their target up (`exit_lookup`).
     lookup_blk: Option<cranelift_codegen::ir::Block>,
+    /// The address of the mode's exit function (`Lower::exit_stub`), which
+    /// such exits tail-call instead (0: none, the tail is in this function).
+    exit_fn: i64,
     /// The shared tail of exits after helpers (`after_helper`).
     after_helper_blk: Option<cranelift_codegen::ir::Block>,
     /// The function's one `return 0` (cold), for exits with the state
@@ -639,6 +642,7 @@ impl<'a> Lower<'a> {
             dirty: [false; 8],
             labels: BTreeMap::new(),
             lookup_blk: None,
+            exit_fn: 0,
             after_helper_blk: None,
             exit_blk: None,
             flags: FlagState::Memory,
@@ -769,6 +773,27 @@ impl<'a> Lower<'a> {
         self.b.finalize(target);
     }
 
+    /// Exits that look their target up tail-call the function at `addr`
+    /// (the mode's `Lower::exit_stub`) instead of holding that code.
+    pub(crate) fn with_exit_fn(mut self, addr: u64) -> Self {
+        self.exit_fn = addr as i64;
+        self
+    }
+
+    /// The function every exit of a mode key that looks its target up
+    /// tail-calls, with EIP stored and `instret` passed (`exit_lookup`):
+    /// the probe of the table of linear entry points, `helpers::lookup`,
+    /// the return to the run loop. One copy per mode key instead of one
+    /// per region: this tail is about 30 IR instructions and 7 CFG blocks,
+    /// a quarter of a small region's IR, and compile time goes with both.
+    pub(crate) fn exit_stub(mut self, target: cranelift_codegen::isa::TargetFrontendConfig) {
+        let eip = self.eip0;
+        self.exit_lookup(eip);
+        self.fill_exit_block();
+        self.b.seal_all_blocks();
+        self.b.finalize(target);
+    }
+
     /// Entry checks (the dispatcher makes them too, but chained entries
     /// come straight from another block): the entry's span of `first`
     /// instructions fits the budget, the whole region the CS limit and, in
@@ -852,6 +877,12 @@ impl<'a> Lower<'a> {
     /// One copy per function: every exit jumps to it with its EIP (the
     /// probe is the same for all, and smaller functions compile faster).
     fn exit_lookup(&mut self, eip: Value) {
+        if self.exit_fn != 0 {
+            let f = self.b.ins().iconst(types::I64, self.exit_fn);
+            let now = self.b.use_var(self.iv);
+            self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, now]);
+            return;
+        }
         if let Some(blk) = self.lookup_blk {
             self.b.ins().jump(blk, &[eip.into()]);
             return;

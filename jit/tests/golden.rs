@@ -55,9 +55,14 @@ fn check(name: &str, build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedEr
     let mut bus = NullBus;
     let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
     let ir = sanitize(&ferrite_jit::block_ir(&mut cpu, &mut ctx).expect("the block translates"));
+    compare(name, &ir);
+}
+
+/// Compare `ir` with `tests/golden/NAME.clif` (or write it).
+fn compare(name: &str, ir: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.clif"));
     if std::env::var_os("FERRITE_BLESS").is_some() || !path.exists() {
-        std::fs::write(&path, &ir).unwrap();
+        std::fs::write(&path, ir).unwrap();
         println!("wrote {}", path.display());
         return;
     }
@@ -118,6 +123,17 @@ fn loads_stores_and_stack_go_through_the_fast_tlb() {
         a.pop(ebx)?;
         a.ret()
     });
+}
+
+#[test]
+fn exits_that_look_their_target_up_share_one_function_per_mode() {
+    // The `ret` of the `memory` snippet tail-calls this function: the
+    // inline probe of the table of linear entry points (both ways), then
+    // `helpers::lookup`, then the return to the run loop.
+    let (cpu, _mem) = flat32(&[0xC3]);
+    let ir = sanitize(&ferrite_jit::exit_ir(&cpu).expect("the exit function builds"));
+    assert!(ir.contains("return_call_indirect"), "{ir}");
+    compare("exit", &ir);
 }
 
 #[test]
