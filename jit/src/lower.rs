@@ -2545,11 +2545,15 @@ impl<'a> Lower<'a> {
             bad = self.b.ins().bor(bad, both);
         }
         self.step_if(g, bad);
-        let (q, r) = if signed {
-            (self.b.ins().sdiv(n, d64), self.b.ins().srem(n, d64))
+        // One host division: the remainder is n - q*d (the host would
+        // otherwise divide twice, and check srem's -1 divisor besides).
+        let q = if signed {
+            self.b.ins().sdiv(n, d64)
         } else {
-            (self.b.ins().udiv(n, d64), self.b.ins().urem(n, d64))
+            self.b.ins().udiv(n, d64)
         };
+        let qd = self.b.ins().imul(q, d64);
+        let r = self.b.ins().isub(n, qd);
         // The quotient must fit `size` bytes.
         let fits = if signed {
             let lo = self.b.ins().ireduce(types::I32, q);
