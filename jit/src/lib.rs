@@ -458,15 +458,27 @@ fn lower_job(
 /// that samples of `perf record` in translated code can be traced to
 /// host and guest instructions (`scripts/jit-profile`).
 fn dump_block(code: &Compiled, func: u64, job: &Job) {
-    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
-    let Some(dir) = DIR.get_or_init(|| std::env::var_os("FERRITE_JIT_DUMP").map(Into::into)) else { return };
-    let bytes = &code.bytes;
+    if dump_dir().is_none() {
+        return;
+    }
     let names: Vec<String> = job
         .insns
         .iter()
         .map(|i| iced_x86::Code::try_from(i.code as usize).map_or_else(|_| "?".into(), |c| format!("{c:?}")))
         .collect();
-    let line = format!("{func:x} {:x} {:x} {:x} {}\n", bytes.len(), job.phys.0, job.mode, names.join(","));
+    dump_code(&code.bytes, func, job.phys.0, job.mode, &names.join(","));
+}
+
+fn dump_dir() -> Option<&'static std::path::PathBuf> {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("FERRITE_JIT_DUMP").map(Into::into)).as_ref()
+}
+
+/// `dump_block` for any function: `what` names it in the index (the guest
+/// instructions of a block, or what a shared function is for).
+fn dump_code(bytes: &[u8], func: u64, phys: u32, mode: ModeKey, what: &str) {
+    let Some(dir) = dump_dir() else { return };
+    let line = format!("{func:x} {:x} {phys:x} {mode:x} {what}\n", bytes.len());
     let r = std::fs::create_dir_all(dir)
         .and_then(|_| std::fs::write(dir.join(format!("{func:x}.bin")), bytes))
         .and_then(|_| {
@@ -799,7 +811,9 @@ impl Jit {
             debug_assert!(false, "exit for mode {mode:#x}: {e:?}");
             return None;
         }
-        let f = self.define(&Compiled::of(&c)?, PhysAddr(0))?;
+        let code = Compiled::of(&c)?;
+        let f = self.define(&code, PhysAddr(0))?;
+        dump_code(&code.bytes, f, 0, mode, "(exit lookup)");
         self.exit_fns.insert(mode, f);
         Some(f)
     }
@@ -826,7 +840,9 @@ impl Jit {
                     debug_assert!(false, "stub for mode {mode:#x}: {e:?}");
                     return None;
                 }
-                let f = self.define(&Compiled::of(&c)?, phys)?;
+                let code = Compiled::of(&c)?;
+                let f = self.define(&code, phys)?;
+                dump_code(&code.bytes, f, 0, mode, "(page-crossing stub)");
                 self.stubs.insert(mode, f);
                 f
             }

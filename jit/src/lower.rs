@@ -2547,11 +2547,7 @@ impl<'a> Lower<'a> {
         self.step_if(g, bad);
         // One host division: the remainder is n - q*d (the host would
         // otherwise divide twice, and check srem's -1 divisor besides).
-        let q = if signed {
-            self.b.ins().sdiv(n, d64)
-        } else {
-            self.b.ins().udiv(n, d64)
-        };
+        let q = if signed { self.b.ins().sdiv(n, d64) } else { self.b.ins().udiv(n, d64) };
         let qd = self.b.ins().imul(q, d64);
         let r = self.b.ins().isub(n, qd);
         // The quotient must fit `size` bytes.
