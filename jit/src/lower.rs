@@ -1239,9 +1239,21 @@ impl<'a> Lower<'a> {
     }
 
     fn spill_flags(&mut self) {
+        self.spill_flags_with(true);
+    }
+
+    /// `spill_flags`; with `compute_cf` false a lazy CF stays lazy (for a
+    /// slow path: what follows it on the fast path keeps the flags in
+    /// variables, and after a fault the interpreter evaluates the record).
+    fn spill_flags_with(&mut self, compute_cf: bool) {
         let FlagState::Known(k) = self.flags else { return };
         let mut lazy = k.lazy;
         match k.op {
+            // (Where CF and OF are known zero, a slow path leaves them and
+            // AF lazy: the record of a logic operation evaluates them to 0.)
+            LazyOp::Logic if !compute_cf && matches!(k.cf, CfSrc::Record) && k.of.is_none() => {
+                lazy |= CF | OF | AF;
+            }
             LazyOp::Logic => {
                 let bits = self.load32(F_BITS);
                 let mut bits = self.b.ins().band_imm_u(bits, !((CF | OF | AF) as i64) & 0xFFFF_FFFF);
@@ -1266,7 +1278,7 @@ impl<'a> Lower<'a> {
                 // materialising helper.
                 let cf = match k.cf {
                     CfSrc::Value(c) if k.lazy & CF == 0 => Some(c),
-                    _ if k.lazy & CF != 0 => {
+                    _ if k.lazy & CF != 0 && compute_cf => {
                         let c = self.flag(&k, CF);
                         let c = if self.b.func.dfg.value_type(c) == types::I32 {
                             c
@@ -1348,7 +1360,18 @@ impl<'a> Lower<'a> {
     /// registers and the flags written back, `instret` and EIP stored
     /// (before a call into Rust that may deliver a fault or run it).
     fn precise_at(&mut self, off: u32) {
-        self.spill_all();
+        self.precise_at_with(off, true);
+    }
+
+    /// `precise_at` for a slow path that joins the fast path again (or
+    /// leaves after a fault): CF may stay lazy (`spill_flags_with`).
+    fn precise_at_cold(&mut self, off: u32) {
+        self.precise_at_with(off, false);
+    }
+
+    fn precise_at_with(&mut self, off: u32, compute_cf: bool) {
+        self.spill_regs();
+        self.spill_flags_with(compute_cf);
         // (Only stored: the lowering's own count stays as it is, so a slow
         // path that joins the main path again gives it no new value.)
         let iv = self.b.use_var(self.iv);
@@ -1780,7 +1803,7 @@ impl<'a> Lower<'a> {
         tail: &[Value],
     ) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
-        self.precise_at(g.off);
+        self.precise_at_cold(g.off);
         let rmw = if for_write { helpers::READ_FOR_WRITE } else { 0 };
         let what = self.konst((helpers::seg_size_arg(seg, size) | rmw) as i64);
         match store {
@@ -1964,7 +1987,7 @@ impl<'a> Lower<'a> {
     /// afterwards.
     fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
-        self.precise_at(g.off);
+        self.precise_at_cold(g.off);
         let fp = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFill));
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
