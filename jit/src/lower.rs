@@ -147,6 +147,15 @@ struct Known {
     carry: Option<Value>,
 }
 
+/// The fast-TLB entry of an access (`Lower::fast_check`): its address as a
+/// value plus a displacement, and the linear address zero-extended.
+#[derive(Clone, Copy)]
+struct TlbAt {
+    at: Value,
+    disp: i32,
+    lin64: Value,
+}
+
 #[derive(Clone, Copy)]
 enum CfSrc {
     /// CF is part of the record (or zero for logic operations).
@@ -1393,7 +1402,7 @@ impl<'a> Lower<'a> {
         let direct = x87_operand(i).map(|(n, write)| {
             let off = self.ea(i);
             let (ok, lin, eaddr) = self.fast_check(i.seg, off, n, write);
-            let host = self.host_addr(eaddr, lin);
+            let host = self.host_addr(eaddr);
             let none = self.b.ins().iconst(types::I64, 0);
             (self.b.ins().select(ok, host, none), lin, n | (write as u32) << 8)
         });
@@ -1745,14 +1754,14 @@ impl<'a> Lower<'a> {
     /// block). Returns the value read (or a dummy for a store).
     fn access(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, store: Option<Value>) -> Value {
         self.sync_before_access();
-        let (ok, lin, eaddr) = self.fast_check(seg, off, size, store.is_some());
+        let (ok, _, eaddr) = self.fast_check(seg, off, size, store.is_some());
         let (slow, fast) = self.fork_not(ok);
         let merge = self.b.create_block();
         // Only a load passes a value to the merge.
         let v = store.is_none().then(|| self.b.append_block_param(merge, types::I32));
         // Fast: straight to host memory (unaligned accesses are fine).
         self.b.switch_to_block(fast);
-        let host = self.host_addr(eaddr, lin);
+        let host = self.host_addr(eaddr);
         match store {
             Some(val) => {
                 self.host_store(host, size, val);
@@ -1838,7 +1847,7 @@ impl<'a> Lower<'a> {
     /// the segment (which inline accesses may use), no wrap, in one page,
     /// a fast-TLB hit for the kind of access, no alignment check. Returns
     /// (all passed, linear address, fast-TLB entry address).
-    fn fast_check(&mut self, seg: u8, off: Value, size: u32, write: bool) -> (Value, Value, (Value, i32)) {
+    fn fast_check(&mut self, seg: u8, off: Value, size: u32, write: bool) -> (Value, Value, TlbAt) {
         let acok = self.ac_ok();
         let flat = self.mode & MODE_FLAT != 0
             && matches!(seg, s if s == SegReg::Ds as u8 || s == SegReg::Es as u8 || s == SegReg::Ss as u8);
@@ -1862,11 +1871,12 @@ impl<'a> Lower<'a> {
         };
         // The entry's byte offset: page number modulo the size, times 16.
         const _: () = assert!(std::mem::size_of::<helpers::FastEntry>() == 16);
-        let idx = self.b.ins().ushr_imm_u(lin, 12 - 4);
+        // (In 64 bits: the host address adds the same extended value.)
+        let lin64 = self.b.ins().uextend(types::I64, lin);
+        let idx = self.b.ins().ushr_imm_u(lin64, 12 - 4);
         let idx = self.b.ins().band_imm_u(idx, ((helpers::FAST_TLB_SIZE - 1) << 4) as i64);
-        let idx = self.b.ins().uextend(types::I64, idx);
-        let eaddr = self.table_entry(self.ftlb, idx);
-        let tag = self.b.ins().load(types::I32, self.mf, eaddr.0, eaddr.1 + if write { 4 } else { 0 });
+        let (at, disp) = self.table_entry(self.ftlb, idx);
+        let tag = self.b.ins().load(types::I32, self.mf, at, disp + if write { 4 } else { 0 });
         // The page of the last byte must be the entry's page: that is a hit
         // for the page of `lin` and no page crossing at once (two adjacent
         // pages never share an entry).
@@ -1877,7 +1887,7 @@ impl<'a> Lower<'a> {
         for extra in [ok.take(), acok].into_iter().flatten() {
             all = self.b.ins().band(all, extra);
         }
-        (all, lin, eaddr)
+        (all, lin, TlbAt { at, disp, lin64 })
     }
 
     /// The address of the entry `byte` bytes into the table at host address
@@ -1896,10 +1906,9 @@ impl<'a> Lower<'a> {
 
     /// The host address of linear `lin` through the fast-TLB entry at
     /// `eaddr` (a value plus a displacement).
-    fn host_addr(&mut self, eaddr: (Value, i32), lin: Value) -> Value {
-        let addend = self.b.ins().load(types::I64, self.mf, eaddr.0, eaddr.1 + 8);
-        let lin64 = self.b.ins().uextend(types::I64, lin);
-        self.b.ins().iadd(addend, lin64)
+    fn host_addr(&mut self, e: TlbAt) -> Value {
+        let addend = self.b.ins().load(types::I64, self.mf, e.at, e.disp + 8);
+        self.b.ins().iadd(addend, e.lin64)
     }
 
     fn host_load(&mut self, host: Value, size: u32) -> Value {
@@ -1932,13 +1941,13 @@ impl<'a> Lower<'a> {
     fn rmw(&mut self, g: &GuestInsn, i: &Insn, size: u32, f: impl FnOnce(&mut Self, Value) -> Value) -> Value {
         self.sync_before_access();
         let off = self.ea(i);
-        let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, true);
+        let (ok, _, eaddr) = self.fast_check(i.seg, off, size, true);
         let (slow, fast) = self.fork_not(ok);
         let join = self.b.create_block();
         let a = self.b.append_block_param(join, types::I32);
         let host = self.b.append_block_param(join, types::I64);
         self.b.switch_to_block(fast);
-        let h = self.host_addr(eaddr, lin);
+        let h = self.host_addr(eaddr);
         let v = self.host_load(h, size);
         self.b.ins().jump(join, &[v.into(), h.into()]);
         self.b.switch_to_block(slow);
@@ -1972,12 +1981,12 @@ impl<'a> Lower<'a> {
     fn load_or_step(&mut self, g: &GuestInsn, i: &Insn, size: u32) -> Value {
         self.sync_before_access();
         let off = self.ea(i);
-        let (ok, lin, eaddr) = self.fast_check(i.seg, off, size, false);
+        let (ok, _, eaddr) = self.fast_check(i.seg, off, size, false);
         let (slow, fast) = self.fork_not(ok);
         self.b.switch_to_block(slow);
         self.step_leave(g, i.seg, off, size);
         self.b.switch_to_block(fast);
-        let host = self.host_addr(eaddr, lin);
+        let host = self.host_addr(eaddr);
         self.host_load(host, size)
     }
 
