@@ -3103,6 +3103,16 @@ impl<'a> Lower<'a> {
             self.taken(g, i);
             return;
         };
+        // When the fall-through leaves the region or reaches a label, both
+        // edges write the state back: once here, before the branch, not
+        // once on each edge (the flags only when the fall-through needs
+        // them; an edge finds nothing left to store).
+        if last || self.labels.contains_key(&next_off) {
+            if last || self.labels[&next_off].flags_live {
+                self.spill_flags();
+            }
+            self.spill_regs();
+        }
         let (taken_blk, fall) = self.fork(c, false);
         self.b.switch_to_block(taken_blk);
         let saved = (self.dirty, self.loaded, self.flags, self.pending);
