@@ -805,7 +805,7 @@ impl Jit {
         c.func.name = UserFuncName::user(2, mode);
         let ftlb: *mut helpers::FastTlb = &mut self.shared.ftlb[user_mode(mode) as usize];
         let shared: *mut Shared = &mut *self.shared;
-        lower::Lower::new(&mut c.func, &mut self.fctx, mode, ftlb, shared).exit_stub(module.target_config());
+        lower::Lower::new_exit(&mut c.func, &mut self.fctx, mode, ftlb, shared).exit_stub(module.target_config());
         if let Err(e) = c.compile(module.isa(), &mut ControlPlane::default()) {
             tracing::error!("the exit for mode {mode:#x} failed to compile: {e:?}");
             debug_assert!(false, "exit for mode {mode:#x}: {e:?}");
@@ -1093,7 +1093,7 @@ pub fn exit_ir(cpu: &Cpu) -> Option<String> {
     let mut func = cranelift_codegen::ir::Function::new();
     let ftlb: *mut helpers::FastTlb = &mut jit.shared.ftlb[user_mode(mode) as usize];
     let shared: *mut Shared = &mut *jit.shared;
-    lower::Lower::new(&mut func, &mut jit.fctx, mode, ftlb, shared).exit_stub(module.target_config());
+    lower::Lower::new_exit(&mut func, &mut jit.fctx, mode, ftlb, shared).exit_stub(module.target_config());
     Some(func.display().to_string())
 }
 

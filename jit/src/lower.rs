@@ -608,9 +608,32 @@ impl<'a> Lower<'a> {
         ftlb: *mut helpers::FastTlb,
         shared: *mut crate::Shared,
     ) -> Lower<'a> {
+        Self::with_signature(func, fctx, mode, ftlb, shared, block_signature(types::I64))
+    }
+
+    /// `new` for the mode's exit function (`exit_stub`), which takes EIP as
+    /// a third parameter.
+    pub(crate) fn new_exit(
+        func: &'a mut Function,
+        fctx: &'a mut FunctionBuilderContext,
+        mode: ModeKey,
+        ftlb: *mut helpers::FastTlb,
+        shared: *mut crate::Shared,
+    ) -> Lower<'a> {
+        Self::with_signature(func, fctx, mode, ftlb, shared, exit_signature(types::I64))
+    }
+
+    fn with_signature(
+        func: &'a mut Function,
+        fctx: &'a mut FunctionBuilderContext,
+        mode: ModeKey,
+        ftlb: *mut helpers::FastTlb,
+        shared: *mut crate::Shared,
+        signature: Signature,
+    ) -> Lower<'a> {
         let code32 = mode & 1 != 0;
         let ptr = types::I64;
-        func.signature = block_signature(ptr);
+        func.signature = signature;
         let mut b = FunctionBuilder::new(func, fctx);
         // Helpers return nothing (`preserve_all` calls cannot): their
         // results are in `Cpu::accel_ret` (`Lower::helper_ret`).
@@ -809,11 +832,10 @@ impl<'a> Lower<'a> {
     /// per region: this tail is about 30 IR instructions and 7 CFG blocks,
     /// a quarter of a small region's IR, and compile time goes with both.
     pub(crate) fn exit_stub(mut self, target: cranelift_codegen::isa::TargetFrontendConfig) {
-        self.b.func.signature = exit_signature(types::I64);
-        let eip = match self.b.func.layout.entry_block() {
-            Some(entry) => self.b.append_block_param(entry, types::I32),
-            None => self.eip0,
-        };
+        // (Made by `new_exit`: the entry block has EIP as its third
+        // parameter.)
+        let param = self.b.func.layout.entry_block().and_then(|e| self.b.block_params(e).get(2).copied());
+        let eip = param.unwrap_or(self.eip0);
         self.exit_lookup(eip);
         self.fill_exit_block();
         self.b.seal_all_blocks();
