@@ -800,21 +800,45 @@ impl Jit {
         if let Some(&f) = self.exit_fns.get(&mode) {
             return Some(f);
         }
+        let f = self.compile_shared(mode, 2, PhysAddr(0), "exit lookup", |func, fctx, ftlb, shared, target| {
+            let sig = lower::exit_signature(types::I64);
+            lower::Lower::with_signature(func, fctx, mode, ftlb, shared, sig).exit_stub(target)
+        })?;
+        self.exit_fns.insert(mode, f);
+        Some(f)
+    }
+
+    /// Compile one of `mode`'s shared functions (`id` tells them apart in
+    /// Cranelift's names, `what` in errors and `FERRITE_JIT_DUMP`):
+    /// `build` lowers it into the function it is given.
+    fn compile_shared(
+        &mut self,
+        mode: ModeKey,
+        id: u32,
+        phys: PhysAddr,
+        what: &str,
+        build: impl FnOnce(
+            &mut cranelift_codegen::ir::Function,
+            &mut FunctionBuilderContext,
+            *mut helpers::FastTlb,
+            *mut Shared,
+            cranelift_codegen::isa::TargetFrontendConfig,
+        ),
+    ) -> Option<u64> {
         let module = self.module.as_ref()?;
         let mut c = cranelift_codegen::Context::new();
-        c.func.name = UserFuncName::user(2, mode);
+        c.func.name = UserFuncName::user(id, mode);
         let ftlb: *mut helpers::FastTlb = &mut self.shared.ftlb[user_mode(mode) as usize];
         let shared: *mut Shared = &mut *self.shared;
-        lower::Lower::new_exit(&mut c.func, &mut self.fctx, mode, ftlb, shared).exit_stub(module.target_config());
+        build(&mut c.func, &mut self.fctx, ftlb, shared, module.target_config());
         if let Err(e) = c.compile(module.isa(), &mut ControlPlane::default()) {
-            tracing::error!("the exit for mode {mode:#x} failed to compile: {e:?}");
-            debug_assert!(false, "exit for mode {mode:#x}: {e:?}");
+            tracing::error!("the {what} for mode {mode:#x} failed to compile: {e:?}");
+            debug_assert!(false, "{what} for mode {mode:#x}: {e:?}");
             return None;
         }
         let code = Compiled::of(&c)?;
-        let f = self.define(&code, PhysAddr(0))?;
-        dump_code(&code.bytes, f, 0, mode, "(exit lookup)");
-        self.exit_fns.insert(mode, f);
+        let f = self.define(&code, phys)?;
+        dump_code(&code.bytes, f, 0, mode, &format!("({what})"));
         Some(f)
     }
 
@@ -829,20 +853,10 @@ impl Jit {
         let func = match self.stubs.get(&mode) {
             Some(&f) => f,
             None => {
-                let module = self.module.as_ref()?;
-                let mut c = cranelift_codegen::Context::new();
-                c.func.name = UserFuncName::user(1, mode);
-                let ftlb: *mut helpers::FastTlb = &mut self.shared.ftlb[user_mode(mode) as usize];
-                let shared: *mut Shared = &mut *self.shared;
-                lower::Lower::new(&mut c.func, &mut self.fctx, mode, ftlb, shared).stub(module.target_config());
-                if let Err(e) = c.compile(module.isa(), &mut ControlPlane::default()) {
-                    tracing::error!("the stub for mode {mode:#x} failed to compile: {e:?}");
-                    debug_assert!(false, "stub for mode {mode:#x}: {e:?}");
-                    return None;
-                }
-                let code = Compiled::of(&c)?;
-                let f = self.define(&code, phys)?;
-                dump_code(&code.bytes, f, 0, mode, "(page-crossing stub)");
+                let f =
+                    self.compile_shared(mode, 1, phys, "page-crossing stub", |func, fctx, ftlb, shared, target| {
+                        lower::Lower::new(func, fctx, mode, ftlb, shared).stub(target)
+                    })?;
                 self.stubs.insert(mode, f);
                 f
             }
@@ -1093,7 +1107,8 @@ pub fn exit_ir(cpu: &Cpu) -> Option<String> {
     let mut func = cranelift_codegen::ir::Function::new();
     let ftlb: *mut helpers::FastTlb = &mut jit.shared.ftlb[user_mode(mode) as usize];
     let shared: *mut Shared = &mut *jit.shared;
-    lower::Lower::new_exit(&mut func, &mut jit.fctx, mode, ftlb, shared).exit_stub(module.target_config());
+    let sig = lower::exit_signature(types::I64);
+    lower::Lower::with_signature(&mut func, &mut jit.fctx, mode, ftlb, shared, sig).exit_stub(module.target_config());
     Some(func.display().to_string())
 }
 

@@ -396,7 +396,7 @@ pub(crate) fn block_signature(ptr: types::Type) -> Signature {
 /// The per-mode exit function's (`Lower::exit_stub`): a block's, and EIP
 /// (also stored in `CpuState`; in a register it is not on the probe's
 /// critical path as a load of what the caller just stored).
-fn exit_signature(ptr: types::Type) -> Signature {
+pub(crate) fn exit_signature(ptr: types::Type) -> Signature {
     let mut sig = block_signature(ptr);
     sig.params.push(AbiParam::new(types::I32));
     sig
@@ -611,19 +611,9 @@ impl<'a> Lower<'a> {
         Self::with_signature(func, fctx, mode, ftlb, shared, block_signature(types::I64))
     }
 
-    /// `new` for the mode's exit function (`exit_stub`), which takes EIP as
-    /// a third parameter.
-    pub(crate) fn new_exit(
-        func: &'a mut Function,
-        fctx: &'a mut FunctionBuilderContext,
-        mode: ModeKey,
-        ftlb: *mut helpers::FastTlb,
-        shared: *mut crate::Shared,
-    ) -> Lower<'a> {
-        Self::with_signature(func, fctx, mode, ftlb, shared, exit_signature(types::I64))
-    }
-
-    fn with_signature(
+    /// `new` for a function of another signature (the mode's exit
+    /// function, `exit_stub`, takes EIP as a third parameter).
+    pub(crate) fn with_signature(
         func: &'a mut Function,
         fctx: &'a mut FunctionBuilderContext,
         mode: ModeKey,
@@ -832,8 +822,8 @@ impl<'a> Lower<'a> {
     /// per region: this tail is about 30 IR instructions and 7 CFG blocks,
     /// a quarter of a small region's IR, and compile time goes with both.
     pub(crate) fn exit_stub(mut self, target: cranelift_codegen::isa::TargetFrontendConfig) {
-        // (Made by `new_exit`: the entry block has EIP as its third
-        // parameter.)
+        // (Made with `exit_signature`: the entry block has EIP as its
+        // third parameter.)
         let param = self.b.func.layout.entry_block().and_then(|e| self.b.block_params(e).get(2).copied());
         let eip = param.unwrap_or(self.eip0);
         self.exit_lookup(eip);
