@@ -912,8 +912,10 @@ impl<'a> Lower<'a> {
     /// `helpers::mem_write`); the table is emptied with the fast TLB (whose
     /// stamp fixes the linear-to-physical mapping) and when blocks go.
     ///
-    /// One copy per function: every exit jumps to it with its EIP (the
-    /// probe is the same for all, and smaller functions compile faster).
+    /// A region tail-calls the mode's exit function (`with_exit_fn`,
+    /// `exit_stub`) with EIP; that function (and a region whose exit
+    /// function could not be made) holds this code once, as a block every
+    /// exit jumps to with its EIP.
     fn exit_lookup(&mut self, eip: Value) {
         if self.exit_fn != 0 {
             let f = self.b.ins().iconst(types::I64, self.exit_fn);
