@@ -816,7 +816,8 @@ impl<'a> Lower<'a> {
     }
 
     /// The function every exit of a mode key that looks its target up
-    /// tail-calls, with EIP stored and `instret` passed (`exit_lookup`):
+    /// tail-calls, with `instret` and EIP passed (EIP also stored:
+    /// `exit_lookup`):
     /// the probe of the table of linear entry points, `helpers::lookup`,
     /// the return to the run loop. One copy per mode key instead of one
     /// per region: this tail is about 30 IR instructions and 7 CFG blocks,
@@ -3121,8 +3122,9 @@ impl<'a> Lower<'a> {
         // edges write the state back: once here, before the branch, not
         // once on each edge (the flags only when the fall-through needs
         // them; an edge finds nothing left to store).
-        if last || self.labels.contains_key(&next_off) {
-            if last || self.labels[&next_off].flags_live {
+        let fall_flags = if last { Some(true) } else { self.labels.get(&next_off).map(|l| l.flags_live) };
+        if let Some(flags) = fall_flags {
+            if flags {
                 self.spill_flags();
             }
             self.spill_regs();
