@@ -1366,11 +1366,136 @@ fn gen_misc(g: &mut Gen) -> (String, u32) {
     (format!("{name}{}", size * 8), ARITH)
 }
 
+/// MMX operations on (mm, mm/m64) as (second opcode byte, name); the
+/// unpacks of the low halves read only 32 bits from memory.
+const MMX_OPS: [(u8, &str); 44] = [
+    (0x60, "punpcklbw"),
+    (0x61, "punpcklwd"),
+    (0x62, "punpckldq"),
+    (0x63, "packsswb"),
+    (0x64, "pcmpgtb"),
+    (0x65, "pcmpgtw"),
+    (0x66, "pcmpgtd"),
+    (0x67, "packuswb"),
+    (0x68, "punpckhbw"),
+    (0x69, "punpckhwd"),
+    (0x6A, "punpckhdq"),
+    (0x6B, "packssdw"),
+    (0x74, "pcmpeqb"),
+    (0x75, "pcmpeqw"),
+    (0x76, "pcmpeqd"),
+    (0xD1, "psrlw"),
+    (0xD2, "psrld"),
+    (0xD3, "psrlq"),
+    (0xD5, "pmullw"),
+    (0xD8, "psubusb"),
+    (0xD9, "psubusw"),
+    (0xDB, "pand"),
+    (0xDC, "paddusb"),
+    (0xDD, "paddusw"),
+    (0xDF, "pandn"),
+    (0xE1, "psraw"),
+    (0xE2, "psrad"),
+    (0xE5, "pmulhw"),
+    (0xE8, "psubsb"),
+    (0xE9, "psubsw"),
+    (0xEB, "por"),
+    (0xEC, "paddsb"),
+    (0xED, "paddsw"),
+    (0xEF, "pxor"),
+    (0xF1, "psllw"),
+    (0xF2, "pslld"),
+    (0xF3, "psllq"),
+    (0xF5, "pmaddwd"),
+    (0xF8, "psubb"),
+    (0xF9, "psubw"),
+    (0xFA, "psubd"),
+    (0xFC, "paddb"),
+    (0xFD, "paddw"),
+    (0xFE, "paddd"),
+];
+
+/// A 64-bit MMX operand biased toward lane limits (saturation, signs).
+fn mmx_value(rng: &mut Rng) -> u64 {
+    let r = rng.next();
+    match rng.below(8) {
+        0 => 0,
+        1 => u64::MAX,
+        2 => 0x8000_8000_8000_8000 ^ (r & 0x00FF_00FF_00FF_00FF),
+        3 => 0x7F7F_7F7F_7F7F_7F7F ^ (r & 0x0101_0101_0101_0101),
+        4 => 0x8080_8080_8080_8080 | (r & 0x0101_0101_0101_0101),
+        5 => 0x7FFF_8000_0000_FFFF ^ (r & 0x0001_0001_0001_0001),
+        _ => r,
+    }
+}
+
+/// One MMX instruction between loads of its registers from the block
+/// (MOVQ) and a store of the result to the block, then EMMS: the block,
+/// and for MOVD to a general register that register, carry the result.
+fn gen_mmx(g: &mut Gen) -> (String, u32) {
+    let abs = |g: &mut Gen, op: u8, reg: u8, off: u32| {
+        g.bytes(&[0x0F, op, reg << 3 | 5]);
+        g.imm(SCRATCH + off, 4);
+    };
+    let d = g.rng.below(8) as u8;
+    let s = g.rng.below(8) as u8;
+    let (o1, o2, o3) = (g.mem_off(8), g.mem_off(8), g.mem_off(8));
+    let (a, b) = (mmx_value(g.rng), mmx_value(g.rng));
+    g.c.mem[o1 as usize..o1 as usize + 8].copy_from_slice(&a.to_le_bytes());
+    abs(g, 0x6F, d, o1);
+    let name = match g.rng.below(10) {
+        0 => {
+            // MOVD mm, r32 / MOVD r32, mm / MOVD m32, mm / MOVD mm, m32.
+            // (Not ESP: the driver's.)
+            let r = g.rng.pick(&[0u8, 1, 2, 3, 5, 6, 7]);
+            match g.rng.below(4) {
+                0 => g.bytes(&[0x0F, 0x6E, 0xC0 | d << 3 | r]),
+                1 => g.bytes(&[0x0F, 0x7E, 0xC0 | d << 3 | r]),
+                2 => abs(g, 0x7E, d, o2),
+                _ => abs(g, 0x6E, d, o2),
+            }
+            "movd"
+        }
+        1 => {
+            let k = g.rng.below(8) as usize;
+            let (op, grp, name) = [
+                (0x71, 2, "psrlw_imm"),
+                (0x71, 4, "psraw_imm"),
+                (0x71, 6, "psllw_imm"),
+                (0x72, 2, "psrld_imm"),
+                (0x72, 4, "psrad_imm"),
+                (0x72, 6, "pslld_imm"),
+                (0x73, 2, "psrlq_imm"),
+                (0x73, 6, "psllq_imm"),
+            ][k];
+            let n = if g.rng.chance(3, 4) { g.rng.below(70) } else { g.rng.below(256) };
+            g.bytes(&[0x0F, op, 0xC0 | grp << 3 | d, n as u8]);
+            name
+        }
+        _ => {
+            let (op, name) = g.rng.pick(&MMX_OPS);
+            let shift = matches!(op, 0xD1..=0xD3 | 0xE1 | 0xE2 | 0xF1..=0xF3);
+            let b = if shift && g.rng.chance(3, 4) { g.rng.below(70) as u64 } else { b };
+            g.c.mem[o2 as usize..o2 as usize + 8].copy_from_slice(&b.to_le_bytes());
+            if g.rng.chance(1, 2) {
+                abs(g, 0x6F, s, o2);
+                g.bytes(&[0x0F, op, 0xC0 | d << 3 | s]);
+            } else {
+                abs(g, op, d, o2);
+            }
+            name
+        }
+    };
+    abs(g, 0x7F, d, o3);
+    g.bytes(&[0x0F, 0x77]);
+    (name.into(), ARITH)
+}
+
 type Family = fn(&mut Gen) -> (String, u32);
 
 /// Generate `n` cases from `seed`.
 fn generate(n: usize, seed: u64, salc: bool) -> Vec<Case> {
-    let families: [(u32, Family); 22] = [
+    let families: [(u32, Family); 23] = [
         (40, gen_alu),
         (8, gen_test),
         (14, gen_unary),
@@ -1393,6 +1518,7 @@ fn generate(n: usize, seed: u64, salc: bool) -> Vec<Case> {
         (20, gen_stack),
         (12, gen_misc),
         (4, gen_sreg),
+        (30, gen_mmx),
     ];
     let total: u32 = families.iter().map(|f| f.0).sum();
     let mut rng = Rng(seed | 1);

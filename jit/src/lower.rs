@@ -67,10 +67,14 @@ pub(crate) struct GuestInsn {
 /// Whether instruction `i`, run through the interpreter, leaves the
 /// general registers and the arithmetic flags alone: true, true for the
 /// x87 instructions (D8-DF escapes, FWAIT) except FSTSW AX (writes AX) and
-/// FCOMI/FUCOMI (write ZF, PF, CF).
+/// FCOMI/FUCOMI (write ZF, PF, CF), and for MMX except MOVD r32, mm.
 fn x87_keeps(i: &Insn) -> (bool, bool) {
     let Ok(code) = Code::try_from(i.code as usize) else { return (false, false) };
     let m = code.mnemonic();
+    if code.cpuid_features().contains(&iced_x86::CpuidFeature::MMX) {
+        // MMX: only MOVD to a general register writes one; no flags.
+        return (!(m == M::Movd && i.ops[0].kind == OpK::Reg), true);
+    }
     let x87 = m == M::Wait
         || code.cpuid_features().iter().any(|f| {
             use iced_x86::CpuidFeature as F;

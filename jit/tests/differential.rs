@@ -283,6 +283,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             // above the code (at random addresses stores would mostly
             // rewrite code, and with the JIT forced each rewrite
             // recompiles a region).
+            11 if rng.below(4) == 0 => gen_mmx(rng, out, code32),
             11 => match rng.below(if code32 { 6 } else { 4 }) {
                 0 => reg_or_mem(rng, out, code32, &[0xD9], 0),
                 4 | 5 => {
@@ -366,6 +367,39 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             }
         },
         _ => out.extend([0xEB, (rng.below(16) as i32 - 12) as i8 as u8]),
+    }
+}
+
+/// An MMX instruction: arithmetic, logic, compares, packs, unpacks and
+/// shifts on registers or memory, shifts by an immediate, MOVD/MOVQ in
+/// each direction (stores, in 32-bit code, at data above the code), EMMS.
+/// With the x87 instructions around them they also meet a stack that MMX
+/// left full.
+fn gen_mmx(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
+    const OPS: [u8; 16] =
+        [0x60, 0x63, 0x65, 0x67, 0x6A, 0x6B, 0x74, 0xD1, 0xD5, 0xD9, 0xDF, 0xE2, 0xE5, 0xED, 0xF5, 0xFE];
+    let d = rng.byte() & 7;
+    match rng.below(8) {
+        0..=2 => {
+            let op = OPS[rng.below(16) as usize];
+            reg_or_mem(rng, out, code32, &[0x0F, op], d)
+        }
+        3 => {
+            let (op, r) = [(0x71, 2), (0x71, 4), (0x72, 6), (0x73, 2), (0x73, 6)][rng.below(5) as usize];
+            out.extend([0x0F, op, 0xC0 | r << 3 | d, rng.byte() & 0x3F]);
+        }
+        4 => {
+            let op = [0x6E, 0x6F][rng.below(2) as usize];
+            reg_or_mem(rng, out, code32, &[0x0F, op], d)
+        }
+        5 => out.extend([0x0F, [0x7E, 0x7F][rng.below(2) as usize], 0xC0 | d << 3 | rng.byte() & 7]),
+        6 if code32 => {
+            let base = [0u8, 1, 2, 3, 5, 6, 7][rng.below(7) as usize];
+            out.push(0xB8 + base);
+            out.extend((0x10_0000 + rng.below(0x10_0000)).to_le_bytes());
+            out.extend([0x0F, [0x7E, 0x7F][rng.below(2) as usize], 0x40 | d << 3 | base, rng.byte()]);
+        }
+        _ => out.extend([0x0F, 0x77]),
     }
 }
 

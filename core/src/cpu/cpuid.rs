@@ -24,11 +24,13 @@ pub const FEAT_CX8: u32 = 1 << 8;
 pub const FEAT_SEP: u32 = 1 << 11;
 pub const FEAT_PGE: u32 = 1 << 13;
 pub const FEAT_CMOV: u32 = 1 << 15;
+pub const FEAT_MMX: u32 = 1 << 23;
 
-/// What this core implements today. DE (CR4.DE, I/O breakpoints) waits for
-/// the debug-register breakpoints. FPU with CMOV also announces FCMOVcc and
-/// FCOMI/FUCOMI.
-pub const FEATURES_EDX: u32 = FEAT_FPU | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV;
+/// What this core implements today: a Pentium II's set but for DE (CR4.DE,
+/// I/O breakpoints), which waits for the debug-register breakpoints, and
+/// MTRR/MCE/MCA/PAT. FPU with CMOV also announces FCMOVcc and FCOMI/FUCOMI.
+pub const FEATURES_EDX: u32 =
+    FEAT_FPU | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV | FEAT_MMX;
 
 /// Result of CPUID for leaf `eax` (sub-leaf ignored): (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
@@ -59,12 +61,12 @@ mod tests {
     }
 
     #[test]
-    fn family_is_six_with_fpu_and_cmov_but_no_mmx_yet() {
+    fn family_is_six_with_fpu_cmov_and_mmx() {
         let (sig, _, _, edx) = cpuid(1);
         assert_eq!((sig >> 8) & 0xF, 6);
         assert_ne!(edx & FEAT_FPU, 0, "the x87 FPU is implemented");
         assert_ne!(edx & FEAT_CMOV, 0, "with FPU: FCMOVcc and FCOMI too");
-        assert_eq!(edx & (1 << 23), 0, "MMX bit only once MMX exists");
+        assert_ne!(edx & FEAT_MMX, 0, "a Pentium II has MMX");
         assert_eq!(edx & (1 << 24), 0, "no FXSR: FXSAVE/FXRSTOR are not implemented");
         assert_eq!(edx & FEAT_DE, 0, "no breakpoints yet, so no DE");
     }

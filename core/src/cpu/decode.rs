@@ -29,6 +29,8 @@ pub enum OpK {
     Dr,
     /// x87 stack register ST(num).
     St,
+    /// MMX register MM(num) (the significand of physical x87 register num).
+    Mmx,
 }
 
 /// One operand: kind, register number and size in bytes.
@@ -468,8 +470,10 @@ fn reg_op(r: Register) -> Op {
         Op { kind: OpK::Reg, num: r.number() as u8, size: 4 }
     } else if r.is_st() {
         Op { kind: OpK::St, num: (r as u32 - Register::ST0 as u32) as u8, size: 10 }
+    } else if (Register::MM0..=Register::MM7).contains(&r) {
+        Op { kind: OpK::Mmx, num: (r as u32 - Register::MM0 as u32) as u8, size: 8 }
     } else {
-        // MMX/XMM/test registers: not implemented, the handler table maps
+        // XMM/test registers: not implemented, the handler table maps
         // such forms to #UD.
         Op { kind: OpK::None, num: 0xFF, size: 0 }
     }

@@ -262,6 +262,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Lar => system::lar,
         M::Lsl => system::lsl,
         M::Arpl => system::arpl,
+        _ if is_mmx(ins) => fpu::mmx::handler(ins, insn),
         _ => ud,
     };
     // LOCK is only legal on read-modify-write forms with a memory
@@ -340,6 +341,8 @@ pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
         | M::Scasw
         | M::Scasd => true,
         M::Cpuid | M::Rdtsc | M::Rdmsr | M::Wait => true,
+        // MMX: FPU state, general registers and memory only.
+        _ if is_mmx(ins) => true,
         // x87 arithmetic, loads, stores and control: FPU state only (FERR#
         // reaches IRQ13 between run slices, not inside a block).
         _ if is_x87_escape(ins) => true,
@@ -355,6 +358,12 @@ pub(crate) fn is_x87_escape(ins: &Instruction) -> bool {
     ins.cpuid_features()
         .iter()
         .any(|f| matches!(f, F::FPU | F::FPU287 | F::FPU287XL_ONLY | F::FPU387 | F::FPU387SL_ONLY))
+}
+
+/// Instructions of the MMX set (`fpu::mmx::handler` rejects the forms of
+/// later extensions).
+pub(crate) fn is_mmx(ins: &Instruction) -> bool {
+    ins.cpuid_features().contains(&iced_x86::CpuidFeature::MMX)
 }
 
 /// Store a relative branch as its displacement from the next instruction,

@@ -34,6 +34,7 @@ mod arith;
 mod ctl;
 pub mod f80;
 mod ldst;
+pub(crate) mod mmx;
 mod trans;
 
 use super::decode::{ExecFn, Insn, OpK};

@@ -11,13 +11,13 @@ use crate::mem::{GuestMemory, PhysAddr};
 use iced_x86::code_asm::*;
 
 /// The vector a planted handler saw (in DX) and the faulting IP (BX).
-const NO_FAULT: u32 = 0xFFFF;
-const DATA: u32 = 0x800;
+pub(super) const NO_FAULT: u32 = 0xFFFF;
+pub(super) const DATA: u32 = 0x800;
 
 /// Run 16-bit real-mode code at 0000:1000 with `cr0` bits set, to HLT.
 /// Handlers for #UD, #NM, #GP and #MF store their vector in DX and the
 /// faulting IP in BX, then halt.
-fn run(
+pub(super) fn run(
     cr0_bits: u32,
     data: &[u8],
     build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
@@ -29,7 +29,7 @@ fn run(
     run_bytes(cr0_bits, data, &code)
 }
 
-fn run_bytes(cr0_bits: u32, data: &[u8], code: &[u8]) -> (Cpu, GuestMemory) {
+pub(super) fn run_bytes(cr0_bits: u32, data: &[u8], code: &[u8]) -> (Cpu, GuestMemory) {
     let mut mem = GuestMemory::new(1 << 20).unwrap();
     mem.load(PhysAddr(0x1000), code);
     mem.load(PhysAddr(DATA), data);
@@ -51,11 +51,11 @@ fn run_bytes(cr0_bits: u32, data: &[u8], code: &[u8]) -> (Cpu, GuestMemory) {
     (cpu, mem)
 }
 
-fn fault(cpu: &Cpu) -> (u32, u32) {
+pub(super) fn fault(cpu: &Cpu) -> (u32, u32) {
     (cpu.state.regs[EDX] & 0xFFFF, cpu.state.regs[EBX] & 0xFFFF)
 }
 
-fn read(mem: &GuestMemory, at: u32, n: usize) -> Vec<u8> {
+pub(super) fn read(mem: &GuestMemory, at: u32, n: usize) -> Vec<u8> {
     let page = mem.page_slice(at >> 12).unwrap();
     let o = (at & 0xFFF) as usize;
     page[o..o + n].to_vec()
@@ -126,7 +126,7 @@ fn wait_raises_nm_only_with_both_mp_and_ts() {
 }
 
 /// FLDCW with ZE unmasked, then 1/0: a pending unmasked exception.
-fn divide_by_zero_unmasked(a: &mut CodeAssembler) -> Result<(), IcedError> {
+pub(super) fn divide_by_zero_unmasked(a: &mut CodeAssembler) -> Result<(), IcedError> {
     a.fninit()?;
     a.fldcw(word_ptr(DATA))?;
     a.fldz()?;

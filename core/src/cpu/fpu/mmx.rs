@@ -1,0 +1,408 @@
+//! MMX (the Pentium II's set: SDM vol. 1 ch. 9, vol. 3 ch. 12). MM0-MM7 are
+//! the significands of the physical x87 registers R0-R7 (not ST(i): the
+//! mapping ignores TOP). Every MMX instruction but EMMS sets TOP to 0 and
+//! tags all registers valid; a write also sets the register's sign and
+//! exponent bits to ones; EMMS tags them all empty (and sets TOP to 0).
+//! FIP/FDP/FOP and the rest of the status word are left alone.
+//!
+//! Checks before anything else: CR0.EM → #UD, CR0.TS → #NM, then a pending
+//! unmasked x87 exception → #MF (with CR0.NE set; FERR# otherwise). A fault
+//! of the memory operand leaves the FPU state unchanged.
+
+use super::super::decode::{Insn, OpK};
+use super::super::exec::ud;
+use super::super::state::{CR0_EM, CR0_TS};
+use super::super::{Cpu, Ctx, Fault, Res};
+use super::F80;
+use crate::cpu::decode::ExecFn;
+use iced_x86::{Instruction, Mnemonic as M};
+
+/// The operation of a two-operand MMX instruction (`Insn::cc`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Op {
+    AddB,
+    AddW,
+    AddD,
+    AddSB,
+    AddSW,
+    AddUSB,
+    AddUSW,
+    SubB,
+    SubW,
+    SubD,
+    SubSB,
+    SubSW,
+    SubUSB,
+    SubUSW,
+    And,
+    AndN,
+    Or,
+    Xor,
+    CmpEqB,
+    CmpEqW,
+    CmpEqD,
+    CmpGtB,
+    CmpGtW,
+    CmpGtD,
+    MulLW,
+    MulHW,
+    MAddWD,
+    PackSSWB,
+    PackSSDW,
+    PackUSWB,
+    UnpckLBW,
+    UnpckLWD,
+    UnpckLDQ,
+    UnpckHBW,
+    UnpckHWD,
+    UnpckHDQ,
+    SllW,
+    SllD,
+    SllQ,
+    SrlW,
+    SrlD,
+    SrlQ,
+    SraW,
+    SraD,
+}
+
+const OPS: [Op; 44] = [
+    Op::AddB,
+    Op::AddW,
+    Op::AddD,
+    Op::AddSB,
+    Op::AddSW,
+    Op::AddUSB,
+    Op::AddUSW,
+    Op::SubB,
+    Op::SubW,
+    Op::SubD,
+    Op::SubSB,
+    Op::SubSW,
+    Op::SubUSB,
+    Op::SubUSW,
+    Op::And,
+    Op::AndN,
+    Op::Or,
+    Op::Xor,
+    Op::CmpEqB,
+    Op::CmpEqW,
+    Op::CmpEqD,
+    Op::CmpGtB,
+    Op::CmpGtW,
+    Op::CmpGtD,
+    Op::MulLW,
+    Op::MulHW,
+    Op::MAddWD,
+    Op::PackSSWB,
+    Op::PackSSDW,
+    Op::PackUSWB,
+    Op::UnpckLBW,
+    Op::UnpckLWD,
+    Op::UnpckLDQ,
+    Op::UnpckHBW,
+    Op::UnpckHWD,
+    Op::UnpckHDQ,
+    Op::SllW,
+    Op::SllD,
+    Op::SllQ,
+    Op::SrlW,
+    Op::SrlD,
+    Op::SrlQ,
+    Op::SraW,
+    Op::SraD,
+];
+
+/// The semantics function of an MMX instruction (operands already decoded
+/// into `insn`, MMX registers as `OpK::Mmx`); forms of later extensions
+/// (SSE's integer additions, SSE2's PADDQ/PSUBQ/PMULUDQ on MMX registers)
+/// are #UD on this model.
+pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
+    use iced_x86::CpuidFeature as F;
+    if ins.cpuid_features() != [F::MMX] {
+        return ud;
+    }
+    let op = match ins.mnemonic() {
+        M::Emms => return emms,
+        M::Movd | M::Movq => return mov,
+        M::Paddb => Op::AddB,
+        M::Paddw => Op::AddW,
+        M::Paddd => Op::AddD,
+        M::Paddsb => Op::AddSB,
+        M::Paddsw => Op::AddSW,
+        M::Paddusb => Op::AddUSB,
+        M::Paddusw => Op::AddUSW,
+        M::Psubb => Op::SubB,
+        M::Psubw => Op::SubW,
+        M::Psubd => Op::SubD,
+        M::Psubsb => Op::SubSB,
+        M::Psubsw => Op::SubSW,
+        M::Psubusb => Op::SubUSB,
+        M::Psubusw => Op::SubUSW,
+        M::Pand => Op::And,
+        M::Pandn => Op::AndN,
+        M::Por => Op::Or,
+        M::Pxor => Op::Xor,
+        M::Pcmpeqb => Op::CmpEqB,
+        M::Pcmpeqw => Op::CmpEqW,
+        M::Pcmpeqd => Op::CmpEqD,
+        M::Pcmpgtb => Op::CmpGtB,
+        M::Pcmpgtw => Op::CmpGtW,
+        M::Pcmpgtd => Op::CmpGtD,
+        M::Pmullw => Op::MulLW,
+        M::Pmulhw => Op::MulHW,
+        M::Pmaddwd => Op::MAddWD,
+        M::Packsswb => Op::PackSSWB,
+        M::Packssdw => Op::PackSSDW,
+        M::Packuswb => Op::PackUSWB,
+        M::Punpcklbw => Op::UnpckLBW,
+        M::Punpcklwd => Op::UnpckLWD,
+        M::Punpckldq => Op::UnpckLDQ,
+        M::Punpckhbw => Op::UnpckHBW,
+        M::Punpckhwd => Op::UnpckHWD,
+        M::Punpckhdq => Op::UnpckHDQ,
+        M::Psllw => Op::SllW,
+        M::Pslld => Op::SllD,
+        M::Psllq => Op::SllQ,
+        M::Psrlw => Op::SrlW,
+        M::Psrld => Op::SrlD,
+        M::Psrlq => Op::SrlQ,
+        M::Psraw => Op::SraW,
+        M::Psrad => Op::SraD,
+        _ => return ud,
+    };
+    if insn.ops[0].kind != OpK::Mmx {
+        return ud;
+    }
+    insn.cc = op as u8;
+    binop
+}
+
+impl Cpu {
+    /// The checks every MMX instruction makes first.
+    fn mmx_start(&self) -> Res<()> {
+        if self.state.cr0 & CR0_EM != 0 {
+            return Err(Fault::UD);
+        }
+        if self.state.cr0 & CR0_TS != 0 {
+            return Err(Fault::NM);
+        }
+        self.fpu_pending()
+    }
+
+    /// The x87 side effects of an MMX instruction other than EMMS.
+    fn mmx_done(&mut self) {
+        self.state.fpu.top = 0;
+        self.state.fpu.empty = 0;
+    }
+
+    /// MMi (the significand of physical register Ri).
+    pub fn mmx(&self, n: u8) -> u64 {
+        self.state.fpu.regs[n as usize & 7].mant
+    }
+
+    fn set_mmx(&mut self, n: u8, v: u64) {
+        self.state.fpu.regs[n as usize & 7] = F80 { mant: v, se: 0xFFFF };
+    }
+
+    /// Operand `n` of `i` (an MMX register, or memory of the operand's
+    /// size, 4 or 8 bytes, zero-extended).
+    fn mmx_src(&mut self, ctx: &mut Ctx, i: &Insn, n: usize) -> Res<u64> {
+        let o = i.ops[n];
+        match o.kind {
+            OpK::Mmx => Ok(self.mmx(o.num)),
+            OpK::Reg => Ok(self.get_reg(o.num, 4) as u64),
+            OpK::Mem if o.size == 8 => {
+                let mut b = [0u8; 8];
+                self.fpu_read(ctx, i, &mut b, 8)?;
+                Ok(u64::from_le_bytes(b))
+            }
+            OpK::Mem => {
+                let off = self.ea(i);
+                Ok(self.read_mem(ctx, i.seg as usize, off, 4)? as u64)
+            }
+            // The shifts' immediate count.
+            _ => Ok(i.imm as u8 as u64),
+        }
+    }
+}
+
+fn emms(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
+    cpu.mmx_start()?;
+    cpu.state.fpu.top = 0;
+    cpu.state.fpu.empty = 0xFF;
+    Ok(())
+}
+
+/// MOVD and MOVQ in all directions (MMX register, 32-bit register, memory).
+fn mov(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.mmx_start()?;
+    let v = cpu.mmx_src(ctx, i, 1)?;
+    let d = i.ops[0];
+    match d.kind {
+        OpK::Mmx => cpu.set_mmx(d.num, v),
+        OpK::Reg => cpu.set_reg(d.num, 4, v as u32),
+        _ if d.size == 8 => cpu.fpu_write(ctx, i, &v.to_le_bytes(), 8)?,
+        _ => {
+            let off = cpu.ea(i);
+            cpu.write_mem(ctx, i.seg as usize, off, 4, v as u32)?;
+        }
+    }
+    cpu.mmx_done();
+    Ok(())
+}
+
+/// The two-operand arithmetic, logic, compare, pack, unpack and shift
+/// instructions: MMi := MMi op source.
+fn binop(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.mmx_start()?;
+    let b = cpu.mmx_src(ctx, i, 1)?;
+    let d = i.ops[0].num;
+    let a = cpu.mmx(d);
+    let op = OPS.get(i.cc as usize).copied().ok_or(Fault::UD)?;
+    cpu.set_mmx(d, compute(op, a, b));
+    cpu.mmx_done();
+    Ok(())
+}
+
+fn bytes(v: u64) -> [u8; 8] {
+    v.to_le_bytes()
+}
+
+fn words(v: u64) -> [u16; 4] {
+    std::array::from_fn(|k| (v >> (16 * k)) as u16)
+}
+
+fn dwords(v: u64) -> [u32; 2] {
+    [v as u32, (v >> 32) as u32]
+}
+
+fn from_bytes(b: [u8; 8]) -> u64 {
+    u64::from_le_bytes(b)
+}
+
+fn from_words(w: [u16; 4]) -> u64 {
+    w.iter().enumerate().fold(0, |acc, (k, &x)| acc | (x as u64) << (16 * k))
+}
+
+fn from_dwords(d: [u32; 2]) -> u64 {
+    d[0] as u64 | (d[1] as u64) << 32
+}
+
+fn map8(a: u64, b: u64, f: impl Fn(u8, u8) -> u8) -> u64 {
+    let (x, y) = (bytes(a), bytes(b));
+    from_bytes(std::array::from_fn(|k| f(x[k], y[k])))
+}
+
+fn map16(a: u64, b: u64, f: impl Fn(u16, u16) -> u16) -> u64 {
+    let (x, y) = (words(a), words(b));
+    from_words(std::array::from_fn(|k| f(x[k], y[k])))
+}
+
+fn map32(a: u64, b: u64, f: impl Fn(u32, u32) -> u32) -> u64 {
+    let (x, y) = (dwords(a), dwords(b));
+    from_dwords(std::array::from_fn(|k| f(x[k], y[k])))
+}
+
+/// All ones for true (truncated to the lane).
+fn ones(c: bool) -> u64 {
+    if c {
+        u64::MAX
+    } else {
+        0
+    }
+}
+
+fn sat_i8(v: i32) -> u8 {
+    v.clamp(-128, 127) as i8 as u8
+}
+
+fn sat_u8(v: i32) -> u8 {
+    v.clamp(0, 255) as u8
+}
+
+fn sat_i16(v: i32) -> u16 {
+    v.clamp(-32768, 32767) as i16 as u16
+}
+
+/// `a op b` for the two-operand instructions (a: the destination).
+pub(crate) fn compute(op: Op, a: u64, b: u64) -> u64 {
+    // Shift counts are the whole 64-bit source (or the immediate).
+    let shl = |bits: u32, a: u64, f: &dyn Fn(u64, u32) -> u64| if b >= bits as u64 { 0 } else { f(a, b as u32) };
+    match op {
+        Op::AddB => map8(a, b, u8::wrapping_add),
+        Op::AddW => map16(a, b, u16::wrapping_add),
+        Op::AddD => map32(a, b, u32::wrapping_add),
+        Op::AddSB => map8(a, b, |x, y| (x as i8).saturating_add(y as i8) as u8),
+        Op::AddSW => map16(a, b, |x, y| (x as i16).saturating_add(y as i16) as u16),
+        Op::AddUSB => map8(a, b, u8::saturating_add),
+        Op::AddUSW => map16(a, b, u16::saturating_add),
+        Op::SubB => map8(a, b, u8::wrapping_sub),
+        Op::SubW => map16(a, b, u16::wrapping_sub),
+        Op::SubD => map32(a, b, u32::wrapping_sub),
+        Op::SubSB => map8(a, b, |x, y| (x as i8).saturating_sub(y as i8) as u8),
+        Op::SubSW => map16(a, b, |x, y| (x as i16).saturating_sub(y as i16) as u16),
+        Op::SubUSB => map8(a, b, u8::saturating_sub),
+        Op::SubUSW => map16(a, b, u16::saturating_sub),
+        Op::And => a & b,
+        Op::AndN => !a & b,
+        Op::Or => a | b,
+        Op::Xor => a ^ b,
+        Op::CmpEqB => map8(a, b, |x, y| ones(x == y) as u8),
+        Op::CmpEqW => map16(a, b, |x, y| ones(x == y) as u16),
+        Op::CmpEqD => map32(a, b, |x, y| ones(x == y) as u32),
+        Op::CmpGtB => map8(a, b, |x, y| ones(x as i8 > y as i8) as u8),
+        Op::CmpGtW => map16(a, b, |x, y| ones(x as i16 > y as i16) as u16),
+        Op::CmpGtD => map32(a, b, |x, y| ones(x as i32 > y as i32) as u32),
+        Op::MulLW => map16(a, b, |x, y| (x as i16 as i32).wrapping_mul(y as i16 as i32) as u16),
+        Op::MulHW => map16(a, b, |x, y| ((x as i16 as i32 * y as i16 as i32) >> 16) as u16),
+        Op::MAddWD => {
+            let (x, y) = (words(a), words(b));
+            let p = |k: usize| (x[k] as i16 as i32).wrapping_mul(y[k] as i16 as i32);
+            from_dwords([p(0).wrapping_add(p(1)) as u32, p(2).wrapping_add(p(3)) as u32])
+        }
+        Op::PackSSWB => {
+            let (x, y) = (words(a), words(b));
+            from_bytes(std::array::from_fn(|k| sat_i8(if k < 4 { x[k] } else { y[k - 4] } as i16 as i32)))
+        }
+        Op::PackUSWB => {
+            let (x, y) = (words(a), words(b));
+            from_bytes(std::array::from_fn(|k| sat_u8(if k < 4 { x[k] } else { y[k - 4] } as i16 as i32)))
+        }
+        Op::PackSSDW => {
+            let (x, y) = (dwords(a), dwords(b));
+            let v = [x[0], x[1], y[0], y[1]];
+            from_words(std::array::from_fn(|k| sat_i16(v[k] as i32)))
+        }
+        Op::UnpckLBW | Op::UnpckHBW => {
+            let h = if op == Op::UnpckHBW { 4 } else { 0 };
+            let (x, y) = (bytes(a), bytes(b));
+            from_bytes(std::array::from_fn(|k| if k % 2 == 0 { x[h + k / 2] } else { y[h + k / 2] }))
+        }
+        Op::UnpckLWD | Op::UnpckHWD => {
+            let h = if op == Op::UnpckHWD { 2 } else { 0 };
+            let (x, y) = (words(a), words(b));
+            from_words(std::array::from_fn(|k| if k % 2 == 0 { x[h + k / 2] } else { y[h + k / 2] }))
+        }
+        Op::UnpckLDQ => from_dwords([dwords(a)[0], dwords(b)[0]]),
+        Op::UnpckHDQ => from_dwords([dwords(a)[1], dwords(b)[1]]),
+        Op::SllW => shl(16, a, &|a, n| map16(a, 0, |x, _| x << n)),
+        Op::SllD => shl(32, a, &|a, n| map32(a, 0, |x, _| x << n)),
+        Op::SllQ => shl(64, a, &|a, n| a << n),
+        Op::SrlW => shl(16, a, &|a, n| map16(a, 0, |x, _| x >> n)),
+        Op::SrlD => shl(32, a, &|a, n| map32(a, 0, |x, _| x >> n)),
+        Op::SrlQ => shl(64, a, &|a, n| a >> n),
+        Op::SraW => {
+            let n = b.min(15) as u32;
+            map16(a, 0, |x, _| ((x as i16) >> n) as u16)
+        }
+        Op::SraD => {
+            let n = b.min(31) as u32;
+            map32(a, 0, |x, _| ((x as i32) >> n) as u32)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
