@@ -25,12 +25,14 @@ pub const FEAT_SEP: u32 = 1 << 11;
 pub const FEAT_PGE: u32 = 1 << 13;
 pub const FEAT_CMOV: u32 = 1 << 15;
 pub const FEAT_MMX: u32 = 1 << 23;
+pub const FEAT_FXSR: u32 = 1 << 24;
 
 /// What this core implements today: a Pentium II's set but for DE (CR4.DE,
 /// I/O breakpoints), which waits for the debug-register breakpoints, and
-/// MTRR/MCE/MCA/PAT. FPU with CMOV also announces FCMOVcc and FCOMI/FUCOMI.
+/// MTRR/MCE/MCA/PAT, PAE and PSE-36. FPU with CMOV also announces FCMOVcc and
+/// FCOMI/FUCOMI; FXSR is FXSAVE/FXRSTOR and CR4.OSFXSR.
 pub const FEATURES_EDX: u32 =
-    FEAT_FPU | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV | FEAT_MMX;
+    FEAT_FPU | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV | FEAT_MMX | FEAT_FXSR;
 
 /// Result of CPUID for leaf `eax` (sub-leaf ignored): (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
@@ -67,7 +69,8 @@ mod tests {
         assert_ne!(edx & FEAT_FPU, 0, "the x87 FPU is implemented");
         assert_ne!(edx & FEAT_CMOV, 0, "with FPU: FCMOVcc and FCOMI too");
         assert_ne!(edx & FEAT_MMX, 0, "a Pentium II has MMX");
-        assert_eq!(edx & (1 << 24), 0, "no FXSR: FXSAVE/FXRSTOR are not implemented");
+        assert_ne!(edx & FEAT_FXSR, 0, "FXSAVE/FXRSTOR (Pentium II)");
+        assert_eq!(edx & (1 << 25), 0, "no SSE yet");
         assert_eq!(edx & FEAT_DE, 0, "no breakpoints yet, so no DE");
     }
 }

@@ -236,6 +236,8 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Cli => control::cli,
         M::Sti => control::sti,
         M::Wait => fpu::fwait,
+        M::Fxsave => fpu::fxsave,
+        M::Fxrstor => fpu::fxrstor,
         M::Ud2 => ud,
         M::Cpuid => system::cpuid,
         M::Rdtsc => system::rdtsc,

@@ -142,6 +142,8 @@ pub const CR4_TSD: u32 = 1 << 2;
 pub const CR4_DE: u32 = 1 << 3;
 pub const CR4_PSE: u32 = 1 << 4;
 pub const CR4_PGE: u32 = 1 << 7;
+/// The OS saves the x87/MMX (and SSE) state with FXSAVE/FXRSTOR.
+pub const CR4_OSFXSR: u32 = 1 << 9;
 
 impl Default for CpuState {
     fn default() -> Self {

@@ -27,9 +27,11 @@ fn require_protected(cpu: &Cpu) -> Res<()> {
     Ok(())
 }
 
-/// CR4 bits this model implements: TSD, PSE, PGE, PCE (VME, PVI and DE are
-/// not, so setting them is #GP as on a CPU without those features).
-const CR4_VALID: u32 = super::state::CR4_TSD | super::state::CR4_PSE | super::state::CR4_PGE | (1 << 8);
+/// CR4 bits this model implements: TSD, PSE, PGE, PCE, OSFXSR (VME, PVI
+/// and DE are not, so setting them is #GP as on a CPU without those
+/// features; OSXMMEXCPT waits for SSE).
+const CR4_VALID: u32 =
+    super::state::CR4_TSD | super::state::CR4_PSE | super::state::CR4_PGE | (1 << 8) | super::state::CR4_OSFXSR;
 
 impl Cpu {
     /// Write CR0 with the architectural checks (SDM vol. 3, 2.5).

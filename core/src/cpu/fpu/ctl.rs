@@ -1,12 +1,12 @@
 //! Control instructions: FNINIT FNCLEX FNSTSW FNSTCW FLDCW, the
-//! environment and state images (FNSTENV FLDENV FNSAVE FRSTOR), FFREE,
-//! FINCSTP FDECSTP and FNOP.
+//! environment and state images (FNSTENV FLDENV FNSAVE FRSTOR, FXSAVE
+//! FXRSTOR), FFREE, FINCSTP FDECSTP and FNOP.
 
 use super::f80::F80;
 use super::{FpuState, Kind, EXC_MASK, SW_B, SW_ES, SW_SF};
 use crate::cpu::decode::{Insn, OpK};
-use crate::cpu::state::EAX;
-use crate::cpu::{Cpu, Ctx, Res};
+use crate::cpu::state::{CR0_EM, CR0_TS, EAX};
+use crate::cpu::{Cpu, Ctx, Fault, Res};
 
 pub(super) fn fninit(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.fpu_start(i, Kind::NoWait)?;
@@ -219,4 +219,76 @@ pub(super) fn fnop(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
 /// FNENI, FNDISI, FNSETPM: no-ops since the 387.
 pub(super) fn fnop_nowait(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.fpu_start(i, Kind::NoWait)
+}
+
+/// Bytes of the FXSAVE image this model writes and reads: the x87 and
+/// MMX state (the MXCSR and XMM fields that follow belong to SSE).
+const FX_X87: usize = 160;
+
+/// The checks of FXSAVE/FXRSTOR: a memory operand, CR0.EM or TS → #NM,
+/// then #GP(0) unless the operand's linear address is 16-byte aligned
+/// (whatever the alignment-check setting). They wait for nothing: a
+/// pending x87 exception stays pending (SDM vol. 2, FXSAVE).
+fn fx_start(cpu: &mut Cpu, i: &Insn) -> Res<()> {
+    if i.ops[0].kind != OpK::Mem {
+        return Err(Fault::UD);
+    }
+    if cpu.state.cr0 & (CR0_EM | CR0_TS) != 0 {
+        return Err(Fault::NM);
+    }
+    let off = cpu.ea(i);
+    let lin = cpu.seg_check(i.seg as usize, off, 512, false)?;
+    if lin & 15 != 0 {
+        return Err(Fault::gp(0));
+    }
+    Ok(())
+}
+
+/// FXSAVE m512byte (the 32-bit layout): FCW, FSW, the abridged tag byte
+/// (bit n set: Rn is not empty), FOP, FIP, FCS, FDP, FDS, then ST(0) to
+/// ST(7) in 16-byte slots. Unlike FNSAVE it leaves the FPU as it is.
+pub(crate) fn fxsave(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    fx_start(cpu, i)?;
+    let f = &cpu.state.fpu;
+    let mut img = [0u8; FX_X87];
+    img[0..2].copy_from_slice(&f.cw.to_le_bytes());
+    img[2..4].copy_from_slice(&f.status().to_le_bytes());
+    img[4] = !f.empty;
+    img[6..8].copy_from_slice(&(f.fop & 0x7FF).to_le_bytes());
+    img[8..12].copy_from_slice(&f.fip.to_le_bytes());
+    img[12..14].copy_from_slice(&f.fcs.to_le_bytes());
+    img[16..20].copy_from_slice(&f.fdp.to_le_bytes());
+    img[20..22].copy_from_slice(&f.fds.to_le_bytes());
+    for k in 0..8u8 {
+        let at = 32 + 16 * k as usize;
+        img[at..at + 10].copy_from_slice(&f.st(k).to_bytes());
+    }
+    cpu.fpu_write(ctx, i, &img, 16)
+}
+
+/// FXRSTOR m512byte: the state FXSAVE stores (ES and B follow from the
+/// loaded flags and masks; the abridged tags say only empty or not).
+pub(crate) fn fxrstor(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    fx_start(cpu, i)?;
+    let mut img = [0u8; FX_X87];
+    cpu.fpu_read(ctx, i, &mut img, 16)?;
+    let half = |at: usize| u16::from_le_bytes([img[at], img[at + 1]]);
+    let word = |at: usize| u32::from_le_bytes([img[at], img[at + 1], img[at + 2], img[at + 3]]);
+    let f = &mut cpu.state.fpu;
+    f.set_control(half(0));
+    f.set_status(half(2));
+    f.empty = !img[4];
+    f.fop = half(6) & 0x7FF;
+    f.fip = word(8);
+    f.fcs = half(12);
+    f.fdp = word(16);
+    f.fds = half(20);
+    for k in 0..8u8 {
+        let at = 32 + 16 * k as usize;
+        let mut b = [0u8; 10];
+        b.copy_from_slice(&img[at..at + 10]);
+        let p = f.phys(k);
+        f.regs[p] = F80::from_bytes(b);
+    }
+    Ok(())
 }

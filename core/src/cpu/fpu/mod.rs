@@ -32,6 +32,7 @@
 
 mod arith;
 mod ctl;
+pub(crate) use ctl::{fxrstor, fxsave};
 pub mod f80;
 mod ldst;
 pub(crate) mod mmx;

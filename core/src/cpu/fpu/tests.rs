@@ -325,3 +325,49 @@ fn a_faulting_memory_operand_leaves_the_pointers_alone() {
     assert_eq!((f.fip, f.fop), (0x1002, 0x1E8), "still FLD1's");
     assert_eq!(f.top, 7, "nothing pushed");
 }
+
+#[test]
+fn fxsave_stores_the_x87_state_and_keeps_it() {
+    let (cpu, mem) = run(0, &[], |a| {
+        a.fninit()?;
+        a.fld1()?;
+        a.fldpi()?;
+        a.fxsave(ptr(DATA + 0x100))
+    });
+    assert_eq!(fault(&cpu).0, NO_FAULT);
+    let img = read(&mem, DATA + 0x100, 160);
+    assert_eq!(u16::from_le_bytes([img[0], img[1]]), CW_INIT);
+    assert_eq!(u16::from_le_bytes([img[2], img[3]]) >> 11 & 7, 6, "TOP");
+    assert_eq!(img[4], 0xC0, "abridged tags: R6 and R7 hold values");
+    assert_eq!(&img[32..42], &cpu.state.fpu.st(0).to_bytes(), "ST(0), pi");
+    assert_eq!(&img[48..58], &F80::ONE.to_bytes(), "ST(1)");
+    assert_eq!(cpu.state.fpu.top, 6, "FXSAVE does not reinitialize");
+}
+
+#[test]
+fn fxrstor_brings_back_what_fxsave_stored() {
+    let cw = (CW_INIT & !0x04).to_le_bytes();
+    let (cpu, _) = run(0, &cw, |a| {
+        divide_by_zero_unmasked(a)?; // ES pending, stack 1 and 0
+        a.fxsave(ptr(DATA + 0x100))?;
+        a.fninit()?;
+        a.fldpi()?;
+        a.fxrstor(ptr(DATA + 0x100))
+    });
+    assert_eq!(fault(&cpu).0, NO_FAULT, "FXSAVE and FXRSTOR do not wait");
+    let f = &cpu.state.fpu;
+    assert_eq!((f.st(0), f.st(1)), (F80::ONE, F80::ZERO));
+    assert_eq!(f.cw & 0x04, 0, "the unmasked ZE came back");
+    assert_ne!(f.sw & SW_ES, 0, "and the exception is pending again");
+    assert_eq!(f.empty, 0x3F);
+}
+
+#[test]
+fn fxsave_wants_16_byte_alignment_and_honours_ts_and_em() {
+    let (cpu, _) = run(0, &[], |a| a.fxsave(ptr(DATA + 0x108)));
+    assert_eq!(fault(&cpu), (13, 0x1000));
+    for bit in [CR0_TS, CR0_EM] {
+        let (cpu, _) = run(bit, &[], |a| a.fxrstor(ptr(DATA + 0x100)));
+        assert_eq!(fault(&cpu), (7, 0x1000));
+    }
+}
