@@ -1491,11 +1491,149 @@ fn gen_mmx(g: &mut Gen) -> (String, u32) {
     (name.into(), ARITH)
 }
 
+/// A single-precision operand biased toward the special encodings:
+/// signed zeros, denormals, infinities, QNaNs and SNaNs, the normal
+/// range's ends, values whose sums and products round at ties.
+fn single(rng: &mut Rng) -> u32 {
+    let sign = (rng.chance(1, 2) as u32) << 31;
+    let r = rng.u32();
+    let f = r & 0x007F_FFFF;
+    sign | match rng.below(14) {
+        0 => 0,
+        1 => f.max(1) >> rng.below(23),
+        2 => 0x7F80_0000,
+        3 => 0x7FC0_0000 | f,
+        4 => 0x7F80_0000 | (f & 0x003F_FFFF).max(1),
+        5 => 0x7F7F_FFFF - rng.below(4),
+        6 => 0x0080_0000 + rng.below(4),
+        7 => (0x3F80_0000 + (rng.below(40) << 23)) | (f & !(0x007F_FFFF >> rng.below(6))),
+        8 => (1 + rng.below(20)) << 23 | f,
+        9 => (0xFE - rng.below(20)) << 23 | f,
+        _ => (0x3F00_0000 + (rng.below(64) << 23)) ^ f,
+    }
+}
+
+/// SSE (XMM) forms as (opcode bytes after 0F, name, scalar, takes imm8).
+const SSE_OPS: [(&[u8], &str, bool, bool); 30] = [
+    (&[0x58], "addps", false, false),
+    (&[0x5C], "subps", false, false),
+    (&[0x59], "mulps", false, false),
+    (&[0x5E], "divps", false, false),
+    (&[0x51], "sqrtps", false, false),
+    (&[0x5F], "maxps", false, false),
+    (&[0x5D], "minps", false, false),
+    (&[0xC2], "cmpps", false, true),
+    (&[0x54], "andps", false, false),
+    (&[0x55], "andnps", false, false),
+    (&[0x56], "orps", false, false),
+    (&[0x57], "xorps", false, false),
+    (&[0x14], "unpcklps", false, false),
+    (&[0x15], "unpckhps", false, false),
+    (&[0xC6], "shufps", false, true),
+    (&[0x28], "movaps", false, false),
+    (&[0x10], "movups", false, false),
+    (&[0x12], "movhlps", false, false),
+    (&[0x16], "movlhps", false, false),
+    (&[0x2F], "comiss", true, false),
+    (&[0x2E], "ucomiss", true, false),
+    (&[0x58], "addss", true, false),
+    (&[0x5C], "subss", true, false),
+    (&[0x59], "mulss", true, false),
+    (&[0x5E], "divss", true, false),
+    (&[0x51], "sqrtss", true, false),
+    (&[0x5F], "maxss", true, false),
+    (&[0x5D], "minss", true, false),
+    (&[0xC2], "cmpss", true, true),
+    (&[0x10], "movss", true, false),
+];
+
+/// One SSE instruction with MXCSR loaded from the block (random rounding,
+/// FTZ, DAZ; every exception masked), its registers loaded from the block,
+/// the result register and MXCSR stored back: the block, EFLAGS (COMISS)
+/// and general registers (MOVMSKPS, CVTSS2SI) carry the results. Block:
+/// operand A at 0, B at 16 (16-byte aligned), the result at 32, MXCSR in
+/// at 48 and out at 52.
+fn gen_sse(g: &mut Gen) -> (String, u32) {
+    let abs = |g: &mut Gen, op: &[u8], reg: u8, off: u32| {
+        g.bytes(&[0x0F]);
+        g.bytes(op);
+        g.byte(reg << 3 | 5);
+        g.imm(SCRATCH + off, 4);
+    };
+    for k in 0..8 {
+        let v = single(g.rng);
+        g.c.mem[4 * k..4 * k + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let rc = g.rng.below(4) << 13;
+    let ftz = if g.rng.chance(1, 3) { 1 << 15 } else { 0 };
+    let daz = if g.rng.chance(1, 3) { 1 << 6 } else { 0 };
+    let mxcsr = 0x1F80 | rc | ftz | daz;
+    g.c.mem[48..52].copy_from_slice(&mxcsr.to_le_bytes());
+    abs(g, &[0xAE], 2, 48); // LDMXCSR
+    let (d, s) = (g.rng.below(8) as u8, g.rng.below(8) as u8);
+    abs(g, &[0x10], d, 0); // MOVUPS xmm_d, A
+    let name = match g.rng.below(8) {
+        0 => {
+            // MOVMSKPS r32, xmm / CVT(T)SS2SI r32, xmm/m32 / CVTSI2SS.
+            let r = g.rng.pick(&[0u8, 1, 2, 3, 5, 6, 7]);
+            match g.rng.below(4) {
+                0 => {
+                    g.bytes(&[0x0F, 0x50, 0xC0 | r << 3 | d]);
+                    "movmskps"
+                }
+                1 => {
+                    g.bytes(&[0xF3, 0x0F, 0x2D, 0xC0 | r << 3 | d]);
+                    "cvtss2si"
+                }
+                2 => {
+                    let at = 16 + 4 * g.rng.below(4);
+                    g.byte(0xF3);
+                    abs(g, &[0x2C], r, at);
+                    "cvttss2si"
+                }
+                _ => {
+                    g.byte(0xF3);
+                    g.bytes(&[0x0F, 0x2A, 0xC0 | d << 3 | r]);
+                    "cvtsi2ss"
+                }
+            }
+        }
+        _ => {
+            let (op, name, scalar, imm) = g.rng.pick(&SSE_OPS);
+            let reg_only = matches!(name, "movhlps" | "movlhps");
+            let prefix = scalar && !name.contains("comiss");
+            if reg_only || g.rng.chance(1, 2) {
+                abs(g, &[0x10], s, 16);
+                if prefix {
+                    g.byte(0xF3);
+                }
+                g.bytes(&[0x0F]);
+                g.bytes(op);
+                g.byte(0xC0 | d << 3 | s);
+            } else {
+                let at = if scalar { 16 + 4 * g.rng.below(4) } else { 16 };
+                if prefix {
+                    g.byte(0xF3);
+                }
+                abs(g, op, d, at);
+            }
+            if imm {
+                let v = if name.starts_with("cmp") { g.rng.below(8) } else { g.rng.below(256) };
+                g.byte(v as u8);
+            }
+            name
+        }
+    };
+    abs(g, &[0x11], d, 32); // MOVUPS result
+    abs(g, &[0xAE], 3, 52); // STMXCSR
+    (name.into(), ARITH)
+}
+
 type Family = fn(&mut Gen) -> (String, u32);
 
 /// Generate `n` cases from `seed`.
 fn generate(n: usize, seed: u64, salc: bool) -> Vec<Case> {
-    let families: [(u32, Family); 23] = [
+    let families: [(u32, Family); 24] = [
         (40, gen_alu),
         (8, gen_test),
         (14, gen_unary),
@@ -1519,6 +1657,7 @@ fn generate(n: usize, seed: u64, salc: bool) -> Vec<Case> {
         (12, gen_misc),
         (4, gen_sreg),
         (30, gen_mmx),
+        (60, gen_sse),
     ];
     let total: u32 = families.iter().map(|f| f.0).sum();
     let mut rng = Rng(seed | 1);
@@ -1667,6 +1806,11 @@ fn run_ferrite(img: &Image, selectors: [u16; 6]) -> Vec<u8> {
     mem.load(PhysAddr(BASE), &bytes);
     let mut cpu = Cpu::new();
     cpu.state.cr0 |= CR0_PE;
+    // SSE as under Linux on the host (the cases run with every SIMD
+    // exception masked); the SSE2 bit for MXCSR.DAZ, which the host has.
+    use ferrite_core::cpu::cpuid::{FEATURES_EDX, FEAT_SSE, FEAT_SSE2};
+    cpu.set_features(FEATURES_EDX | FEAT_SSE | FEAT_SSE2);
+    cpu.state.cr4 |= ferrite_core::cpu::state::CR4_OSFXSR;
     let flat = |sel: u16, code: bool| Segment {
         selector: sel,
         base: 0,

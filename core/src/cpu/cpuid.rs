@@ -26,6 +26,8 @@ pub const FEAT_PGE: u32 = 1 << 13;
 pub const FEAT_CMOV: u32 = 1 << 15;
 pub const FEAT_MMX: u32 = 1 << 23;
 pub const FEAT_FXSR: u32 = 1 << 24;
+pub const FEAT_SSE: u32 = 1 << 25;
+pub const FEAT_SSE2: u32 = 1 << 26;
 
 /// What this core implements today: a Pentium II's set but for DE (CR4.DE,
 /// I/O breakpoints), which waits for the debug-register breakpoints, and
@@ -34,16 +36,22 @@ pub const FEAT_FXSR: u32 = 1 << 24;
 pub const FEATURES_EDX: u32 =
     FEAT_FPU | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV | FEAT_MMX | FEAT_FXSR;
 
-/// Result of CPUID for leaf `eax` (sub-leaf ignored): (eax, ebx, ecx, edx).
+/// Result of CPUID for leaf `eax` (sub-leaf ignored) with the default
+/// features: (eax, ebx, ecx, edx).
 pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    cpuid_with(leaf, FEATURES_EDX)
+}
+
+/// CPUID for leaf `eax` of a model with the leaf-1 EDX features `edx`.
+pub fn cpuid_with(leaf: u32, edx: u32) -> (u32, u32, u32, u32) {
     let w = |i: usize| u32::from_le_bytes([VENDOR[i], VENDOR[i + 1], VENDOR[i + 2], VENDOR[i + 3]]);
     match leaf {
         0 => (2, w(0), w(8), w(4)),
-        1 => (SIGNATURE, 0, 0, FEATURES_EDX),
+        1 => (SIGNATURE, 0, 0, edx),
         // Leaf 2: cache descriptors of a Pentium II (16K L1 I/D, 512K L2, TLBs).
         2 => (0x0302_0101, 0, 0, 0x0C04_0843),
         // Past the highest leaf a P6 answers with the highest basic leaf.
-        _ => cpuid(2),
+        _ => cpuid_with(2, edx),
     }
 }
 

@@ -31,6 +31,8 @@ pub enum OpK {
     St,
     /// MMX register MM(num) (the significand of physical x87 register num).
     Mmx,
+    /// SSE register XMM(num).
+    Xmm,
 }
 
 /// One operand: kind, register number and size in bytes.
@@ -472,8 +474,10 @@ fn reg_op(r: Register) -> Op {
         Op { kind: OpK::St, num: (r as u32 - Register::ST0 as u32) as u8, size: 10 }
     } else if (Register::MM0..=Register::MM7).contains(&r) {
         Op { kind: OpK::Mmx, num: (r as u32 - Register::MM0 as u32) as u8, size: 8 }
+    } else if (Register::XMM0..=Register::XMM7).contains(&r) {
+        Op { kind: OpK::Xmm, num: (r as u32 - Register::XMM0 as u32) as u8, size: 16 }
     } else {
-        // XMM/test registers: not implemented, the handler table maps
+        // Test registers and the rest: not implemented, the handler table maps
         // such forms to #UD.
         Op { kind: OpK::None, num: 0xFF, size: 0 }
     }

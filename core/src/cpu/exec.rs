@@ -264,6 +264,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Lar => system::lar,
         M::Lsl => system::lsl,
         M::Arpl => system::arpl,
+        _ if is_sse(ins) => fpu::sse::handler(ins, insn),
         _ if is_mmx(ins) => fpu::mmx::handler(ins, insn),
         _ => ud,
     };
@@ -343,8 +344,9 @@ pub(crate) fn ends_block(ins: &Instruction, insn: &Insn) -> bool {
         | M::Scasw
         | M::Scasd => true,
         M::Cpuid | M::Rdtsc | M::Rdmsr | M::Wait => true,
-        // MMX: FPU state, general registers and memory only.
-        _ if is_mmx(ins) => true,
+        // MMX and SSE: FPU/SSE state, general registers, EFLAGS (COMISS)
+        // and memory only.
+        _ if is_mmx(ins) || is_sse(ins) => true,
         // x87 arithmetic, loads, stores and control: FPU state only (FERR#
         // reaches IRQ13 between run slices, not inside a block).
         _ if is_x87_escape(ins) => true,
@@ -366,6 +368,12 @@ pub(crate) fn is_x87_escape(ins: &Instruction) -> bool {
 /// later extensions).
 pub(crate) fn is_mmx(ins: &Instruction) -> bool {
     ins.cpuid_features().contains(&iced_x86::CpuidFeature::MMX)
+}
+
+/// Instructions of the SSE set (XMM forms and the integer additions on
+/// MMX registers; SSE2 forms are not among them).
+pub(crate) fn is_sse(ins: &Instruction) -> bool {
+    ins.cpuid_features() == [iced_x86::CpuidFeature::SSE]
 }
 
 /// Store a relative branch as its displacement from the next instruction,

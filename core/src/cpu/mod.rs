@@ -151,6 +151,9 @@ pub struct Cpu {
     /// translated code found it in plain RAM with every check passed
     /// ([`Cpu::exec_one_fpu_at`]).
     fpu_direct: Option<crate::mem::RamSpan>,
+    /// CPUID.1:EDX of the model (`cpuid::FEATURES_EDX` unless set with
+    /// [`Cpu::set_features`]).
+    pub(crate) features: u32,
 }
 
 impl Default for Cpu {
@@ -186,7 +189,15 @@ impl Cpu {
             accel_ret: 0,
             accel_limit: 0,
             fpu_direct: None,
+            features: cpuid::FEATURES_EDX,
         }
+    }
+
+    /// Choose the model's feature set (CPUID.1:EDX): what CPUID reports,
+    /// and which instruction sets run (SSE's instructions are #UD without
+    /// `cpuid::FEAT_SSE`).
+    pub fn set_features(&mut self, edx: u32) {
+        self.features = edx;
     }
 
     /// The time-stamp counter: one tick per retired instruction, plus the

@@ -122,6 +122,8 @@ pub struct CpuState {
     pub msr: Msrs,
     /// The x87 FPU.
     pub fpu: super::fpu::FpuState,
+    /// XMM registers and MXCSR (used when the model has SSE).
+    pub sse: super::fpu::sse::SseState,
 }
 
 pub const CR0_PE: u32 = 1 << 0;
@@ -184,6 +186,7 @@ impl CpuState {
             tsc: 0,
             msr: Msrs { apic_base: 0xFEE0_0900, ..Msrs::default() },
             fpu: super::fpu::FpuState::reset(),
+            sse: super::fpu::sse::SseState::default(),
         }
     }
 

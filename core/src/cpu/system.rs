@@ -63,7 +63,8 @@ pub(crate) fn mov_to_cr(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
             cpu.tlb.flush_non_global();
         }
         4 => {
-            if v & !CR4_VALID != 0 {
+            let valid = if cpu.has_sse() { CR4_VALID | super::fpu::sse::CR4_OSXMMEXCPT } else { CR4_VALID };
+            if v & !valid != 0 {
                 return Err(Fault::gp(0));
             }
             cpu.state.cr4 = v;
@@ -206,7 +207,7 @@ pub(crate) fn invd(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
 }
 
 pub(crate) fn cpuid(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
-    let (a, b, c, d) = id::cpuid(cpu.state.regs[EAX]);
+    let (a, b, c, d) = id::cpuid_with(cpu.state.regs[EAX], cpu.features);
     let r = &mut cpu.state.regs;
     r[EAX] = a;
     r[super::state::EBX] = b;

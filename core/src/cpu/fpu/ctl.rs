@@ -221,9 +221,11 @@ pub(super) fn fnop_nowait(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.fpu_start(i, Kind::NoWait)
 }
 
-/// Bytes of the FXSAVE image this model writes and reads: the x87 and
-/// MMX state (the MXCSR and XMM fields that follow belong to SSE).
+/// Bytes of the FXSAVE image a model without SSE writes and reads: the
+/// x87 and MMX state; with SSE also MXCSR, MXCSR_MASK (at 24 and 28) and
+/// XMM0-7 (from 160). The rest of the 512 bytes is left alone.
 const FX_X87: usize = 160;
+const FX_SSE: usize = 288;
 
 /// The checks of FXSAVE/FXRSTOR: a memory operand, CR0.EM or TS → #NM,
 /// then #GP(0) unless the operand's linear address is 16-byte aligned
@@ -250,7 +252,7 @@ fn fx_start(cpu: &mut Cpu, i: &Insn) -> Res<()> {
 pub(crate) fn fxsave(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     fx_start(cpu, i)?;
     let f = &cpu.state.fpu;
-    let mut img = [0u8; FX_X87];
+    let mut img = [0u8; FX_SSE];
     img[0..2].copy_from_slice(&f.cw.to_le_bytes());
     img[2..4].copy_from_slice(&f.status().to_le_bytes());
     img[4] = !f.empty;
@@ -263,6 +265,14 @@ pub(crate) fn fxsave(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
         let at = 32 + 16 * k as usize;
         img[at..at + 10].copy_from_slice(&f.st(k).to_bytes());
     }
+    if !cpu.has_sse() {
+        return cpu.fpu_write(ctx, i, &img[..FX_X87], 16);
+    }
+    img[24..28].copy_from_slice(&cpu.state.sse.mxcsr.to_le_bytes());
+    img[28..32].copy_from_slice(&cpu.mxcsr_mask().to_le_bytes());
+    for (k, x) in cpu.state.sse.xmm.iter().enumerate() {
+        img[FX_X87 + 16 * k..FX_X87 + 16 * k + 16].copy_from_slice(&x.to_le_bytes());
+    }
     cpu.fpu_write(ctx, i, &img, 16)
 }
 
@@ -270,8 +280,20 @@ pub(crate) fn fxsave(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// loaded flags and masks; the abridged tags say only empty or not).
 pub(crate) fn fxrstor(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     fx_start(cpu, i)?;
-    let mut img = [0u8; FX_X87];
-    cpu.fpu_read(ctx, i, &mut img, 16)?;
+    let mut img = [0u8; FX_SSE];
+    let n = if cpu.has_sse() { FX_SSE } else { FX_X87 };
+    cpu.fpu_read(ctx, i, &mut img[..n], 16)?;
+    if cpu.has_sse() {
+        let mxcsr = u32::from_le_bytes([img[24], img[25], img[26], img[27]]);
+        if mxcsr & !cpu.mxcsr_mask() != 0 {
+            return Err(Fault::gp(0));
+        }
+        cpu.state.sse.mxcsr = mxcsr;
+        for k in 0..8 {
+            let at = FX_X87 + 16 * k;
+            cpu.state.sse.xmm[k] = u128::from_le_bytes(img[at..at + 16].try_into().unwrap_or([0; 16]));
+        }
+    }
     let half = |at: usize| u16::from_le_bytes([img[at], img[at + 1]]);
     let word = |at: usize| u32::from_le_bytes([img[at], img[at + 1], img[at + 2], img[at + 3]]);
     let f = &mut cpu.state.fpu;

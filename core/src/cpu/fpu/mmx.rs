@@ -192,7 +192,7 @@ impl Cpu {
     }
 
     /// The x87 side effects of an MMX instruction other than EMMS.
-    fn mmx_done(&mut self) {
+    pub(super) fn mmx_done(&mut self) {
         self.state.fpu.top = 0;
         self.state.fpu.empty = 0;
     }
@@ -202,7 +202,7 @@ impl Cpu {
         self.state.fpu.regs[n as usize & 7].mant
     }
 
-    fn set_mmx(&mut self, n: u8, v: u64) {
+    pub(super) fn set_mmx(&mut self, n: u8, v: u64) {
         self.state.fpu.regs[n as usize & 7] = F80 { mant: v, se: 0xFFFF };
     }
 

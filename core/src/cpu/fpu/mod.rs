@@ -36,6 +36,7 @@ pub(crate) use ctl::{fxrstor, fxsave};
 pub mod f80;
 mod ldst;
 pub(crate) mod mmx;
+pub mod sse;
 mod trans;
 
 use super::decode::{ExecFn, Insn, OpK};

@@ -30,10 +30,33 @@ pub(super) fn run(
 }
 
 pub(super) fn run_bytes(cr0_bits: u32, data: &[u8], code: &[u8]) -> (Cpu, GuestMemory) {
+    run_bytes_with(|_| {}, cr0_bits, data, code)
+}
+
+/// `run` on a CPU that `setup` prepared first (features, CR4).
+pub(super) fn run_with(
+    setup: impl FnOnce(&mut Cpu),
+    cr0_bits: u32,
+    data: &[u8],
+    build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+) -> (Cpu, GuestMemory) {
+    let mut a = CodeAssembler::new(16).unwrap();
+    build(&mut a).unwrap();
+    a.hlt().unwrap();
+    let code = a.assemble(0x1000).unwrap();
+    run_bytes_with(setup, cr0_bits, data, &code)
+}
+
+pub(super) fn run_bytes_with(
+    setup: impl FnOnce(&mut Cpu),
+    cr0_bits: u32,
+    data: &[u8],
+    code: &[u8],
+) -> (Cpu, GuestMemory) {
     let mut mem = GuestMemory::new(1 << 20).unwrap();
     mem.load(PhysAddr(0x1000), code);
     mem.load(PhysAddr(DATA), data);
-    for (k, v) in [6u8, 7, 13, 16].into_iter().enumerate() {
+    for (k, v) in [6u8, 7, 13, 16, 19].into_iter().enumerate() {
         let h = 0x3000 + 8 * k as u32;
         // mov dx, v ; pop bx ; hlt
         mem.load(PhysAddr(h), &[0xBA, v, 0, 0x5B, 0xF4]);
@@ -41,6 +64,7 @@ pub(super) fn run_bytes(cr0_bits: u32, data: &[u8], code: &[u8]) -> (Cpu, GuestM
         mem.load(PhysAddr(4 * v as u32 + 2), &[0, 0]);
     }
     let mut cpu = Cpu::new();
+    setup(&mut cpu);
     cpu.state.cr0 |= cr0_bits;
     cpu.state.load_seg_real(SegReg::Cs, 0);
     cpu.state.eip = 0x1000;

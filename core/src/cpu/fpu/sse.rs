@@ -1,0 +1,657 @@
+//! SSE (the Pentium III set: SDM vol. 1 ch. 10): XMM0-7 of four singles,
+//! MXCSR, and the integer additions on MMX registers.
+//!
+//! Checks, XMM forms: CPUID.SSE clear or CR0.EM or CR4.OSFXSR clear → #UD,
+//! CR0.TS → #NM; then a misaligned 16-byte operand of an aligned form →
+//! #GP(0). MMX-register forms check as MMX instructions do (and SSE).
+//!
+//! Arithmetic is exact: a single converts exactly into the x87's 80-bit
+//! format, the x87 arithmetic (`f80`) computes to 64 bits, which, being at
+//! least 2 x 24 + 2 bits, rounds once more to single precision with the
+//! correctly rounded result (and flags); NaNs follow SSE's rule (the first
+//! operand's, quieted), DAZ turns denormal operands into zeros, FTZ tiny
+//! results. An unmasked exception leaves the destination and MXCSR's
+//! other bits unchanged, sets the flags of all elements and raises #XM
+//! (#UD when CR4.OSXMMEXCPT is clear).
+
+use super::super::decode::{ExecFn, Insn, OpK};
+use super::super::exec::ud;
+use super::super::flags::{AF, CF, OF, PF, SF, ZF};
+use super::super::state::{CR0_EM, CR0_TS};
+use super::super::{Cpu, Ctx, Fault, Res};
+use super::f80::{self, Class, FpEnv, Rounding, DE, IE, PE, SINGLE, UE, ZE};
+use super::F80;
+use iced_x86::{Instruction, Mnemonic as M};
+
+/// MXCSR after RESET and after FXRSTOR of a fresh image.
+pub const MXCSR_RESET: u32 = 0x1F80;
+const MXCSR_DAZ: u32 = 1 << 6;
+const MXCSR_FTZ: u32 = 1 << 15;
+/// CR4.OSXMMEXCPT: unmasked SIMD exceptions raise #XM, not #UD.
+pub const CR4_OSXMMEXCPT: u32 = 1 << 10;
+const XM: Fault = Fault { vector: 19, error: None };
+
+/// The SSE state (saved by FXSAVE at 24 and 160).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SseState {
+    pub xmm: [u128; 8],
+    pub mxcsr: u32,
+}
+
+impl Default for SseState {
+    fn default() -> Self {
+        SseState { xmm: [0; 8], mxcsr: MXCSR_RESET }
+    }
+}
+
+/// The operation of an SSE instruction (`Insn::cc`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Op {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Sqrt,
+    Max,
+    Min,
+    Rcp,
+    Rsqrt,
+    Cmp,
+    And,
+    AndN,
+    Or,
+    Xor,
+    UnpckL,
+    UnpckH,
+    Shuf,
+}
+
+const OPS: [Op; 17] = [
+    Op::Add,
+    Op::Sub,
+    Op::Mul,
+    Op::Div,
+    Op::Sqrt,
+    Op::Max,
+    Op::Min,
+    Op::Rcp,
+    Op::Rsqrt,
+    Op::Cmp,
+    Op::And,
+    Op::AndN,
+    Op::Or,
+    Op::Xor,
+    Op::UnpckL,
+    Op::UnpckH,
+    Op::Shuf,
+];
+
+/// Scalar forms operate on element 0 only (bit 7 of `Insn::cc`).
+const SCALAR: u8 = 0x80;
+
+/// The semantics function of an SSE instruction (XMM registers decoded as
+/// `OpK::Xmm`, MMX registers as `OpK::Mmx`).
+pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
+    let mut op = |o: Op, scalar: bool| {
+        insn.cc = o as u8 | if scalar { SCALAR } else { 0 };
+        arith as ExecFn
+    };
+    match ins.mnemonic() {
+        M::Addps => op(Op::Add, false),
+        M::Addss => op(Op::Add, true),
+        M::Subps => op(Op::Sub, false),
+        M::Subss => op(Op::Sub, true),
+        M::Mulps => op(Op::Mul, false),
+        M::Mulss => op(Op::Mul, true),
+        M::Divps => op(Op::Div, false),
+        M::Divss => op(Op::Div, true),
+        M::Sqrtps => op(Op::Sqrt, false),
+        M::Sqrtss => op(Op::Sqrt, true),
+        M::Maxps => op(Op::Max, false),
+        M::Maxss => op(Op::Max, true),
+        M::Minps => op(Op::Min, false),
+        M::Minss => op(Op::Min, true),
+        M::Rcpps => op(Op::Rcp, false),
+        M::Rcpss => op(Op::Rcp, true),
+        M::Rsqrtps => op(Op::Rsqrt, false),
+        M::Rsqrtss => op(Op::Rsqrt, true),
+        M::Cmpps => op(Op::Cmp, false),
+        M::Cmpss => op(Op::Cmp, true),
+        M::Andps => op(Op::And, false),
+        M::Andnps => op(Op::AndN, false),
+        M::Orps => op(Op::Or, false),
+        M::Xorps => op(Op::Xor, false),
+        M::Unpcklps => op(Op::UnpckL, false),
+        M::Unpckhps => op(Op::UnpckH, false),
+        M::Shufps => op(Op::Shuf, false),
+        M::Movaps | M::Movups | M::Movntps => movps,
+        M::Movss => movss,
+        M::Movlps | M::Movhps | M::Movhlps | M::Movlhps => movhl,
+        M::Movmskps => movmskps,
+        M::Comiss | M::Ucomiss => comiss,
+        M::Ldmxcsr => ldmxcsr,
+        M::Stmxcsr => stmxcsr,
+        M::Cvtsi2ss => cvtsi2ss,
+        M::Cvtss2si | M::Cvttss2si => cvtss2si,
+        M::Cvtpi2ps => cvtpi2ps,
+        M::Cvtps2pi | M::Cvttps2pi => cvtps2pi,
+        M::Sfence | M::Prefetchnta | M::Prefetcht0 | M::Prefetcht1 | M::Prefetcht2 => fence,
+        _ => ud,
+    }
+}
+
+impl Cpu {
+    /// Whether the model has SSE (CPUID.1:EDX bit 25).
+    pub(crate) fn has_sse(&self) -> bool {
+        self.features & super::super::cpuid::FEAT_SSE != 0
+    }
+
+    /// The checks of an instruction on XMM registers or MXCSR.
+    fn sse_start(&self) -> Res<()> {
+        if !self.has_sse() || self.state.cr0 & CR0_EM != 0 || self.state.cr4 & super::super::state::CR4_OSFXSR == 0 {
+            return Err(Fault::UD);
+        }
+        if self.state.cr0 & CR0_TS != 0 {
+            return Err(Fault::NM);
+        }
+        Ok(())
+    }
+
+    /// The writable MXCSR bits (DAZ only with SSE2, as from the Pentium 4).
+    pub fn mxcsr_mask(&self) -> u32 {
+        if self.features & super::super::cpuid::FEAT_SSE2 != 0 {
+            0xFFFF
+        } else {
+            0xFFBF
+        }
+    }
+
+    /// The memory operand of `i` as `n` bytes (16 with `aligned`: #GP(0)
+    /// unless the linear address is a multiple of 16).
+    fn xmm_read(&mut self, ctx: &mut Ctx, i: &Insn, n: usize, aligned: bool) -> Res<u128> {
+        if aligned {
+            self.check_aligned16(i)?;
+        }
+        let mut b = [0u8; 16];
+        self.fpu_read(ctx, i, &mut b[..n], n as u32)?;
+        Ok(u128::from_le_bytes(b))
+    }
+
+    fn xmm_write(&mut self, ctx: &mut Ctx, i: &Insn, v: u128, n: usize, aligned: bool) -> Res<()> {
+        if aligned {
+            self.check_aligned16(i)?;
+        }
+        self.fpu_write(ctx, i, &v.to_le_bytes()[..n], n as u32)
+    }
+
+    fn check_aligned16(&mut self, i: &Insn) -> Res<()> {
+        let off = self.ea(i);
+        let lin = self.seg_check(i.seg as usize, off, 16, false)?;
+        if lin & 15 != 0 {
+            return Err(Fault::gp(0));
+        }
+        Ok(())
+    }
+
+    /// Source operand `n`: an XMM register, or memory of the operand's
+    /// size (16 bytes aligned unless `unaligned`; 4 or 8 zero-extended).
+    fn xmm_src(&mut self, ctx: &mut Ctx, i: &Insn, n: usize) -> Res<u128> {
+        let o = i.ops[n];
+        match o.kind {
+            OpK::Xmm => Ok(self.state.sse.xmm[o.num as usize & 7]),
+            OpK::Mmx => Ok(self.mmx(o.num) as u128),
+            OpK::Reg => Ok(self.get_reg(o.num, 4) as u128),
+            _ => {
+                let size = (o.size as usize).clamp(4, 16);
+                self.xmm_read(ctx, i, size, size == 16)
+            }
+        }
+    }
+
+    /// Apply an operation's exceptions: with any unmasked, set all the
+    /// flags and raise #XM (or #UD); else set them and let the caller
+    /// write its result.
+    fn simd_exceptions(&mut self, flags: u8) -> Res<()> {
+        let m = &mut self.state.sse.mxcsr;
+        *m |= flags as u32 & 0x3F;
+        let unmasked = flags as u32 & !(*m >> 7) & 0x3F;
+        if unmasked != 0 {
+            return Err(if self.state.cr4 & CR4_OSXMMEXCPT != 0 { XM } else { Fault::UD });
+        }
+        Ok(())
+    }
+}
+
+fn lanes(v: u128) -> [u32; 4] {
+    std::array::from_fn(|k| (v >> (32 * k)) as u32)
+}
+
+fn from_lanes(l: [u32; 4]) -> u128 {
+    l.iter().enumerate().fold(0, |a, (k, &x)| a | (x as u128) << (32 * k))
+}
+
+/// The single-precision environment of MXCSR (64-bit intermediate).
+fn env_of(mxcsr: u32) -> FpEnv {
+    let mut e = FpEnv::from_cw(0x037F);
+    e.rc = Rounding::from_rc((mxcsr >> 13) as u16);
+    e
+}
+
+fn is_nan(x: u32) -> bool {
+    x & 0x7FFF_FFFF > 0x7F80_0000
+}
+
+fn is_snan(x: u32) -> bool {
+    is_nan(x) && x & 0x0040_0000 == 0
+}
+
+fn is_denormal(x: u32) -> bool {
+    x & 0x7F80_0000 == 0 && x & 0x007F_FFFF != 0
+}
+
+const QNAN_BIT: u32 = 0x0040_0000;
+/// The default NaN (QNaN floating-point indefinite).
+const INDEFINITE: u32 = 0xFFC0_0000;
+
+/// One element of a two-operand arithmetic operation (`a` the
+/// destination's): the result bits and the exceptions raised.
+pub(crate) fn elem(op: Op, a: u32, b: u32, imm: u8, mxcsr: u32) -> (u32, u8) {
+    let daz = mxcsr & MXCSR_DAZ != 0;
+    let flush = |x: u32| if daz && is_denormal(x) { x & 0x8000_0000 } else { x };
+    let (a, b) = (flush(a), flush(b));
+    let unary = matches!(op, Op::Sqrt | Op::Rcp | Op::Rsqrt);
+    let mut flags = 0u8;
+    match op {
+        Op::Cmp => {
+            let pred = imm & 7;
+            let unordered = is_nan(a) || is_nan(b);
+            // LT, LE, NLT, NLE signal on any NaN; the rest on SNaNs.
+            // (No DE beside a NaN.)
+            if (unordered && matches!(pred, 1 | 2 | 5 | 6)) || is_snan(a) || is_snan(b) {
+                flags |= IE;
+            } else if !unordered && (is_denormal(a) || is_denormal(b)) {
+                flags |= DE;
+            }
+            let (lt, eq) = if unordered { (false, false) } else { order(a, b) };
+            let r = match pred {
+                0 => eq,
+                1 => lt,
+                2 => lt || eq,
+                3 => unordered,
+                4 => !eq,
+                5 => !lt,
+                6 => !(lt || eq),
+                _ => !unordered,
+            };
+            return (if r { u32::MAX } else { 0 }, flags);
+        }
+        Op::Max | Op::Min => {
+            if is_nan(a) || is_nan(b) {
+                return (b, IE);
+            }
+            if is_denormal(a) || is_denormal(b) {
+                flags |= DE;
+            }
+            let (lt, _) = order(a, b);
+            let pick_a = if op == Op::Max { order(b, a).0 } else { lt };
+            return (if pick_a { a } else { b }, flags);
+        }
+        Op::Rcp | Op::Rsqrt => return (approx(op, b), 0),
+        _ => {}
+    }
+    // NaN operands: the first one's, quieted (SNaNs raise IE).
+    let ops: &[u32] = if unary { &[b] } else { &[a, b] };
+    if let Some(&n) = ops.iter().find(|&&x| is_nan(x)) {
+        let ie = if ops.iter().any(|&x| is_snan(x)) { IE } else { 0 };
+        return (n | QNAN_BIT, ie);
+    }
+    if ops.iter().any(|&x| is_denormal(x)) {
+        flags |= DE;
+    }
+    let x = |v: u32| f80::from_f32(v).0;
+    let mut env = env_of(mxcsr);
+    let r = match op {
+        Op::Add => f80::add(x(a), x(b), &mut env),
+        Op::Sub => f80::sub(x(a), x(b), &mut env),
+        Op::Mul => f80::mul(x(a), x(b), &mut env),
+        Op::Div => f80::div(x(a), x(b), &mut env),
+        _ => f80::sqrt(x(b), &mut env),
+    };
+    if env.flags & IE != 0 {
+        // (Invalid beats denormal.)
+        return (INDEFINITE, IE);
+    }
+    if env.flags & ZE != 0 {
+        // (A denormal dividend is not reported then.)
+        return (((a ^ b) & 0x8000_0000) | 0x7F80_0000, ZE);
+    }
+    let (bits, f) = to_single(r, env.flags & PE, mxcsr);
+    (bits, flags | f)
+}
+
+/// Round an 80-bit result (with `pe`: already inexact, so inexact in single
+/// precision too) to single precision under MXCSR's RC, masks and FTZ.
+/// Tininess is detected after rounding; a masked underflow is reported
+/// when the result is also inexact, an unmasked one whenever tiny.
+fn to_single(r: F80, pe: u8, mxcsr: u32) -> (u32, u8) {
+    let masks = (mxcsr >> 7) as u8 & 0x3F;
+    let mut env = env_of(mxcsr);
+    // Underflow unmasked here: raised whenever the rounded result is tiny.
+    env.masks = masks & !UE;
+    let bits = f80::store_ieee(r, SINGLE, &mut env) as u32;
+    if env.flags & UE == 0 {
+        return (bits, env.flags | pe);
+    }
+    if masks & UE == 0 {
+        return (0, UE | pe | (env.flags & PE));
+    }
+    if mxcsr & MXCSR_FTZ != 0 {
+        return ((r.sign() as u32) << 31, UE | PE);
+    }
+    let mut env = env_of(mxcsr);
+    env.masks = masks;
+    let bits = f80::store_ieee(r, SINGLE, &mut env) as u32;
+    let f = if pe != 0 { env.flags | UE | PE } else { env.flags };
+    (bits, f)
+}
+
+/// (a < b, a == b) for ordered singles (-0 == +0).
+fn order(a: u32, b: u32) -> (bool, bool) {
+    let key = |x: u32| if x & 0x8000_0000 != 0 { -((x & 0x7FFF_FFFF) as i64) } else { x as i64 };
+    let (ka, kb) = (key(a), key(b));
+    (ka < kb, ka == kb)
+}
+
+/// RCP/RSQRT: 1/x and 1/sqrt(x) with a relative error below 1.5 x 2^-12,
+/// as the SDM bounds them (the exact bits of Intel's tables are not
+/// architectural: here the exact value's significand cut to 12 bits).
+/// Denormal inputs count as zeros, results past the normal range flush
+/// to zero; no exceptions.
+fn approx(op: Op, b: u32) -> u32 {
+    let sign = b & 0x8000_0000;
+    if is_nan(b) {
+        return b | QNAN_BIT;
+    }
+    let mag = b & 0x7FFF_FFFF;
+    if mag < 0x0080_0000 {
+        return sign | 0x7F80_0000;
+    }
+    if op == Op::Rsqrt && sign != 0 {
+        return INDEFINITE;
+    }
+    if mag == 0x7F80_0000 {
+        return if op == Op::Rcp { sign } else { 0 };
+    }
+    let v = f32::from_bits(mag) as f64;
+    let r = if op == Op::Rcp { 1.0 / v } else { 1.0 / v.sqrt() } as f32;
+    let r = r.to_bits();
+    if r < 0x0080_0000 {
+        return sign;
+    }
+    (r & !0x7FF) | if op == Op::Rcp { sign } else { 0 }
+}
+
+/// `a op b` for whole registers (logic, unpacks, shuffles, arithmetic).
+/// Returns the result and the exceptions of all elements.
+pub(crate) fn compute(op: Op, scalar: bool, a: u128, b: u128, imm: u8, mxcsr: u32) -> (u128, u8) {
+    let (x, y) = (lanes(a), lanes(b));
+    match op {
+        Op::And => (a & b, 0),
+        Op::AndN => (!a & b, 0),
+        Op::Or => (a | b, 0),
+        Op::Xor => (a ^ b, 0),
+        Op::UnpckL => (from_lanes([x[0], y[0], x[1], y[1]]), 0),
+        Op::UnpckH => (from_lanes([x[2], y[2], x[3], y[3]]), 0),
+        Op::Shuf => {
+            let s = |k: u32| (imm as u32 >> (2 * k)) & 3;
+            (from_lanes([x[s(0) as usize], x[s(1) as usize], y[s(2) as usize], y[s(3) as usize]]), 0)
+        }
+        _ => {
+            let n = if scalar { 1 } else { 4 };
+            let mut r = x;
+            let mut flags = 0;
+            for k in 0..n {
+                let (v, f) = elem(op, x[k], y[k], imm, mxcsr);
+                r[k] = v;
+                flags |= f;
+            }
+            (from_lanes(r), flags)
+        }
+    }
+}
+
+fn xmm_dst(i: &Insn) -> Res<usize> {
+    match i.ops[0] {
+        o if o.kind == OpK::Xmm => Ok(o.num as usize & 7),
+        _ => Err(Fault::UD),
+    }
+}
+
+/// The arithmetic, logic, compare, unpack and shuffle instructions.
+fn arith(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let d = xmm_dst(i)?;
+    let op = OPS.get((i.cc & !SCALAR) as usize).copied().ok_or(Fault::UD)?;
+    let scalar = i.cc & SCALAR != 0;
+    let b = cpu.xmm_src(ctx, i, 1)?;
+    let a = cpu.state.sse.xmm[d];
+    let (r, flags) = compute(op, scalar, a, b, i.imm as u8, cpu.state.sse.mxcsr);
+    cpu.simd_exceptions(flags)?;
+    cpu.state.sse.xmm[d] = r;
+    Ok(())
+}
+
+/// MOVAPS/MOVUPS/MOVNTPS: register to register, load, store (MOVAPS and
+/// MOVNTPS with 16-byte alignment).
+fn movps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let aligned = !matches!(i.iced_code().mnemonic(), M::Movups);
+    let src = match i.ops[1].kind {
+        OpK::Xmm => cpu.state.sse.xmm[i.ops[1].num as usize & 7],
+        _ => cpu.xmm_read(ctx, i, 16, aligned)?,
+    };
+    match i.ops[0].kind {
+        OpK::Xmm => cpu.state.sse.xmm[i.ops[0].num as usize & 7] = src,
+        _ => cpu.xmm_write(ctx, i, src, 16, aligned)?,
+    }
+    Ok(())
+}
+
+/// MOVSS: a load zeroes elements 1-3, a register move keeps them.
+fn movss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let low = 0xFFFF_FFFFu128;
+    match (i.ops[0].kind, i.ops[1].kind) {
+        (OpK::Xmm, OpK::Xmm) => {
+            let d = i.ops[0].num as usize & 7;
+            let s = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
+            cpu.state.sse.xmm[d] = (cpu.state.sse.xmm[d] & !low) | (s & low);
+        }
+        (OpK::Xmm, _) => {
+            let v = cpu.xmm_read(ctx, i, 4, false)?;
+            cpu.state.sse.xmm[i.ops[0].num as usize & 7] = v;
+        }
+        _ => {
+            let v = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
+            cpu.xmm_write(ctx, i, v, 4, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// MOVLPS/MOVHPS (a 64-bit half to or from memory), MOVHLPS/MOVLHPS
+/// (register halves).
+fn movhl(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let lo = u64::MAX as u128;
+    let high = matches!(i.iced_code().mnemonic(), M::Movhps | M::Movlhps);
+    match (i.ops[0].kind, i.ops[1].kind) {
+        (OpK::Xmm, OpK::Xmm) => {
+            let d = i.ops[0].num as usize & 7;
+            let s = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
+            let x = cpu.state.sse.xmm[d];
+            // MOVLHPS: low half of the source to the high half; MOVHLPS:
+            // high half of the source to the low half.
+            cpu.state.sse.xmm[d] = if high { (x & lo) | (s << 64) } else { (x & !lo) | (s >> 64) };
+        }
+        (OpK::Xmm, _) => {
+            let v = cpu.xmm_read(ctx, i, 8, false)?;
+            let d = i.ops[0].num as usize & 7;
+            let x = cpu.state.sse.xmm[d];
+            cpu.state.sse.xmm[d] = if high { (x & lo) | (v << 64) } else { (x & !lo) | v };
+        }
+        _ => {
+            let s = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
+            cpu.xmm_write(ctx, i, if high { s >> 64 } else { s }, 8, false)?;
+        }
+    }
+    Ok(())
+}
+
+fn movmskps(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let s = lanes(cpu.state.sse.xmm[i.ops[1].num as usize & 7]);
+    let m = (0..4).fold(0, |a, k| a | (s[k] >> 31) << k);
+    cpu.set_reg(i.ops[0].num, 4, m);
+    Ok(())
+}
+
+/// COMISS/UCOMISS: ZF, PF, CF from the comparison (111 unordered, 000
+/// greater, 001 less, 100 equal); OF, SF, AF cleared.
+fn comiss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let daz = cpu.state.sse.mxcsr & MXCSR_DAZ != 0;
+    let flush = |x: u32| if daz && is_denormal(x) { x & 0x8000_0000 } else { x };
+    let a = flush(cpu.state.sse.xmm[i.ops[0].num as usize & 7] as u32);
+    let b = flush(cpu.xmm_src(ctx, i, 1)? as u32);
+    let quiet = i.iced_code().mnemonic() == M::Ucomiss;
+    let unordered = is_nan(a) || is_nan(b);
+    let flags = if is_snan(a) || is_snan(b) || (unordered && !quiet) {
+        IE
+    } else if !unordered && (is_denormal(a) || is_denormal(b)) {
+        DE
+    } else {
+        0
+    };
+    cpu.simd_exceptions(flags)?;
+    let v = if unordered {
+        ZF | PF | CF
+    } else {
+        match order(a, b) {
+            (_, true) => ZF,
+            (true, _) => CF,
+            _ => 0,
+        }
+    };
+    cpu.state.flags.load(v, ZF | PF | CF | OF | SF | AF);
+    Ok(())
+}
+
+fn ldmxcsr(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let v = cpu.xmm_read(ctx, i, 4, false)? as u32;
+    if v & !cpu.mxcsr_mask() != 0 {
+        return Err(Fault::gp(0));
+    }
+    cpu.state.sse.mxcsr = v;
+    Ok(())
+}
+
+fn stmxcsr(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let v = cpu.state.sse.mxcsr;
+    cpu.xmm_write(ctx, i, v as u128, 4, false)
+}
+
+/// CVTSI2SS xmm, r/m32: rounded per MXCSR.RC.
+fn cvtsi2ss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let v = cpu.xmm_src(ctx, i, 1)? as u32 as i32;
+    let (bits, flags) = to_single(F80::from_i64(v as i64), 0, cpu.state.sse.mxcsr);
+    cpu.simd_exceptions(flags)?;
+    let d = xmm_dst(i)?;
+    cpu.state.sse.xmm[d] = (cpu.state.sse.xmm[d] & !0xFFFF_FFFFu128) | bits as u128;
+    Ok(())
+}
+
+/// A single to a 32-bit integer per MXCSR.RC (or truncated): the integer
+/// indefinite 80000000h for NaNs and out-of-range values (IE).
+fn to_i32(x: u32, truncate: bool, mxcsr: u32) -> (u32, u8) {
+    let daz = mxcsr & MXCSR_DAZ != 0;
+    let x = if daz && is_denormal(x) { x & 0x8000_0000 } else { x };
+    let mut env = env_of(mxcsr);
+    if truncate {
+        env.rc = Rounding::Zero;
+    }
+    let v = f80::from_f32(x).0;
+    if v.class() == Class::QNaN || v.class() == Class::SNaN || v.class() == Class::Infinity {
+        return (0x8000_0000, IE);
+    }
+    match f80::to_int(v, 32, &mut env) {
+        // (No DE for conversions.)
+        Some(n) => (n as u32, env.flags & PE),
+        None => (0x8000_0000, IE),
+    }
+}
+
+fn cvtss2si(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let x = cpu.xmm_src(ctx, i, 1)? as u32;
+    let t = i.iced_code().mnemonic() == M::Cvttss2si;
+    let (v, flags) = to_i32(x, t, cpu.state.sse.mxcsr);
+    cpu.simd_exceptions(flags)?;
+    cpu.set_reg(i.ops[0].num, 4, v);
+    Ok(())
+}
+
+/// CVTPI2PS xmm, mm/m64: two integers to the low two elements (an MMX
+/// register source makes the MMX transition).
+fn cvtpi2ps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    let mmx = i.ops[1].kind == OpK::Mmx;
+    if mmx {
+        cpu.fpu_pending()?;
+    }
+    let s = cpu.xmm_src(ctx, i, 1)? as u64;
+    let mxcsr = cpu.state.sse.mxcsr;
+    let (lo, f0) = to_single(F80::from_i64(s as u32 as i32 as i64), 0, mxcsr);
+    let (hi, f1) = to_single(F80::from_i64((s >> 32) as u32 as i32 as i64), 0, mxcsr);
+    cpu.simd_exceptions(f0 | f1)?;
+    let d = xmm_dst(i)?;
+    cpu.state.sse.xmm[d] = (cpu.state.sse.xmm[d] & !(u64::MAX as u128)) | lo as u128 | (hi as u128) << 32;
+    if mmx {
+        cpu.mmx_done();
+    }
+    Ok(())
+}
+
+/// CVTPS2PI/CVTTPS2PI mm, xmm/m64: the low two elements to integers in
+/// an MMX register.
+fn cvtps2pi(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start()?;
+    cpu.fpu_pending()?;
+    let s = cpu.xmm_src(ctx, i, 1)?;
+    let t = i.iced_code().mnemonic() == M::Cvttps2pi;
+    let mxcsr = cpu.state.sse.mxcsr;
+    let (lo, f0) = to_i32(s as u32, t, mxcsr);
+    let (hi, f1) = to_i32((s >> 32) as u32, t, mxcsr);
+    cpu.simd_exceptions(f0 | f1)?;
+    cpu.set_mmx(i.ops[0].num, lo as u64 | (hi as u64) << 32);
+    cpu.mmx_done();
+    Ok(())
+}
+
+/// SFENCE and the PREFETCH hints: ordering and caching only.
+fn fence(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    if !cpu.has_sse() {
+        return Err(Fault::UD);
+    }
+    // (PREFETCHh checks nothing else; SFENCE none either.)
+    let _ = i;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
