@@ -1443,7 +1443,71 @@ fn gen_mmx(g: &mut Gen) -> (String, u32) {
     let (a, b) = (mmx_value(g.rng), mmx_value(g.rng));
     g.c.mem[o1 as usize..o1 as usize + 8].copy_from_slice(&a.to_le_bytes());
     abs(g, 0x6F, d, o1);
-    let name = match g.rng.below(10) {
+    let name = match g.rng.below(12) {
+        10 | 11 => {
+            // SSE's additions on MMX registers.
+            let sse2: [(u8, &str); 8] = [
+                (0xE0, "pavgb"),
+                (0xE3, "pavgw"),
+                (0xEE, "pmaxsw"),
+                (0xDE, "pmaxub"),
+                (0xEA, "pminsw"),
+                (0xDA, "pminub"),
+                (0xE4, "pmulhuw"),
+                (0xF6, "psadbw"),
+            ];
+            let r = g.rng.pick(&[0u8, 1, 2, 3, 5, 6, 7]);
+            g.c.mem[o2 as usize..o2 as usize + 8].copy_from_slice(&b.to_le_bytes());
+            match g.rng.below(8) {
+                0 => {
+                    let imm = g.rng.below(256) as u8;
+                    g.bytes(&[0x0F, 0xC5, 0xC0 | r << 3 | d, imm]);
+                    "pextrw"
+                }
+                1 => {
+                    let imm = g.rng.below(256) as u8;
+                    if g.rng.chance(1, 2) {
+                        g.bytes(&[0x0F, 0xC4, 0xC0 | d << 3 | r, imm]);
+                    } else {
+                        abs(g, 0xC4, d, o2);
+                        g.byte(imm);
+                    }
+                    "pinsrw"
+                }
+                2 => {
+                    g.bytes(&[0x0F, 0xD7, 0xC0 | r << 3 | d]);
+                    "pmovmskb"
+                }
+                3 => {
+                    let imm = g.rng.below(256) as u8;
+                    abs(g, 0x70, d, o2);
+                    g.byte(imm);
+                    "pshufw"
+                }
+                4 => {
+                    abs(g, 0xE7, d, o2);
+                    "movntq"
+                }
+                5 => {
+                    // MASKMOVQ mm_d, mm_s: to DS:EDI, inside the block.
+                    abs(g, 0x6F, s, o2);
+                    let at = g.mem_off(8);
+                    g.set_reg(7, 4, SCRATCH + at);
+                    g.bytes(&[0x0F, 0xF7, 0xC0 | d << 3 | s]);
+                    "maskmovq"
+                }
+                _ => {
+                    let (op, name) = g.rng.pick(&sse2);
+                    if g.rng.chance(1, 2) {
+                        abs(g, 0x6F, s, o2);
+                        g.bytes(&[0x0F, op, 0xC0 | d << 3 | s]);
+                    } else {
+                        abs(g, op, d, o2);
+                    }
+                    name
+                }
+            }
+        }
         0 => {
             // MOVD mm, r32 / MOVD r32, mm / MOVD m32, mm / MOVD mm, m32.
             // (Not ESP: the driver's.)
@@ -1572,7 +1636,52 @@ fn gen_sse(g: &mut Gen) -> (String, u32) {
     abs(g, &[0xAE], 2, 48); // LDMXCSR
     let (d, s) = (g.rng.below(8) as u8, g.rng.below(8) as u8);
     abs(g, &[0x10], d, 0); // MOVUPS xmm_d, A
-    let name = match g.rng.below(8) {
+    let name = match g.rng.below(9) {
+        8 => {
+            // Half and scalar stores to the block's end (56), half loads,
+            // and the conversions between XMM and MMX registers.
+            let m = g.rng.below(4) as u8;
+            match g.rng.below(7) {
+                0 => {
+                    abs(g, &[0x12], d, 16 + 8 * (m as u32 & 1));
+                    "movlps_load"
+                }
+                1 => {
+                    abs(g, &[0x16], d, 16 + 8 * (m as u32 & 1));
+                    "movhps_load"
+                }
+                2 => {
+                    abs(g, &[0x13], d, 56);
+                    "movlps_store"
+                }
+                3 => {
+                    abs(g, &[0x17], d, 56);
+                    "movhps_store"
+                }
+                4 => {
+                    g.byte(0xF3);
+                    abs(g, &[0x11], d, 56 + 4 * (m as u32 & 1));
+                    "movss_store"
+                }
+                5 => {
+                    abs(g, &[0x6F], m, 16); // MOVQ mm, [B]
+                    g.bytes(&[0x0F, 0x2A, 0xC0 | d << 3 | m]);
+                    g.bytes(&[0x0F, 0x77]);
+                    "cvtpi2ps"
+                }
+                _ => {
+                    let t = g.rng.below(2) as u8;
+                    g.bytes(&[0x0F, 0x2D - t, 0xC0 | m << 3 | d]);
+                    abs(g, &[0x7F], m, 56); // MOVQ [56], mm
+                    g.bytes(&[0x0F, 0x77]);
+                    if t == 1 {
+                        "cvttps2pi"
+                    } else {
+                        "cvtps2pi"
+                    }
+                }
+            }
+        }
         0 => {
             // MOVMSKPS r32, xmm / CVT(T)SS2SI r32, xmm/m32 / CVTSI2SS.
             let r = g.rng.pick(&[0u8, 1, 2, 3, 5, 6, 7]);

@@ -90,6 +90,26 @@ pub struct RunArgs {
     /// translates every block on its first execution (for tests).
     #[arg(long, value_enum, default_value_t = JitArg::On)]
     pub jit: JitArg,
+    /// The processor (QEMU's names): `pentium2` (x87, MMX) or `pentium3`
+    /// (and SSE).
+    #[arg(long, value_enum, default_value_t = CpuArg::Pentium2)]
+    pub cpu: CpuArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CpuArg {
+    Pentium2,
+    Pentium3,
+}
+
+impl CpuArg {
+    pub fn model(self) -> ferrite_core::cpu::cpuid::CpuModel {
+        use ferrite_core::cpu::cpuid::CpuModel;
+        match self {
+            CpuArg::Pentium2 => CpuModel::Pentium2,
+            CpuArg::Pentium3 => CpuModel::Pentium3,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -236,6 +256,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg =
         PcConfig { debug_exit: args.debug_exit, rtc_start_unix: unix, serial_speedup: 100, ..PcConfig::default() };
     let mut m = Machine::new(mem, &cfg);
+    m.cpu.set_model(args.cpu.model());
     install_jit(&mut m, args.jit)?;
     if let Some(bios) = own_bios {
         m.firmware = Some(Box::new(crate::firmware::OwnBios { bios }));

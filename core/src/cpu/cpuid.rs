@@ -36,22 +36,51 @@ pub const FEAT_SSE2: u32 = 1 << 26;
 pub const FEATURES_EDX: u32 =
     FEAT_FPU | FEAT_PSE | FEAT_TSC | FEAT_MSR | FEAT_CX8 | FEAT_SEP | FEAT_PGE | FEAT_CMOV | FEAT_MMX | FEAT_FXSR;
 
-/// Result of CPUID for leaf `eax` (sub-leaf ignored) with the default
-/// features: (eax, ebx, ecx, edx).
-pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
-    cpuid_with(leaf, FEATURES_EDX)
+/// The processor models ferrite offers (QEMU's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CpuModel {
+    /// Pentium II: x87, MMX, FXSAVE (the default).
+    #[default]
+    Pentium2,
+    /// Pentium III ("Katmai"): the Pentium II's set and SSE.
+    Pentium3,
 }
 
-/// CPUID for leaf `eax` of a model with the leaf-1 EDX features `edx`.
-pub fn cpuid_with(leaf: u32, edx: u32) -> (u32, u32, u32, u32) {
+impl CpuModel {
+    /// CPUID.1:EAX (also EDX after RESET).
+    pub fn signature(self) -> u32 {
+        match self {
+            CpuModel::Pentium2 => SIGNATURE,
+            CpuModel::Pentium3 => 0x0000_0673,
+        }
+    }
+
+    /// CPUID.1:EDX.
+    pub fn features(self) -> u32 {
+        match self {
+            CpuModel::Pentium2 => FEATURES_EDX,
+            CpuModel::Pentium3 => FEATURES_EDX | FEAT_SSE,
+        }
+    }
+}
+
+/// Result of CPUID for leaf `eax` (sub-leaf ignored) with the default
+/// model: (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    cpuid_with(leaf, SIGNATURE, FEATURES_EDX)
+}
+
+/// CPUID for leaf `eax` of a model with signature `sig` and the leaf-1
+/// EDX features `edx`.
+pub fn cpuid_with(leaf: u32, sig: u32, edx: u32) -> (u32, u32, u32, u32) {
     let w = |i: usize| u32::from_le_bytes([VENDOR[i], VENDOR[i + 1], VENDOR[i + 2], VENDOR[i + 3]]);
     match leaf {
         0 => (2, w(0), w(8), w(4)),
-        1 => (SIGNATURE, 0, 0, edx),
+        1 => (sig, 0, 0, edx),
         // Leaf 2: cache descriptors of a Pentium II (16K L1 I/D, 512K L2, TLBs).
         2 => (0x0302_0101, 0, 0, 0x0C04_0843),
         // Past the highest leaf a P6 answers with the highest basic leaf.
-        _ => cpuid_with(2, edx),
+        _ => cpuid_with(2, sig, edx),
     }
 }
 
@@ -68,6 +97,20 @@ mod tests {
             s.extend_from_slice(&r.to_le_bytes());
         }
         assert_eq!(&s, VENDOR);
+    }
+
+    #[test]
+    fn a_pentium_iii_adds_sse_and_says_model_7() {
+        let m = CpuModel::Pentium3;
+        let (sig, _, _, edx) = cpuid_with(1, m.signature(), m.features());
+        assert_eq!((sig >> 4) & 0xF, 7);
+        assert_eq!(edx, FEATURES_EDX | FEAT_SSE);
+        assert_eq!(edx & FEAT_SSE2, 0);
+        let mut cpu = crate::Cpu::new();
+        cpu.set_model(m);
+        cpu.reset();
+        assert_eq!(cpu.state.regs[crate::cpu::state::EDX], 0x673, "EDX after RESET");
+        assert!(cpu.has_sse());
     }
 
     #[test]

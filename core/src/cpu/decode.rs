@@ -555,9 +555,9 @@ pub(crate) fn convert(ins: &Instruction, bytes: &[u8], mode: Mode) -> Insn {
                 Op { kind: OpK::Mem, num: 2, size: ins.memory_size().size() as u8 }
             }
             OpKind::MemorySegDI | OpKind::MemorySegEDI => {
-                // MASKMOVQ-style DS:DI operands are not P6 integer forms.
-                unsupported = true;
-                Op::NONE
+                // MASKMOVQ's DS:(E)DI (its semantics function reads EDI).
+                insn.seg = ins.memory_segment().number() as u8;
+                Op { kind: OpK::Mem, num: 3, size: 8 }
             }
             OpKind::NearBranch16 | OpKind::NearBranch32 => {
                 insn.imm = ins.near_branch_target() as u32;

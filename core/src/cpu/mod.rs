@@ -152,8 +152,10 @@ pub struct Cpu {
     /// ([`Cpu::exec_one_fpu_at`]).
     fpu_direct: Option<crate::mem::RamSpan>,
     /// CPUID.1:EDX of the model (`cpuid::FEATURES_EDX` unless set with
-    /// [`Cpu::set_features`]).
+    /// [`Cpu::set_model`] or [`Cpu::set_features`]).
     pub(crate) features: u32,
+    /// CPUID.1:EAX of the model.
+    pub(crate) signature: u32,
 }
 
 impl Default for Cpu {
@@ -190,7 +192,16 @@ impl Cpu {
             accel_limit: 0,
             fpu_direct: None,
             features: cpuid::FEATURES_EDX,
+            signature: cpuid::SIGNATURE,
         }
+    }
+
+    /// Become processor `model` (its CPUID signature, also in EDX after
+    /// RESET, and its features).
+    pub fn set_model(&mut self, model: cpuid::CpuModel) {
+        self.signature = model.signature();
+        self.features = model.features();
+        self.state.regs[state::EDX] = self.signature;
     }
 
     /// Choose the model's feature set (CPUID.1:EDX): what CPUID reports,
@@ -209,6 +220,7 @@ impl Cpu {
     /// Back to the RESET state (INIT keeps caches; RESET flushes them).
     pub fn reset(&mut self) {
         self.state = CpuState::reset();
+        self.state.regs[state::EDX] = self.signature;
         // RESET clears the TSC.
         self.state.tsc = 0u64.wrapping_sub(self.instret);
         self.cache.flush();

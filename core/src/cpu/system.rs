@@ -207,7 +207,7 @@ pub(crate) fn invd(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
 }
 
 pub(crate) fn cpuid(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
-    let (a, b, c, d) = id::cpuid_with(cpu.state.regs[EAX], cpu.features);
+    let (a, b, c, d) = id::cpuid_with(cpu.state.regs[EAX], cpu.signature, cpu.features);
     let r = &mut cpu.state.regs;
     r[EAX] = a;
     r[super::state::EBX] = b;

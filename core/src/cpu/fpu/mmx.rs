@@ -65,9 +65,21 @@ pub(crate) enum Op {
     SrlQ,
     SraW,
     SraD,
+    // SSE's additions (#UD on a model without SSE).
+    AvgB,
+    AvgW,
+    MaxSW,
+    MaxUB,
+    MinSW,
+    MinUB,
+    MulHUW,
+    SadBW,
 }
 
-const OPS: [Op; 44] = [
+/// The first of SSE's additions in [`Op`].
+const FIRST_SSE: u8 = Op::AvgB as u8;
+
+const OPS: [Op; 52] = [
     Op::AddB,
     Op::AddW,
     Op::AddD,
@@ -112,7 +124,43 @@ const OPS: [Op; 44] = [
     Op::SrlQ,
     Op::SraW,
     Op::SraD,
+    Op::AvgB,
+    Op::AvgW,
+    Op::MaxSW,
+    Op::MaxUB,
+    Op::MinSW,
+    Op::MinUB,
+    Op::MulHUW,
+    Op::SadBW,
 ];
+
+/// SSE's integer instructions on MMX registers (`sse::handler` sends them
+/// here): PAVGB/W, PMAX/PMIN, PMULHUW, PSADBW through [`binop`], and
+/// PSHUFW, PEXTRW, PINSRW, PMOVMSKB, MASKMOVQ, MOVNTQ.
+pub(crate) fn sse_handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
+    let op = match ins.mnemonic() {
+        M::Pavgb => Op::AvgB,
+        M::Pavgw => Op::AvgW,
+        M::Pmaxsw => Op::MaxSW,
+        M::Pmaxub => Op::MaxUB,
+        M::Pminsw => Op::MinSW,
+        M::Pminub => Op::MinUB,
+        M::Pmulhuw => Op::MulHUW,
+        M::Psadbw => Op::SadBW,
+        M::Pshufw => return pshufw,
+        M::Pextrw => return pextrw,
+        M::Pinsrw => return pinsrw,
+        M::Pmovmskb => return pmovmskb,
+        M::Maskmovq => return maskmovq,
+        M::Movntq => return mov,
+        _ => return ud,
+    };
+    if insn.ops[0].kind != OpK::Mmx {
+        return ud;
+    }
+    insn.cc = op as u8;
+    binop
+}
 
 /// The semantics function of an MMX instruction (operands already decoded
 /// into `insn`, MMX registers as `OpK::Mmx`); forms of later extensions
@@ -235,8 +283,12 @@ fn emms(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
     Ok(())
 }
 
-/// MOVD and MOVQ in all directions (MMX register, 32-bit register, memory).
+/// MOVD and MOVQ in all directions (MMX register, 32-bit register,
+/// memory), and SSE's MOVNTQ (a store).
 fn mov(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    if i.iced_code().mnemonic() == M::Movntq && !cpu.has_sse() {
+        return Err(Fault::UD);
+    }
     cpu.mmx_start()?;
     let v = cpu.mmx_src(ctx, i, 1)?;
     let d = i.ops[0];
@@ -256,6 +308,9 @@ fn mov(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// The two-operand arithmetic, logic, compare, pack, unpack and shift
 /// instructions: MMi := MMi op source.
 fn binop(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    if i.cc >= FIRST_SSE && !cpu.has_sse() {
+        return Err(Fault::UD);
+    }
     cpu.mmx_start()?;
     let b = cpu.mmx_src(ctx, i, 1)?;
     let d = i.ops[0].num;
@@ -401,7 +456,100 @@ pub(crate) fn compute(op: Op, a: u64, b: u64) -> u64 {
             let n = b.min(31) as u32;
             map32(a, 0, |x, _| ((x as i32) >> n) as u32)
         }
+        Op::AvgB => map8(a, b, |x, y| ((x as u16 + y as u16 + 1) >> 1) as u8),
+        Op::AvgW => map16(a, b, |x, y| ((x as u32 + y as u32 + 1) >> 1) as u16),
+        Op::MaxSW => map16(a, b, |x, y| (x as i16).max(y as i16) as u16),
+        Op::MaxUB => map8(a, b, u8::max),
+        Op::MinSW => map16(a, b, |x, y| (x as i16).min(y as i16) as u16),
+        Op::MinUB => map8(a, b, u8::min),
+        Op::MulHUW => map16(a, b, |x, y| ((x as u32 * y as u32) >> 16) as u16),
+        Op::SadBW => {
+            let (x, y) = (bytes(a), bytes(b));
+            (0..8).map(|k| x[k].abs_diff(y[k]) as u64).sum()
+        }
     }
+}
+
+/// The checks of SSE's MMX-register instructions.
+fn sse_mmx_start(cpu: &Cpu) -> Res<()> {
+    if !cpu.has_sse() {
+        return Err(Fault::UD);
+    }
+    cpu.mmx_start()
+}
+
+/// PSHUFW mm, mm/m64, imm8: word k of the result is word (imm >> 2k) & 3.
+fn pshufw(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    sse_mmx_start(cpu)?;
+    let w = words(cpu.mmx_src(ctx, i, 1)?);
+    let imm = i.imm as u8;
+    let r = from_words(std::array::from_fn(|k| w[(imm >> (2 * k)) as usize & 3]));
+    cpu.set_mmx(i.ops[0].num, r);
+    cpu.mmx_done();
+    Ok(())
+}
+
+/// PEXTRW r32, mm, imm8: word imm & 3, zero-extended.
+fn pextrw(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    sse_mmx_start(cpu)?;
+    let w = words(cpu.mmx(i.ops[1].num))[i.imm as usize & 3];
+    cpu.set_reg(i.ops[0].num, 4, w as u32);
+    cpu.mmx_done();
+    Ok(())
+}
+
+/// PINSRW mm, r32/m16, imm8: the low word of the source into word imm & 3.
+fn pinsrw(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    sse_mmx_start(cpu)?;
+    let v = match i.ops[1].kind {
+        OpK::Reg => cpu.get_reg(i.ops[1].num, 4) as u16,
+        _ => {
+            let off = cpu.ea(i);
+            cpu.read_mem(ctx, i.seg as usize, off, 2)? as u16
+        }
+    };
+    let d = i.ops[0].num;
+    let mut w = words(cpu.mmx(d));
+    w[i.imm as usize & 3] = v;
+    cpu.set_mmx(d, from_words(w));
+    cpu.mmx_done();
+    Ok(())
+}
+
+/// PMOVMSKB r32, mm: the bytes' sign bits.
+fn pmovmskb(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    sse_mmx_start(cpu)?;
+    let b = bytes(cpu.mmx(i.ops[1].num));
+    let m = (0..8).fold(0u32, |a, k| a | ((b[k] >> 7) as u32) << k);
+    cpu.set_reg(i.ops[0].num, 4, m);
+    cpu.mmx_done();
+    Ok(())
+}
+
+/// MASKMOVQ mm1, mm2: the bytes of mm1 whose byte in mm2 has its sign bit
+/// set, stored at DS:(E)DI (segment overridable). With an all-zero mask
+/// nothing is accessed; otherwise the eight bytes are checked for writing
+/// first, so a fault writes none.
+fn maskmovq(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    sse_mmx_start(cpu)?;
+    // (Decoded as [DS:(E)DI], mm1, mm2.)
+    let (v, m) = (bytes(cpu.mmx(i.ops[1].num)), bytes(cpu.mmx(i.ops[2].num)));
+    if m.iter().all(|b| b & 0x80 == 0) {
+        cpu.mmx_done();
+        return Ok(());
+    }
+    let di = cpu.state.regs[super::super::state::EDI];
+    let off = if i.addr32 { di } else { di & 0xFFFF };
+    // (Write intent for all eight bytes before any is written.)
+    let seg = i.seg as usize;
+    cpu.mem_loc(ctx, seg, off, 8, true)?;
+    for k in 0..8 {
+        if m[k] & 0x80 != 0 {
+            cpu.write_mem(ctx, seg, off.wrapping_add(k as u32), 1, v[k] as u32)?;
+        }
+    }
+    cpu.mmx_done();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! SSE (the Pentium III set: SDM vol. 1 ch. 10): XMM0-7 of four singles,
-//! MXCSR, and the integer additions on MMX registers.
+//! SSE (the Pentium III set: SDM vol. 1 ch. 10): XMM0-7 of four singles and
+//! MXCSR; the integer additions on MMX registers are in `mmx.rs`.
 //!
 //! Checks, XMM forms: CPUID.SSE clear or CR0.EM or CR4.OSFXSR clear → #UD,
 //! CR0.TS → #NM; then a misaligned 16-byte operand of an aligned form →
@@ -94,6 +94,13 @@ const SCALAR: u8 = 0x80;
 /// The semantics function of an SSE instruction (XMM registers decoded as
 /// `OpK::Xmm`, MMX registers as `OpK::Mmx`).
 pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
+    let mmx_regs = insn.ops.iter().any(|o| o.kind == OpK::Mmx);
+    if mmx_regs && !matches!(ins.mnemonic(), M::Cvtpi2ps | M::Cvtps2pi | M::Cvttps2pi) {
+        return super::mmx::sse_handler(ins, insn);
+    }
+    if matches!(ins.mnemonic(), M::Movntq | M::Maskmovq) {
+        return super::mmx::sse_handler(ins, insn);
+    }
     let mut op = |o: Op, scalar: bool| {
         insn.cc = o as u8 | if scalar { SCALAR } else { 0 };
         arith as ExecFn
