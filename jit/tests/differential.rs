@@ -284,6 +284,7 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             // rewrite code, and with the JIT forced each rewrite
             // recompiles a region).
             11 if rng.below(4) == 0 => gen_mmx(rng, out, code32),
+            11 if rng.below(3) == 0 => gen_sse(rng, out, code32),
             11 => match rng.below(if code32 { 6 } else { 4 }) {
                 0 => reg_or_mem(rng, out, code32, &[0xD9], 0),
                 4 | 5 => {
@@ -403,6 +404,67 @@ fn gen_mmx(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
     }
 }
 
+/// An SSE instruction (the machines are Pentium IIIs with CR4.OSFXSR set
+/// and a random MXCSR): packed and scalar arithmetic, compares (which
+/// also write EFLAGS), logic, shuffles, moves, MOVMSKPS and the MMX
+/// additions (some write general registers), LDMXCSR/STMXCSR; register or
+/// memory operands (misaligned ones fault).
+fn gen_sse(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
+    const OPS: [(u8, bool, bool); 20] = [
+        (0x58, true, false),
+        (0x59, true, false),
+        (0x5C, true, false),
+        (0x5D, true, false),
+        (0x5E, true, false),
+        (0x5F, true, false),
+        (0x51, true, false),
+        (0xC2, true, true),
+        (0x54, false, false),
+        (0x57, false, false),
+        (0x14, false, false),
+        (0xC6, false, true),
+        (0x28, false, false),
+        (0x10, true, false),
+        (0x2E, false, false),
+        (0x2F, false, false),
+        (0x12, false, false),
+        (0x16, false, false),
+        (0x53, true, false),
+        (0x2A, true, false),
+    ];
+    let d = rng.byte() & 7;
+    match rng.below(10) {
+        0 => {
+            let op = [0x50u8, 0xD7, 0xC5][rng.below(3) as usize];
+            out.extend([0x0F, op, 0xC0 | d << 3 | rng.byte() & 7]);
+            if op == 0xC5 {
+                out.push(rng.byte());
+            }
+        }
+        1 => {
+            let op = [0xE0u8, 0xEE, 0xDA, 0xF6, 0x70][rng.below(5) as usize];
+            reg_or_mem(rng, out, code32, &[0x0F, op], d);
+            if op == 0x70 {
+                out.push(rng.byte());
+            }
+        }
+        2 => {
+            let r = 2 + rng.below(2) as u8;
+            mem_form(rng, out, code32, &[0x0F, 0xAE], r)
+        }
+        _ => {
+            let (op, scalar, imm) = OPS[rng.below(20) as usize];
+            if scalar && rng.below(2) == 0 {
+                out.push(0xF3);
+            }
+            reg_or_mem(rng, out, code32, &[0x0F, op], d);
+            if imm {
+                out.push(rng.byte());
+            }
+        }
+    }
+}
+
 /// Instruction `op` with a memory operand [base + disp8] and `reg` in the
 /// ModRM reg field; in 32-bit code the base register is often pointed into
 /// RAM first (a MOV before the instruction).
@@ -483,7 +545,18 @@ fn protected_tables(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, code_se
 /// One machine set up for a trial; the same `rng` state gives the same
 /// machine.
 fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
+    cpu.set_model(ferrite_core::cpu::cpuid::CpuModel::Pentium3);
     cpu.reset();
+    cpu.state.cr4 |= ferrite_core::cpu::state::CR4_OSFXSR;
+    if rng.below(2) == 0 {
+        cpu.state.cr4 |= ferrite_core::cpu::fpu::sse::CR4_OSXMMEXCPT;
+    }
+    // Mostly masked, sometimes an unmasked exception or two (#XM).
+    let unmask = if rng.below(4) == 0 { (rng.byte() as u32 & 0x3F) << 7 } else { 0 };
+    cpu.state.sse.mxcsr = (0x1F80 & !unmask) | (rng.below(4) << 13) | if rng.below(3) == 0 { 1 << 15 } else { 0 };
+    for x in cpu.state.sse.xmm.iter_mut() {
+        *x = (rng.next() as u128) << 64 | rng.next() as u128;
+    }
     let code32 = matches!(mode, Mode::Protected32 | Mode::Paged32);
     mem.load(PhysAddr(0), &vec![0u8; RAM]);
     let code = gen_code(rng, code32);
@@ -557,7 +630,7 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
 fn state_of(cpu: &Cpu) -> String {
     let s = &cpu.state;
     format!(
-        "regs {:08x?} eip {:08x} eflags {:08x} segs {:?} cr0 {:08x} cr2 {:08x} cpl {} halted {} instret {} fpu {:?}",
+        "regs {:08x?} eip {:08x} eflags {:08x} segs {:?} cr0 {:08x} cr2 {:08x} cpl {} halted {} instret {} fpu {:?} sse {:x?}",
         s.regs,
         s.eip,
         s.eflags(),
@@ -567,7 +640,8 @@ fn state_of(cpu: &Cpu) -> String {
         s.cpl,
         s.halted,
         cpu.instret,
-        s.fpu
+        s.fpu,
+        s.sse
     )
 }
 
