@@ -194,6 +194,10 @@ pub struct FpEnv {
     pub flags: u8,
     /// The last inexact rounding increased the magnitude (reported in C1).
     pub round_up: bool,
+    /// Round results to this format (its precision and exponent range,
+    /// masked responses as for a memory destination) instead of to the
+    /// register format: SSE's single and double results, rounded once.
+    pub dest: Option<Format>,
 }
 
 impl FpEnv {
@@ -205,7 +209,7 @@ impl FpEnv {
             2 => 53,
             _ => 64,
         };
-        FpEnv { rc: Rounding::from_rc(cw >> 10), prec, masks: (cw & 0x3F) as u8, flags: 0, round_up: false }
+        FpEnv { rc: Rounding::from_rc(cw >> 10), prec, masks: (cw & 0x3F) as u8, flags: 0, round_up: false, dest: None }
     }
 
     #[inline]
@@ -371,8 +375,22 @@ fn round(sign: bool, exp: i32, sig: u128, fmt: Format, adjust: bool, env: &mut F
     Rounded { exp: e_unb, sig: m as u64 }
 }
 
-/// Round to an extended register result with `prec` bits.
+/// Round to an extended register result with `prec` bits (or to
+/// `env.dest`, held exactly in the extended format).
 fn round_ext(sign: bool, exp: i32, sig: u128, prec: u32, env: &mut FpEnv) -> F80 {
+    if let Some(fmt) = env.dest {
+        let r = round(sign, exp, sig, fmt, false, env);
+        if r.exp > fmt.emax {
+            return F80::INFINITY.with_sign(sign);
+        }
+        if r.sig == 0 {
+            return F80::ZERO.with_sign(sign);
+        }
+        // value = sig * 2^(max(exp, 1) - bias - (prec - 1))
+        let lsb = r.exp.max(1) - fmt.bias - (fmt.prec as i32 - 1);
+        let lz = r.sig.leading_zeros() as i32;
+        return F80::new(sign, (lsb + BIAS + 63 - lz) as u16, r.sig << lz);
+    }
     let r = round(sign, exp, sig, extended(prec), true, env);
     F80::new(sign, r.exp.clamp(0, 0x7FFF) as u16, r.sig << (64 - prec))
 }
@@ -1048,7 +1066,7 @@ pub fn extract(a: F80, env: &mut FpEnv) -> (F80, F80) {
 /// The nearest f64 (for the transcendental approximations): round to
 /// nearest, NaNs keep their top significand bits.
 pub fn to_f64_nearest(x: F80) -> f64 {
-    let mut env = FpEnv { rc: Rounding::Nearest, prec: 53, masks: 0x3F, flags: 0, round_up: false };
+    let mut env = FpEnv { rc: Rounding::Nearest, prec: 53, masks: 0x3F, flags: 0, round_up: false, dest: None };
     f64::from_bits(store_ieee(x, DOUBLE, &mut env))
 }
 

@@ -90,6 +90,8 @@ const OPS: [Op; 17] = [
 
 /// Scalar forms operate on element 0 only (bit 7 of `Insn::cc`).
 const SCALAR: u8 = 0x80;
+/// Double-precision forms (SSE2; bit 6 of `Insn::cc`).
+const DOUBLE: u8 = 0x40;
 
 /// The semantics function of an SSE instruction (XMM registers decoded as
 /// `OpK::Xmm`, MMX registers as `OpK::Mmx`).
@@ -239,49 +241,103 @@ fn from_lanes(l: [u32; 4]) -> u128 {
     l.iter().enumerate().fold(0, |a, (k, &x)| a | (x as u128) << (32 * k))
 }
 
-/// The single-precision environment of MXCSR (64-bit intermediate).
+/// The environment of MXCSR (every exception masked; callers set the
+/// masks and the destination format).
 fn env_of(mxcsr: u32) -> FpEnv {
     let mut e = FpEnv::from_cw(0x037F);
     e.rc = Rounding::from_rc((mxcsr >> 13) as u16);
     e
 }
 
-fn is_nan(x: u32) -> bool {
-    x & 0x7FFF_FFFF > 0x7F80_0000
+/// An SSE floating-point format: single or double precision.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Fp {
+    S,
+    D,
 }
 
-fn is_snan(x: u32) -> bool {
-    is_nan(x) && x & 0x0040_0000 == 0
+impl Fp {
+    fn sign(self) -> u64 {
+        match self {
+            Fp::S => 1 << 31,
+            Fp::D => 1 << 63,
+        }
+    }
+    /// The exponent field all ones: infinity's encoding.
+    fn inf(self) -> u64 {
+        match self {
+            Fp::S => 0x7F80_0000,
+            Fp::D => 0x7FF0_0000_0000_0000,
+        }
+    }
+    fn quiet(self) -> u64 {
+        match self {
+            Fp::S => 0x0040_0000,
+            Fp::D => 1 << 51,
+        }
+    }
+    /// The QNaN floating-point indefinite.
+    fn indefinite(self) -> u64 {
+        self.sign() | self.inf() | self.quiet()
+    }
+    fn mag(self, x: u64) -> u64 {
+        x & (self.sign() - 1)
+    }
+    fn is_nan(self, x: u64) -> bool {
+        self.mag(x) > self.inf()
+    }
+    fn is_snan(self, x: u64) -> bool {
+        self.is_nan(x) && x & self.quiet() == 0
+    }
+    fn is_denormal(self, x: u64) -> bool {
+        x & self.inf() == 0 && self.mag(x) != 0
+    }
+    fn format(self) -> f80::Format {
+        match self {
+            Fp::S => SINGLE,
+            Fp::D => f80::DOUBLE,
+        }
+    }
+    /// The value, exactly, in the x87 format.
+    fn to_f80(self, x: u64) -> F80 {
+        match self {
+            Fp::S => f80::from_f32(x as u32).0,
+            Fp::D => f80::from_f64(x).0,
+        }
+    }
+    /// The encoding of a value the format holds exactly.
+    fn encode(self, r: F80) -> u64 {
+        let mut env = FpEnv::from_cw(0x037F);
+        f80::store_ieee(r, self.format(), &mut env)
+    }
+    /// A denormal operand read as a zero under MXCSR.DAZ.
+    fn daz(self, x: u64, mxcsr: u32) -> u64 {
+        if mxcsr & MXCSR_DAZ != 0 && self.is_denormal(x) {
+            x & self.sign()
+        } else {
+            x
+        }
+    }
 }
-
-fn is_denormal(x: u32) -> bool {
-    x & 0x7F80_0000 == 0 && x & 0x007F_FFFF != 0
-}
-
-const QNAN_BIT: u32 = 0x0040_0000;
-/// The default NaN (QNaN floating-point indefinite).
-const INDEFINITE: u32 = 0xFFC0_0000;
 
 /// One element of a two-operand arithmetic operation (`a` the
-/// destination's): the result bits and the exceptions raised.
-pub(crate) fn elem(op: Op, a: u32, b: u32, imm: u8, mxcsr: u32) -> (u32, u8) {
-    let daz = mxcsr & MXCSR_DAZ != 0;
-    let flush = |x: u32| if daz && is_denormal(x) { x & 0x8000_0000 } else { x };
-    let (a, b) = (flush(a), flush(b));
+/// destination's) in format `fp`: the result bits and the exceptions.
+pub(crate) fn elem(op: Op, fp: Fp, a: u64, b: u64, imm: u8, mxcsr: u32) -> (u64, u8) {
+    let (a, b) = (fp.daz(a, mxcsr), fp.daz(b, mxcsr));
     let unary = matches!(op, Op::Sqrt | Op::Rcp | Op::Rsqrt);
     let mut flags = 0u8;
     match op {
         Op::Cmp => {
             let pred = imm & 7;
-            let unordered = is_nan(a) || is_nan(b);
-            // LT, LE, NLT, NLE signal on any NaN; the rest on SNaNs.
-            // (No DE beside a NaN.)
-            if (unordered && matches!(pred, 1 | 2 | 5 | 6)) || is_snan(a) || is_snan(b) {
+            let unordered = fp.is_nan(a) || fp.is_nan(b);
+            // LT, LE, NLT, NLE signal on any NaN; the rest on SNaNs; no
+            // DE beside a NaN.
+            if (unordered && matches!(pred, 1 | 2 | 5 | 6)) || fp.is_snan(a) || fp.is_snan(b) {
                 flags |= IE;
-            } else if !unordered && (is_denormal(a) || is_denormal(b)) {
+            } else if !unordered && (fp.is_denormal(a) || fp.is_denormal(b)) {
                 flags |= DE;
             }
-            let (lt, eq) = if unordered { (false, false) } else { order(a, b) };
+            let (lt, eq) = if unordered { (false, false) } else { order(fp, a, b) };
             let r = match pred {
                 0 => eq,
                 1 => lt,
@@ -292,81 +348,82 @@ pub(crate) fn elem(op: Op, a: u32, b: u32, imm: u8, mxcsr: u32) -> (u32, u8) {
                 6 => !(lt || eq),
                 _ => !unordered,
             };
-            return (if r { u32::MAX } else { 0 }, flags);
+            return (if r { u64::MAX } else { 0 }, flags);
         }
         Op::Max | Op::Min => {
-            if is_nan(a) || is_nan(b) {
+            if fp.is_nan(a) || fp.is_nan(b) {
                 return (b, IE);
             }
-            if is_denormal(a) || is_denormal(b) {
+            if fp.is_denormal(a) || fp.is_denormal(b) {
                 flags |= DE;
             }
-            let (lt, _) = order(a, b);
-            let pick_a = if op == Op::Max { order(b, a).0 } else { lt };
+            let pick_a = if op == Op::Max { order(fp, b, a).0 } else { order(fp, a, b).0 };
             return (if pick_a { a } else { b }, flags);
         }
-        Op::Rcp | Op::Rsqrt => return (approx(op, b), 0),
+        Op::Rcp | Op::Rsqrt => return (approx(op, b as u32) as u64, 0),
         _ => {}
     }
     // NaN operands: the first one's, quieted (SNaNs raise IE).
-    let ops: &[u32] = if unary { &[b] } else { &[a, b] };
-    if let Some(&n) = ops.iter().find(|&&x| is_nan(x)) {
-        let ie = if ops.iter().any(|&x| is_snan(x)) { IE } else { 0 };
-        return (n | QNAN_BIT, ie);
+    let ops: &[u64] = if unary { &[b] } else { &[a, b] };
+    if let Some(&n) = ops.iter().find(|&&x| fp.is_nan(x)) {
+        let ie = if ops.iter().any(|&x| fp.is_snan(x)) { IE } else { 0 };
+        return (n | fp.quiet(), ie);
     }
-    if ops.iter().any(|&x| is_denormal(x)) {
+    if ops.iter().any(|&x| fp.is_denormal(x)) {
         flags |= DE;
     }
-    let x = |v: u32| f80::from_f32(v).0;
-    let mut env = env_of(mxcsr);
-    let r = match op {
-        Op::Add => f80::add(x(a), x(b), &mut env),
-        Op::Sub => f80::sub(x(a), x(b), &mut env),
-        Op::Mul => f80::mul(x(a), x(b), &mut env),
-        Op::Div => f80::div(x(a), x(b), &mut env),
-        _ => f80::sqrt(x(b), &mut env),
-    };
-    if env.flags & IE != 0 {
+    let (x, y) = (fp.to_f80(a), fp.to_f80(b));
+    let (bits, f) = round_to(fp, mxcsr, |env| match op {
+        Op::Add => f80::add(x, y, env),
+        Op::Sub => f80::sub(x, y, env),
+        Op::Mul => f80::mul(x, y, env),
+        Op::Div => f80::div(x, y, env),
+        _ => f80::sqrt(y, env),
+    });
+    if f & IE != 0 {
         // (Invalid beats denormal.)
-        return (INDEFINITE, IE);
+        return (bits, IE);
     }
-    if env.flags & ZE != 0 {
+    if f & ZE != 0 {
         // (A denormal dividend is not reported then.)
-        return (((a ^ b) & 0x8000_0000) | 0x7F80_0000, ZE);
+        return ((a ^ b) & fp.sign() | fp.inf(), ZE);
     }
-    let (bits, f) = to_single(r, env.flags & PE, mxcsr);
     (bits, flags | f)
 }
 
-/// Round an 80-bit result (with `pe`: already inexact, so inexact in single
-/// precision too) to single precision under MXCSR's RC, masks and FTZ.
-/// Tininess is detected after rounding; a masked underflow is reported
-/// when the result is also inexact, an unmasked one whenever tiny.
-fn to_single(r: F80, pe: u8, mxcsr: u32) -> (u32, u8) {
+/// Compute a result rounded once to `fp` under MXCSR (RC, masks, FTZ):
+/// the encoding and the exceptions (IE gives the indefinite). Tininess is
+/// detected after rounding; a masked underflow is reported when the
+/// result is also inexact, an unmasked one whenever tiny.
+fn round_to(fp: Fp, mxcsr: u32, f: impl Fn(&mut FpEnv) -> F80) -> (u64, u8) {
     let masks = (mxcsr >> 7) as u8 & 0x3F;
     let mut env = env_of(mxcsr);
+    env.dest = Some(fp.format());
     // Underflow unmasked here: raised whenever the rounded result is tiny.
     env.masks = masks & !UE;
-    let bits = f80::store_ieee(r, SINGLE, &mut env) as u32;
+    let r = f(&mut env);
+    if env.flags & IE != 0 {
+        return (fp.indefinite(), IE);
+    }
     if env.flags & UE == 0 {
-        return (bits, env.flags | pe);
+        return (fp.encode(r), env.flags);
     }
     if masks & UE == 0 {
-        return (0, UE | pe | (env.flags & PE));
+        return (0, UE | (env.flags & PE));
     }
     if mxcsr & MXCSR_FTZ != 0 {
-        return ((r.sign() as u32) << 31, UE | PE);
+        return (if r.sign() { fp.sign() } else { 0 }, UE | PE);
     }
     let mut env = env_of(mxcsr);
+    env.dest = Some(fp.format());
     env.masks = masks;
-    let bits = f80::store_ieee(r, SINGLE, &mut env) as u32;
-    let f = if pe != 0 { env.flags | UE | PE } else { env.flags };
-    (bits, f)
+    let r = f(&mut env);
+    (fp.encode(r), env.flags)
 }
 
-/// (a < b, a == b) for ordered singles (-0 == +0).
-fn order(a: u32, b: u32) -> (bool, bool) {
-    let key = |x: u32| if x & 0x8000_0000 != 0 { -((x & 0x7FFF_FFFF) as i64) } else { x as i64 };
+/// (a < b, a == b) for ordered values (-0 == +0).
+fn order(fp: Fp, a: u64, b: u64) -> (bool, bool) {
+    let key = |x: u64| if x & fp.sign() != 0 { -(fp.mag(x) as i128) } else { x as i128 };
     let (ka, kb) = (key(a), key(b));
     (ka < kb, ka == kb)
 }
@@ -378,15 +435,15 @@ fn order(a: u32, b: u32) -> (bool, bool) {
 /// to zero; no exceptions.
 fn approx(op: Op, b: u32) -> u32 {
     let sign = b & 0x8000_0000;
-    if is_nan(b) {
-        return b | QNAN_BIT;
+    if Fp::S.is_nan(b as u64) {
+        return b | Fp::S.quiet() as u32;
     }
     let mag = b & 0x7FFF_FFFF;
     if mag < 0x0080_0000 {
         return sign | 0x7F80_0000;
     }
     if op == Op::Rsqrt && sign != 0 {
-        return INDEFINITE;
+        return Fp::S.indefinite() as u32;
     }
     if mag == 0x7F80_0000 {
         return if op == Op::Rcp { sign } else { 0 };
@@ -400,15 +457,22 @@ fn approx(op: Op, b: u32) -> u32 {
     (r & !0x7FF) | if op == Op::Rcp { sign } else { 0 }
 }
 
-/// `a op b` for whole registers (logic, unpacks, shuffles, arithmetic).
-/// Returns the result and the exceptions of all elements.
-pub(crate) fn compute(op: Op, scalar: bool, a: u128, b: u128, imm: u8, mxcsr: u32) -> (u128, u8) {
+/// `a op b` for whole registers (logic, unpacks, shuffles, arithmetic in
+/// format `fp`). Returns the result and the exceptions of all elements.
+pub(crate) fn compute(op: Op, fp: Fp, scalar: bool, a: u128, b: u128, imm: u8, mxcsr: u32) -> (u128, u8) {
     let (x, y) = (lanes(a), lanes(b));
     match op {
         Op::And => (a & b, 0),
         Op::AndN => (!a & b, 0),
         Op::Or => (a | b, 0),
         Op::Xor => (a ^ b, 0),
+        Op::UnpckL if fp == Fp::D => ((a & u64::MAX as u128) | b << 64, 0),
+        Op::UnpckH if fp == Fp::D => (a >> 64 | (b >> 64) << 64, 0),
+        Op::Shuf if fp == Fp::D => {
+            let lo = if imm & 1 != 0 { a >> 64 } else { a & u64::MAX as u128 };
+            let hi = if imm & 2 != 0 { b >> 64 } else { b & u64::MAX as u128 };
+            (lo | hi << 64, 0)
+        }
         Op::UnpckL => (from_lanes([x[0], y[0], x[1], y[1]]), 0),
         Op::UnpckH => (from_lanes([x[2], y[2], x[3], y[3]]), 0),
         Op::Shuf => {
@@ -416,15 +480,21 @@ pub(crate) fn compute(op: Op, scalar: bool, a: u128, b: u128, imm: u8, mxcsr: u3
             (from_lanes([x[s(0) as usize], x[s(1) as usize], y[s(2) as usize], y[s(3) as usize]]), 0)
         }
         _ => {
-            let n = if scalar { 1 } else { 4 };
-            let mut r = x;
+            let (w, n) = match fp {
+                Fp::S => (32, 4),
+                Fp::D => (64, 2),
+            };
+            let n = if scalar { 1 } else { n };
+            let m = if w == 32 { u32::MAX as u128 } else { u64::MAX as u128 };
+            let mut r = a;
             let mut flags = 0;
             for k in 0..n {
-                let (v, f) = elem(op, x[k], y[k], imm, mxcsr);
-                r[k] = v;
+                let sh = w * k;
+                let (v, f) = elem(op, fp, ((a >> sh) & m) as u64, ((b >> sh) & m) as u64, imm, mxcsr);
+                r = (r & !(m << sh)) | ((v as u128 & m) << sh);
                 flags |= f;
             }
-            (from_lanes(r), flags)
+            (r, flags)
         }
     }
 }
@@ -440,11 +510,12 @@ fn xmm_dst(i: &Insn) -> Res<usize> {
 fn arith(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start()?;
     let d = xmm_dst(i)?;
-    let op = OPS.get((i.cc & !SCALAR) as usize).copied().ok_or(Fault::UD)?;
+    let op = OPS.get((i.cc & !(SCALAR | DOUBLE)) as usize).copied().ok_or(Fault::UD)?;
     let scalar = i.cc & SCALAR != 0;
     let b = cpu.xmm_src(ctx, i, 1)?;
     let a = cpu.state.sse.xmm[d];
-    let (r, flags) = compute(op, scalar, a, b, i.imm as u8, cpu.state.sse.mxcsr);
+    let fp = if i.cc & DOUBLE != 0 { Fp::D } else { Fp::S };
+    let (r, flags) = compute(op, fp, scalar, a, b, i.imm as u8, cpu.state.sse.mxcsr);
     cpu.simd_exceptions(flags)?;
     cpu.state.sse.xmm[d] = r;
     Ok(())
@@ -525,19 +596,21 @@ fn movmskps(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     Ok(())
 }
 
-/// COMISS/UCOMISS: ZF, PF, CF from the comparison (111 unordered, 000
-/// greater, 001 less, 100 equal); OF, SF, AF cleared.
+/// COMISS/UCOMISS (and SSE2's COMISD/UCOMISD): ZF, PF, CF from the
+/// comparison (111 unordered, 000 greater, 001 less, 100 equal); OF, SF,
+/// AF cleared.
 fn comiss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start()?;
-    let daz = cpu.state.sse.mxcsr & MXCSR_DAZ != 0;
-    let flush = |x: u32| if daz && is_denormal(x) { x & 0x8000_0000 } else { x };
-    let a = flush(cpu.state.sse.xmm[i.ops[0].num as usize & 7] as u32);
-    let b = flush(cpu.xmm_src(ctx, i, 1)? as u32);
-    let quiet = i.iced_code().mnemonic() == M::Ucomiss;
-    let unordered = is_nan(a) || is_nan(b);
-    let flags = if is_snan(a) || is_snan(b) || (unordered && !quiet) {
+    let m = i.iced_code().mnemonic();
+    let (fp, mask) = if matches!(m, M::Comisd | M::Ucomisd) { (Fp::D, u64::MAX) } else { (Fp::S, u32::MAX as u64) };
+    let mxcsr = cpu.state.sse.mxcsr;
+    let a = fp.daz(cpu.state.sse.xmm[i.ops[0].num as usize & 7] as u64 & mask, mxcsr);
+    let b = fp.daz(cpu.xmm_src(ctx, i, 1)? as u64 & mask, mxcsr);
+    let quiet = matches!(m, M::Ucomiss | M::Ucomisd);
+    let unordered = fp.is_nan(a) || fp.is_nan(b);
+    let flags = if fp.is_snan(a) || fp.is_snan(b) || (unordered && !quiet) {
         IE
-    } else if !unordered && (is_denormal(a) || is_denormal(b)) {
+    } else if !unordered && (fp.is_denormal(a) || fp.is_denormal(b)) {
         DE
     } else {
         0
@@ -546,7 +619,7 @@ fn comiss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let v = if unordered {
         ZF | PF | CF
     } else {
-        match order(a, b) {
+        match order(fp, a, b) {
             (_, true) => ZF,
             (true, _) => CF,
             _ => 0,
@@ -576,28 +649,32 @@ fn stmxcsr(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 fn cvtsi2ss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start()?;
     let v = cpu.xmm_src(ctx, i, 1)? as u32 as i32;
-    let (bits, flags) = to_single(F80::from_i64(v as i64), 0, cpu.state.sse.mxcsr);
+    let (bits, flags) = int_to(Fp::S, v, cpu.state.sse.mxcsr);
     cpu.simd_exceptions(flags)?;
     let d = xmm_dst(i)?;
     cpu.state.sse.xmm[d] = (cpu.state.sse.xmm[d] & !0xFFFF_FFFFu128) | bits as u128;
     Ok(())
 }
 
-/// A single to a 32-bit integer per MXCSR.RC (or truncated): the integer
-/// indefinite 80000000h for NaNs and out-of-range values (IE).
-fn to_i32(x: u32, truncate: bool, mxcsr: u32) -> (u32, u8) {
-    let daz = mxcsr & MXCSR_DAZ != 0;
-    let x = if daz && is_denormal(x) { x & 0x8000_0000 } else { x };
+/// A 32-bit integer in format `fp`, rounded per MXCSR.RC.
+fn int_to(fp: Fp, v: i32, mxcsr: u32) -> (u64, u8) {
+    round_to(fp, mxcsr, |env| f80::add(F80::from_i64(v as i64), F80::ZERO, env))
+}
+
+/// A value of format `fp` to a 32-bit integer per MXCSR.RC (or
+/// truncated): the integer indefinite 80000000h for NaNs and out-of-range
+/// values (IE). No DE (denormals count under DAZ).
+fn to_i32(fp: Fp, x: u64, truncate: bool, mxcsr: u32) -> (u32, u8) {
+    let x = fp.daz(x, mxcsr);
     let mut env = env_of(mxcsr);
     if truncate {
         env.rc = Rounding::Zero;
     }
-    let v = f80::from_f32(x).0;
-    if v.class() == Class::QNaN || v.class() == Class::SNaN || v.class() == Class::Infinity {
+    let v = fp.to_f80(x);
+    if matches!(v.class(), Class::QNaN | Class::SNaN | Class::Infinity) {
         return (0x8000_0000, IE);
     }
     match f80::to_int(v, 32, &mut env) {
-        // (No DE for conversions.)
         Some(n) => (n as u32, env.flags & PE),
         None => (0x8000_0000, IE),
     }
@@ -607,7 +684,7 @@ fn cvtss2si(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start()?;
     let x = cpu.xmm_src(ctx, i, 1)? as u32;
     let t = i.iced_code().mnemonic() == M::Cvttss2si;
-    let (v, flags) = to_i32(x, t, cpu.state.sse.mxcsr);
+    let (v, flags) = to_i32(Fp::S, x as u64, t, cpu.state.sse.mxcsr);
     cpu.simd_exceptions(flags)?;
     cpu.set_reg(i.ops[0].num, 4, v);
     Ok(())
@@ -623,8 +700,8 @@ fn cvtpi2ps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     }
     let s = cpu.xmm_src(ctx, i, 1)? as u64;
     let mxcsr = cpu.state.sse.mxcsr;
-    let (lo, f0) = to_single(F80::from_i64(s as u32 as i32 as i64), 0, mxcsr);
-    let (hi, f1) = to_single(F80::from_i64((s >> 32) as u32 as i32 as i64), 0, mxcsr);
+    let (lo, f0) = int_to(Fp::S, s as u32 as i32, mxcsr);
+    let (hi, f1) = int_to(Fp::S, (s >> 32) as u32 as i32, mxcsr);
     cpu.simd_exceptions(f0 | f1)?;
     let d = xmm_dst(i)?;
     cpu.state.sse.xmm[d] = (cpu.state.sse.xmm[d] & !(u64::MAX as u128)) | lo as u128 | (hi as u128) << 32;
@@ -642,8 +719,8 @@ fn cvtps2pi(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     let s = cpu.xmm_src(ctx, i, 1)?;
     let t = i.iced_code().mnemonic() == M::Cvttps2pi;
     let mxcsr = cpu.state.sse.mxcsr;
-    let (lo, f0) = to_i32(s as u32, t, mxcsr);
-    let (hi, f1) = to_i32((s >> 32) as u32, t, mxcsr);
+    let (lo, f0) = to_i32(Fp::S, s as u32 as u64, t, mxcsr);
+    let (hi, f1) = to_i32(Fp::S, (s >> 32) as u32 as u64, t, mxcsr);
     cpu.simd_exceptions(f0 | f1)?;
     cpu.set_mmx(i.ops[0].num, lo as u64 | (hi as u64) << 32);
     cpu.mmx_done();
