@@ -160,6 +160,8 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Out => data::out,
         M::Insb | M::Insw | M::Insd => data::ins,
         M::Outsb | M::Outsw | M::Outsd => data::outs,
+        // (SSE2's MOVSD and CMPSD share the string instructions' names.)
+        M::Movsd | M::Cmpsd if is_sse(ins) => fpu::sse::handler(ins, insn),
         M::Movsb | M::Movsw | M::Movsd => data::movs,
         M::Cmpsb | M::Cmpsw | M::Cmpsd => data::cmps,
         M::Stosb | M::Stosw | M::Stosd => data::stos,
@@ -370,10 +372,11 @@ pub(crate) fn is_mmx(ins: &Instruction) -> bool {
     ins.cpuid_features().contains(&iced_x86::CpuidFeature::MMX)
 }
 
-/// Instructions of the SSE set (XMM forms and the integer additions on
-/// MMX registers; SSE2 forms are not among them).
+/// Instructions of the SSE and SSE2 sets (XMM forms and the integer
+/// additions on MMX registers).
 pub(crate) fn is_sse(ins: &Instruction) -> bool {
-    ins.cpuid_features() == [iced_x86::CpuidFeature::SSE]
+    use iced_x86::CpuidFeature as F;
+    matches!(ins.cpuid_features(), [F::SSE] | [F::SSE2])
 }
 
 /// Store a relative branch as its displacement from the next instruction,

@@ -74,12 +74,18 @@ pub(crate) enum Op {
     MinUB,
     MulHUW,
     SadBW,
+    // SSE2's (#UD on a model without SSE2).
+    AddQ,
+    SubQ,
+    MulUDQ,
 }
 
 /// The first of SSE's additions in [`Op`].
 const FIRST_SSE: u8 = Op::AvgB as u8;
+/// The first of SSE2's.
+const FIRST_SSE2: u8 = Op::AddQ as u8;
 
-const OPS: [Op; 52] = [
+const OPS: [Op; 55] = [
     Op::AddB,
     Op::AddW,
     Op::AddD,
@@ -132,48 +138,19 @@ const OPS: [Op; 52] = [
     Op::MinUB,
     Op::MulHUW,
     Op::SadBW,
+    Op::AddQ,
+    Op::SubQ,
+    Op::MulUDQ,
 ];
 
-/// SSE's integer instructions on MMX registers (`sse::handler` sends them
-/// here): PAVGB/W, PMAX/PMIN, PMULHUW, PSADBW through [`binop`], and
-/// PSHUFW, PEXTRW, PINSRW, PMOVMSKB, MASKMOVQ, MOVNTQ.
-pub(crate) fn sse_handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
-    let op = match ins.mnemonic() {
-        M::Pavgb => Op::AvgB,
-        M::Pavgw => Op::AvgW,
-        M::Pmaxsw => Op::MaxSW,
-        M::Pmaxub => Op::MaxUB,
-        M::Pminsw => Op::MinSW,
-        M::Pminub => Op::MinUB,
-        M::Pmulhuw => Op::MulHUW,
-        M::Psadbw => Op::SadBW,
-        M::Pshufw => return pshufw,
-        M::Pextrw => return pextrw,
-        M::Pinsrw => return pinsrw,
-        M::Pmovmskb => return pmovmskb,
-        M::Maskmovq => return maskmovq,
-        M::Movntq => return mov,
-        _ => return ud,
-    };
-    if insn.ops[0].kind != OpK::Mmx {
-        return ud;
-    }
-    insn.cc = op as u8;
-    binop
+/// The operation with code `cc` (as `Insn::cc` holds it).
+pub(crate) fn op_from(cc: u8) -> Option<Op> {
+    OPS.get(cc as usize).copied()
 }
 
-/// The semantics function of an MMX instruction (operands already decoded
-/// into `insn`, MMX registers as `OpK::Mmx`); forms of later extensions
-/// (SSE's integer additions, SSE2's PADDQ/PSUBQ/PMULUDQ on MMX registers)
-/// are #UD on this model.
-pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
-    use iced_x86::CpuidFeature as F;
-    if ins.cpuid_features() != [F::MMX] {
-        return ud;
-    }
-    let op = match ins.mnemonic() {
-        M::Emms => return emms,
-        M::Movd | M::Movq => return mov,
+/// The lane operation of an MMX (or SSE/SSE2 integer) mnemonic.
+pub(crate) fn lane_op(m: M) -> Option<Op> {
+    Some(match m {
         M::Paddb => Op::AddB,
         M::Paddw => Op::AddW,
         M::Paddd => Op::AddD,
@@ -218,7 +195,62 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Psrlq => Op::SrlQ,
         M::Psraw => Op::SraW,
         M::Psrad => Op::SraD,
-        _ => return ud,
+        M::Pavgb => Op::AvgB,
+        M::Pavgw => Op::AvgW,
+        M::Pmaxsw => Op::MaxSW,
+        M::Pmaxub => Op::MaxUB,
+        M::Pminsw => Op::MinSW,
+        M::Pminub => Op::MinUB,
+        M::Pmulhuw => Op::MulHUW,
+        M::Psadbw => Op::SadBW,
+        M::Paddq => Op::AddQ,
+        M::Psubq => Op::SubQ,
+        M::Pmuludq => Op::MulUDQ,
+        _ => return None,
+    })
+}
+
+/// SSE's integer instructions on MMX registers (`sse::handler` sends them
+/// here): PAVGB/W, PMAX/PMIN, PMULHUW, PSADBW through [`binop`], and
+/// PSHUFW, PEXTRW, PINSRW, PMOVMSKB, MASKMOVQ, MOVNTQ.
+pub(crate) fn sse_handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
+    let op = match ins.mnemonic() {
+        M::Pshufw => return pshufw,
+        M::Pextrw => return pextrw,
+        M::Pinsrw => return pinsrw,
+        M::Pmovmskb => return pmovmskb,
+        M::Maskmovq => return maskmovq,
+        M::Movntq => return mov,
+        m => match lane_op(m) {
+            Some(op) if (op as u8) >= FIRST_SSE => op,
+            _ => return ud,
+        },
+    };
+    if insn.ops[0].kind != OpK::Mmx {
+        return ud;
+    }
+    insn.cc = op as u8;
+    binop
+}
+
+/// The semantics function of an MMX instruction (operands already decoded
+/// into `insn`, MMX registers as `OpK::Mmx`); forms of later extensions
+/// (SSE's integer additions, SSE2's PADDQ/PSUBQ/PMULUDQ on MMX registers)
+/// are #UD on this model.
+pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
+    use iced_x86::CpuidFeature as F;
+    if ins.cpuid_features() != [F::MMX] {
+        return ud;
+    }
+    let op = match ins.mnemonic() {
+        M::Emms => return emms,
+        M::Movd | M::Movq => return mov,
+        // (iced-x86 lists SSE2's PADDQ/PSUBQ/PMULUDQ on MMX registers as
+        // MMX: `binop` checks the model.)
+        m => match lane_op(m) {
+            Some(op) if (op as u8) < FIRST_SSE || (op as u8) >= FIRST_SSE2 => op,
+            _ => return ud,
+        },
     };
     if insn.ops[0].kind != OpK::Mmx {
         return ud;
@@ -308,7 +340,7 @@ fn mov(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// The two-operand arithmetic, logic, compare, pack, unpack and shift
 /// instructions: MMi := MMi op source.
 fn binop(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    if i.cc >= FIRST_SSE && !cpu.has_sse() {
+    if (i.cc >= FIRST_SSE && !cpu.has_sse()) || (i.cc >= FIRST_SSE2 && !cpu.has_sse2()) {
         return Err(Fault::UD);
     }
     cpu.mmx_start()?;
@@ -467,6 +499,9 @@ pub(crate) fn compute(op: Op, a: u64, b: u64) -> u64 {
             let (x, y) = (bytes(a), bytes(b));
             (0..8).map(|k| x[k].abs_diff(y[k]) as u64).sum()
         }
+        Op::AddQ => a.wrapping_add(b),
+        Op::SubQ => a.wrapping_sub(b),
+        Op::MulUDQ => (a as u32 as u64) * (b as u32 as u64),
     }
 }
 

@@ -97,11 +97,20 @@ const DOUBLE: u8 = 0x40;
 /// `OpK::Xmm`, MMX registers as `OpK::Mmx`).
 pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
     let mmx_regs = insn.ops.iter().any(|o| o.kind == OpK::Mmx);
-    if mmx_regs && !matches!(ins.mnemonic(), M::Cvtpi2ps | M::Cvtps2pi | M::Cvttps2pi) {
+    let mmx_conv = matches!(
+        ins.mnemonic(),
+        M::Cvtpi2ps | M::Cvtps2pi | M::Cvttps2pi | M::Cvtpi2pd | M::Cvtpd2pi | M::Cvttpd2pi | M::Movq2dq | M::Movdq2q
+    );
+    if mmx_regs && !mmx_conv {
         return super::mmx::sse_handler(ins, insn);
     }
     if matches!(ins.mnemonic(), M::Movntq | M::Maskmovq) {
         return super::mmx::sse_handler(ins, insn);
+    }
+    if ins.cpuid_features() == [iced_x86::CpuidFeature::SSE2] {
+        if let Some(f) = sse2_handler(ins, insn) {
+            return f;
+        }
     }
     let mut op = |o: Op, scalar: bool| {
         insn.cc = o as u8 | if scalar { SCALAR } else { 0 };
@@ -137,7 +146,7 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Shufps => op(Op::Shuf, false),
         M::Movaps | M::Movups | M::Movntps => movps,
         M::Movss => movss,
-        M::Movlps | M::Movhps | M::Movhlps | M::Movlhps => movhl,
+        M::Movlps | M::Movhps | M::Movhlps | M::Movlhps | M::Movlpd | M::Movhpd => movhl,
         M::Movmskps => movmskps,
         M::Comiss | M::Ucomiss => comiss,
         M::Ldmxcsr => ldmxcsr,
@@ -155,6 +164,19 @@ impl Cpu {
     /// Whether the model has SSE (CPUID.1:EDX bit 25).
     pub(crate) fn has_sse(&self) -> bool {
         self.features & super::super::cpuid::FEAT_SSE != 0
+    }
+
+    /// Whether the model has SSE2 (CPUID.1:EDX bit 26).
+    pub(crate) fn has_sse2(&self) -> bool {
+        self.features & super::super::cpuid::FEAT_SSE2 != 0
+    }
+
+    /// `sse_start`, and #UD for an SSE2 instruction on a model without.
+    fn sse_start_i(&self, i: &Insn) -> Res<()> {
+        if !self.has_sse2() && i.iced_code().cpuid_features().contains(&iced_x86::CpuidFeature::SSE2) {
+            return Err(Fault::UD);
+        }
+        self.sse_start()
     }
 
     /// The checks of an instruction on XMM registers or MXCSR.
@@ -212,6 +234,8 @@ impl Cpu {
             OpK::Xmm => Ok(self.state.sse.xmm[o.num as usize & 7]),
             OpK::Mmx => Ok(self.mmx(o.num) as u128),
             OpK::Reg => Ok(self.get_reg(o.num, 4) as u128),
+            // The shifts' immediate count.
+            OpK::Imm => Ok(i.imm as u8 as u128),
             _ => {
                 let size = (o.size as usize).clamp(4, 16);
                 self.xmm_read(ctx, i, size, size == 16)
@@ -508,7 +532,7 @@ fn xmm_dst(i: &Insn) -> Res<usize> {
 
 /// The arithmetic, logic, compare, unpack and shuffle instructions.
 fn arith(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let d = xmm_dst(i)?;
     let op = OPS.get((i.cc & !(SCALAR | DOUBLE)) as usize).copied().ok_or(Fault::UD)?;
     let scalar = i.cc & SCALAR != 0;
@@ -524,8 +548,8 @@ fn arith(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// MOVAPS/MOVUPS/MOVNTPS: register to register, load, store (MOVAPS and
 /// MOVNTPS with 16-byte alignment).
 fn movps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
-    let aligned = !matches!(i.iced_code().mnemonic(), M::Movups);
+    cpu.sse_start_i(i)?;
+    let aligned = !matches!(i.iced_code().mnemonic(), M::Movups | M::Movupd | M::Movdqu);
     let src = match i.ops[1].kind {
         OpK::Xmm => cpu.state.sse.xmm[i.ops[1].num as usize & 7],
         _ => cpu.xmm_read(ctx, i, 16, aligned)?,
@@ -537,10 +561,12 @@ fn movps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     Ok(())
 }
 
-/// MOVSS: a load zeroes elements 1-3, a register move keeps them.
+/// MOVSS (and SSE2's MOVSD): a load zeroes the rest of the register, a
+/// register move keeps it.
 fn movss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
-    let low = 0xFFFF_FFFFu128;
+    cpu.sse_start_i(i)?;
+    let n = if i.iced_code().mnemonic() == M::Movsd { 8 } else { 4 };
+    let low = u128::MAX >> (128 - 8 * n);
     match (i.ops[0].kind, i.ops[1].kind) {
         (OpK::Xmm, OpK::Xmm) => {
             let d = i.ops[0].num as usize & 7;
@@ -548,12 +574,12 @@ fn movss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
             cpu.state.sse.xmm[d] = (cpu.state.sse.xmm[d] & !low) | (s & low);
         }
         (OpK::Xmm, _) => {
-            let v = cpu.xmm_read(ctx, i, 4, false)?;
+            let v = cpu.xmm_read(ctx, i, n, false)?;
             cpu.state.sse.xmm[i.ops[0].num as usize & 7] = v;
         }
         _ => {
             let v = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
-            cpu.xmm_write(ctx, i, v, 4, false)?;
+            cpu.xmm_write(ctx, i, v, n, false)?;
         }
     }
     Ok(())
@@ -562,9 +588,9 @@ fn movss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// MOVLPS/MOVHPS (a 64-bit half to or from memory), MOVHLPS/MOVLHPS
 /// (register halves).
 fn movhl(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let lo = u64::MAX as u128;
-    let high = matches!(i.iced_code().mnemonic(), M::Movhps | M::Movlhps);
+    let high = matches!(i.iced_code().mnemonic(), M::Movhps | M::Movlhps | M::Movhpd);
     match (i.ops[0].kind, i.ops[1].kind) {
         (OpK::Xmm, OpK::Xmm) => {
             let d = i.ops[0].num as usize & 7;
@@ -588,10 +614,16 @@ fn movhl(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     Ok(())
 }
 
+/// MOVMSKPS/MOVMSKPD: the elements' sign bits.
 fn movmskps(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
-    let s = lanes(cpu.state.sse.xmm[i.ops[1].num as usize & 7]);
-    let m = (0..4).fold(0, |a, k| a | (s[k] >> 31) << k);
+    cpu.sse_start_i(i)?;
+    let x = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
+    let m = if i.iced_code().mnemonic() == M::Movmskpd {
+        ((x >> 63) & 1 | (x >> 126) & 2) as u32
+    } else {
+        let s = lanes(x);
+        (0..4).fold(0, |a, k| a | (s[k] >> 31) << k)
+    };
     cpu.set_reg(i.ops[0].num, 4, m);
     Ok(())
 }
@@ -600,7 +632,7 @@ fn movmskps(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
 /// comparison (111 unordered, 000 greater, 001 less, 100 equal); OF, SF,
 /// AF cleared.
 fn comiss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let m = i.iced_code().mnemonic();
     let (fp, mask) = if matches!(m, M::Comisd | M::Ucomisd) { (Fp::D, u64::MAX) } else { (Fp::S, u32::MAX as u64) };
     let mxcsr = cpu.state.sse.mxcsr;
@@ -630,7 +662,7 @@ fn comiss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 }
 
 fn ldmxcsr(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let v = cpu.xmm_read(ctx, i, 4, false)? as u32;
     if v & !cpu.mxcsr_mask() != 0 {
         return Err(Fault::gp(0));
@@ -640,14 +672,14 @@ fn ldmxcsr(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 }
 
 fn stmxcsr(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let v = cpu.state.sse.mxcsr;
     cpu.xmm_write(ctx, i, v as u128, 4, false)
 }
 
 /// CVTSI2SS xmm, r/m32: rounded per MXCSR.RC.
 fn cvtsi2ss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let v = cpu.xmm_src(ctx, i, 1)? as u32 as i32;
     let (bits, flags) = int_to(Fp::S, v, cpu.state.sse.mxcsr);
     cpu.simd_exceptions(flags)?;
@@ -681,7 +713,7 @@ fn to_i32(fp: Fp, x: u64, truncate: bool, mxcsr: u32) -> (u32, u8) {
 }
 
 fn cvtss2si(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let x = cpu.xmm_src(ctx, i, 1)? as u32;
     let t = i.iced_code().mnemonic() == M::Cvttss2si;
     let (v, flags) = to_i32(Fp::S, x as u64, t, cpu.state.sse.mxcsr);
@@ -693,7 +725,7 @@ fn cvtss2si(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// CVTPI2PS xmm, mm/m64: two integers to the low two elements (an MMX
 /// register source makes the MMX transition).
 fn cvtpi2ps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     let mmx = i.ops[1].kind == OpK::Mmx;
     if mmx {
         cpu.fpu_pending()?;
@@ -714,7 +746,7 @@ fn cvtpi2ps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// CVTPS2PI/CVTTPS2PI mm, xmm/m64: the low two elements to integers in
 /// an MMX register.
 fn cvtps2pi(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start()?;
+    cpu.sse_start_i(i)?;
     cpu.fpu_pending()?;
     let s = cpu.xmm_src(ctx, i, 1)?;
     let t = i.iced_code().mnemonic() == M::Cvttps2pi;
@@ -729,11 +761,449 @@ fn cvtps2pi(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 
 /// SFENCE and the PREFETCH hints: ordering and caching only.
 fn fence(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    if !cpu.has_sse() {
+    let sse2 = matches!(i.iced_code().mnemonic(), M::Lfence | M::Mfence);
+    if !cpu.has_sse() || (sse2 && !cpu.has_sse2()) {
         return Err(Fault::UD);
     }
-    // (PREFETCHh checks nothing else; SFENCE none either.)
-    let _ = i;
+    // (Nothing else to check, nothing to order.)
+    Ok(())
+}
+
+/// SSE2's XMM forms: the double-precision twins of SSE's, the 128-bit
+/// integer instructions, the conversions, the moves and the fences (None:
+/// the forms SSE's table already has, MOVSD and the moves of halves).
+fn sse2_handler(ins: &Instruction, insn: &mut Insn) -> Option<ExecFn> {
+    let mut op = |o: Op, scalar: bool| {
+        insn.cc = o as u8 | DOUBLE | if scalar { SCALAR } else { 0 };
+        Some(arith as ExecFn)
+    };
+    let m = ins.mnemonic();
+    match m {
+        M::Addpd => op(Op::Add, false),
+        M::Addsd => op(Op::Add, true),
+        M::Subpd => op(Op::Sub, false),
+        M::Subsd => op(Op::Sub, true),
+        M::Mulpd => op(Op::Mul, false),
+        M::Mulsd => op(Op::Mul, true),
+        M::Divpd => op(Op::Div, false),
+        M::Divsd => op(Op::Div, true),
+        M::Sqrtpd => op(Op::Sqrt, false),
+        M::Sqrtsd => op(Op::Sqrt, true),
+        M::Maxpd => op(Op::Max, false),
+        M::Maxsd => op(Op::Max, true),
+        M::Minpd => op(Op::Min, false),
+        M::Minsd => op(Op::Min, true),
+        M::Cmppd => op(Op::Cmp, false),
+        M::Cmpsd => op(Op::Cmp, true),
+        M::Andpd => op(Op::And, false),
+        M::Andnpd => op(Op::AndN, false),
+        M::Orpd => op(Op::Or, false),
+        M::Xorpd => op(Op::Xor, false),
+        M::Unpcklpd => op(Op::UnpckL, false),
+        M::Unpckhpd => op(Op::UnpckH, false),
+        M::Shufpd => op(Op::Shuf, false),
+        M::Movapd | M::Movupd | M::Movntpd | M::Movdqa | M::Movdqu | M::Movntdq => Some(movps),
+        M::Movsd => Some(movss),
+        M::Movmskpd => Some(movmskps),
+        M::Comisd | M::Ucomisd => Some(comiss),
+        M::Punpcklqdq | M::Punpckhqdq => {
+            insn.cc = (m == M::Punpckhqdq) as u8;
+            Some(unpck_qdq)
+        }
+        M::Pshufd | M::Pshufhw | M::Pshuflw => {
+            insn.cc = match m {
+                M::Pshufd => 0,
+                M::Pshufhw => 1,
+                _ => 2,
+            };
+            Some(pshufd)
+        }
+        M::Pslldq | M::Psrldq => {
+            insn.cc = (m == M::Psrldq) as u8;
+            Some(shift_dq)
+        }
+        M::Pmovmskb => Some(pmovmskb128),
+        M::Pextrw => Some(pextrw128),
+        M::Pinsrw => Some(pinsrw128),
+        M::Movd | M::Movq => Some(movdq),
+        M::Movq2dq | M::Movdq2q => Some(movq2dq),
+        M::Maskmovdqu => Some(maskmovdqu),
+        M::Movnti => Some(movnti),
+        M::Clflush => Some(clflush),
+        M::Lfence | M::Mfence => Some(fence),
+        _ => {
+            if let Some(c) = Cvt::of(m) {
+                insn.cc = c as u8;
+                return Some(cvt);
+            }
+            let lane = super::mmx::lane_op(m)?;
+            if insn.ops[0].kind != OpK::Xmm {
+                return None;
+            }
+            insn.cc = lane as u8;
+            Some(int128)
+        }
+    }
+}
+
+/// A 128-bit integer operation: the MMX lane operation on each half
+/// (packs and unpacks across the halves as the 128-bit forms define them;
+/// shift counts are the source's low 64 bits or the immediate).
+fn int128(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let d = xmm_dst(i)?;
+    let b = cpu.xmm_src(ctx, i, 1)?;
+    let op = super::mmx::op_from(i.cc).ok_or(Fault::UD)?;
+    let a = cpu.state.sse.xmm[d];
+    cpu.state.sse.xmm[d] = int_compute(op, a, b);
+    Ok(())
+}
+
+/// `a op b` on 128-bit integer registers.
+pub(crate) fn int_compute(op: super::mmx::Op, a: u128, b: u128) -> u128 {
+    use super::mmx::{compute as c, Op as I};
+    let (al, ah, bl, bh) = (a as u64, (a >> 64) as u64, b as u64, (b >> 64) as u64);
+    let pair = |lo: u64, hi: u64| lo as u128 | (hi as u128) << 64;
+    match op {
+        I::PackSSWB | I::PackSSDW | I::PackUSWB => pair(c(op, al, ah), c(op, bl, bh)),
+        I::UnpckLBW => pair(c(I::UnpckLBW, al, bl), c(I::UnpckHBW, al, bl)),
+        I::UnpckLWD => pair(c(I::UnpckLWD, al, bl), c(I::UnpckHWD, al, bl)),
+        I::UnpckLDQ => pair(c(I::UnpckLDQ, al, bl), c(I::UnpckHDQ, al, bl)),
+        I::UnpckHBW => pair(c(I::UnpckLBW, ah, bh), c(I::UnpckHBW, ah, bh)),
+        I::UnpckHWD => pair(c(I::UnpckLWD, ah, bh), c(I::UnpckHWD, ah, bh)),
+        I::UnpckHDQ => pair(c(I::UnpckLDQ, ah, bh), c(I::UnpckHDQ, ah, bh)),
+        I::SllW | I::SllD | I::SllQ | I::SrlW | I::SrlD | I::SrlQ | I::SraW | I::SraD => {
+            pair(c(op, al, bl), c(op, ah, bl))
+        }
+        _ => pair(c(op, al, bl), c(op, ah, bh)),
+    }
+}
+
+/// PUNPCKLQDQ (cc 0) / PUNPCKHQDQ (cc 1).
+fn unpck_qdq(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let d = xmm_dst(i)?;
+    let b = cpu.xmm_src(ctx, i, 1)?;
+    let a = cpu.state.sse.xmm[d];
+    let lo = u64::MAX as u128;
+    cpu.state.sse.xmm[d] = if i.cc == 0 { (a & lo) | b << 64 } else { a >> 64 | (b >> 64) << 64 };
+    Ok(())
+}
+
+/// PSHUFD (cc 0), PSHUFHW (1), PSHUFLW (2).
+fn pshufd(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let d = xmm_dst(i)?;
+    let s = cpu.xmm_src(ctx, i, 1)?;
+    let imm = i.imm as u8;
+    let sel = |k: usize| (imm >> (2 * k)) as usize & 3;
+    cpu.state.sse.xmm[d] = match i.cc {
+        0 => {
+            let l = lanes(s);
+            from_lanes(std::array::from_fn(|k| l[sel(k)]))
+        }
+        cc => {
+            let half = if cc == 1 { (s >> 64) as u64 } else { s as u64 };
+            let w: [u16; 4] = std::array::from_fn(|k| (half >> (16 * k)) as u16);
+            let r = (0..4).fold(0u64, |a, k| a | (w[sel(k)] as u64) << (16 * k));
+            if cc == 1 {
+                (s & u64::MAX as u128) | (r as u128) << 64
+            } else {
+                (s & !(u64::MAX as u128)) | r as u128
+            }
+        }
+    };
+    Ok(())
+}
+
+/// PSLLDQ (cc 0) / PSRLDQ (cc 1) xmm, imm8: by bytes; past 15, zero.
+fn shift_dq(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let d = xmm_dst(i)?;
+    let n = i.imm & 0xFF;
+    let x = cpu.state.sse.xmm[d];
+    cpu.state.sse.xmm[d] = match (n > 15, i.cc) {
+        (true, _) => 0,
+        (_, 0) => x << (8 * n),
+        _ => x >> (8 * n),
+    };
+    Ok(())
+}
+
+fn pmovmskb128(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let b = cpu.state.sse.xmm[i.ops[1].num as usize & 7].to_le_bytes();
+    let m = (0..16).fold(0u32, |a, k| a | ((b[k] >> 7) as u32) << k);
+    cpu.set_reg(i.ops[0].num, 4, m);
+    Ok(())
+}
+
+fn pextrw128(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let x = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
+    cpu.set_reg(i.ops[0].num, 4, (x >> (16 * (i.imm & 7))) as u16 as u32);
+    Ok(())
+}
+
+fn pinsrw128(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let v = match i.ops[1].kind {
+        OpK::Reg => cpu.get_reg(i.ops[1].num, 4) as u16,
+        _ => {
+            let off = cpu.ea(i);
+            cpu.read_mem(ctx, i.seg as usize, off, 2)? as u16
+        }
+    };
+    let d = xmm_dst(i)?;
+    let sh = 16 * (i.imm & 7);
+    cpu.state.sse.xmm[d] = (cpu.state.sse.xmm[d] & !(0xFFFFu128 << sh)) | (v as u128) << sh;
+    Ok(())
+}
+
+/// MOVD xmm, r/m32 and MOVQ xmm, xmm/m64 (zero-extended to 128 bits);
+/// MOVD r/m32, xmm and MOVQ xmm/m64, xmm (the low 32 or 64 bits; a
+/// register destination's upper half is zeroed).
+fn movdq(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let n = if i.iced_code().mnemonic() == M::Movq { 8 } else { 4 };
+    let mask = u128::MAX >> (128 - 8 * n);
+    let v = match i.ops[1].kind {
+        OpK::Xmm => cpu.state.sse.xmm[i.ops[1].num as usize & 7],
+        OpK::Reg => cpu.get_reg(i.ops[1].num, 4) as u128,
+        _ => cpu.xmm_read(ctx, i, n, false)?,
+    } & mask;
+    match i.ops[0].kind {
+        OpK::Xmm => cpu.state.sse.xmm[i.ops[0].num as usize & 7] = v,
+        OpK::Reg => cpu.set_reg(i.ops[0].num, 4, v as u32),
+        _ => cpu.xmm_write(ctx, i, v, n, false)?,
+    }
+    Ok(())
+}
+
+/// MOVQ2DQ xmm, mm / MOVDQ2Q mm, xmm (the MMX transition either way).
+fn movq2dq(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    cpu.fpu_pending()?;
+    let (d, s) = (i.ops[0], i.ops[1]);
+    if d.kind == OpK::Xmm {
+        cpu.state.sse.xmm[d.num as usize & 7] = cpu.mmx(s.num) as u128;
+    } else {
+        let v = cpu.state.sse.xmm[s.num as usize & 7] as u64;
+        cpu.set_mmx(d.num, v);
+    }
+    cpu.mmx_done();
+    Ok(())
+}
+
+/// MASKMOVDQU xmm1, xmm2: MASKMOVQ's 16-byte twin (DS:(E)DI).
+fn maskmovdqu(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let v = cpu.state.sse.xmm[i.ops[1].num as usize & 7].to_le_bytes();
+    let m = cpu.state.sse.xmm[i.ops[2].num as usize & 7].to_le_bytes();
+    if m.iter().all(|b| b & 0x80 == 0) {
+        return Ok(());
+    }
+    let di = cpu.state.regs[super::super::state::EDI];
+    let off = if i.addr32 { di } else { di & 0xFFFF };
+    let seg = i.seg as usize;
+    for k in [0u32, 8] {
+        cpu.mem_loc(ctx, seg, off.wrapping_add(k), 8, true)?;
+    }
+    for k in 0..16 {
+        if m[k] & 0x80 != 0 {
+            cpu.write_mem(ctx, seg, off.wrapping_add(k as u32), 1, v[k] as u32)?;
+        }
+    }
+    Ok(())
+}
+
+/// MOVNTI m32, r32: a store (the hint aside).
+fn movnti(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    if !cpu.has_sse2() {
+        return Err(Fault::UD);
+    }
+    let v = cpu.get_reg(i.ops[1].num, 4);
+    let off = cpu.ea(i);
+    cpu.write_mem(ctx, i.seg as usize, off, 4, v)
+}
+
+/// CLFLUSH m8: no cache to flush; the address is checked as for a read.
+fn clflush(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    if !cpu.has_sse2() {
+        return Err(Fault::UD);
+    }
+    let off = cpu.ea(i);
+    cpu.read_mem(ctx, i.seg as usize, off, 1).map(|_| ())
+}
+
+/// The SSE2 conversions (`Insn::cc`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Cvt {
+    Si2Sd,
+    Sd2Si,
+    TSd2Si,
+    Ss2Sd,
+    Sd2Ss,
+    Ps2Pd,
+    Pd2Ps,
+    Dq2Ps,
+    Dq2Pd,
+    Ps2Dq,
+    TPs2Dq,
+    Pd2Dq,
+    TPd2Dq,
+    Pd2Pi,
+    TPd2Pi,
+    Pi2Pd,
+}
+
+const CVTS: [Cvt; 16] = [
+    Cvt::Si2Sd,
+    Cvt::Sd2Si,
+    Cvt::TSd2Si,
+    Cvt::Ss2Sd,
+    Cvt::Sd2Ss,
+    Cvt::Ps2Pd,
+    Cvt::Pd2Ps,
+    Cvt::Dq2Ps,
+    Cvt::Dq2Pd,
+    Cvt::Ps2Dq,
+    Cvt::TPs2Dq,
+    Cvt::Pd2Dq,
+    Cvt::TPd2Dq,
+    Cvt::Pd2Pi,
+    Cvt::TPd2Pi,
+    Cvt::Pi2Pd,
+];
+
+impl Cvt {
+    fn of(m: M) -> Option<Cvt> {
+        Some(match m {
+            M::Cvtsi2sd => Cvt::Si2Sd,
+            M::Cvtsd2si => Cvt::Sd2Si,
+            M::Cvttsd2si => Cvt::TSd2Si,
+            M::Cvtss2sd => Cvt::Ss2Sd,
+            M::Cvtsd2ss => Cvt::Sd2Ss,
+            M::Cvtps2pd => Cvt::Ps2Pd,
+            M::Cvtpd2ps => Cvt::Pd2Ps,
+            M::Cvtdq2ps => Cvt::Dq2Ps,
+            M::Cvtdq2pd => Cvt::Dq2Pd,
+            M::Cvtps2dq => Cvt::Ps2Dq,
+            M::Cvttps2dq => Cvt::TPs2Dq,
+            M::Cvtpd2dq => Cvt::Pd2Dq,
+            M::Cvttpd2dq => Cvt::TPd2Dq,
+            M::Cvtpd2pi => Cvt::Pd2Pi,
+            M::Cvttpd2pi => Cvt::TPd2Pi,
+            M::Cvtpi2pd => Cvt::Pi2Pd,
+            _ => return None,
+        })
+    }
+}
+
+/// A value of format `from` in format `to`: NaNs quieted (SNaNs raise IE),
+/// denormal operands raise DE (none under DAZ), rounding per MXCSR.
+fn f2f(from: Fp, to: Fp, x: u64, mxcsr: u32) -> (u64, u8) {
+    let x = from.daz(x, mxcsr);
+    if from.is_nan(x) {
+        let ie = if from.is_snan(x) { IE } else { 0 };
+        return (to.encode(from.to_f80(x | from.quiet())), ie);
+    }
+    if from.mag(x) == 0 {
+        return (if x != 0 { to.sign() } else { 0 }, 0);
+    }
+    let de = if from.is_denormal(x) { DE } else { 0 };
+    let v = from.to_f80(x);
+    let (bits, f) = round_to(to, mxcsr, |env| f80::add(v, F80::ZERO, env));
+    (bits, f | de)
+}
+
+/// The conversions of SSE2 (all of them but CVTSI2SS's kind, which SSE
+/// has): scalars merge into element 0, packed results to fewer elements
+/// zero the rest, MMX destinations and sources make the MMX transition.
+fn cvt(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    cpu.sse_start_i(i)?;
+    let c = CVTS.get(i.cc as usize).copied().ok_or(Fault::UD)?;
+    let mmx = i.ops.iter().any(|o| o.kind == OpK::Mmx);
+    if mmx {
+        cpu.fpu_pending()?;
+    }
+    let s = cpu.xmm_src(ctx, i, 1)?;
+    let mxcsr = cpu.state.sse.mxcsr;
+    let d = i.ops[0];
+    let old = if d.kind == OpK::Xmm { cpu.state.sse.xmm[d.num as usize & 7] } else { 0 };
+    let lo64 = u64::MAX as u128;
+    let (q, q1) = (s as u64, (s >> 64) as u64);
+    let (w0, w1, w2, w3) = (s as u32, (s >> 32) as u32, (s >> 64) as u32, (s >> 96) as u32);
+    let i2d = |v: u32| int_to(Fp::D, v as i32, mxcsr);
+    let (r, flags): (u128, u8) = match c {
+        Cvt::Si2Sd => {
+            let (v, f) = i2d(w0);
+            ((old & !lo64) | v as u128, f)
+        }
+        Cvt::Sd2Si | Cvt::TSd2Si => {
+            let (v, f) = to_i32(Fp::D, q, c == Cvt::TSd2Si, mxcsr);
+            (v as u128, f)
+        }
+        Cvt::Ss2Sd => {
+            let (v, f) = f2f(Fp::S, Fp::D, w0 as u64, mxcsr);
+            ((old & !lo64) | v as u128, f)
+        }
+        Cvt::Sd2Ss => {
+            let (v, f) = f2f(Fp::D, Fp::S, q, mxcsr);
+            ((old & !(u32::MAX as u128)) | v as u128, f)
+        }
+        Cvt::Ps2Pd => {
+            let (a, f0) = f2f(Fp::S, Fp::D, w0 as u64, mxcsr);
+            let (b, f1) = f2f(Fp::S, Fp::D, w1 as u64, mxcsr);
+            (a as u128 | (b as u128) << 64, f0 | f1)
+        }
+        Cvt::Pd2Ps => {
+            let (a, f0) = f2f(Fp::D, Fp::S, q, mxcsr);
+            let (b, f1) = f2f(Fp::D, Fp::S, q1, mxcsr);
+            (a as u128 | (b as u128) << 32, f0 | f1)
+        }
+        Cvt::Dq2Ps => {
+            let mut f = 0;
+            let mut r = 0u128;
+            for (k, w) in [w0, w1, w2, w3].into_iter().enumerate() {
+                let (v, g) = int_to(Fp::S, w as i32, mxcsr);
+                r |= (v as u128) << (32 * k);
+                f |= g;
+            }
+            (r, f)
+        }
+        Cvt::Dq2Pd | Cvt::Pi2Pd => {
+            let (a, f0) = i2d(w0);
+            let (b, f1) = i2d(w1);
+            (a as u128 | (b as u128) << 64, f0 | f1)
+        }
+        Cvt::Ps2Dq | Cvt::TPs2Dq => {
+            let mut f = 0;
+            let mut r = 0u128;
+            for (k, w) in [w0, w1, w2, w3].into_iter().enumerate() {
+                let (v, g) = to_i32(Fp::S, w as u64, c == Cvt::TPs2Dq, mxcsr);
+                r |= (v as u128) << (32 * k);
+                f |= g;
+            }
+            (r, f)
+        }
+        Cvt::Pd2Dq | Cvt::TPd2Dq | Cvt::Pd2Pi | Cvt::TPd2Pi => {
+            let t = matches!(c, Cvt::TPd2Dq | Cvt::TPd2Pi);
+            let (a, f0) = to_i32(Fp::D, q, t, mxcsr);
+            let (b, f1) = to_i32(Fp::D, q1, t, mxcsr);
+            (a as u128 | (b as u128) << 32, f0 | f1)
+        }
+    };
+    cpu.simd_exceptions(flags)?;
+    match d.kind {
+        OpK::Xmm => cpu.state.sse.xmm[d.num as usize & 7] = r,
+        OpK::Mmx => cpu.set_mmx(d.num, r as u64),
+        _ => cpu.set_reg(d.num, 4, r as u32),
+    }
+    if mmx {
+        cpu.mmx_done();
+    }
     Ok(())
 }
 
