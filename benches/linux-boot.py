@@ -4,7 +4,8 @@
 alone) and on qemu-system-i386 with TCG, same files, same run, and report wall
 time to the init's marker line, to its last line, and of its CPU job, with
 the ratios (medians over --runs runs), the time of each step of the job
-(the init prints a FERRITE-STEP line after each), and each run's peak
+(the init prints a FERRITE-STEP line after each) and of the floating-point
+job after it (step `fp`, between FERRITE-FP-START and FERRITE-FP), and each run's peak
 resident size (ferrite's must stay under guest RAM + 128 MiB).
 
     python3 benches/linux-boot.py [--ferrite PATH] [--timeout S] [--mode kernel|disk] [--runs N] [--no-interp]
@@ -39,7 +40,7 @@ def timed_boot(name, cmd, timeout, log_path):
     peak resident size in MiB, {step: seconds since the previous step})."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    t_marker = t_done = t_job0 = t_job1 = None
+    t_marker = t_done = t_job0 = t_job1 = t_fp0 = None
     steps, t_prev = {}, None
     lines = []
     timer = threading.Timer(timeout, proc.kill)
@@ -58,6 +59,11 @@ def timed_boot(name, cmd, timeout, log_path):
                 t_prev = now
             elif "FERRITE-JOB:" in line and t_job1 is None:
                 t_job1 = now
+            if "FERRITE-FP-START" in line:
+                t_fp0 = now
+            elif line.startswith("FERRITE-FP: ") and t_fp0 is not None:
+                # (Reported as a step of its own: `fp`.)
+                steps["fp"] = now - t_fp0
             if DONE in line and t_done is None:
                 t_done = now
                 # QEMU idles after the guest halts; ferrite exits by itself.
@@ -178,6 +184,7 @@ def main():
     (jm, jj), (qm, qj) = med["ferrite-jit"], med["qemu"]
     ratio("ferrite(JIT)/qemu time-to-marker ratio", jm, qm)
     ratio("ferrite(JIT)/qemu CPU-job ratio", jj, qj)
+    ratio("ferrite(JIT)/qemu floating-point-job ratio", step_median("ferrite-jit", "fp"), step_median("qemu", "fp"))
     if "ferrite-interp" in med:
         im, ij = med["ferrite-interp"]
         ratio("ferrite(interpreter)/qemu time-to-marker ratio", im, qm)

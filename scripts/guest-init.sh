@@ -36,6 +36,15 @@ while [ $n -lt 20000 ]; do n=$((n + 1)); done
 echo "FERRITE-STEP: loop"
 read t1 _ < /proc/uptime
 echo "FERRITE-JOB: loop=$n gzip-sha256=${gz%% *} md5=${md5%% *} start=$t0 end=$t1"
+# The floating-point job: a numeric kernel in awk (double arithmetic on the
+# x87: Newton square roots, quotients, sums), timed by the benchmark like the
+# CPU job; its result is checked to the last printed digit.
+echo "FERRITE-FP-START"
+fp=$(awk 'BEGIN { s = 0; for (i = 1; i <= 20000; i++) { x = i / 64; r = x; for (k = 0; k < 6; k++) r = (r + x / r) / 2; s += r / (1 + x * x) - 1 / (i + 0.5) } printf "%.15e", s }')
+echo "FERRITE-FP: $fp"
+# The processor's extensions as Linux sees them (--cpu).
+flags=$(grep -o -w 'fxsr\|mmx\|sse\|sse2' /proc/cpuinfo | sort -u | tr '\n' ' ')
+echo "FERRITE-CPU: ${flags% } (end)"
 for d in $(awk '$4 ~ /^(sd[a-z][0-9]*|sr[0-9])$/ {print $4}' /proc/partitions); do
     echo "FERRITE-BLOCK: $d"
 done

@@ -87,6 +87,9 @@ const DEVICES: &[&str] = &[
     "FERRITE-MARKER: init running on",
     "FERRITE-JOB-START",
     "FERRITE-JOB: loop=20000 gzip-sha256=e8b0bc38e7082b0687f3adc6b6139fab62394669f8caaa9814be034d32abe050 md5=0e10426a1d5bddffcef02f1345787128",
+    // The floating-point job's result: QEMU prints the same (and so must a
+    // real x87: every step is a correctly rounded operation).
+    "FERRITE-FP: 1.250399694232984e+02",
     "FERRITE-BLOCK: sda1",
     "FERRITE-BLOCK: sr0",
     "FERRITE-DONE",
@@ -129,7 +132,11 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
         ],
     );
     expect_lines("own BIOS --kernel", &text, DEVICES);
-    expect_lines("own BIOS --kernel", &text, &["FERRITE-DISK: /dev/sda1 counter=none"]);
+    expect_lines(
+        "own BIOS --kernel",
+        &text,
+        &["FERRITE-DISK: /dev/sda1 counter=none", "FERRITE-CPU: fxsr mmx (end)", "x87 FPU will use FXSAVE"],
+    );
     // `halt -f`: the CPU stops with interrupts off, the run ends cleanly.
     assert_eq!(status, Some(0), "own BIOS --kernel: exit status");
 
@@ -151,15 +158,29 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
     );
     assert_eq!(status, Some(0), "own BIOS disk boot: exit status");
 
-    // Power cycle onto SeaBIOS, booting the same disk through SYSLINUX.
+    // Power cycle onto SeaBIOS, booting the same disk through SYSLINUX, on
+    // a Pentium III (Linux sees SSE).
     let seabios = cache.join("seabios-images/bios.bin");
     let (status, text) = boot(
         &dir,
         "seabios-disk",
-        &[os("--bios"), seabios.as_os_str(), os("--hda"), disk.as_os_str(), os("--cdrom"), cd.as_os_str()],
+        &[
+            os("--cpu"),
+            os("pentium3"),
+            os("--bios"),
+            seabios.as_os_str(),
+            os("--hda"),
+            disk.as_os_str(),
+            os("--cdrom"),
+            cd.as_os_str(),
+        ],
     );
     expect_lines("SeaBIOS disk boot", &text, DEVICES);
-    expect_lines("SeaBIOS disk boot", &text, &["SYSLINUX", "FERRITE-DISK: /dev/sda1 counter=2"]);
+    expect_lines(
+        "SeaBIOS disk boot",
+        &text,
+        &["SYSLINUX", "FERRITE-DISK: /dev/sda1 counter=2", "FERRITE-CPU: fxsr mmx sse (end)"],
+    );
     assert_eq!(status, Some(0), "SeaBIOS disk boot: exit status");
 
     // Power cycle, and the own BIOS boots GRUB from an El Torito CD (no
