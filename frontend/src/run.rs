@@ -90,8 +90,8 @@ pub struct RunArgs {
     /// translates every block on its first execution (for tests).
     #[arg(long, value_enum, default_value_t = JitArg::On)]
     pub jit: JitArg,
-    /// The processor (QEMU's names): `pentium2` (x87, MMX) or `pentium3`
-    /// (and SSE).
+    /// The processor (QEMU's names): `pentium2` (x87, MMX), `pentium3`
+    /// (and SSE) or `pentium4` (and SSE2, PAE, NX).
     #[arg(long, value_enum, default_value_t = CpuArg::Pentium2)]
     pub cpu: CpuArg,
 }
@@ -100,6 +100,7 @@ pub struct RunArgs {
 pub enum CpuArg {
     Pentium2,
     Pentium3,
+    Pentium4,
 }
 
 impl CpuArg {
@@ -108,6 +109,7 @@ impl CpuArg {
         match self {
             CpuArg::Pentium2 => CpuModel::Pentium2,
             CpuArg::Pentium3 => CpuModel::Pentium3,
+            CpuArg::Pentium4 => CpuModel::Pentium4,
         }
     }
 }

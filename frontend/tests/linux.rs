@@ -202,5 +202,44 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
     } else {
         println!("SKIPPED (GRUB CD boot): {} is not built (run scripts/fetch-guests)", grub.display());
     }
+
+    // The PAE kernel on a Pentium 4: PAE paging with NX from the first
+    // instruction of its decompressed kernel on.
+    let pae = cache.join("linux-pae");
+    if pae.join("vmlinuz").exists() && pae.join("initrd.gz").exists() {
+        let (kernel, initrd) = (pae.join("vmlinuz"), pae.join("initrd.gz"));
+        let (status, text) = boot(
+            &dir,
+            "pae-kernel",
+            &[
+                os("--cpu"),
+                os("pentium4"),
+                os("--kernel"),
+                kernel.as_os_str(),
+                os("--initrd"),
+                initrd.as_os_str(),
+                os("--append"),
+                os("console=ttyS0"),
+                os("--hda"),
+                disk.as_os_str(),
+                os("--cdrom"),
+                cd.as_os_str(),
+            ],
+        );
+        expect_lines("PAE kernel on a Pentium 4", &text, DEVICES);
+        expect_lines(
+            "PAE kernel on a Pentium 4",
+            &text,
+            &[
+                "NX (Execute Disable) protection: active",
+                "-686-pae i686",
+                "FERRITE-CPU: fxsr mmx sse sse2 (end)",
+                "FERRITE-DISK: /dev/sda1 counter=",
+            ],
+        );
+        assert_eq!(status, Some(0), "PAE kernel: exit status");
+    } else {
+        println!("SKIPPED (PAE kernel): {} is not fetched (run scripts/fetch-guests)", pae.display());
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -19,15 +19,19 @@ pub const FEAT_VME: u32 = 1 << 1;
 pub const FEAT_DE: u32 = 1 << 2;
 pub const FEAT_PSE: u32 = 1 << 3;
 pub const FEAT_TSC: u32 = 1 << 4;
+pub const FEAT_PAE: u32 = 1 << 6;
 pub const FEAT_MSR: u32 = 1 << 5;
 pub const FEAT_CX8: u32 = 1 << 8;
 pub const FEAT_SEP: u32 = 1 << 11;
 pub const FEAT_PGE: u32 = 1 << 13;
 pub const FEAT_CMOV: u32 = 1 << 15;
+pub const FEAT_CLFSH: u32 = 1 << 19;
 pub const FEAT_MMX: u32 = 1 << 23;
 pub const FEAT_FXSR: u32 = 1 << 24;
 pub const FEAT_SSE: u32 = 1 << 25;
 pub const FEAT_SSE2: u32 = 1 << 26;
+/// CPUID.80000001h:EDX bit 20: the XD bit (EFER.NXE).
+pub const EXT_NX: u32 = 1 << 20;
 
 /// What this core implements today: a Pentium II's set but for DE (CR4.DE,
 /// I/O breakpoints), which waits for the debug-register breakpoints, and
@@ -44,6 +48,9 @@ pub enum CpuModel {
     Pentium2,
     /// Pentium III ("Katmai"): the Pentium II's set and SSE.
     Pentium3,
+    /// Pentium 4 (a Prescott-class model 3): and SSE2, CLFLUSH, PAE and
+    /// NX (SSE3 is not implemented, so not announced).
+    Pentium4,
 }
 
 impl CpuModel {
@@ -52,6 +59,16 @@ impl CpuModel {
         match self {
             CpuModel::Pentium2 => SIGNATURE,
             CpuModel::Pentium3 => 0x0000_0673,
+            CpuModel::Pentium4 => 0x0000_0F34,
+        }
+    }
+
+    /// CPUID.80000001h:EDX (the extended leaves exist only on models
+    /// that have one of these).
+    pub fn ext_features(self) -> u32 {
+        match self {
+            CpuModel::Pentium4 => EXT_NX,
+            _ => 0,
         }
     }
 
@@ -60,6 +77,7 @@ impl CpuModel {
         match self {
             CpuModel::Pentium2 => FEATURES_EDX,
             CpuModel::Pentium3 => FEATURES_EDX | FEAT_SSE,
+            CpuModel::Pentium4 => FEATURES_EDX | FEAT_SSE | FEAT_SSE2 | FEAT_PAE | FEAT_CLFSH,
         }
     }
 }
@@ -71,16 +89,26 @@ pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
 }
 
 /// CPUID for leaf `eax` of a model with signature `sig` and the leaf-1
-/// EDX features `edx`.
+/// EDX features `edx` (no extended leaves).
 pub fn cpuid_with(leaf: u32, sig: u32, edx: u32) -> (u32, u32, u32, u32) {
+    cpuid_ext(leaf, sig, edx, 0)
+}
+
+/// CPUID with the extended leaves 80000000h-80000001h when `ext_edx`
+/// (CPUID.80000001h:EDX) is not zero.
+pub fn cpuid_ext(leaf: u32, sig: u32, edx: u32, ext_edx: u32) -> (u32, u32, u32, u32) {
     let w = |i: usize| u32::from_le_bytes([VENDOR[i], VENDOR[i + 1], VENDOR[i + 2], VENDOR[i + 3]]);
+    // CLFLUSH's line size (EBX bits 15:8, in 8-byte units: 64 bytes).
+    let ebx1 = if edx & FEAT_CLFSH != 0 { 8 << 8 } else { 0 };
     match leaf {
         0 => (2, w(0), w(8), w(4)),
-        1 => (sig, 0, 0, edx),
+        1 => (sig, ebx1, 0, edx),
+        0x8000_0000 if ext_edx != 0 => (0x8000_0001, 0, 0, 0),
+        0x8000_0001 if ext_edx != 0 => (0, 0, 0, ext_edx),
         // Leaf 2: cache descriptors of a Pentium II (16K L1 I/D, 512K L2, TLBs).
         2 => (0x0302_0101, 0, 0, 0x0C04_0843),
         // Past the highest leaf a P6 answers with the highest basic leaf.
-        _ => cpuid_with(2, sig, edx),
+        _ => cpuid_ext(2, sig, edx, ext_edx),
     }
 }
 
@@ -111,6 +139,21 @@ mod tests {
         cpu.reset();
         assert_eq!(cpu.state.regs[crate::cpu::state::EDX], 0x673, "EDX after RESET");
         assert!(cpu.has_sse());
+    }
+
+    #[test]
+    fn a_pentium_4_announces_sse2_pae_clflush_and_nx() {
+        let m = CpuModel::Pentium4;
+        let (sig, ebx, _, edx) = cpuid_ext(1, m.signature(), m.features(), m.ext_features());
+        assert_eq!((sig >> 8) & 0xF, 0xF, "family 15");
+        assert_eq!(edx & (FEAT_SSE2 | FEAT_PAE | FEAT_CLFSH), FEAT_SSE2 | FEAT_PAE | FEAT_CLFSH);
+        assert_eq!((ebx >> 8) & 0xFF, 8, "64-byte CLFLUSH lines");
+        let (max, ..) = cpuid_ext(0x8000_0000, m.signature(), m.features(), m.ext_features());
+        assert!(max >= 0x8000_0001);
+        let (.., ext) = cpuid_ext(0x8000_0001, m.signature(), m.features(), m.ext_features());
+        assert_eq!(ext, EXT_NX);
+        // A Pentium II has no extended leaves: it answers with leaf 2's.
+        assert_eq!(cpuid(0x8000_0000), cpuid(2));
     }
 
     #[test]

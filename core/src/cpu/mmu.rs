@@ -3,7 +3,9 @@
 //! changes, so a faulting access leaves the instruction restartable.
 
 use super::flags;
-use super::state::{SegReg, CR0_PG, CR0_WP, CR4_PGE, CR4_PSE, ESP, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S};
+use super::state::{
+    SegReg, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_NXE, ESP, SEG_CODE, SEG_DC, SEG_P, SEG_RW, SEG_S,
+};
 use super::{Cpu, Ctx, Fault, Res};
 use crate::bus::AccessSize;
 use crate::mem::{PhysAddr, PAGE_MASK};
@@ -14,8 +16,10 @@ const TLB_USER: u32 = 1 << 1;
 const TLB_WRITE: u32 = 1 << 2;
 const TLB_DIRTY: u32 = 1 << 3;
 const TLB_GLOBAL: u32 = 1 << 4;
-/// The translation came from a 4 MiB page.
+/// The translation came from a 4 MiB (or PAE 2 MiB) page.
 const TLB_LARGE: u32 = 1 << 5;
+/// Instruction fetches are forbidden (PAE paging with EFER.NXE: XD set).
+const TLB_NX: u32 = 1 << 6;
 
 #[derive(Clone, Copy, Default)]
 struct TlbEntry {
@@ -115,7 +119,8 @@ impl Cpu {
         if e.tag == (lin & !PAGE_MASK) | TLB_VALID {
             let ok_user = !user || e.phys & TLB_USER != 0;
             let ok_write = acc != Access::Write || (e.phys & TLB_DIRTY != 0 && self.write_allowed(e.phys, user));
-            if ok_user && ok_write {
+            let ok_fetch = acc != Access::Fetch || e.phys & TLB_NX == 0;
+            if ok_user && ok_write && ok_fetch {
                 return Ok(PhysAddr(((e.phys & !PAGE_MASK) | (lin & PAGE_MASK)) & ctx.mem.a20_mask()));
             }
         }
@@ -130,6 +135,9 @@ impl Cpu {
     /// Page-table walk (SDM 3, 4.3): sets accessed/dirty bits, fills the TLB
     /// or raises #PF with CR2 and the error code.
     fn walk(&mut self, ctx: &mut Ctx, lin: u32, acc: Access, user: bool) -> Res<PhysAddr> {
+        if self.state.cr4 & CR4_PAE != 0 {
+            return self.walk_pae(ctx, lin, acc, user);
+        }
         let a20 = ctx.mem.a20_mask();
         let write = acc == Access::Write;
         let err_bits = ((write as u32) << 1) | ((user as u32) << 2);
@@ -191,6 +199,111 @@ impl Cpu {
         self.tlb.entries[(lin >> 12) as usize % TLB_SIZE] =
             TlbEntry { tag: (lin & !PAGE_MASK) | TLB_VALID, phys: phys_page | bits };
         Ok(PhysAddr((phys_page | (lin & PAGE_MASK)) & a20))
+    }
+
+    /// The PAE walk (SDM 3, 4.4): the PDPTE (read at each walk: this model
+    /// has no PDPTE registers loaded by MOV CR3), then 64-bit PDE and PTE;
+    /// PS in the PDE maps 2 MiB. Reserved bits (above the 36-bit physical
+    /// address width, a 2 MiB PDE's bits 20:13, XD without EFER.NXE, the
+    /// PDPTE's bits 2:1 and 8:5) raise #PF with RSVD; an instruction fetch
+    /// from a page whose entries have XD, with EFER.NXE, raises #PF with I/D.
+    /// Physical addresses above 4 GiB (no RAM can be there) are cut to 32
+    /// bits.
+    fn walk_pae(&mut self, ctx: &mut Ctx, lin: u32, acc: Access, user: bool) -> Res<PhysAddr> {
+        let a20 = ctx.mem.a20_mask() as u64;
+        let write = acc == Access::Write;
+        let nxe = self.state.msr.efer & EFER_NXE != 0;
+        let fetch_bit = if nxe && acc == Access::Fetch { 1 << 4 } else { 0 };
+        let err_bits = ((write as u32) << 1) | ((user as u32) << 2) | fetch_bit;
+        let fault = |cpu: &mut Cpu, present: bool, rsvd: bool| {
+            cpu.state.cr2 = lin;
+            Err(Fault::pf(err_bits | present as u32 | ((rsvd as u32) << 3)))
+        };
+        let read64 = |ctx: &mut Ctx, at: u64| -> u64 {
+            let at = (at & a20) as u32;
+            let lo = ctx.mem.read(PhysAddr(at), AccessSize::Dword, ctx.bus) as u64;
+            let hi = ctx.mem.read(PhysAddr(at + 4), AccessSize::Dword, ctx.bus) as u64;
+            lo | hi << 32
+        };
+        // Bits 62:36 (and 63 without NXE) are reserved in PDEs and PTEs.
+        let high_rsvd: u64 = !((1u64 << 36) - 1) & if nxe { !(1u64 << 63) } else { u64::MAX };
+        let pdpte_at = (self.state.cr3 & 0xFFFF_FFE0) as u64 + 8 * ((lin >> 30) & 3) as u64;
+        let pdpte = read64(ctx, pdpte_at);
+        if pdpte & 1 == 0 {
+            return fault(self, false, false);
+        }
+        if pdpte & (0x1E6 | !((1u64 << 36) - 1)) != 0 {
+            return fault(self, true, true);
+        }
+        let pde_at = (pdpte & 0xF_FFFF_F000) + 8 * ((lin >> 21) & 0x1FF) as u64;
+        let pde = read64(ctx, pde_at);
+        if pde & 1 == 0 {
+            return fault(self, false, false);
+        }
+        let large = pde & 0x80 != 0;
+        if pde & high_rsvd != 0 || (large && pde & 0x001F_E000 != 0) {
+            return fault(self, true, true);
+        }
+        let (page, rights_raw, nx, global, pte_at, pte) = if large {
+            let page = (pde & 0xF_FFE0_0000) | (lin & 0x001F_F000) as u64;
+            (page, pde, pde >> 63 != 0, pde & 0x100 != 0, pde_at, pde)
+        } else {
+            let pte_at = (pde & 0xF_FFFF_F000) + 8 * ((lin >> 12) & 0x1FF) as u64;
+            let pte = read64(ctx, pte_at);
+            if pte & 1 == 0 {
+                return fault(self, false, false);
+            }
+            if pte & high_rsvd != 0 {
+                return fault(self, true, true);
+            }
+            let nx = (pde | pte) >> 63 != 0;
+            (pte & 0xF_FFFF_F000, pde & pte, nx, pte & 0x100 != 0, pte_at, pte)
+        };
+        let nx = nx && nxe;
+        let u = rights_raw & 4 != 0;
+        let w = rights_raw & 2 != 0;
+        if user && !u {
+            return fault(self, true, false);
+        }
+        let rights = if w { TLB_WRITE } else { 0 };
+        if write && !self.write_allowed(rights, user) {
+            return fault(self, true, false);
+        }
+        if nx && acc == Access::Fetch {
+            return fault(self, true, false);
+        }
+        // Accessed bits (the PDPTE has none), dirty on the last level.
+        let write_back = |ctx: &mut Ctx, at: u64, v: u64| {
+            ctx.mem.write(PhysAddr((at & a20) as u32), AccessSize::Dword, v as u32, ctx.bus);
+        };
+        if pde & 0x20 == 0 && !large {
+            write_back(ctx, pde_at, pde | 0x20);
+        }
+        let mut new = pte | 0x20;
+        if write {
+            new |= 0x40;
+        }
+        if new != pte {
+            write_back(ctx, pte_at, new);
+        }
+        let mut bits = rights_bits(u, rights);
+        if new & 0x40 != 0 {
+            bits |= TLB_DIRTY;
+        }
+        if global && self.state.cr4 & CR4_PGE != 0 {
+            bits |= TLB_GLOBAL;
+        }
+        if large {
+            bits |= TLB_LARGE;
+            self.tlb.has_large = true;
+        }
+        if nx {
+            bits |= TLB_NX;
+        }
+        let page = page as u32;
+        self.tlb.entries[(lin >> 12) as usize % TLB_SIZE] =
+            TlbEntry { tag: (lin & !PAGE_MASK) | TLB_VALID, phys: page | bits };
+        Ok(PhysAddr((page | (lin & PAGE_MASK)) & a20 as u32))
     }
 
     /// Segment checks for an access of `size` bytes at `off` (SDM 3, 5.3).
@@ -383,8 +496,70 @@ fn rights_bits(user: bool, rights: u32) -> u32 {
 mod tests {
     use super::*;
     use crate::bus::NullBus;
-    use crate::cpu::state::CR0_PE;
+    use crate::cpu::state::{CR0_PE, CR4_PAE, EFER_NXE};
     use crate::mem::GuestMemory;
+
+    /// A Pentium 4 with PAE paging on: PDPT at 0x1020 (32-byte aligned
+    /// inside a page), page directory for the first GiB at 0x2000, a page
+    /// table at 0x3000.
+    fn pae_cpu(mem: &mut GuestMemory, nxe: bool) -> Cpu {
+        let mut bus = NullBus;
+        let mut put = |at: u32, v: u64| {
+            mem.write(PhysAddr(at), AccessSize::Dword, v as u32, &mut bus);
+            mem.write(PhysAddr(at + 4), AccessSize::Dword, (v >> 32) as u32, &mut bus);
+        };
+        put(0x1020, 0x2001);
+        // PDE 0: the page table; PDE 1: a 2 MiB page at 4 MiB, XD set.
+        put(0x2000, 0x3007);
+        put(0x2008, 0x8000_0000_0040_0087);
+        // PTE 5: physical 0x9000, user, read-only; PTE 6: XD, writable.
+        put(0x3000 + 5 * 8, 0x9005);
+        put(0x3000 + 6 * 8, 0x8000_0000_0000_A007);
+        // PTE 7: a reserved bit (bit 40).
+        put(0x3000 + 7 * 8, 0x0000_0100_0000_B007);
+        let mut cpu = Cpu::new();
+        cpu.set_model(crate::cpu::cpuid::CpuModel::Pentium4);
+        cpu.state.cr3 = 0x1020;
+        cpu.state.cr4 = CR4_PAE;
+        cpu.state.cr0 |= CR0_PE | CR0_PG;
+        if nxe {
+            cpu.state.msr.efer = EFER_NXE;
+        }
+        cpu
+    }
+
+    #[test]
+    fn pae_walks_4k_and_2m_pages_and_sets_accessed_and_dirty() {
+        let mut mem = GuestMemory::new(16 << 20).unwrap();
+        let mut cpu = pae_cpu(&mut mem, true);
+        let mut bus = NullBus;
+        let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
+        assert_eq!(cpu.translate_as(&mut ctx, 0x5123, Access::Read, true), Ok(PhysAddr(0x9123)));
+        assert_eq!(ctx.mem.read(PhysAddr(0x3028), AccessSize::Dword, ctx.bus) & 0x60, 0x20, "accessed");
+        assert_eq!(cpu.translate_as(&mut ctx, 0x2A_BCDE, Access::Write, false), Ok(PhysAddr(0x4A_BCDE)));
+        assert_eq!(ctx.mem.read(PhysAddr(0x2008), AccessSize::Dword, ctx.bus) & 0x60, 0x60, "2 MiB page dirty");
+        // A user write to the read-only page: #PF, present, write, user.
+        assert_eq!(cpu.translate_as(&mut ctx, 0x5000, Access::Write, true), Err(Fault::pf(7)));
+        assert_eq!(cpu.state.cr2, 0x5000);
+    }
+
+    #[test]
+    fn nx_forbids_fetches_with_nxe_and_is_reserved_without() {
+        let mut mem = GuestMemory::new(16 << 20).unwrap();
+        let mut cpu = pae_cpu(&mut mem, true);
+        let mut bus = NullBus;
+        let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
+        assert_eq!(cpu.translate_as(&mut ctx, 0x6010, Access::Read, false), Ok(PhysAddr(0xA010)));
+        // Cached now, but a fetch must still fault: present, I/D.
+        assert_eq!(cpu.translate_as(&mut ctx, 0x6010, Access::Fetch, false), Err(Fault::pf(0x11)));
+        assert_eq!(cpu.translate_as(&mut ctx, 0x20_0000, Access::Fetch, true), Err(Fault::pf(0x15)));
+        assert_eq!(cpu.translate_as(&mut ctx, 0x5000, Access::Fetch, true), Ok(PhysAddr(0x9000)));
+        // Reserved address bits: present, RSVD.
+        assert_eq!(cpu.translate_as(&mut ctx, 0x7000, Access::Read, false), Err(Fault::pf(0x9)));
+        let mut cpu = pae_cpu(&mut mem, false);
+        let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
+        assert_eq!(cpu.translate_as(&mut ctx, 0x6010, Access::Read, false), Err(Fault::pf(0x9)), "XD reserved");
+    }
 
     #[test]
     fn invlpg_anywhere_in_a_4mib_page_drops_all_its_pieces() {

@@ -156,6 +156,8 @@ pub struct Cpu {
     pub(crate) features: u32,
     /// CPUID.1:EAX of the model.
     pub(crate) signature: u32,
+    /// CPUID.80000001h:EDX of the model (0: no extended leaves).
+    pub(crate) ext_features: u32,
 }
 
 impl Default for Cpu {
@@ -193,6 +195,7 @@ impl Cpu {
             fpu_direct: None,
             features: cpuid::FEATURES_EDX,
             signature: cpuid::SIGNATURE,
+            ext_features: 0,
         }
     }
 
@@ -201,6 +204,7 @@ impl Cpu {
     pub fn set_model(&mut self, model: cpuid::CpuModel) {
         self.signature = model.signature();
         self.features = model.features();
+        self.ext_features = model.ext_features();
         self.state.regs[state::EDX] = self.signature;
     }
 

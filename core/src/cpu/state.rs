@@ -90,7 +90,14 @@ pub struct Msrs {
     pub sysenter_esp: u32,
     pub sysenter_eip: u32,
     pub apic_base: u64,
+    /// IA32_EFER (C0000080h): only NXE (bit 11) on a model with NX.
+    pub efer: u64,
+    /// IA32_MISC_ENABLE (1A0h) on a Pentium 4 model.
+    pub misc_enable: u64,
 }
+
+/// EFER.NXE: the XD bit of PAE paging entries forbids instruction fetches.
+pub const EFER_NXE: u64 = 1 << 11;
 
 /// The architectural state of one x86 CPU.
 #[repr(C)]
@@ -144,6 +151,8 @@ pub const CR4_TSD: u32 = 1 << 2;
 pub const CR4_DE: u32 = 1 << 3;
 pub const CR4_PSE: u32 = 1 << 4;
 pub const CR4_PGE: u32 = 1 << 7;
+/// Physical address extension: 64-bit paging entries, 2 MiB pages.
+pub const CR4_PAE: u32 = 1 << 5;
 /// The OS saves the x87/MMX (and SSE) state with FXSAVE/FXRSTOR.
 pub const CR4_OSFXSR: u32 = 1 << 9;
 
@@ -184,7 +193,7 @@ impl CpuState {
             halted: false,
             int_shadow: false,
             tsc: 0,
-            msr: Msrs { apic_base: 0xFEE0_0900, ..Msrs::default() },
+            msr: Msrs { apic_base: 0xFEE0_0900, misc_enable: 1, ..Msrs::default() },
             fpu: super::fpu::FpuState::reset(),
             sse: super::fpu::sse::SseState::default(),
         }

@@ -52,6 +52,18 @@ impl Cpu {
     }
 }
 
+impl Cpu {
+    /// The CR3 bits kept: the page directory base, PWT and PCD; with PAE
+    /// the PDPT base from bit 5.
+    pub(crate) fn cr3_mask(&self) -> u32 {
+        if self.features & id::FEAT_PAE != 0 {
+            0xFFFF_FFF8
+        } else {
+            0xFFFF_F018
+        }
+    }
+}
+
 pub(crate) fn mov_to_cr(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     require_cpl0(cpu)?;
     let v = cpu.state.regs[i.ops[1].num as usize];
@@ -59,11 +71,17 @@ pub(crate) fn mov_to_cr(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
         0 => cpu.write_cr0(v)?,
         2 => cpu.state.cr2 = v,
         3 => {
-            cpu.state.cr3 = v & 0xFFFF_F018;
+            cpu.state.cr3 = v & cpu.cr3_mask();
             cpu.tlb.flush_non_global();
         }
         4 => {
-            let valid = if cpu.has_sse() { CR4_VALID | super::fpu::sse::CR4_OSXMMEXCPT } else { CR4_VALID };
+            let mut valid = CR4_VALID;
+            if cpu.has_sse() {
+                valid |= super::fpu::sse::CR4_OSXMMEXCPT;
+            }
+            if cpu.features & id::FEAT_PAE != 0 {
+                valid |= super::state::CR4_PAE;
+            }
             if v & !valid != 0 {
                 return Err(Fault::gp(0));
             }
@@ -207,7 +225,7 @@ pub(crate) fn invd(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
 }
 
 pub(crate) fn cpuid(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
-    let (a, b, c, d) = id::cpuid_with(cpu.state.regs[EAX], cpu.signature, cpu.features);
+    let (a, b, c, d) = id::cpuid_ext(cpu.state.regs[EAX], cpu.signature, cpu.features, cpu.ext_features);
     let r = &mut cpu.state.regs;
     r[EAX] = a;
     r[super::state::EBX] = b;
@@ -246,6 +264,10 @@ const MSR_BIOS_SIGN_ID: u32 = 0x8B;
 const MSR_SYSENTER_CS: u32 = 0x174;
 const MSR_SYSENTER_ESP: u32 = 0x175;
 const MSR_SYSENTER_EIP: u32 = 0x176;
+const MSR_EFER: u32 = 0xC000_0080;
+/// IA32_MISC_ENABLE (from the Pentium 4): here fast strings on (bit 0) and
+/// XD not disabled (bit 34 clear); writes are kept.
+const MSR_MISC_ENABLE: u32 = 0x1A0;
 
 pub(crate) fn rdmsr(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
     require_cpl0(cpu)?;
@@ -255,6 +277,8 @@ pub(crate) fn rdmsr(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
         MSR_SYSENTER_CS => cpu.state.msr.sysenter_cs as u64,
         MSR_SYSENTER_ESP => cpu.state.msr.sysenter_esp as u64,
         MSR_SYSENTER_EIP => cpu.state.msr.sysenter_eip as u64,
+        MSR_EFER if cpu.ext_features & id::EXT_NX != 0 => cpu.state.msr.efer,
+        MSR_MISC_ENABLE if cpu.ext_features & id::EXT_NX != 0 => cpu.state.msr.misc_enable,
         _ => return Err(Fault::gp(0)),
     };
     cpu.state.regs[EAX] = v as u32;
@@ -271,6 +295,16 @@ pub(crate) fn wrmsr(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
         MSR_SYSENTER_CS => cpu.state.msr.sysenter_cs = v as u32,
         MSR_SYSENTER_ESP => cpu.state.msr.sysenter_esp = v as u32,
         MSR_SYSENTER_EIP => cpu.state.msr.sysenter_eip = v as u32,
+        MSR_EFER if cpu.ext_features & id::EXT_NX != 0 => {
+            // Only NXE exists here (no long mode): other bits are reserved.
+            if v & !super::state::EFER_NXE != 0 {
+                return Err(Fault::gp(0));
+            }
+            cpu.state.msr.efer = v;
+            cpu.tlb.flush_all();
+        }
+        // (XD disable, bit 34, is not modelled: NX stays available.)
+        MSR_MISC_ENABLE if cpu.ext_features & id::EXT_NX != 0 => cpu.state.msr.misc_enable = v & !(1 << 34),
         _ => return Err(Fault::gp(0)),
     }
     Ok(())
