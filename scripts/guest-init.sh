@@ -45,6 +45,10 @@ echo "FERRITE-FP: $fp"
 # The processor's extensions as Linux sees them (--cpu).
 flags=$(grep -o -w 'fxsr\|mmx\|sse\|sse2' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "FERRITE-CPU: ${flags% } (end)"
+# A program a test appended to the initramfs, if any (its output checked).
+if [ -x /extra/run ]; then
+    echo "FERRITE-EXTRA: $(/extra/run)"
+fi
 for d in $(awk '$4 ~ /^(sd[a-z][0-9]*|sr[0-9])$/ {print $4}' /proc/partitions); do
     echo "FERRITE-BLOCK: $d"
 done

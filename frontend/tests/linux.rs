@@ -26,6 +26,40 @@ fn guests() -> Option<PathBuf> {
     need.iter().all(|f| cache.join(f).exists()).then_some(cache)
 }
 
+/// A "newc" cpio archive of (path, mode, contents), with its trailer.
+fn cpio(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let pad = |out: &mut Vec<u8>| out.resize(out.len().next_multiple_of(4), 0);
+    let entries = files.iter().copied().chain(std::iter::once(("TRAILER!!!", 0, &[][..])));
+    for (k, (name, mode, data)) in entries.enumerate() {
+        let fields = [k as u32 + 1, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08X}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        pad(&mut out);
+        out.extend_from_slice(data);
+        pad(&mut out);
+    }
+    out
+}
+
+/// Run an i386 executable on the host; its stdout, or None when the host
+/// cannot run it.
+fn run_natively(dir: &Path, program: &[u8]) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if !cfg!(all(target_os = "linux", any(target_arch = "x86", target_arch = "x86_64"))) {
+        return None;
+    }
+    let path = dir.join("sse2_user");
+    std::fs::write(&path, program).ok()?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).ok()?;
+    let out = Command::new(&path).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Run ferrite with `args`, console on COM1 into a file; returns the exit
 /// status code and the console text.
 fn boot(dir: &Path, name: &str, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
@@ -204,10 +238,17 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
     }
 
     // The PAE kernel on a Pentium 4: PAE paging with NX from the first
-    // instruction of its decompressed kernel on.
+    // instruction of its decompressed kernel on, and a user program in SSE2
+    // (appended to the initramfs) whose output must be the host CPU's.
     let pae = cache.join("linux-pae");
     if pae.join("vmlinuz").exists() && pae.join("initrd.gz").exists() {
-        let (kernel, initrd) = (pae.join("vmlinuz"), pae.join("initrd.gz"));
+        let kernel = pae.join("vmlinuz");
+        let program = ferrite_test_roms::programs::sse2_user::image();
+        let mut bytes = std::fs::read(pae.join("initrd.gz")).unwrap();
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        bytes.extend_from_slice(&cpio(&[("extra", 0o040755, &[]), ("extra/run", 0o100755, &program)]));
+        let initrd = dir.join("initrd-pae.img");
+        std::fs::write(&initrd, bytes).unwrap();
         let (status, text) = boot(
             &dir,
             "pae-kernel",
@@ -238,6 +279,14 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
             ],
         );
         assert_eq!(status, Some(0), "PAE kernel: exit status");
+        let line = text.lines().find_map(|l| l.trim_end().strip_prefix("FERRITE-EXTRA: "));
+        let line = line.unwrap_or_else(|| panic!("PAE kernel: no FERRITE-EXTRA line (the SSE2 program)\n{text}"));
+        let n = ferrite_test_roms::programs::sse2_user::OUTPUT_LEN - 1;
+        assert!(line.len() == n && line.bytes().all(|b| b.is_ascii_hexdigit()), "SSE2 program printed {line:?}");
+        match run_natively(&dir, &program) {
+            Some(host) => assert_eq!(line, host.trim_end(), "the SSE2 program's output differs from the host CPU's"),
+            None => println!("SKIPPED (SSE2 program vs host): this host does not run i386 executables"),
+        }
     } else {
         println!("SKIPPED (PAE kernel): {} is not fetched (run scripts/fetch-guests)", pae.display());
     }

@@ -404,11 +404,12 @@ fn gen_mmx(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
     }
 }
 
-/// An SSE instruction (the machines are Pentium IIIs with CR4.OSFXSR set
-/// and a random MXCSR): packed and scalar arithmetic, compares (which
-/// also write EFLAGS), logic, shuffles, moves, MOVMSKPS and the MMX
-/// additions (some write general registers), LDMXCSR/STMXCSR; register or
-/// memory operands (misaligned ones fault).
+/// An SSE or SSE2 instruction (the machines are Pentium 4s with CR4.OSFXSR
+/// set and a random MXCSR): packed and scalar arithmetic in both
+/// precisions, compares (which also write EFLAGS), logic, shuffles, moves,
+/// MOVMSKPS and the MMX additions (some write general registers), the
+/// 128-bit integer forms, LDMXCSR/STMXCSR; register or memory operands
+/// (misaligned ones fault).
 fn gen_sse(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
     const OPS: [(u8, bool, bool); 20] = [
         (0x58, true, false),
@@ -433,7 +434,7 @@ fn gen_sse(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
         (0x2A, true, false),
     ];
     let d = rng.byte() & 7;
-    match rng.below(10) {
+    match rng.below(11) {
         0 => {
             let op = [0x50u8, 0xD7, 0xC5][rng.below(3) as usize];
             out.extend([0x0F, op, 0xC0 | d << 3 | rng.byte() & 7]);
@@ -452,10 +453,29 @@ fn gen_sse(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             let r = 2 + rng.below(2) as u8;
             mem_form(rng, out, code32, &[0x0F, 0xAE], r)
         }
+        3 => {
+            // SSE2's integer forms on XMM registers (66 prefix), PSHUFD and
+            // kin, the byte shifts.
+            let op = [0xFEu8, 0xD4, 0xF4, 0x63, 0x6C, 0x74, 0xE2, 0xD3, 0x70, 0x73][rng.below(10) as usize];
+            out.push([0x66, 0x66, 0xF3, 0xF2][rng.below(4) as usize]);
+            if op == 0x73 {
+                out.extend([0x0F, 0x73, 0xC0 | [3u8, 7, 2, 6][rng.below(4) as usize] << 3 | d, rng.byte()]);
+            } else {
+                reg_or_mem(rng, out, code32, &[0x0F, op], d);
+                if op == 0x70 {
+                    out.push(rng.byte());
+                }
+            }
+        }
         _ => {
             let (op, scalar, imm) = OPS[rng.below(20) as usize];
-            if scalar && rng.below(2) == 0 {
-                out.push(0xF3);
+            // No prefix (SSE), F3 (scalar single), 66 (packed double) or
+            // F2 (scalar double).
+            match rng.below(4) {
+                1 if scalar => out.push(0xF3),
+                2 => out.push(0x66),
+                3 => out.push(0xF2),
+                _ => {}
             }
             reg_or_mem(rng, out, code32, &[0x0F, op], d);
             if imm {
@@ -545,7 +565,7 @@ fn protected_tables(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, code_se
 /// One machine set up for a trial; the same `rng` state gives the same
 /// machine.
 fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
-    cpu.set_model(ferrite_core::cpu::cpuid::CpuModel::Pentium3);
+    cpu.set_model(ferrite_core::cpu::cpuid::CpuModel::Pentium4);
     cpu.reset();
     cpu.state.cr4 |= ferrite_core::cpu::state::CR4_OSFXSR;
     if rng.below(2) == 0 {

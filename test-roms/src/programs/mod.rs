@@ -31,6 +31,7 @@ mod paging;
 mod pmode;
 mod rt;
 mod smc;
+pub mod sse2_user;
 mod tasks;
 pub mod timer;
 mod v86;
