@@ -1835,7 +1835,98 @@ fn gen_sse2(g: &mut Gen) -> (String, u32) {
         (Some(0x66), 0x6F, "movdqa", 16, false),
         (Some(0xF3), 0x7E, "movq", 8, false),
     ];
-    let name = match g.rng.below(if fp { 6 } else { 4 }) {
+    let name = match g.rng.below(if fp { 6 } else { 5 }) {
+        4 if !fp => {
+            // Stores, loads of other widths, the non-temporal and
+            // masked moves, MOVQ2DQ, PINSRW, CLFLUSH and the fences.
+            let r = g.rng.pick(&[0u8, 1, 2, 3, 5, 6, 7]);
+            let m = g.rng.below(8) as u8;
+            let imm = g.rng.below(256) as u8;
+            abs(g, None, 0x10, s, 16); // MOVUPS xmm_s, B
+            match g.rng.below(19) {
+                0 => {
+                    abs(g, None, 0x6F, m, 16); // MOVQ mm, [B]
+                    g.bytes(&[0xF3, 0x0F, 0xD6, 0xC0 | d << 3 | m, 0x0F, 0x77]);
+                    "movq2dq"
+                }
+                1 => {
+                    g.bytes(&[0x66, 0x0F, 0xC4, 0xC0 | d << 3 | r, imm]);
+                    "pinsrw_xmm"
+                }
+                2 => {
+                    abs(g, Some(0x66), 0xC4, d, 16 + 2 * (imm as u32 & 7));
+                    g.byte(imm);
+                    "pinsrw_xmm_m16"
+                }
+                3 => {
+                    let at = g.mem_off(16);
+                    g.set_reg(7, 4, SCRATCH + at);
+                    g.bytes(&[0x66, 0x0F, 0xF7, 0xC0 | d << 3 | s]);
+                    "maskmovdqu"
+                }
+                4 => {
+                    abs(g, Some(0x66), 0xE7, s, 16);
+                    "movntdq"
+                }
+                5 => {
+                    abs(g, Some(0x66), 0x2B, s, 16);
+                    "movntpd"
+                }
+                6 => {
+                    abs(g, None, 0xC3, r, 56);
+                    "movnti"
+                }
+                7 => {
+                    abs(g, Some(0x66), 0xD6, s, 56);
+                    "movq_store"
+                }
+                8 => {
+                    g.bytes(&[0x66, 0x0F, 0xD6, 0xC0 | s << 3 | d]);
+                    "movq_xmm"
+                }
+                9 => {
+                    abs(g, Some(0x66), 0x7E, s, 56);
+                    "movd_store"
+                }
+                10 => {
+                    abs(g, Some(0x66), 0x6E, d, 16);
+                    "movd_load"
+                }
+                11 => {
+                    abs(g, Some(0xF2), 0x2A, d, 16);
+                    "cvtsi2sd_m32"
+                }
+                12 => {
+                    abs(g, Some(0xF2), 0x2D, r, 16);
+                    "cvtsd2si_m64"
+                }
+                13 => {
+                    abs(g, None, 0xAE, 7, 16);
+                    g.bytes(&[0x0F, 0xAE, 0xE8, 0x0F, 0xAE, 0xF0]);
+                    "clflush_fences"
+                }
+                14 => {
+                    abs(g, Some(0x66), 0x29, s, 16);
+                    "movapd_store"
+                }
+                15 => {
+                    abs(g, Some(0x66), 0x11, s, 8);
+                    "movupd_store"
+                }
+                16 => {
+                    abs(g, Some(0xF3), 0x6F, d, 8);
+                    "movdqu_load"
+                }
+                17 => {
+                    abs(g, Some(0x66), [0x17, 0x13][imm as usize & 1], s, 56);
+                    "movhpd_movlpd_store"
+                }
+                _ => {
+                    abs(g, Some(0xF2), 0x11, s, 56);
+                    "movsd_store"
+                }
+            }
+        }
         0 if !fp => {
             // General-register destinations and sources.
             let r = g.rng.pick(&[0u8, 1, 2, 3, 5, 6, 7]);
@@ -2153,10 +2244,9 @@ fn run_ferrite(img: &Image, selectors: [u16; 6], cases: &[Case]) -> Vec<u8> {
     mem.load(PhysAddr(BASE), &bytes);
     let mut cpu = Cpu::new();
     cpu.state.cr0 |= CR0_PE;
-    // SSE as under Linux on the host (the cases run with every SIMD
-    // exception masked); the SSE2 bit for MXCSR.DAZ, which the host has.
-    use ferrite_core::cpu::cpuid::{FEATURES_EDX, FEAT_SSE, FEAT_SSE2};
-    cpu.set_features(FEATURES_EDX | FEAT_SSE | FEAT_SSE2);
+    // A Pentium 4 (SSE, SSE2, CLFLUSH) with SSE on as under Linux on the
+    // host (the cases run with every SIMD exception masked).
+    cpu.set_model(ferrite_core::cpu::cpuid::CpuModel::Pentium4);
     cpu.state.cr4 |= ferrite_core::cpu::state::CR4_OSFXSR;
     let flat = |sel: u16, code: bool| Segment {
         selector: sel,

@@ -239,6 +239,8 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Sti => control::sti,
         M::Wait => fpu::fwait,
         M::Fxsave => fpu::fxsave,
+        // (iced-x86 files CLFLUSH under CLFSH, not SSE2.)
+        M::Clflush => fpu::sse::clflush,
         M::Fxrstor => fpu::fxrstor,
         M::Ud2 => ud,
         M::Cpuid => system::cpuid,

@@ -1028,8 +1028,8 @@ fn movnti(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 }
 
 /// CLFLUSH m8: no cache to flush; the address is checked as for a read.
-fn clflush(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    if !cpu.has_sse2() {
+pub(crate) fn clflush(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
+    if cpu.features & super::super::cpuid::FEAT_CLFSH == 0 || i.ops[0].kind != OpK::Mem {
         return Err(Fault::UD);
     }
     let off = cpu.ea(i);
