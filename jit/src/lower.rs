@@ -67,13 +67,22 @@ pub(crate) struct GuestInsn {
 /// Whether instruction `i`, run through the interpreter, leaves the
 /// general registers and the arithmetic flags alone: true, true for the
 /// x87 instructions (D8-DF escapes, FWAIT) except FSTSW AX (writes AX) and
-/// FCOMI/FUCOMI (write ZF, PF, CF), and for MMX except MOVD r32, mm.
+/// FCOMI/FUCOMI (write ZF, PF, CF), and for MMX/SSE/SSE2 except the forms
+/// with a general-register destination or, for the flags, (U)COMIS*.
 fn x87_keeps(i: &Insn) -> (bool, bool) {
     let Ok(code) = Code::try_from(i.code as usize) else { return (false, false) };
     let m = code.mnemonic();
-    if code.cpuid_features().contains(&iced_x86::CpuidFeature::MMX) {
-        // MMX: only MOVD to a general register writes one; no flags.
-        return (!(m == M::Movd && i.ops[0].kind == OpK::Reg), true);
+    let features = code.cpuid_features();
+    if features.iter().any(|f| {
+        use iced_x86::CpuidFeature as F;
+        matches!(f, F::MMX | F::SSE | F::SSE2)
+    }) {
+        // MMX, SSE, SSE2: a general register is written only as the
+        // destination operand (MOVD, MOVMSKPS, PEXTRW, CVTSS2SI, ...);
+        // EFLAGS only by the (U)COMIS* compares.
+        let writes_gpr = i.ops[0].kind == OpK::Reg;
+        let writes_flags = matches!(m, M::Comiss | M::Ucomiss | M::Comisd | M::Ucomisd);
+        return (!writes_gpr, !writes_flags);
     }
     let x87 = m == M::Wait
         || code.cpuid_features().iter().any(|f| {
