@@ -87,6 +87,20 @@ impl Tlb {
     }
 }
 
+/// What a walk found for a page (`Cpu::fill_tlb`).
+#[derive(Clone, Copy)]
+struct Page {
+    /// Physical page base.
+    phys: u32,
+    user: bool,
+    /// TLB_WRITE or 0.
+    rights: u32,
+    dirty: bool,
+    global: bool,
+    large: bool,
+    nx: bool,
+}
+
 /// Kind of memory access for paging checks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Access {
@@ -185,20 +199,30 @@ impl Cpu {
         if new != pte {
             ctx.mem.write(pte_addr, AccessSize::Dword, new, ctx.bus);
         }
-        let mut bits = rights_bits(u, rights);
-        if new & 0x40 != 0 {
+        let page = Page { phys: phys_page, user: u, rights, dirty: new & 0x40 != 0, global, large: pse, nx: false };
+        Ok(PhysAddr(self.fill_tlb(lin, page) & a20))
+    }
+
+    /// The end of a walk: the TLB entry for `lin` from the page's rights
+    /// (global only with CR4.PGE); the physical address of `lin`.
+    fn fill_tlb(&mut self, lin: u32, p: Page) -> u32 {
+        let mut bits = rights_bits(p.user, p.rights);
+        if p.dirty {
             bits |= TLB_DIRTY;
         }
-        if global && self.state.cr4 & CR4_PGE != 0 {
+        if p.global && self.state.cr4 & CR4_PGE != 0 {
             bits |= TLB_GLOBAL;
         }
-        if pse {
+        if p.large {
             bits |= TLB_LARGE;
             self.tlb.has_large = true;
         }
+        if p.nx {
+            bits |= TLB_NX;
+        }
         self.tlb.entries[(lin >> 12) as usize % TLB_SIZE] =
-            TlbEntry { tag: (lin & !PAGE_MASK) | TLB_VALID, phys: phys_page | bits };
-        Ok(PhysAddr((phys_page | (lin & PAGE_MASK)) & a20))
+            TlbEntry { tag: (lin & !PAGE_MASK) | TLB_VALID, phys: p.phys | bits };
+        p.phys | (lin & PAGE_MASK)
     }
 
     /// The PAE walk (SDM 3, 4.4): the PDPTE (read at each walk: this model
@@ -286,24 +310,8 @@ impl Cpu {
         if new != pte {
             write_back(ctx, pte_at, new);
         }
-        let mut bits = rights_bits(u, rights);
-        if new & 0x40 != 0 {
-            bits |= TLB_DIRTY;
-        }
-        if global && self.state.cr4 & CR4_PGE != 0 {
-            bits |= TLB_GLOBAL;
-        }
-        if large {
-            bits |= TLB_LARGE;
-            self.tlb.has_large = true;
-        }
-        if nx {
-            bits |= TLB_NX;
-        }
-        let page = page as u32;
-        self.tlb.entries[(lin >> 12) as usize % TLB_SIZE] =
-            TlbEntry { tag: (lin & !PAGE_MASK) | TLB_VALID, phys: page | bits };
-        Ok(PhysAddr((page | (lin & PAGE_MASK)) & a20 as u32))
+        let page = Page { phys: page as u32, user: u, rights, dirty: new & 0x40 != 0, global, large, nx };
+        Ok(PhysAddr(self.fill_tlb(lin, page) & a20 as u32))
     }
 
     /// Segment checks for an access of `size` bytes at `off` (SDM 3, 5.3).

@@ -22,11 +22,7 @@ pub(super) fn run(
     data: &[u8],
     build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
 ) -> (Cpu, GuestMemory) {
-    let mut a = CodeAssembler::new(16).unwrap();
-    build(&mut a).unwrap();
-    a.hlt().unwrap();
-    let code = a.assemble(0x1000).unwrap();
-    run_bytes(cr0_bits, data, &code)
+    run_with(|_| {}, cr0_bits, data, build)
 }
 
 pub(super) fn run_bytes(cr0_bits: u32, data: &[u8], code: &[u8]) -> (Cpu, GuestMemory) {
