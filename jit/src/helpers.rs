@@ -93,12 +93,16 @@ pub(crate) extern "C" fn step_fetch_exit(cpu: *mut Cpu, ctx: *mut Ctx, shared: *
 /// `step`'s and `step_fill`'s result for an instruction that faulted.
 pub(crate) const FAULTED: u64 = 2;
 
+/// `step_fill`'s flag (in `what`): fill the fast TLB for writing.
+pub(crate) const FILL_FOR_WRITE: u32 = 1 << 16;
+
 /// The slow path of an inline read whose instruction must not run twice
 /// (it may still fault after the read): run the whole instruction with the
 /// interpreter's semantics (every check, the fault delivered), then, when
-/// it retired, fill the fast TLB for reading its operand at `seg:off`
-/// (`what` as [`seg_size_arg`] packs it). Translated code leaves
-/// afterwards. Result: [`FAULTED`] when the instruction faulted, else 0.
+/// it retired, fill the fast TLB for reading (or, with [`FILL_FOR_WRITE`],
+/// writing) its operand at `seg:off` (`what` as [`seg_size_arg`] packs
+/// it). Translated code leaves afterwards. Result: [`FAULTED`] when the
+/// instruction faulted, else 0.
 pub(crate) extern "C" fn step_fill(cpu: *mut Cpu, shared: *mut crate::Shared, insn: *const Insn, what: u32, off: u32) {
     // SAFETY: as in `step` and `mem_read`.
     let (cpu, sh, insn) = unsafe { (&mut *cpu, &mut *shared, &*insn) };
@@ -108,7 +112,7 @@ pub(crate) extern "C" fn step_fill(cpu: *mut Cpu, shared: *mut crate::Shared, in
     let (seg, size) = seg_size(what);
     if cpu.instret != before {
         let lin = cpu.state.segs[seg].base.wrapping_add(off);
-        fill_after(cpu, ctx, tlb, lin, size, false);
+        fill_after(cpu, ctx, tlb, lin, size, what & FILL_FOR_WRITE != 0);
     }
 }
 
@@ -345,8 +349,10 @@ pub(crate) extern "C" fn mem_write(
 /// `Cpu::accel_ret`. The helpers themselves are ordinary `extern "C"`
 /// functions; a small trampoline saves the general registers the C
 /// convention lets them clobber. It does not save the vector registers:
-/// translated code holds no float or vector values (`Jit` checks every
-/// function it compiles for that). Elsewhere, the plain C convention.
+/// translated code that holds vector values (SSE lowered to vector
+/// operations) calls through `entry_vec`, whose trampolines save them
+/// too (`Jit` checks that other functions hold none). Elsewhere, the
+/// plain C convention.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const CALL_CONV: cranelift_codegen::isa::CallConv = cranelift_codegen::isa::CallConv::PreserveAll;
 #[cfg(not(target_arch = "x86_64"))]
@@ -376,6 +382,97 @@ macro_rules! entries {
             match h {
                 $(Helper::$variant => trampoline::$f as *const () as i64,)*
             }
+        }
+
+        /// `entry` for functions that hold vector values (SSE lowered to
+        /// vector operations, `lower::simd`): on x86-64 a trampoline that
+        /// also saves XMM0-15, which `preserve_all` callers keep values
+        /// in across the call.
+        pub(crate) fn entry_vec(h: Helper) -> i64 {
+            match h {
+                $(Helper::$variant => trampoline_vec::$f as *const () as i64,)*
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        mod trampoline_vec {
+            $(
+            /// As `trampoline`'s, and XMM0-15 saved around the call (the
+            /// C convention lets the helper clobber all of them).
+            // SAFETY: as in `trampoline`: the body saves and restores
+            // registers around an `extern "C"` call with the arguments it
+            // was given; after the general registers (RSP 8 bytes off a
+            // multiple of 16) 264 bytes hold the vector registers and
+            // align the stack for the call.
+            #[unsafe(naked)]
+            pub(crate) extern "C" fn $f() {
+                core::arch::naked_asm!(
+                    "push rbp",
+                    "mov rbp, rsp",
+                    "push rax",
+                    "push rdi",
+                    "push rsi",
+                    "push rdx",
+                    "push rcx",
+                    "push r8",
+                    "push r9",
+                    "push r10",
+                    "push r11",
+                    "sub rsp, 264",
+                    "movdqu [rsp], xmm0",
+                    "movdqu [rsp + 16], xmm1",
+                    "movdqu [rsp + 32], xmm2",
+                    "movdqu [rsp + 48], xmm3",
+                    "movdqu [rsp + 64], xmm4",
+                    "movdqu [rsp + 80], xmm5",
+                    "movdqu [rsp + 96], xmm6",
+                    "movdqu [rsp + 112], xmm7",
+                    "movdqu [rsp + 128], xmm8",
+                    "movdqu [rsp + 144], xmm9",
+                    "movdqu [rsp + 160], xmm10",
+                    "movdqu [rsp + 176], xmm11",
+                    "movdqu [rsp + 192], xmm12",
+                    "movdqu [rsp + 208], xmm13",
+                    "movdqu [rsp + 224], xmm14",
+                    "movdqu [rsp + 240], xmm15",
+                    "call {f}",
+                    "movdqu xmm0, [rsp]",
+                    "movdqu xmm1, [rsp + 16]",
+                    "movdqu xmm2, [rsp + 32]",
+                    "movdqu xmm3, [rsp + 48]",
+                    "movdqu xmm4, [rsp + 64]",
+                    "movdqu xmm5, [rsp + 80]",
+                    "movdqu xmm6, [rsp + 96]",
+                    "movdqu xmm7, [rsp + 112]",
+                    "movdqu xmm8, [rsp + 128]",
+                    "movdqu xmm9, [rsp + 144]",
+                    "movdqu xmm10, [rsp + 160]",
+                    "movdqu xmm11, [rsp + 176]",
+                    "movdqu xmm12, [rsp + 192]",
+                    "movdqu xmm13, [rsp + 208]",
+                    "movdqu xmm14, [rsp + 224]",
+                    "movdqu xmm15, [rsp + 240]",
+                    "add rsp, 264",
+                    "pop r11",
+                    "pop r10",
+                    "pop r9",
+                    "pop r8",
+                    "pop rcx",
+                    "pop rdx",
+                    "pop rsi",
+                    "pop rdi",
+                    "pop rax",
+                    "pop rbp",
+                    "ret",
+                    f = sym super::$f,
+                )
+            }
+            )*
+        }
+
+        #[cfg(not(target_arch = "x86_64"))]
+        mod trampoline_vec {
+            pub(crate) use super::{$($f),*};
         }
 
         #[cfg(target_arch = "x86_64")]

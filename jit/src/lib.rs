@@ -334,6 +334,19 @@ struct Job {
     /// The mode's shared exit (`Jit::exit_fn`; 0: none, each region holds
     /// that code itself).
     exit_fn: u64,
+    /// The SSE level of the CPU model (`simd_level`): which instructions
+    /// may be lowered to vector operations.
+    simd: u8,
+}
+
+/// The SSE instructions the CPU model has: 0 none, 1 SSE, 2 SSE and SSE2
+/// (a model's features are fixed while it runs).
+fn simd_level(cpu: &Cpu) -> u8 {
+    match (cpu.has_sse(), cpu.has_sse2()) {
+        (true, true) => 2,
+        (true, false) => 1,
+        _ => 0,
+    }
 }
 
 // SAFETY: a job owns its instructions and chaining slots (heap data whose
@@ -440,15 +453,15 @@ fn lower_job(
     let offs = guest_insns(&job.insns);
     let slots = job.slots.as_ptr() as *mut u64;
     let chain = lower::ChainInfo { slots, nslots: job.slots.len(), page_off: job.phys.page_offset() };
-    let chains = lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).with_exit_fn(job.exit_fn).block(
-        &offs,
-        job.off,
-        Some(chain),
-        target,
+    let lower = lower::Lower::new(func, fctx, job.mode, job.ftlb, job.shared).with_exit_fn(job.exit_fn);
+    let chains = lower.with_simd(job.simd).block(&offs, job.off, Some(chain), target);
+    // Only functions with SSE lowered to vector operations call the
+    // helpers through the trampolines that save vector registers
+    // (`helpers::entry_vec`).
+    debug_assert!(
+        lower::holds_vectors(&job.insns, job.simd) || func.dfg.values().all(|v| func.dfg.value_type(v).is_int()),
+        "float or vector value in a block"
     );
-    // The helpers' trampolines do not save vector registers
-    // (`helpers::CALL_CONV`).
-    debug_assert!(func.dfg.values().all(|v| func.dfg.value_type(v).is_int()), "float or vector value in a block");
     chains
 }
 
@@ -662,7 +675,7 @@ impl Jit {
     fn translate(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<Block> {
         let t0 = Instant::now();
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
-        let job = self.job(0, phys, mode, insns, off);
+        let job = self.job(0, phys, mode, insns, off, simd_level(cpu));
         let module = self.module.as_ref()?;
         let mut c = cranelift_codegen::Context::new();
         c.func.signature = lower::block_signature(types::I64);
@@ -684,7 +697,7 @@ impl Jit {
     }
 
     /// A job for the block at `phys` (key `key`) made of `insns`.
-    fn job(&mut self, key: u64, phys: PhysAddr, mode: ModeKey, insns: Box<[Insn]>, off: u32) -> Job {
+    fn job(&mut self, key: u64, phys: PhysAddr, mode: ModeKey, insns: Box<[Insn]>, off: u32, simd: u8) -> Job {
         self.next_job += 1;
         let nslots = lower::chain_slots(&insns);
         Job {
@@ -699,6 +712,7 @@ impl Jit {
             ftlb: &mut self.shared.ftlb[user_mode(mode) as usize],
             shared: &mut *self.shared,
             exit_fn: self.exit_fn(mode).unwrap_or(0),
+            simd,
         }
     }
 
@@ -903,7 +917,7 @@ impl Jit {
             }
             return;
         };
-        let job = self.job(key, phys, mode, insns, off);
+        let job = self.job(key, phys, mode, insns, off, simd_level(cpu));
         let (id, heat) = (job.id, Arc::clone(&job.heat));
         let sent = self.worker.as_ref().is_some_and(|w| w.queue.push(job));
         if sent {
@@ -1115,17 +1129,13 @@ pub fn exit_ir(cpu: &Cpu) -> Option<String> {
 impl Jit {
     fn ir_of(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<String> {
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
-        let job = self.job(0, phys, mode, insns, off);
+        let job = self.job(0, phys, mode, insns, off, simd_level(cpu));
         let module = self.module.as_ref()?;
         let mut func = cranelift_codegen::ir::Function::new();
         func.signature = lower::block_signature(types::I64);
         let offs = guest_insns(&job.insns);
-        lower::Lower::new(&mut func, &mut self.fctx, mode, job.ftlb, job.shared).with_exit_fn(job.exit_fn).block(
-            &offs,
-            off,
-            None,
-            module.target_config(),
-        );
+        let lower = lower::Lower::new(&mut func, &mut self.fctx, mode, job.ftlb, job.shared);
+        lower.with_exit_fn(job.exit_fn).with_simd(job.simd).block(&offs, off, None, module.target_config());
         Some(func.display().to_string())
     }
 }

@@ -25,6 +25,9 @@ use iced_x86::{Code, Mnemonic as M};
 use std::collections::{BTreeMap, BTreeSet};
 use std::mem::offset_of;
 
+mod simd;
+pub(crate) use simd::holds_vectors;
+
 const REGS: i32 = offset_of!(Cpu, state.regs) as i32;
 const EIP: i32 = offset_of!(Cpu, state.eip) as i32;
 const F_BITS: i32 = offset_of!(Cpu, state.flags.bits) as i32;
@@ -348,9 +351,23 @@ pub(crate) struct Lower<'a> {
     cpu: Value,
     eip0: Value,
     /// Guest registers as variables; `loaded` says which hold the guest
-    /// value on the current path, `dirty` which differ from `CpuState`.
+    /// value on the current path (0-7: the general registers, 8-15: XMM0-7),
+    /// `dirty` which differ from `CpuState`.
     vars: [Variable; 8],
-    loaded: [bool; 8],
+    loaded: [bool; 16],
+    /// XMM0-7 as vector variables (`simd`; written through to `CpuState`
+    /// at once, so never dirty).
+    xvars: [Variable; 8],
+    /// The SSE level of the CPU model (`with_simd`).
+    simd: u8,
+    /// The function holds vector values: helpers are called through
+    /// `helpers::entry_vec`.
+    vec: bool,
+    /// SSE instructions were found able to run on this path (CR0.EM and
+    /// TS clear, CR4.OSFXSR set; a failed check leaves the region): true
+    /// until the next label, as control registers only change through
+    /// instructions that end a block.
+    simd_checked: bool,
     dirty: [bool; 8],
     /// Branch targets inside the region: their CFG block and span.
     labels: BTreeMap<u32, Label>,
@@ -668,6 +685,7 @@ impl<'a> Lower<'a> {
         let tail_sig = b.import_signature(block_signature(ptr));
         let exit_sig = b.import_signature(exit_signature(ptr));
         let vars = [(); 8].map(|_| b.declare_var(types::I32));
+        let xvars = [(); 8].map(|_| b.declare_var(types::I8X16));
         Lower {
             tail_sig,
             exit_sig,
@@ -686,7 +704,11 @@ impl<'a> Lower<'a> {
             cpu,
             eip0,
             vars,
-            loaded: [false; 8],
+            loaded: [false; 16],
+            xvars,
+            simd: 0,
+            vec: false,
+            simd_checked: false,
             dirty: [false; 8],
             labels: BTreeMap::new(),
             lookup_blk: None,
@@ -718,6 +740,8 @@ impl<'a> Lower<'a> {
         let mut left = false;
         let mut after_jmp = false;
         self.chain = chain;
+        // SAFETY: as below.
+        self.vec = insns.iter().any(|g| simd::lowered(unsafe { &*g.insn }, self.simd));
         let found = labels(insns, self.code32);
         let starts: BTreeSet<u32> = found.keys().copied().collect();
         for (off, span) in found {
@@ -746,11 +770,12 @@ impl<'a> Lower<'a> {
                 let dead = self.b.create_block();
                 self.b.seal_block(dead);
                 self.b.switch_to_block(dead);
-                self.loaded = [false; 8];
+                self.loaded = [false; 16];
                 self.dirty = [false; 8];
                 self.flags = FlagState::Memory;
                 self.pending = 0;
                 self.segc = [None; 6];
+                self.simd_checked = false;
                 self.acok = None;
                 (left, after_jmp) = (false, false);
             }
@@ -778,6 +803,9 @@ impl<'a> Lower<'a> {
                 left = true;
             } else if inlined(i) {
                 self.inline(g, i);
+                self.pending += 1;
+            } else if simd::lowered(i, self.simd) {
+                self.simd(g, i);
                 self.pending += 1;
             } else if last || i.ends_block {
                 self.helper_exit(g);
@@ -811,7 +839,7 @@ impl<'a> Lower<'a> {
         // (The CS limit over the whole instruction is the helper's check.)
         self.prologue(1, 1);
         self.sync_instret();
-        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFetchExit));
+        let f = self.entry_val(Helper::StepFetchExit);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let ctx = self.ctx_val();
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
@@ -826,6 +854,19 @@ impl<'a> Lower<'a> {
     pub(crate) fn with_exit_fn(mut self, addr: u64) -> Self {
         self.exit_fn = addr as i64;
         self
+    }
+
+    /// SSE instructions of the model's `level` (`simd_level`) are lowered
+    /// to vector operations (`simd`).
+    pub(crate) fn with_simd(mut self, level: u8) -> Self {
+        self.simd = level;
+        self
+    }
+
+    /// The address translated code calls helper `h` at, as a value.
+    fn entry_val(&mut self, h: Helper) -> Value {
+        let addr = if self.vec { helpers::entry_vec(h) } else { helpers::entry(h) };
+        self.b.ins().iconst(types::I64, addr)
     }
 
     /// The function every exit of a mode key that looks its target up
@@ -983,7 +1024,7 @@ impl<'a> Lower<'a> {
         let now = self.b.use_var(self.iv);
         self.b.ins().return_call_indirect(self.tail_sig, func, &[self.cpu, now]);
         self.b.switch_to_block(slow);
-        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Lookup));
+        let f = self.entry_val(Helper::Lookup);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let ctx = self.ctx_val();
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
@@ -1023,7 +1064,7 @@ impl<'a> Lower<'a> {
         self.b.ins().jump(blk, &[]);
         self.b.switch_to_block(blk);
         let now = self.b.ins().load(types::I64, self.mf, self.cpu, INSTRET);
-        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Lookup));
+        let f = self.entry_val(Helper::Lookup);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let ctx = self.ctx_val();
         self.b.ins().call_indirect(self.lookup_sig, f, &[self.cpu, ctx, sh]);
@@ -1086,11 +1127,12 @@ impl<'a> Lower<'a> {
     fn enter_label(&mut self, off: u32) {
         let blk = self.labels[&off].blk;
         self.b.switch_to_block(blk);
-        self.loaded = [false; 8];
+        self.loaded = [false; 16];
         self.dirty = [false; 8];
         self.flags = FlagState::Memory;
         self.pending = 0;
         self.segc = [None; 6];
+        self.simd_checked = false;
         self.acok = None;
     }
 
@@ -1438,13 +1480,13 @@ impl<'a> Lower<'a> {
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         match direct {
             Some((host, lin, nw)) => {
-                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFpu));
+                let f = self.entry_val(Helper::StepFpu);
                 let sh = self.b.ins().iconst(types::I64, self.shared as i64);
                 let nw = self.konst(nw as i64);
                 self.b.ins().call_indirect(self.step_fpu_sig, f, &[self.cpu, sh, ip, host, lin, nw]);
             }
             None => {
-                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Step));
+                let f = self.entry_val(Helper::Step);
                 let ctx = self.ctx_val();
                 self.b.ins().call_indirect(self.step_sig, f, &[self.cpu, ctx, ip]);
             }
@@ -1457,8 +1499,10 @@ impl<'a> Lower<'a> {
         // (What it leaves alone is still in the variables, and equal to
         // `CpuState`, which `precise_at` wrote.)
         if !keeps_regs {
-            self.loaded = [false; 8];
+            self.loaded[..8].fill(false);
         }
+        // (XMM registers are read again: the helper may have written them.)
+        self.loaded[8..].fill(false);
         if keeps_flags {
             self.flags = flags;
         }
@@ -1470,7 +1514,7 @@ impl<'a> Lower<'a> {
     /// looks the next block up: one call, not two).
     fn helper_exit(&mut self, g: &GuestInsn) {
         self.precise_at(g.off);
-        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepExit));
+        let f = self.entry_val(Helper::StepExit);
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         let ctx = self.ctx_val();
@@ -1576,7 +1620,7 @@ impl<'a> Lower<'a> {
         let k = match self.flags {
             FlagState::Known(k) => k,
             FlagState::Memory => {
-                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Condition));
+                let f = self.entry_val(Helper::Condition);
                 let c = self.konst(cc as i64);
                 self.b.ins().call_indirect(self.cond_sig, f, &[self.cpu, c]);
                 return self.helper_ret(types::I32);
@@ -1847,7 +1891,7 @@ impl<'a> Lower<'a> {
             Some(val) => {
                 // (A write to code runs the whole instruction through the
                 // interpreter and leaves: `helpers::mem_write`.)
-                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemWrite));
+                let f = self.entry_val(Helper::MemWrite);
                 let sh = self.b.ins().iconst(types::I64, self.shared as i64);
                 let ip = self.b.ins().iconst(types::I64, g.insn as i64);
                 self.b.ins().call_indirect(self.wr_sig, f, &[self.cpu, sh, what, off, val, ip]);
@@ -1856,7 +1900,7 @@ impl<'a> Lower<'a> {
                 self.leave_if_else(st, to, &args);
             }
             None => {
-                let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::MemRead));
+                let f = self.entry_val(Helper::MemRead);
                 let sh = self.b.ins().iconst(types::I64, self.shared as i64);
                 self.b.ins().call_indirect(self.rd_sig, f, &[self.cpu, sh, what, off]);
                 // `accel_ret` is the value, or 1 << 32 after a fault: its
@@ -2023,11 +2067,17 @@ impl<'a> Lower<'a> {
     /// `size` as it takes it) and leave; the lowering state is as before
     /// afterwards.
     fn step_leave(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32) {
+        self.step_leave_for(g, seg, off, size, false);
+    }
+
+    /// `step_leave`, the fast TLB filled for writing with `write`.
+    fn step_leave_for(&mut self, g: &GuestInsn, seg: u8, off: Value, size: u32, write: bool) {
         let (dirty, flags, pending) = (self.dirty, self.flags, self.pending);
         self.precise_at_cold(g.off);
-        let fp = self.b.ins().iconst(types::I64, helpers::entry(Helper::StepFill));
+        let fp = self.entry_val(Helper::StepFill);
         let ip = self.b.ins().iconst(types::I64, g.insn as i64);
-        let what = self.konst(helpers::seg_size_arg(seg, size) as i64);
+        let w = if write { helpers::FILL_FOR_WRITE } else { 0 };
+        let what = self.konst((helpers::seg_size_arg(seg, size) | w) as i64);
         let sh = self.b.ins().iconst(types::I64, self.shared as i64);
         self.b.ins().call_indirect(self.fill_sig, fp, &[self.cpu, sh, ip, what, off]);
         let r = self.helper_ret(types::I32);
@@ -2091,7 +2141,7 @@ impl<'a> Lower<'a> {
         let any = self.b.ins().band_imm_u(lazy, which as i64);
         let (call, cont) = self.fork_join(any);
         self.b.switch_to_block(call);
-        let f = self.b.ins().iconst(types::I64, helpers::entry(Helper::Materialize));
+        let f = self.entry_val(Helper::Materialize);
         let m = self.konst(which as i64);
         self.b.ins().call_indirect(self.prep_sig, f, &[self.cpu, m]);
         self.b.ins().jump(cont, &[]);

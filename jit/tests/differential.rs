@@ -39,19 +39,24 @@ impl Rng {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Real,
     Protected16,
     Protected32,
     Paged32,
     V86,
+    /// Protected32 with code dense in SSE (`gen_simd_code`).
+    Simd32,
 }
 
 const RAM: usize = 4 << 20;
 const CODE: u32 = 0x10000;
 const CODE_LEN: usize = 0x10000;
 const GDT: u32 = 0x800;
+/// In 32-bit code, generated code from here to `CODE` too (above the
+/// descriptor tables and the TSS).
+const LOW_CODE: u32 = 0x4000;
 const PD: u32 = 0x20_0000;
 
 /// Append one generated instruction to `out`.
@@ -437,7 +442,8 @@ fn gen_sse(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
         (0x2A, true, false),
     ];
     let d = rng.byte() & 7;
-    match rng.below(11) {
+    match rng.below(14) {
+        11..=13 => gen_sse_lowered(rng, out, code32, d),
         0 => {
             let op = [0x50u8, 0xD7, 0xC5][rng.below(3) as usize];
             out.extend([0x0F, op, 0xC0 | d << 3 | rng.byte() & 7]);
@@ -488,6 +494,49 @@ fn gen_sse(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
     }
 }
 
+/// One of the forms the translator lowers to vector operations (and
+/// their neighbours): SSE2's integer instructions, the moves and stores
+/// of every width, logic, shuffles and unpacks; XMM `d` in the ModRM reg
+/// field.
+fn gen_sse_lowered(rng: &mut Rng, out: &mut Vec<u8>, code32: bool, d: u8) {
+    let (pre, op) = match rng.below(4) {
+        0 | 1 => (0x66, LOWERED_66[rng.below(LOWERED_66.len() as u32) as usize]),
+        2 => ([0x00, 0x66][rng.below(2) as usize], LOWERED_PS[rng.below(LOWERED_PS.len() as u32) as usize]),
+        _ => ([0xF3, 0xF2][rng.below(2) as usize], [0x10u8, 0x11, 0x70, 0x6F, 0x7F, 0x7E][rng.below(6) as usize]),
+    };
+    if pre != 0 {
+        out.push(pre);
+    }
+    if matches!(op, 0x71..=0x73) {
+        // Shifts by an immediate (counts past the lane width too).
+        let sub = [2u8, 4, 6, 3, 7][rng.below(5) as usize];
+        out.extend([0x0F, op, 0xC0 | sub << 3 | d, rng.byte() % 40]);
+        return;
+    }
+    if rng.below(2) == 0 {
+        out.extend([0x0F, op, 0xC0 | d << 3 | rng.byte() & 7]);
+    } else {
+        mem_form_aligned(rng, out, code32, &[0x0F, op], d);
+    }
+    if matches!(op, 0x70 | 0xC4 | 0xC5 | 0xC6) {
+        out.push(rng.byte());
+    }
+}
+
+/// Opcodes (after 0F, with the 66 prefix) of SSE2's integer forms and
+/// moves, which the translator lowers to vector operations.
+const LOWERED_66: [u8; 68] = [
+    0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6C, 0x6D, 0x6E, 0x6F, 0x70, 0x71, 0x72,
+    0x73, 0x74, 0x75, 0x76, 0x7E, 0x7F, 0xC4, 0xC5, 0xD1, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xDB,
+    0xDC, 0xDD, 0xDE, 0xDF, 0xE0, 0xE1, 0xE2, 0xE3, 0xE7, 0xE8, 0xE9, 0xEA, 0xEB, 0xEC, 0xED, 0xEE, 0xEF, 0xF1, 0xF2,
+    0xF3, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xE4, 0xE5, 0xF5,
+];
+
+/// Opcodes (after 0F, no prefix or 66) of the moves, logic and shuffles
+/// of packed singles and doubles.
+const LOWERED_PS: [u8; 18] =
+    [0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x28, 0x29, 0x2B, 0x50, 0x54, 0x55, 0x56, 0x57, 0xC6, 0xC6];
+
 /// Instruction `op` with a memory operand [base + disp8] and `reg` in the
 /// ModRM reg field; in 32-bit code the base register is often pointed into
 /// RAM first (a MOV before the instruction).
@@ -501,6 +550,23 @@ fn mem_form(rng: &mut Rng, out: &mut Vec<u8>, code32: bool, op: &[u8], reg: u8) 
     out.extend([0x40 | (reg & 7) << 3 | base, rng.byte()]);
 }
 
+/// `mem_form` with a 16-byte aligned address most of the time (in 32-bit
+/// code the base register is often set to an aligned address first, and
+/// the displacement is mostly a multiple of 16), so that the aligned SSE
+/// forms mostly run instead of raising #GP.
+fn mem_form_aligned(rng: &mut Rng, out: &mut Vec<u8>, code32: bool, op: &[u8], reg: u8) {
+    let base = rng.byte() & 7;
+    if code32 && base != 4 && rng.below(2) == 0 {
+        out.push(0xB8 + base);
+        // (In a few pages: after the first access to a page fills the
+        // translator's fast TLB, the others take the inline path.)
+        out.extend((0x10_0000 + rng.below(0x400) * 16).to_le_bytes());
+    }
+    out.extend(op);
+    let disp = if rng.below(4) == 0 { rng.byte() } else { rng.byte() & 0xF0 };
+    out.extend([0x40 | (reg & 7) << 3 | base, disp]);
+}
+
 /// Instruction `op` with a register or (half the time) memory r/m operand.
 fn reg_or_mem(rng: &mut Rng, out: &mut Vec<u8>, code32: bool, op: &[u8], reg: u8) {
     if rng.below(2) == 0 {
@@ -509,6 +575,25 @@ fn reg_or_mem(rng: &mut Rng, out: &mut Vec<u8>, code32: bool, op: &[u8], reg: u8
     } else {
         mem_form(rng, out, code32, op, reg);
     }
+}
+
+/// 32-bit code dense in SSE and SSE2 (`Mode::Simd32`): three quarters
+/// SSE instructions (two thirds of them forms the translator lowers to
+/// vector operations), the rest the general mix.
+fn gen_simd_code(rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CODE_LEN + 16);
+    while out.len() < CODE_LEN {
+        match rng.below(4) {
+            0 => gen_insn(rng, &mut out, true),
+            1 => gen_sse(rng, &mut out, true),
+            _ => {
+                let d = rng.byte() & 7;
+                gen_sse_lowered(rng, &mut out, true, d)
+            }
+        }
+    }
+    out.truncate(CODE_LEN);
+    out
 }
 
 fn gen_code(rng: &mut Rng, code32: bool) -> Vec<u8> {
@@ -580,9 +665,9 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
     for x in cpu.state.sse.xmm.iter_mut() {
         *x = (rng.next() as u128) << 64 | rng.next() as u128;
     }
-    let code32 = matches!(mode, Mode::Protected32 | Mode::Paged32);
+    let code32 = matches!(mode, Mode::Protected32 | Mode::Paged32 | Mode::Simd32);
     mem.load(PhysAddr(0), &vec![0u8; RAM]);
-    let code = gen_code(rng, code32);
+    let code = if mode == Mode::Simd32 { gen_simd_code(rng) } else { gen_code(rng, code32) };
     mem.load(PhysAddr(CODE), &code);
     let ivt: Vec<u8> = (0..0x400).map(|_| rng.byte()).collect();
     mem.load(PhysAddr(0), &ivt);
@@ -599,7 +684,7 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
                 cpu.state.load_seg_real(s, rng.next() as u16 & 0x3FFF);
             }
         }
-        Mode::Protected16 | Mode::Protected32 | Mode::Paged32 => {
+        Mode::Protected16 | Mode::Protected32 | Mode::Paged32 | Mode::Simd32 => {
             let big = code32;
             protected_tables(cpu, mem, rng, if big { 0x08 } else { 0x18 }, !big);
             let (cs, ds) = if big {
@@ -613,7 +698,7 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
             for s in [SegReg::Ds, SegReg::Es, SegReg::Ss, SegReg::Fs, SegReg::Gs] {
                 cpu.state.segs[s as usize] = ds;
             }
-            if matches!(mode, Mode::Protected32) && rng.below(2) == 0 {
+            if matches!(mode, Mode::Protected32 | Mode::Simd32) && rng.below(2) == 0 {
                 // Not the flat model: a data segment with a base and a
                 // limit (the translator's general segment path, limit
                 // faults).
@@ -626,6 +711,20 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
             cpu.state.eip = if big { eip } else { eip - CODE };
             // Keep the stack inside RAM for 32-bit code.
             cpu.state.regs[4] = 0x8_0000 + rng.below(0x1000) * 4;
+            if big {
+                // Return addresses into the code on the stack, and more
+                // generated code before and after it: RET, jumps and
+                // running off the end go on in generated code, not in
+                // zeros (`add [eax], al` for thousands of instructions,
+                // which was most of what ran).
+                let stack: Vec<u8> =
+                    (0..0x2000).flat_map(|_| (CODE + rng.below(CODE_LEN as u32)).to_le_bytes()).collect();
+                mem.load(PhysAddr(0x7_C000), &stack);
+                let mut more = || if mode == Mode::Simd32 { gen_simd_code(rng) } else { gen_code(rng, true) };
+                let (after, below) = (more(), more());
+                mem.load(PhysAddr(CODE + CODE_LEN as u32), &after);
+                mem.load(PhysAddr(LOW_CODE), &below[..(CODE - LOW_CODE) as usize]);
+            }
             if matches!(mode, Mode::Paged32) {
                 let mut pd = vec![0u8; 4096];
                 pd[..4].copy_from_slice(&0x0000_0087u32.to_le_bytes());
@@ -743,6 +842,14 @@ fn protected32_interpreter_and_jit_agree() {
     differential(Mode::Protected32, 0x5EED_0003, 130, 40, 500);
 }
 
+/// 32-bit code that is two thirds SSE and SSE2 (most memory operands
+/// aligned): the forms the translator lowers to vector operations, and
+/// the helper calls between them, run densely.
+#[test]
+fn simd32_interpreter_and_jit_agree() {
+    differential(Mode::Simd32, 0x5EED_0007, 250, 40, 500);
+}
+
 #[test]
 fn paged32_interpreter_and_jit_agree() {
     differential(Mode::Paged32, 0x5EED_0004, 130, 40, 500);
@@ -777,6 +884,7 @@ fn replay() {
         "real" => Mode::Real,
         "pm16" => Mode::Protected16,
         "pm32" => Mode::Protected32,
+        "simd32" => Mode::Simd32,
         "paged" => Mode::Paged32,
         _ => Mode::V86,
     };

@@ -7,6 +7,8 @@
 //! folded into displacements); elsewhere the test is left out.
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
+use ferrite_core::cpu::cpuid::CpuModel;
+use ferrite_core::cpu::state::CR4_OSFXSR;
 use ferrite_core::cpu::Ctx;
 use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr};
 use iced_x86::code_asm::*;
@@ -48,10 +50,19 @@ fn sanitize(ir: &str) -> String {
 }
 
 fn check(name: &str, build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) {
+    check_on(name, None, build);
+}
+
+/// `check` on a machine of CPU model `model` (with CR4.OSFXSR set).
+fn check_on(name: &str, model: Option<CpuModel>, build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) {
     let mut a = CodeAssembler::new(32).unwrap();
     build(&mut a).unwrap();
     let code = a.assemble(BASE as u64).unwrap();
     let (mut cpu, mut mem) = flat32(&code);
+    if let Some(m) = model {
+        cpu.set_model(m);
+        cpu.state.cr4 |= CR4_OSFXSR;
+    }
     let mut bus = NullBus;
     let mut ctx = Ctx { mem: &mut mem, bus: &mut bus };
     let ir = sanitize(&ferrite_jit::block_ir(&mut cpu, &mut ctx).expect("the block translates"));
@@ -142,6 +153,24 @@ fn x87_memory_operands_reach_their_helper_through_the_fast_tlb() {
         a.fld(qword_ptr(esi))?;
         a.fstp(qword_ptr(edi + 8))?;
         a.fxch(st0, st1)?; // no memory operand: the plain helper
+        a.hlt()
+    });
+}
+
+#[test]
+fn sse2_integer_code_becomes_vector_operations() {
+    // XMM registers in vector variables, written through to `CpuState`;
+    // the aligned load checks its linear address; MULPS (floating point,
+    // MXCSR) stays a helper call, through the trampoline that saves
+    // vector registers.
+    check_on("sse2_vector", Some(CpuModel::Pentium4), |a| {
+        a.movdqa(xmm0, xmmword_ptr(esi))?;
+        a.paddd(xmm0, xmm1)?;
+        a.pshufd(xmm2, xmm0, 0x1B)?;
+        a.pxor(xmm2, xmm0)?;
+        a.mulps(xmm3, xmm2)?;
+        a.pmovmskb(eax, xmm2)?;
+        a.movdqu(xmmword_ptr(edi), xmm2)?;
         a.hlt()
     });
 }

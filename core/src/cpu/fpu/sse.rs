@@ -162,12 +162,12 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
 
 impl Cpu {
     /// Whether the model has SSE (CPUID.1:EDX bit 25).
-    pub(crate) fn has_sse(&self) -> bool {
+    pub fn has_sse(&self) -> bool {
         self.features & super::super::cpuid::FEAT_SSE != 0
     }
 
     /// Whether the model has SSE2 (CPUID.1:EDX bit 26).
-    pub(crate) fn has_sse2(&self) -> bool {
+    pub fn has_sse2(&self) -> bool {
         self.features & super::super::cpuid::FEAT_SSE2 != 0
     }
 
