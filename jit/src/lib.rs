@@ -313,6 +313,8 @@ pub struct Jit {
     /// The shared exit of each mode key's regions (`Lower::exit_stub`), of
     /// the current module generation.
     exit_fns: HashMap<ModeKey, u64>,
+    /// SSE forms are lowered to vector operations (`without_simd_lowering`).
+    simd_lowering: bool,
 }
 
 /// One block to translate: everything the lowering needs, owned.
@@ -608,7 +610,27 @@ impl Jit {
             next_job: 0,
             stubs: HashMap::new(),
             exit_fns: HashMap::new(),
+            simd_lowering: true,
         })
+    }
+
+    /// A translator that runs every SSE instruction through the
+    /// interpreter's semantics (helper calls) instead of lowering the
+    /// integer, logic, move and shuffle forms to vector operations: for
+    /// benchmarks that measure what the lowering gains.
+    pub fn without_simd_lowering(mut self) -> Jit {
+        self.simd_lowering = false;
+        self
+    }
+
+    /// The SSE level translations of `cpu`'s code lower (`simd_level`, or
+    /// 0 without SIMD lowering).
+    fn simd_of(&self, cpu: &Cpu) -> u8 {
+        if self.simd_lowering {
+            simd_level(cpu)
+        } else {
+            0
+        }
     }
 
     /// A translator in `mode` that translates a block start after
@@ -675,7 +697,7 @@ impl Jit {
     fn translate(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<Block> {
         let t0 = Instant::now();
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
-        let job = self.job(0, phys, mode, insns, off, simd_level(cpu));
+        let job = self.job(0, phys, mode, insns, off, self.simd_of(cpu));
         let module = self.module.as_ref()?;
         let mut c = cranelift_codegen::Context::new();
         c.func.signature = lower::block_signature(types::I64);
@@ -917,7 +939,7 @@ impl Jit {
             }
             return;
         };
-        let job = self.job(key, phys, mode, insns, off, simd_level(cpu));
+        let job = self.job(key, phys, mode, insns, off, self.simd_of(cpu));
         let (id, heat) = (job.id, Arc::clone(&job.heat));
         let sent = self.worker.as_ref().is_some_and(|w| w.queue.push(job));
         if sent {
@@ -1129,7 +1151,7 @@ pub fn exit_ir(cpu: &Cpu) -> Option<String> {
 impl Jit {
     fn ir_of(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey) -> Option<String> {
         let (insns, off) = gather(cpu, ctx, phys, mode)?;
-        let job = self.job(0, phys, mode, insns, off, simd_level(cpu));
+        let job = self.job(0, phys, mode, insns, off, self.simd_of(cpu));
         let module = self.module.as_ref()?;
         let mut func = cranelift_codegen::ir::Function::new();
         func.signature = lower::block_signature(types::I64);
