@@ -220,7 +220,10 @@ pub(crate) fn sse_handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
         M::Pinsrw => return pinsrw,
         M::Pmovmskb => return pmovmskb,
         M::Maskmovq => return maskmovq,
-        M::Movntq => return mov,
+        M::Movntq => {
+            insn.cc = MOV_SSE;
+            return mov;
+        }
         m => match lane_op(m) {
             Some(op) if (op as u8) >= FIRST_SSE => op,
             _ => return ud,
@@ -244,7 +247,10 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
     }
     let op = match ins.mnemonic() {
         M::Emms => return emms,
-        M::Movd | M::Movq => return mov,
+        M::Movd | M::Movq => {
+            insn.cc = 0;
+            return mov;
+        }
         // (iced-x86 lists SSE2's PADDQ/PSUBQ/PMULUDQ on MMX registers as
         // MMX: `binop` checks the model.)
         m => match lane_op(m) {
@@ -315,10 +321,13 @@ fn emms(cpu: &mut Cpu, _: &mut Ctx, _: &Insn) -> Res<()> {
     Ok(())
 }
 
+/// `Insn::cc` of `mov` for SSE's MOVNTQ (#UD on a model without SSE).
+const MOV_SSE: u8 = 1;
+
 /// MOVD and MOVQ in all directions (MMX register, 32-bit register,
 /// memory), and SSE's MOVNTQ (a store).
 fn mov(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    if i.iced_code().mnemonic() == M::Movntq && !cpu.has_sse() {
+    if i.cc == MOV_SSE && !cpu.has_sse() {
         return Err(Fault::UD);
     }
     cpu.mmx_start()?;

@@ -92,6 +92,15 @@ const OPS: [Op; 17] = [
 const SCALAR: u8 = 0x80;
 /// Double-precision forms (SSE2; bit 6 of `Insn::cc`).
 const DOUBLE: u8 = 0x40;
+/// In `Insn::cc` of the handlers SSE and SSE2 share (all but `arith`,
+/// whose double forms are the SSE2 ones): an SSE2 instruction (#UD on a
+/// model without SSE2).
+const SSE2_INSN: u8 = DOUBLE;
+/// In `Insn::cc` of the handlers with two variants, chosen at decode time
+/// (`handler`): the second (MOVUPS's unaligned access, MOVSD's 8 bytes,
+/// MOVHPS's high half, MOVMSKPD, UCOMIS*, the truncating conversions,
+/// MOVQ's 8 bytes).
+const VARIANT: u8 = 0x01;
 
 /// The semantics function of an SSE instruction (XMM registers decoded as
 /// `OpK::Xmm`, MMX registers as `OpK::Mmx`).
@@ -112,11 +121,18 @@ pub(crate) fn handler(ins: &Instruction, insn: &mut Insn) -> ExecFn {
             return f;
         }
     }
+    // The flags of the handlers other than `arith` (which sets its own).
+    let m = ins.mnemonic();
+    let variant =
+        matches!(m, M::Movups | M::Movhps | M::Movlhps | M::Movhpd | M::Ucomiss | M::Cvttss2si | M::Cvttps2pi);
+    // (SSE2's forms in this table: MOVLPD, MOVHPD.)
+    let sse2 = ins.cpuid_features() == [iced_x86::CpuidFeature::SSE2];
+    insn.cc = (if variant { VARIANT } else { 0 }) | (if sse2 { SSE2_INSN } else { 0 });
     let mut op = |o: Op, scalar: bool| {
         insn.cc = o as u8 | if scalar { SCALAR } else { 0 };
         arith as ExecFn
     };
-    match ins.mnemonic() {
+    match m {
         M::Addps => op(Op::Add, false),
         M::Addss => op(Op::Add, true),
         M::Subps => op(Op::Sub, false),
@@ -171,9 +187,19 @@ impl Cpu {
         self.features & super::super::cpuid::FEAT_SSE2 != 0
     }
 
-    /// `sse_start`, and #UD for an SSE2 instruction on a model without.
+    /// `sse_start`, and #UD for an SSE2 instruction (`SSE2_INSN` in
+    /// `Insn::cc`, set at decode time) on a model without.
     fn sse_start_i(&self, i: &Insn) -> Res<()> {
-        if !self.has_sse2() && i.iced_code().cpuid_features().contains(&iced_x86::CpuidFeature::SSE2) {
+        if i.cc & SSE2_INSN != 0 && !self.has_sse2() {
+            return Err(Fault::UD);
+        }
+        self.sse_start()
+    }
+
+    /// `sse_start` for the handlers only SSE2 instructions reach (their
+    /// `Insn::cc` holds other things).
+    fn sse2_start(&self) -> Res<()> {
+        if !self.has_sse2() {
             return Err(Fault::UD);
         }
         self.sse_start()
@@ -549,7 +575,7 @@ fn arith(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// MOVNTPS with 16-byte alignment).
 fn movps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start_i(i)?;
-    let aligned = !matches!(i.iced_code().mnemonic(), M::Movups | M::Movupd | M::Movdqu);
+    let aligned = i.cc & VARIANT == 0;
     let src = match i.ops[1].kind {
         OpK::Xmm => cpu.state.sse.xmm[i.ops[1].num as usize & 7],
         _ => cpu.xmm_read(ctx, i, 16, aligned)?,
@@ -565,7 +591,7 @@ fn movps(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// register move keeps it.
 fn movss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start_i(i)?;
-    let n = if i.iced_code().mnemonic() == M::Movsd { 8 } else { 4 };
+    let n = if i.cc & VARIANT != 0 { 8 } else { 4 };
     let low = u128::MAX >> (128 - 8 * n);
     match (i.ops[0].kind, i.ops[1].kind) {
         (OpK::Xmm, OpK::Xmm) => {
@@ -590,7 +616,7 @@ fn movss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 fn movhl(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start_i(i)?;
     let lo = u64::MAX as u128;
-    let high = matches!(i.iced_code().mnemonic(), M::Movhps | M::Movlhps | M::Movhpd);
+    let high = i.cc & VARIANT != 0;
     match (i.ops[0].kind, i.ops[1].kind) {
         (OpK::Xmm, OpK::Xmm) => {
             let d = i.ops[0].num as usize & 7;
@@ -618,7 +644,7 @@ fn movhl(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 fn movmskps(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start_i(i)?;
     let x = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
-    let m = if i.iced_code().mnemonic() == M::Movmskpd {
+    let m = if i.cc & VARIANT != 0 {
         ((x >> 63) & 1 | (x >> 126) & 2) as u32
     } else {
         let s = lanes(x);
@@ -633,12 +659,11 @@ fn movmskps(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
 /// AF cleared.
 fn comiss(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start_i(i)?;
-    let m = i.iced_code().mnemonic();
-    let (fp, mask) = if matches!(m, M::Comisd | M::Ucomisd) { (Fp::D, u64::MAX) } else { (Fp::S, u32::MAX as u64) };
+    let (fp, mask) = if i.cc & SSE2_INSN != 0 { (Fp::D, u64::MAX) } else { (Fp::S, u32::MAX as u64) };
     let mxcsr = cpu.state.sse.mxcsr;
     let a = fp.daz(cpu.state.sse.xmm[i.ops[0].num as usize & 7] as u64 & mask, mxcsr);
     let b = fp.daz(cpu.xmm_src(ctx, i, 1)? as u64 & mask, mxcsr);
-    let quiet = matches!(m, M::Ucomiss | M::Ucomisd);
+    let quiet = i.cc & VARIANT != 0;
     let unordered = fp.is_nan(a) || fp.is_nan(b);
     let flags = if fp.is_snan(a) || fp.is_snan(b) || (unordered && !quiet) {
         IE
@@ -715,7 +740,7 @@ fn to_i32(fp: Fp, x: u64, truncate: bool, mxcsr: u32) -> (u32, u8) {
 fn cvtss2si(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start_i(i)?;
     let x = cpu.xmm_src(ctx, i, 1)? as u32;
-    let t = i.iced_code().mnemonic() == M::Cvttss2si;
+    let t = i.cc & VARIANT != 0;
     let (v, flags) = to_i32(Fp::S, x as u64, t, cpu.state.sse.mxcsr);
     cpu.simd_exceptions(flags)?;
     cpu.set_reg(i.ops[0].num, 4, v);
@@ -749,7 +774,7 @@ fn cvtps2pi(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
     cpu.sse_start_i(i)?;
     cpu.fpu_pending()?;
     let s = cpu.xmm_src(ctx, i, 1)?;
-    let t = i.iced_code().mnemonic() == M::Cvttps2pi;
+    let t = i.cc & VARIANT != 0;
     let mxcsr = cpu.state.sse.mxcsr;
     let (lo, f0) = to_i32(Fp::S, s as u32 as u64, t, mxcsr);
     let (hi, f1) = to_i32(Fp::S, (s >> 32) as u32 as u64, t, mxcsr);
@@ -761,7 +786,7 @@ fn cvtps2pi(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 
 /// SFENCE and the PREFETCH hints: ordering and caching only.
 fn fence(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    let sse2 = matches!(i.iced_code().mnemonic(), M::Lfence | M::Mfence);
+    let sse2 = i.cc & SSE2_INSN != 0;
     if !cpu.has_sse() || (sse2 && !cpu.has_sse2()) {
         return Err(Fault::UD);
     }
@@ -802,10 +827,22 @@ fn sse2_handler(ins: &Instruction, insn: &mut Insn) -> Option<ExecFn> {
         M::Unpcklpd => op(Op::UnpckL, false),
         M::Unpckhpd => op(Op::UnpckH, false),
         M::Shufpd => op(Op::Shuf, false),
-        M::Movapd | M::Movupd | M::Movntpd | M::Movdqa | M::Movdqu | M::Movntdq => Some(movps),
-        M::Movsd => Some(movss),
-        M::Movmskpd => Some(movmskps),
-        M::Comisd | M::Ucomisd => Some(comiss),
+        M::Movapd | M::Movupd | M::Movntpd | M::Movdqa | M::Movdqu | M::Movntdq => {
+            insn.cc = SSE2_INSN | if matches!(m, M::Movupd | M::Movdqu) { VARIANT } else { 0 };
+            Some(movps)
+        }
+        M::Movsd => {
+            insn.cc = SSE2_INSN | VARIANT;
+            Some(movss)
+        }
+        M::Movmskpd => {
+            insn.cc = SSE2_INSN | VARIANT;
+            Some(movmskps)
+        }
+        M::Comisd | M::Ucomisd => {
+            insn.cc = SSE2_INSN | if m == M::Ucomisd { VARIANT } else { 0 };
+            Some(comiss)
+        }
         M::Punpcklqdq | M::Punpckhqdq => {
             insn.cc = (m == M::Punpckhqdq) as u8;
             Some(unpck_qdq)
@@ -825,12 +862,18 @@ fn sse2_handler(ins: &Instruction, insn: &mut Insn) -> Option<ExecFn> {
         M::Pmovmskb => Some(pmovmskb128),
         M::Pextrw => Some(pextrw128),
         M::Pinsrw => Some(pinsrw128),
-        M::Movd | M::Movq => Some(movdq),
+        M::Movd | M::Movq => {
+            insn.cc = if m == M::Movq { VARIANT } else { 0 };
+            Some(movdq)
+        }
         M::Movq2dq | M::Movdq2q => Some(movq2dq),
         M::Maskmovdqu => Some(maskmovdqu),
         M::Movnti => Some(movnti),
         M::Clflush => Some(clflush),
-        M::Lfence | M::Mfence => Some(fence),
+        M::Lfence | M::Mfence => {
+            insn.cc = SSE2_INSN;
+            Some(fence)
+        }
         _ => {
             if let Some(c) = Cvt::of(m) {
                 insn.cc = c as u8;
@@ -850,7 +893,7 @@ fn sse2_handler(ins: &Instruction, insn: &mut Insn) -> Option<ExecFn> {
 /// (packs and unpacks across the halves as the 128-bit forms define them;
 /// shift counts are the source's low 64 bits or the immediate).
 fn int128(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let d = xmm_dst(i)?;
     let b = cpu.xmm_src(ctx, i, 1)?;
     let op = super::mmx::op_from(i.cc).ok_or(Fault::UD)?;
@@ -881,7 +924,7 @@ pub(crate) fn int_compute(op: super::mmx::Op, a: u128, b: u128) -> u128 {
 
 /// PUNPCKLQDQ (cc 0) / PUNPCKHQDQ (cc 1).
 fn unpck_qdq(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let d = xmm_dst(i)?;
     let b = cpu.xmm_src(ctx, i, 1)?;
     let a = cpu.state.sse.xmm[d];
@@ -892,7 +935,7 @@ fn unpck_qdq(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 
 /// PSHUFD (cc 0), PSHUFHW (1), PSHUFLW (2).
 fn pshufd(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let d = xmm_dst(i)?;
     let s = cpu.xmm_src(ctx, i, 1)?;
     let imm = i.imm as u8;
@@ -918,7 +961,7 @@ fn pshufd(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 
 /// PSLLDQ (cc 0) / PSRLDQ (cc 1) xmm, imm8: by bytes; past 15, zero.
 fn shift_dq(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let d = xmm_dst(i)?;
     let n = i.imm & 0xFF;
     let x = cpu.state.sse.xmm[d];
@@ -931,7 +974,7 @@ fn shift_dq(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
 }
 
 fn pmovmskb128(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let b = cpu.state.sse.xmm[i.ops[1].num as usize & 7].to_le_bytes();
     let m = (0..16).fold(0u32, |a, k| a | ((b[k] >> 7) as u32) << k);
     cpu.set_reg(i.ops[0].num, 4, m);
@@ -939,14 +982,14 @@ fn pmovmskb128(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
 }
 
 fn pextrw128(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let x = cpu.state.sse.xmm[i.ops[1].num as usize & 7];
     cpu.set_reg(i.ops[0].num, 4, (x >> (16 * (i.imm & 7))) as u16 as u32);
     Ok(())
 }
 
 fn pinsrw128(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let v = match i.ops[1].kind {
         OpK::Reg => cpu.get_reg(i.ops[1].num, 4) as u16,
         _ => {
@@ -964,8 +1007,8 @@ fn pinsrw128(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 /// MOVD r/m32, xmm and MOVQ xmm/m64, xmm (the low 32 or 64 bits; a
 /// register destination's upper half is zeroed).
 fn movdq(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
-    let n = if i.iced_code().mnemonic() == M::Movq { 8 } else { 4 };
+    cpu.sse2_start()?;
+    let n = if i.cc & VARIANT != 0 { 8 } else { 4 };
     let mask = u128::MAX >> (128 - 8 * n);
     let v = match i.ops[1].kind {
         OpK::Xmm => cpu.state.sse.xmm[i.ops[1].num as usize & 7],
@@ -982,7 +1025,7 @@ fn movdq(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
 
 /// MOVQ2DQ xmm, mm / MOVDQ2Q mm, xmm (the MMX transition either way).
 fn movq2dq(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     cpu.fpu_pending()?;
     let (d, s) = (i.ops[0], i.ops[1]);
     if d.kind == OpK::Xmm {
@@ -997,7 +1040,7 @@ fn movq2dq(cpu: &mut Cpu, _: &mut Ctx, i: &Insn) -> Res<()> {
 
 /// MASKMOVDQU xmm1, xmm2: MASKMOVQ's 16-byte twin (DS:(E)DI).
 fn maskmovdqu(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let v = cpu.state.sse.xmm[i.ops[1].num as usize & 7].to_le_bytes();
     let m = cpu.state.sse.xmm[i.ops[2].num as usize & 7].to_le_bytes();
     if m.iter().all(|b| b & 0x80 == 0) {
@@ -1122,7 +1165,7 @@ fn f2f(from: Fp, to: Fp, x: u64, mxcsr: u32) -> (u64, u8) {
 /// has): scalars merge into element 0, packed results to fewer elements
 /// zero the rest, MMX destinations and sources make the MMX transition.
 fn cvt(cpu: &mut Cpu, ctx: &mut Ctx, i: &Insn) -> Res<()> {
-    cpu.sse_start_i(i)?;
+    cpu.sse2_start()?;
     let c = CVTS.get(i.cc as usize).copied().ok_or(Fault::UD)?;
     let mmx = i.ops.iter().any(|o| o.kind == OpK::Mmx);
     if mmx {
