@@ -6,7 +6,7 @@
 //! word inserts and extracts — with floating-point forms (helper calls)
 //! between them. Memory, general registers, flags and the whole XMM state
 //! must be exactly the interpreter's, which the host CPU oracle
-//! (`core/tests/host_oracle.rs`) checks against hardware.
+//! (`core/tests/oracle/integer.rs`) checks against hardware.
 
 use ferrite_core::cpu::cpuid::CpuModel;
 use ferrite_core::cpu::state::CR4_OSFXSR;

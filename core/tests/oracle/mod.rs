@@ -7,6 +7,13 @@
 
 #![allow(dead_code)]
 
+pub mod integer;
+pub mod x87;
+
+/// What an oracle does to ferrite's CPU before running it: nothing (the
+/// interpreter) or installing a translator (`jit/tests/host_oracle.rs`).
+pub type Accel = fn(&mut ferrite_core::Cpu);
+
 /// xorshift64*: deterministic, so a failure reproduces.
 pub struct Rng(pub u64);
 

@@ -22,7 +22,7 @@
 //! Where the SDM leaves a detail open (condition codes after FCOMI, FCMOV,
 //! FFREE and an incomplete FPREM, the FSTP alias D9 D8+i, FLD with an
 //! unmasked denormal, F2XM1 outside its domain, NaN tie-breaks), the FPU
-//! does what the host processors of `core/tests/host_oracle_x87.rs` do.
+//! does what the host processors of `core/tests/oracle/x87.rs` do.
 //!
 //! With CR0.NE clear (MS-DOS compatibility), a P6 asserts FERR# when the
 //! unmasked exception happens (SDM vol. 3, 22.18.6.7); the board reads it

@@ -1,6 +1,6 @@
 //! The FPU in the CPU: exceptions and their delivery, CR0 control, the
 //! real-mode image layouts and decoding. The arithmetic itself is checked
-//! against the host's FPU in `core/tests/host_oracle_x87.rs`.
+//! against the host's FPU in `core/tests/oracle/x87.rs`.
 
 use super::f80::F80;
 use super::{CW_INIT, SW_B, SW_C1, SW_ES, SW_SF};

@@ -10,7 +10,7 @@ use iced_x86::code_asm::*;
 #[test]
 fn lane_arithmetic_at_the_edges() {
     // (The host CPU checks every operation on random and edge operands in
-    // `core/tests/host_oracle.rs`; these are the cases worth naming.)
+    // `core/tests/oracle/integer.rs`; these are the cases worth naming.)
     let cases: [(Op, u64, u64, u64); 12] = [
         // Two (-32768)^2 products sum to 2^31: the dword wraps.
         (Op::MAddWD, 0x8000_8000_0001_0002, 0x8000_8000_0003_0004, 0x8000_0000_0000_000B),

@@ -1,7 +1,7 @@
 //! SSE in the CPU: the checks before an instruction, unmasked exceptions,
 //! alignment, MXCSR, FXSAVE's SSE part, the approximations. The results
 //! and flags of every form are checked against the host CPU in
-//! `core/tests/host_oracle.rs` (`gen_sse`).
+//! `core/tests/oracle/integer.rs` (`gen_sse`).
 
 use super::super::tests::{fault, read, run_with, DATA, NO_FAULT};
 use super::{approx, Op, CR4_OSXMMEXCPT, MXCSR_RESET};

@@ -1,6 +1,6 @@
 //! Differential oracle against the host CPU's x87 FPU.
 //!
-//! The approach of `host_oracle.rs`: random cases are assembled into one
+//! The approach of `integer.rs`: random cases are assembled into one
 //! hand-built static i386 ELF executable that the host runs natively and
 //! ferrite runs in flat 32-bit protected mode (CR0.NE set, as under Linux).
 //! A case is a whole FPU state (loaded with FRSTOR), EFLAGS, EAX and a
@@ -24,14 +24,12 @@
 //! Environment: `FERRITE_X87_CASES` and `FERRITE_X87_SEED` override the
 //! case count and seed; `FERRITE_ORACLE_VERBOSE` lists the groups.
 
-mod oracle;
-
+use super::{env_or, Accel, HostError, Rng};
 use ferrite_core::cpu::state::{
     SegReg, Segment, CR0_NE, CR0_PE, SEG_ACCESSED, SEG_CODE, SEG_DB, SEG_G, SEG_P, SEG_RW, SEG_S,
 };
 use ferrite_core::{Cpu, GuestMemory, NullBus, PhysAddr, StepOutcome};
 use iced_x86::IcedError;
-use oracle::{env_or, HostError, Rng};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -55,7 +53,8 @@ const R_EAX: usize = 112;
 const R_DATA: usize = 116;
 const REC: usize = R_DATA + BLOCK;
 
-const DEFAULT_CASES: usize = 150_000;
+/// Cases per run of the interpreter's oracle in CI.
+pub const DEFAULT_CASES: usize = 150_000;
 const DEFAULT_SEED: u64 = 0x0087_F00D_5EED_2024;
 
 /// Arithmetic flags (CF PF AF ZF SF OF): FCOMI writes them.
@@ -883,7 +882,7 @@ fn driver(tab: u32, inp: u32, out: u32, out_len: u32) -> Result<(Vec<u8>, u32, u
     a.add(dword_ptr(G_IN), REC as i32)?;
     a.add(dword_ptr(G_TAB), 4)?;
     a.jmp(next)?;
-    oracle::write_out_and_exit(&mut a, &mut done, out, out_len)?;
+    super::write_out_and_exit(&mut a, &mut done, out, out_len)?;
     let r = a.assemble_options(DRIVER as u64, iced_x86::BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)?;
     let (s, d) = (r.label_ip(&save)? as u32, r.label_ip(&done)? as u32);
     Ok((r.inner.code_buffer, s, d))
@@ -904,7 +903,7 @@ fn build_image(cases: &[Case]) -> Image {
         let o = (at - BASE) as usize;
         img[o..o + b.len()].copy_from_slice(b);
     };
-    put(&mut img, BASE, &oracle::elf_header(DRIVER, BASE, filesz, memsz));
+    put(&mut img, BASE, &super::elf_header(DRIVER, BASE, filesz, memsz));
     put(&mut img, DRIVER, &code);
     let mut at = SNIPPETS;
     for (k, c) in cases.iter().enumerate() {
@@ -926,7 +925,7 @@ fn build_image(cases: &[Case]) -> Image {
 
 /// Run the image in ferrite: flat 32-bit protected mode, CPL 3 selectors,
 /// CR0.NE set.
-fn run_ferrite(img: &Image) -> Vec<u8> {
+fn run_ferrite(img: &Image, accel: Accel) -> Vec<u8> {
     let ram = align(BASE + img.memsz, 1 << 20) as usize;
     let mut mem = GuestMemory::new(ram).expect("guest RAM");
     let mut bytes = img.bytes.clone();
@@ -944,6 +943,7 @@ fn run_ferrite(img: &Image) -> Vec<u8> {
         };
     }
     cpu.state.eip = DRIVER;
+    accel(&mut cpu);
     let (outcome, _) = cpu.run(&mut mem, &mut NullBus, 100 * img.cases as u64 + 1000);
     assert_eq!(outcome, StepOutcome::Halted, "ferrite did not reach the end: {:?}", cpu.state);
     assert_eq!(cpu.state.eip, img.done + 1, "ferrite halted elsewhere (an exception?): {:?}", cpu.state);
@@ -1079,7 +1079,7 @@ fn find_host_crash(cases: &[Case]) -> String {
     while bad - good > 1 {
         let mid = (good + bad) / 2;
         let img = build_image(&cases[..mid]);
-        if oracle::run_host(&img.bytes, REC * img.cases).is_ok() {
+        if super::run_host(&img.bytes, REC * img.cases).is_ok() {
             good = mid;
         } else {
             bad = mid;
@@ -1089,15 +1089,16 @@ fn find_host_crash(cases: &[Case]) -> String {
     format!("case {}: {} [{}] {}", bad - 1, c.name, hex(&c.bytes), disasm(&c.bytes))
 }
 
-#[test]
-fn x87_instructions_match_the_host_fpu() {
-    let n = env_or("FERRITE_X87_CASES", DEFAULT_CASES);
+/// Run the oracle: `default_cases` cases (unless `FERRITE_X87_CASES` says
+/// otherwise), ferrite's CPU made ready by `accel`.
+pub fn check(accel: Accel, default_cases: usize) {
+    let n = env_or("FERRITE_X87_CASES", default_cases);
     let seed = env_or("FERRITE_X87_SEED", DEFAULT_SEED);
     let t0 = Instant::now();
     let cases = generate(n, seed);
     let img = build_image(&cases);
     let t1 = Instant::now();
-    let host = match oracle::run_host(&img.bytes, REC * img.cases) {
+    let host = match super::run_host(&img.bytes, REC * img.cases) {
         Ok(h) => h,
         Err(HostError::NoExec) => {
             println!("SKIPPED: host cannot run i386 executables");
@@ -1106,7 +1107,7 @@ fn x87_instructions_match_the_host_fpu() {
         Err(e) => panic!("host run failed: {e:?}\n{}", find_host_crash(&cases)),
     };
     let t2 = Instant::now();
-    let fer = run_ferrite(&img);
+    let fer = run_ferrite(&img, accel);
     let t3 = Instant::now();
     let mut per_group: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut shown = BTreeMap::new();
