@@ -101,6 +101,25 @@ struct Page {
     nx: bool,
 }
 
+/// The entries a walk ended with (`Cpu::finish_walk`): the PDE and the
+/// PTE (for a large page the PDE twice) with their addresses (A20
+/// applied), their low dwords (where the accessed and dirty bits are) and
+/// what they map.
+struct Leaf {
+    pde_at: PhysAddr,
+    pde: u32,
+    pte_at: PhysAddr,
+    pte: u32,
+    large: bool,
+    /// Physical page base.
+    phys: u32,
+    /// The U/S and R/W bits of both levels combined (ANDed).
+    rights_raw: u32,
+    global: bool,
+    /// Execute-disable in effect (PAE with EFER.NXE).
+    nx: bool,
+}
+
 /// Kind of memory access for paging checks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Access {
@@ -179,28 +198,69 @@ impl Cpu {
             }
             (pte & !PAGE_MASK, pde & pte, pte & 0x100 != 0, pte_addr, pte)
         };
-        let u = rights_raw & 4 != 0;
-        let w = rights_raw & 2 != 0;
+        let leaf = Leaf {
+            pde_at: pde_addr,
+            pde,
+            pte_at: pte_addr,
+            pte,
+            large: pse,
+            phys: phys_page,
+            rights_raw,
+            global,
+            nx: false,
+        };
+        self.finish_walk(ctx, lin, acc, user, err_bits, leaf)
+    }
+
+    /// The checks and updates both walk formats end with: the privilege
+    /// and write checks (and, in PAE, execute-disable), the accessed bits
+    /// on both levels and dirty on the last on a write, the TLB fill.
+    fn finish_walk(
+        &mut self,
+        ctx: &mut Ctx,
+        lin: u32,
+        acc: Access,
+        user: bool,
+        err_bits: u32,
+        leaf: Leaf,
+    ) -> Res<PhysAddr> {
+        let write = acc == Access::Write;
+        let denied = |cpu: &mut Cpu| {
+            cpu.state.cr2 = lin;
+            Err(Fault::pf(err_bits | 1))
+        };
+        let u = leaf.rights_raw & 4 != 0;
+        let w = leaf.rights_raw & 2 != 0;
         if user && !u {
-            return fault(self, true, false);
+            return denied(self);
         }
         let rights = if w { TLB_WRITE } else { 0 };
         if write && !self.write_allowed(rights, user) {
-            return fault(self, true, false);
+            return denied(self);
         }
-        // Accessed bits on both levels, dirty on the last on a write.
-        if pde & 0x20 == 0 && !pse {
-            ctx.mem.write(pde_addr, AccessSize::Dword, pde | 0x20, ctx.bus);
+        if leaf.nx && acc == Access::Fetch {
+            return denied(self);
         }
-        let mut new = pte | 0x20;
+        if leaf.pde & 0x20 == 0 && !leaf.large {
+            ctx.mem.write(leaf.pde_at, AccessSize::Dword, leaf.pde | 0x20, ctx.bus);
+        }
+        let mut new = leaf.pte | 0x20;
         if write {
             new |= 0x40;
         }
-        if new != pte {
-            ctx.mem.write(pte_addr, AccessSize::Dword, new, ctx.bus);
+        if new != leaf.pte {
+            ctx.mem.write(leaf.pte_at, AccessSize::Dword, new, ctx.bus);
         }
-        let page = Page { phys: phys_page, user: u, rights, dirty: new & 0x40 != 0, global, large: pse, nx: false };
-        Ok(PhysAddr(self.fill_tlb(lin, page) & a20))
+        let page = Page {
+            phys: leaf.phys,
+            user: u,
+            rights,
+            dirty: new & 0x40 != 0,
+            global: leaf.global,
+            large: leaf.large,
+            nx: leaf.nx,
+        };
+        Ok(PhysAddr(self.fill_tlb(lin, page) & ctx.mem.a20_mask()))
     }
 
     /// The end of a walk: the TLB entry for `lin` from the page's rights
@@ -283,35 +343,19 @@ impl Cpu {
             let nx = (pde | pte) >> 63 != 0;
             (pte & 0xF_FFFF_F000, pde & pte, nx, pte & 0x100 != 0, pte_at, pte)
         };
-        let nx = nx && nxe;
-        let u = rights_raw & 4 != 0;
-        let w = rights_raw & 2 != 0;
-        if user && !u {
-            return fault(self, true, false);
-        }
-        let rights = if w { TLB_WRITE } else { 0 };
-        if write && !self.write_allowed(rights, user) {
-            return fault(self, true, false);
-        }
-        if nx && acc == Access::Fetch {
-            return fault(self, true, false);
-        }
-        // Accessed bits (the PDPTE has none), dirty on the last level.
-        let write_back = |ctx: &mut Ctx, at: u64, v: u64| {
-            ctx.mem.write(PhysAddr((at & a20) as u32), AccessSize::Dword, v as u32, ctx.bus);
+        let at = |a: u64| PhysAddr((a & a20) as u32);
+        let leaf = Leaf {
+            pde_at: at(pde_at),
+            pde: pde as u32,
+            pte_at: at(pte_at),
+            pte: pte as u32,
+            large,
+            phys: page as u32,
+            rights_raw: rights_raw as u32,
+            global,
+            nx: nx && nxe,
         };
-        if pde & 0x20 == 0 && !large {
-            write_back(ctx, pde_at, pde | 0x20);
-        }
-        let mut new = pte | 0x20;
-        if write {
-            new |= 0x40;
-        }
-        if new != pte {
-            write_back(ctx, pte_at, new);
-        }
-        let page = Page { phys: page as u32, user: u, rights, dirty: new & 0x40 != 0, global, large, nx };
-        Ok(PhysAddr(self.fill_tlb(lin, page) & a20 as u32))
+        self.finish_walk(ctx, lin, acc, user, err_bits, leaf)
     }
 
     /// Segment checks for an access of `size` bytes at `off` (SDM 3, 5.3).
