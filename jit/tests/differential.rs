@@ -669,7 +669,17 @@ fn setup(cpu: &mut Cpu, mem: &mut GuestMemory, rng: &mut Rng, mode: Mode) {
     mem.load(PhysAddr(0), &vec![0u8; RAM]);
     let code = if mode == Mode::Simd32 { gen_simd_code(rng) } else { gen_code(rng, code32) };
     mem.load(PhysAddr(CODE), &code);
-    let ivt: Vec<u8> = (0..0x400).map(|_| rng.byte()).collect();
+    let mut ivt: Vec<u8> = (0..0x400).map(|_| rng.byte()).collect();
+    if mode == Mode::Real {
+        // Most vectors into the generated code (CODE's segment, a random
+        // offset), some anywhere: a random vector mostly lands in zeroed
+        // RAM, where `add [bx+si], al` then ran for the rest of the trial.
+        for v in ivt.chunks_exact_mut(4) {
+            if v[0] & 7 != 0 {
+                v[2..4].copy_from_slice(&((CODE >> 4) as u16).to_le_bytes());
+            }
+        }
+    }
     mem.load(PhysAddr(0), &ivt);
     for r in cpu.state.regs.iter_mut() {
         *r = rng.next() as u32;
