@@ -149,22 +149,19 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
     let (kernel, initrd) = (linux.join("vmlinuz"), linux.join("initrd.gz"));
 
     let os = |s: &'static str| std::ffi::OsStr::new(s);
-    let (status, text) = boot(
-        &dir,
-        "own-bios-kernel",
-        &[
-            os("--kernel"),
-            kernel.as_os_str(),
-            os("--initrd"),
-            initrd.as_os_str(),
-            os("--append"),
-            os("console=ttyS0"),
-            os("--hda"),
-            disk.as_os_str(),
-            os("--cdrom"),
-            cd.as_os_str(),
-        ],
-    );
+    // A direct kernel boot with the disk and the CD.
+    let kernel_args = |kernel: &std::path::Path, initrd: &std::path::Path| {
+        let args = [("--kernel", kernel), ("--initrd", initrd), ("--hda", &disk), ("--cdrom", &cd)];
+        let mut v: Vec<std::ffi::OsString> = vec!["--append".into(), "console=ttyS0".into()];
+        for (flag, path) in args {
+            v.push(flag.into());
+            v.push(path.as_os_str().into());
+        }
+        v
+    };
+    let args = kernel_args(&kernel, &initrd);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let (status, text) = boot(&dir, "own-bios-kernel", &args);
     expect_lines("own BIOS --kernel", &text, DEVICES);
     expect_lines(
         "own BIOS --kernel",
@@ -249,24 +246,10 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
         bytes.extend_from_slice(&cpio(&[("extra", 0o040755, &[]), ("extra/run", 0o100755, &program)]));
         let initrd = dir.join("initrd-pae.img");
         std::fs::write(&initrd, bytes).unwrap();
-        let (status, text) = boot(
-            &dir,
-            "pae-kernel",
-            &[
-                os("--cpu"),
-                os("pentium4"),
-                os("--kernel"),
-                kernel.as_os_str(),
-                os("--initrd"),
-                initrd.as_os_str(),
-                os("--append"),
-                os("console=ttyS0"),
-                os("--hda"),
-                disk.as_os_str(),
-                os("--cdrom"),
-                cd.as_os_str(),
-            ],
-        );
+        let mut args = vec![std::ffi::OsString::from("--cpu"), "pentium4".into()];
+        args.extend(kernel_args(&kernel, &initrd));
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let (status, text) = boot(&dir, "pae-kernel", &args);
         expect_lines("PAE kernel on a Pentium 4", &text, DEVICES);
         expect_lines(
             "PAE kernel on a Pentium 4",

@@ -47,9 +47,6 @@ enum Src {
     },
     Gpr(u8),
     Imm(u32),
-    /// No source operand (the byte shifts: `Vop::ByteShift` uses the
-    /// immediate).
-    None,
 }
 
 /// Where its result goes: an XMM register, memory (the result's low `n`
@@ -189,7 +186,6 @@ fn plan(i: &Insn, level: u8) -> Option<Plan> {
         }
         OpK::Reg => Src::Gpr(s.num),
         OpK::Imm => Src::Imm(i.imm),
-        OpK::None => Src::None,
         _ => return None,
     };
     let dst = match d.kind {
@@ -431,7 +427,6 @@ impl Lower<'_> {
             Src::Xmm(r) => Val::V(self.xmm(r)),
             Src::Gpr(r) => Val::S(self.full(r)),
             Src::Imm(k) => Val::Imm(k),
-            Src::None => Val::Imm(i.imm),
             Src::Mem { n, .. } => {
                 let h = host.expect("a memory operand has its host address");
                 match n {
