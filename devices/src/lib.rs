@@ -31,6 +31,7 @@ pub mod pit;
 pub mod ps2;
 pub mod rtc;
 pub mod uart;
+pub mod vga;
 
 pub use ferrite_core::{AccessSize, Nanos};
 

@@ -21,8 +21,9 @@ use crate::pit::Pit;
 use crate::ps2::Ps2;
 use crate::rtc::Rtc;
 use crate::uart::Uart;
+use crate::vga::Vga;
 use crate::{DevCtx, IrqLines, PortIo, Timed};
-use ferrite_core::{AccessSize, Bus, Cpu, GuestMemory, Nanos, StepOutcome};
+use ferrite_core::{AccessSize, Bus, Cpu, GuestMemory, Nanos, PhysAddr, StepOutcome};
 
 /// Configuration of the board.
 #[derive(Clone, Debug)]
@@ -61,6 +62,7 @@ pub struct Pc {
     pub ide: IdeController,
     pub busmaster: BusMaster,
     pub fdc: Fdc,
+    pub vga: Vga,
     /// I/O base of the PIIX3 IDE bus-master registers (BAR4), when decoded.
     bm_base: Option<u16>,
     irq: IrqLines,
@@ -111,6 +113,7 @@ impl Pc {
             ide: IdeController::new(),
             busmaster: BusMaster::new(),
             fdc: Fdc::new(),
+            vga: Vga::new(),
             bm_base: None,
             irq: IrqLines::default(),
             now: Nanos::ZERO,
@@ -187,6 +190,7 @@ impl Pc {
         self.busmaster = BusMaster::new();
         self.bm_base = None;
         self.fdc.reset();
+        self.vga.reset();
         // The IDE drives keep their media; their registers reset.
         let mut cx = DevCtx { now: self.now, irq: &mut self.irq };
         self.ide.write_ctrl(crate::ide::IdeChannel::Primary, 0x04, &mut cx);
@@ -387,6 +391,7 @@ impl Pc {
             0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF => &mut self.dma,
             0x70 | 0x71 => &mut self.rtc,
             0x3F8..=0x3FF => &mut self.com[0],
+            0x3B4 | 0x3B5 | 0x3BA | 0x3C0..=0x3CF | 0x3D4 | 0x3D5 | 0x3DA => &mut self.vga,
             0x2F8..=0x2FF => &mut self.com[1],
             0x61 => {
                 return Some(match write {
@@ -500,6 +505,19 @@ impl Bus for Pc {
         self.service
     }
 
+    fn mmio_read(&mut self, addr: PhysAddr, size: AccessSize) -> u32 {
+        match addr.0 {
+            VGA_WINDOW_START..=VGA_WINDOW_LAST => self.vga.mmio_read(addr.0, size),
+            _ => size.all_ones(),
+        }
+    }
+
+    fn mmio_write(&mut self, addr: PhysAddr, size: AccessSize, value: u32) {
+        if let VGA_WINDOW_START..=VGA_WINDOW_LAST = addr.0 {
+            self.vga.mmio_write(addr.0, size, value);
+        }
+    }
+
     fn interrupt_pending(&self) -> bool {
         self.pic.interrupt_pending()
     }
@@ -510,6 +528,10 @@ impl Bus for Pc {
         v
     }
 }
+
+/// The legacy VGA memory window (0xA0000-0xBFFFF), routed to the adapter.
+const VGA_WINDOW_START: u32 = crate::vga::WINDOW_BASE;
+const VGA_WINDOW_LAST: u32 = crate::vga::WINDOW_BASE + crate::vga::WINDOW_LEN - 1;
 
 /// The PCI bus of the board: i440FX at 00:00.0, PIIX3 ISA bridge at
 /// 00:01.0 and the PIIX3 IDE function at 00:01.1 in legacy (compatibility)
@@ -575,8 +597,13 @@ pub struct Machine {
 const MAX_SLICE: u64 = 100_000;
 
 impl Machine {
-    pub fn new(mem: GuestMemory, cfg: &PcConfig) -> Machine {
+    pub fn new(mut mem: GuestMemory, cfg: &PcConfig) -> Machine {
         let mut pc = Pc::new(cfg);
+        // The VGA window hides the RAM below it (the i440FX routes
+        // 0xA0000-0xBFFFF to the PCI/ISA bus unless SMRAM is open).
+        if let Err(e) = mem.map_mmio(PhysAddr(crate::vga::WINDOW_BASE), crate::vga::WINDOW_LEN) {
+            tracing::error!("VGA window not mapped: {e}");
+        }
         pc.init_cmos(mem.ram_size());
         Machine { cpu: Cpu::new(), mem, pc, firmware: None }
     }

@@ -5,6 +5,7 @@ mod conformance;
 mod disk;
 mod firmware;
 mod run;
+mod screenshot;
 
 use std::process::ExitCode;
 

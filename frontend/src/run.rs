@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// Stop after this many seconds of wall time (exit status 124).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// When the run ends, save the VGA picture as a PNG (works headless).
+    #[arg(long, value_name = "PATH.png")]
+    pub screenshot_on_exit: Option<PathBuf>,
     /// Print instructions retired and speed at exit.
     #[arg(long)]
     pub stats: bool,
@@ -297,6 +300,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: flushing disk images failed: {e}");
     }
     m.pc.fdc.flush();
+    if let Some(path) = &args.screenshot_on_exit {
+        let now = m.pc.now();
+        crate::screenshot::write_png(path, m.pc.vga.render(now))?;
+    }
     if args.stats {
         print_stats(&m, start.elapsed().as_secs_f64());
     }

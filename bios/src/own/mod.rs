@@ -16,6 +16,7 @@ mod boot;
 mod clock;
 mod ctx;
 mod disk;
+pub mod font;
 mod keyboard;
 mod pci;
 mod platform;
@@ -24,6 +25,7 @@ mod rom;
 mod system;
 #[cfg(test)]
 mod tests;
+mod vgahw;
 mod video;
 
 use ferrite_core::cpu::state::SegReg;

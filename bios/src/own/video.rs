@@ -14,6 +14,7 @@
 use ferrite_core::cpu::state::SegReg;
 
 use super::ctx::Ctx;
+use super::vgahw;
 
 // BIOS data area offsets (from 0x400).
 pub const MODE: u16 = 0x49;
@@ -93,32 +94,46 @@ fn crtc_port(c: &mut Ctx) -> u16 {
     }
 }
 
-/// Set a text (or, without drawing, graphics) mode. `clear` fills the
-/// text buffer with blanks in attribute 07h.
+/// Set a standard mode: program the adapter (registers, DAC, the font
+/// for text modes), clear its memory when `clear`, and fill the video
+/// fields of the data area.
 pub fn set_mode(c: &mut Ctx, mode: u8, clear: bool) -> bool {
-    let (cols, text) = match mode {
-        0 | 1 => (40u16, true),
-        2 | 3 | 7 => (80, true),
-        4 | 5 | 0x0D | 0x13 => (40, false),
-        6 | 0x0E | 0x0F | 0x10 | 0x11 | 0x12 => (80, false),
-        _ => return false,
+    let Some(regs) = vgahw::mode_regs(mode) else {
+        return false;
     };
+    let text = regs.font_height.is_some();
+    let cols: u16 = (regs.crtc[1] as u16 + 1) / if matches!(mode, 0x13) { 2 } else { 1 };
+    let (rows, char_height, page_size): (u16, u16, u16) = match mode {
+        0 | 1 => (25, 16, 0x800),
+        2 | 3 | 7 => (25, 16, 0x1000),
+        4..=6 | 0x0E => (25, 8, 0x4000),
+        0x0D => (25, 8, 0x2000),
+        0x0F | 0x10 => (25, 14, 0x8000),
+        0x11 | 0x12 => (30, 16, 0xA000),
+        _ => (25, 8, 0xFA00),
+    };
+    vgahw::program(c, &regs);
+    vgahw::load_dac(c, regs.dac);
+    if let Some(h) = regs.font_height {
+        vgahw::load_font(c, vgahw::builtin_font(h), h, 0, 0, 256);
+    }
+    if clear {
+        vgahw::clear(c, &regs);
+    }
     c.set_bda8(MODE, mode);
     c.set_bda16(COLUMNS, cols);
-    let rows = 25u16;
-    let page_size = if text { (cols * rows * 2).next_power_of_two().max(0x800) } else { 0 };
     c.set_bda16(PAGE_SIZE, page_size);
     c.set_bda16(PAGE_START, 0);
     for p in 0..8 {
         c.set_bda16(CURSOR_POS + 2 * p, 0);
     }
-    c.set_bda16(CURSOR_SHAPE, 0x0607);
+    c.set_bda16(CURSOR_SHAPE, if text { 0x0607 } else { 0 });
     c.set_bda8(ACTIVE_PAGE, 0);
     c.set_bda16(CRTC_BASE, if mode == 7 { 0x3B4 } else { 0x3D4 });
     c.set_bda8(MODE_CTRL, if text { 0x29 } else { 0x1E });
     c.set_bda8(PALETTE, 0x30);
     c.set_bda8(ROWS_MINUS_1, (rows - 1) as u8);
-    c.set_bda16(CHAR_HEIGHT, 16);
+    c.set_bda16(CHAR_HEIGHT, char_height);
     c.set_bda8(EGA_MISC, 0x60 | if clear { 0 } else { 0x80 });
     c.set_bda8(EGA_SWITCHES, 0x09);
     c.set_bda8(VGA_FLAGS, 0x51);
@@ -131,14 +146,21 @@ pub fn set_mode(c: &mut Ctx, mode: u8, clear: bool) -> bool {
     };
     let eq = c.bda16(0x10);
     c.set_bda16(0x10, (eq & !0x30) | video_bits);
-    if clear && text {
-        let base = if mode == 7 { 0xB0000 } else { 0xB8000 };
-        let blank = [0x20u8, 0x07];
-        let bytes: Vec<u8> = blank.iter().copied().cycle().take(0x8000).collect();
-        c.write_bytes(base, &bytes);
-    }
     update_hw_cursor(c);
     true
+}
+
+/// Cursor emulation: CGA programs give cursor lines for an 8-line cell;
+/// lines 4-7 move to the same distance from the bottom of a taller cell
+/// (06h-07h, the underline, becomes 0Dh-0Eh in 16-line cells), lines 0-3
+/// and the disable bit (bit 5) stay.
+fn emulate_cursor_line(v: u8, height: u8) -> u8 {
+    let line = v & 0x1F;
+    if (4..8).contains(&line) && height > 8 {
+        (v & 0x60) | (line + height - 9)
+    } else {
+        v
+    }
 }
 
 /// A rectangle of character cells (inclusive).
@@ -269,11 +291,12 @@ pub fn int10(c: &mut Ctx) {
         0x01 => {
             let cx = c.cx();
             c.set_bda16(CURSOR_SHAPE, cx);
+            let h = c.bda16(CHAR_HEIGHT).clamp(8, 32) as u8;
             let port = crtc_port(c);
             c.outb(port, 0x0A);
-            c.outb(port + 1, (cx >> 8) as u8);
+            c.outb(port + 1, emulate_cursor_line((cx >> 8) as u8, h));
             c.outb(port, 0x0B);
-            c.outb(port + 1, cx as u8);
+            c.outb(port + 1, emulate_cursor_line(cx as u8, h));
         }
         0x02 => {
             let (page, row, col) = (c.bh(), c.dh(), c.dl());
