@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a machine.
-    Run(crate::run::RunArgs),
+    Run(Box<crate::run::RunArgs>),
     /// Run the built-in CPU test programs and show their output.
     Demo,
     /// Run external CPU conformance suites.

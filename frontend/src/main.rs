@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli::Cli::parse().command {
         Some(cli::Command::Conformance(cmd)) => conformance::run(cmd),
-        Some(cli::Command::Run(args)) => run::run(args),
+        Some(cli::Command::Run(args)) => run::run(*args),
         Some(cli::Command::Demo) | None => run::demo(),
     };
     result.unwrap_or_else(|e| {

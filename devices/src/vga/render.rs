@@ -221,7 +221,7 @@ impl Vga {
             self.frame.pixels = vec![0xFF00_0000; (g.width * g.height) as usize];
         }
         let (p16, dac) = self.palettes();
-        let mut changed = u32::MAX..0;
+        let (mut first_changed, mut end_changed) = (u32::MAX, 0u32);
         let mut ma_row = g.start;
         let mut row = g.preset_row;
         let mut pan_reset = false;
@@ -250,8 +250,8 @@ impl Vga {
                     let w = g.width as usize;
                     let at = (y * g.width) as usize;
                     self.frame.pixels[at..at + w].copy_from_slice(&line[..w]);
-                    changed.start = changed.start.min(y);
-                    changed.end = changed.end.max(y + 1);
+                    first_changed = first_changed.min(y);
+                    end_changed = end_changed.max(y + 1);
                 }
             }
             // Advance the row scan counter (each row scan line is shown
@@ -266,10 +266,7 @@ impl Vga {
                 row += 1;
             }
         }
-        if changed.start >= changed.end {
-            changed = 0..0;
-        }
-        self.frame.changed = changed;
+        self.frame.changed = if first_changed < end_changed { first_changed..end_changed } else { 0..0 };
         self.dirty.fill(0);
         self.all_dirty = false;
         self.plane2_written = false;

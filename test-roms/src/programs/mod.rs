@@ -35,6 +35,7 @@ pub mod sse2_user;
 mod tasks;
 pub mod timer;
 mod v86;
+pub mod vga;
 
 use crate::debug_ports::{DEBUGCON_PORT, EXIT_PORT};
 use ferrite_core::cpu::state::SegReg;

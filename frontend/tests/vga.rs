@@ -1,0 +1,91 @@
+//! The VGA adapter end to end: the `ferrite` binary boots the project's
+//! VGA test program (test-roms `vga`) on the own BIOS once per scene, with
+//! the interpreter and with the JIT forced on, saves the picture with
+//! `--screenshot-on-exit`, and the picture must equal the checked-in
+//! expected image `tests/images/vga-<scene>.png` pixel for pixel.
+//!
+//! The expected images are the project's own renders of known register
+//! programs, each reviewed once by eye. `FERRITE_BLESS=1` rewrites them
+//! from the interpreter's run (review the diff before committing).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ferrite_test_roms::programs::vga::{self, Scene};
+
+fn images_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/images")
+}
+
+/// Decode a PNG into (width, height, RGB bytes).
+fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut buf = vec![0; dec.output_buffer_size().unwrap()];
+    let info = dec.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+/// Run `scene` and return the path of its screenshot.
+fn shoot(scene: Scene, jit: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrite-vga-{}-{}-{jit}", std::process::id(), scene.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("floppy.img");
+    std::fs::write(&img, vga::image(scene)).unwrap();
+    let shot = dir.join("shot.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["run", "--no-pacing", "--timeout", "60", "--debug-exit", "--boot", "a", "--jit", jit])
+        .arg("--fda")
+        .arg(&img)
+        .arg("--screenshot-on-exit")
+        .arg(&shot)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{} ({jit}): exit status; stderr:\n{}",
+        scene.name(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    shot
+}
+
+fn check(scene: Scene, jit: &str) {
+    let shot = shoot(scene, jit);
+    let expected = images_dir().join(format!("vga-{}.png", scene.name()));
+    if std::env::var_os("FERRITE_BLESS").is_some() && jit == "off" {
+        std::fs::create_dir_all(images_dir()).unwrap();
+        std::fs::copy(&shot, &expected).unwrap();
+    }
+    let (w, h, got) = read_png(&shot);
+    assert_eq!((w, h), scene.size(), "{}: picture size", scene.name());
+    let (ew, eh, want) = read_png(&expected);
+    assert_eq!((w, h), (ew, eh), "{}: size differs from {}", scene.name(), expected.display());
+    let differ = got.chunks(3).zip(want.chunks(3)).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differ,
+        0,
+        "{} ({jit}): {differ} pixels differ from {}; the run's picture is {}",
+        scene.name(),
+        expected.display(),
+        shot.display()
+    );
+    std::fs::remove_dir_all(shot.parent().unwrap()).ok();
+}
+
+#[test]
+fn vga_scenes_match_their_expected_images_interpreted() {
+    for scene in Scene::ALL {
+        check(scene, "off");
+    }
+}
+
+#[test]
+fn vga_scenes_match_their_expected_images_with_the_jit_forced() {
+    for scene in Scene::ALL {
+        check(scene, "force");
+    }
+}

@@ -1,0 +1,336 @@
+//! `vga`: the project's VGA test program. Each [`Scene`] sets one standard
+//! mode through INT 10h, draws a fixed picture through the adapter's own
+//! mechanisms, and exits through port 0xF4 (value 0), so a run with
+//! `--screenshot-on-exit` captures the picture for comparison with an
+//! expected image.
+//!
+//! - Text (40 and 80 columns): all 256 characters in a grid with their
+//!   attributes (no blink bit), a box of line-graphics characters (the
+//!   ninth column), a title through INT 10h AH=13h; cursor hidden.
+//! - Modes 0Dh and 12h (16-colour planar): 16 bands in write mode 2, a
+//!   rectangle XORed in with set/reset through the latches, a diagonal
+//!   line drawn one pixel at a time with the bit mask, a checkerboard in
+//!   write mode 3 over the latches.
+//! - Mode 13h: the 256 DAC colours as a 16x16 grid (chain-4).
+//! - Mode X: mode 13h unchained to 320x240 (four planes, byte mode), an
+//!   x XOR y pattern written plane by plane through the map mask.
+
+use super::asm::{Code, Image, R};
+use super::bios_rt::*;
+use iced_x86::code_asm::*;
+
+/// One picture of the test program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scene {
+    Text40,
+    Text80,
+    Mode0D,
+    Mode12,
+    Mode13,
+    ModeX,
+}
+
+impl Scene {
+    pub const ALL: [Scene; 6] =
+        [Scene::Text40, Scene::Text80, Scene::Mode0D, Scene::Mode12, Scene::Mode13, Scene::ModeX];
+
+    /// A short name (file names of expected images).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scene::Text40 => "text40",
+            Scene::Text80 => "text80",
+            Scene::Mode0D => "mode0d",
+            Scene::Mode12 => "mode12",
+            Scene::Mode13 => "mode13",
+            Scene::ModeX => "modex",
+        }
+    }
+
+    /// The picture's size in pixels.
+    pub fn size(self) -> (u32, u32) {
+        match self {
+            Scene::Text40 => (360, 400),
+            Scene::Text80 => (720, 400),
+            Scene::Mode0D | Scene::Mode13 => (320, 200),
+            Scene::Mode12 => (640, 480),
+            Scene::ModeX => (320, 240),
+        }
+    }
+}
+
+/// A floppy image that draws `scene`.
+pub fn image(scene: Scene) -> Vec<u8> {
+    let prog = program("vga", move |c, img| body(c, img, scene));
+    floppy(&prog)
+}
+
+fn body(c: &mut Code, img: &mut Image, scene: Scene) -> R {
+    match scene {
+        Scene::Text40 => text(c, img, 1, 40),
+        Scene::Text80 => text(c, img, 3, 80),
+        Scene::Mode0D => planar(c, 0x0D, 40, 200),
+        Scene::Mode12 => planar(c, 0x12, 80, 480),
+        Scene::Mode13 => mode13(c),
+        Scene::ModeX => mode_x(c),
+    }
+}
+
+fn set_mode(c: &mut Code, mode: u8) -> R {
+    c.mov(ax, mode as u32)?;
+    c.int(0x10)
+}
+
+/// OUT of an index/data pair as one 16-bit write.
+fn out_pair(c: &mut Code, port: u16, index: u8, value: u8) -> R {
+    c.mov(dx, port as u32)?;
+    c.mov(ax, (value as u32) << 8 | index as u32)?;
+    c.out(dx, ax)
+}
+
+fn out8(c: &mut Code, port: u16, value: u8) -> R {
+    c.mov(dx, port as u32)?;
+    c.mov(al, value as u32)?;
+    c.out(dx, al)
+}
+
+fn es_to(c: &mut Code, seg: u16) -> R {
+    c.mov(ax, seg as u32)?;
+    c.mov(es, ax)
+}
+
+fn text(c: &mut Code, img: &mut Image, mode: u8, cols: u32) -> R {
+    set_mode(c, mode)?;
+    // Hide the cursor (CH bit 5).
+    c.mov(ah, 0x01)?;
+    c.mov(cx, 0x2000u32)?;
+    c.int(0x10)?;
+    // Title through AH=13h (string with attribute BL at DH,DL).
+    let title = format!("ferrite VGA mode {mode}");
+    let mut skip = c.fresh();
+    let at = img.addr("vga.title");
+    c.jmp(skip)?;
+    c.here("vga.title")?;
+    c.db(title.as_bytes())?;
+    c.set(&mut skip)?;
+    c.push(cs)?;
+    c.pop(es)?;
+    c.mov(ax, 0x1300u32)?;
+    c.mov(bx, 0x001Eu32)?;
+    c.mov(cx, title.len() as u32)?;
+    c.mov(dx, 0x0001u32)?;
+    c.mov(bp, at)?;
+    c.int(0x10)?;
+    // The 256 characters: `per` per row, every other column, from row 2.
+    es_to(c, 0xB800)?;
+    let per = cols / 2 - 4;
+    let per: u32 = if per >= 32 { 32 } else { 16 };
+    c.xor(bx, bx)?;
+    let mut l = c.fresh();
+    c.set(&mut l)?;
+    c.mov(ax, bx)?;
+    c.mov(cl, per.trailing_zeros())?;
+    c.shr(ax, cl)?;
+    c.imul_3(di, ax, (cols * 2) as i32)?;
+    c.mov(ax, bx)?;
+    c.and(ax, per - 1)?;
+    c.shl(ax, 2)?;
+    c.add(di, ax)?;
+    c.add(di, (2 * cols * 2 + 4 * 2) as i32)?;
+    c.mov(al, bl)?;
+    c.mov(ah, bl)?;
+    c.and(ah, 0x7F)?;
+    let mut nonzero = c.fresh();
+    c.jnz(nonzero)?;
+    c.mov(ah, 0x70)?;
+    c.set(&mut nonzero)?;
+    c.mov(word_ptr(di).es(), ax)?;
+    c.inc(bx)?;
+    c.cmp(bx, 256)?;
+    c.jb(l)?;
+    // A box of line-graphics characters below the grid.
+    let top = 2 + 256 / per + 1;
+    let width = cols - 8;
+    let cell = |row: u32, col: u32| (row * cols + col) * 2;
+    for col in 0..width {
+        let (t, b) = match col {
+            0 => (0xDA, 0xC0),
+            x if x == width - 1 => (0xBF, 0xD9),
+            _ => (0xC4, 0xC4),
+        };
+        c.mov(word_ptr(cell(top, 4 + col)).es(), 0x1F00u32 | t)?;
+        c.mov(word_ptr(cell(top + 2, 4 + col)).es(), 0x1F00u32 | b)?;
+        c.mov(word_ptr(cell(top + 1, 4 + col)).es(), if col == 0 || col == width - 1 { 0x1FB3u32 } else { 0x1FB0 })?;
+    }
+    Ok(())
+}
+
+/// Load the latches from ES:DI and write AL there (the write modes that
+/// combine with the latches).
+fn latch_write(c: &mut Code) -> R {
+    c.mov(ah, byte_ptr(di).es())?;
+    c.mov(byte_ptr(di).es(), al)
+}
+
+fn planar(c: &mut Code, mode: u8, w: u32, h: u32) -> R {
+    set_mode(c, mode)?;
+    es_to(c, 0xA000)?;
+    c.cld()?;
+    // Bands of the 16 colours in write mode 2 over the top half.
+    out_pair(c, 0x3CE, 5, 0x02)?;
+    out_pair(c, 0x3CE, 8, 0xFF)?;
+    let rows = h / 32;
+    for k in 0..16u32 {
+        c.mov(di, k * rows * w)?;
+        c.mov(cx, rows * w)?;
+        c.mov(al, k)?;
+        c.rep().stosb()?;
+    }
+    // Write mode 0, set/reset white on all planes, XOR with the latches:
+    // a rectangle of inverted colours across the bands.
+    out_pair(c, 0x3CE, 5, 0x00)?;
+    out_pair(c, 0x3CE, 1, 0x0F)?;
+    out_pair(c, 0x3CE, 0, 0x0F)?;
+    out_pair(c, 0x3CE, 3, 0x18)?;
+    c.mov(bx, h / 8)?;
+    let mut ly = c.fresh();
+    c.set(&mut ly)?;
+    c.imul_3(di, bx, w as i32)?;
+    c.add(di, (w / 4) as i32)?;
+    c.mov(cx, w / 4)?;
+    let mut lx = c.fresh();
+    c.set(&mut lx)?;
+    latch_write(c)?;
+    c.inc(di)?;
+    c.loop_(lx)?;
+    c.inc(bx)?;
+    c.cmp(bx, (3 * h / 8) as i32)?;
+    c.jb(ly)?;
+    // A yellow diagonal in the bottom half, one pixel per write through
+    // the bit mask (replace).
+    out_pair(c, 0x3CE, 3, 0x00)?;
+    out_pair(c, 0x3CE, 0, 0x0E)?;
+    c.xor(si, si)?;
+    let mut ld = c.fresh();
+    c.set(&mut ld)?;
+    // Bit mask 80h >> (x & 7).
+    c.mov(cx, si)?;
+    c.and(cl, 7)?;
+    c.mov(ah, 0x80)?;
+    c.shr(ah, cl)?;
+    c.mov(al, 8)?;
+    c.mov(dx, 0x3CEu32)?;
+    c.out(dx, ax)?;
+    c.lea(ax, word_ptr(si + h / 2))?;
+    c.imul_3(di, ax, w as i32)?;
+    c.mov(ax, si)?;
+    c.shr(ax, 3)?;
+    c.add(di, ax)?;
+    latch_write(c)?;
+    c.inc(si)?;
+    c.cmp(si, (h / 2) as i32)?;
+    c.jb(ld)?;
+    // Write mode 3: set/reset light red where the rotated CPU byte (AND
+    // the bit mask) has ones; a checkerboard over the latches.
+    out_pair(c, 0x3CE, 1, 0x00)?;
+    out_pair(c, 0x3CE, 8, 0xFF)?;
+    out_pair(c, 0x3CE, 0, 0x0C)?;
+    out_pair(c, 0x3CE, 5, 0x03)?;
+    c.mov(bx, h / 2 + 8)?;
+    let mut cy = c.fresh();
+    c.set(&mut cy)?;
+    c.imul_3(di, bx, w as i32)?;
+    c.add(di, (w / 2 + 2) as i32)?;
+    c.mov(al, 0xAA)?;
+    c.test(bl, 1)?;
+    let mut even = c.fresh();
+    c.jz(even)?;
+    c.mov(al, 0x55)?;
+    c.set(&mut even)?;
+    c.mov(cx, w / 4)?;
+    let mut cx_l = c.fresh();
+    c.set(&mut cx_l)?;
+    latch_write(c)?;
+    c.inc(di)?;
+    c.loop_(cx_l)?;
+    c.inc(bx)?;
+    c.cmp(bx, (h / 2 + 8 + h / 4) as i32)?;
+    c.jb(cy)?;
+    out_pair(c, 0x3CE, 5, 0x00)?;
+    out_pair(c, 0x3CE, 0, 0x00)
+}
+
+fn mode13(c: &mut Code) -> R {
+    set_mode(c, 0x13)?;
+    es_to(c, 0xA000)?;
+    c.cld()?;
+    c.xor(di, di)?;
+    c.xor(bx, bx)?;
+    let mut ly = c.fresh();
+    c.set(&mut ly)?;
+    c.xor(cx, cx)?;
+    let mut lx = c.fresh();
+    c.set(&mut lx)?;
+    // Colour (y / 12) * 16 + x / 20, the last rows in row 15's colours.
+    c.mov(ax, bx)?;
+    c.mov(dl, 12)?;
+    c.div(dl)?;
+    c.cmp(al, 15)?;
+    let mut ok = c.fresh();
+    c.jbe(ok)?;
+    c.mov(al, 15)?;
+    c.set(&mut ok)?;
+    c.shl(al, 4)?;
+    c.mov(dh, al)?;
+    c.mov(ax, cx)?;
+    c.mov(dl, 20)?;
+    c.div(dl)?;
+    c.add(al, dh)?;
+    c.stosb()?;
+    c.inc(cx)?;
+    c.cmp(cx, 320)?;
+    c.jb(lx)?;
+    c.inc(bx)?;
+    c.cmp(bx, 200)?;
+    c.jb(ly)
+}
+
+fn mode_x(c: &mut Code) -> R {
+    set_mode(c, 0x13)?;
+    // Unchain: sequential planes, no doubleword, byte mode.
+    out_pair(c, 0x3C4, 4, 0x06)?;
+    out_pair(c, 0x3D4, 0x14, 0x00)?;
+    out_pair(c, 0x3D4, 0x17, 0xE3)?;
+    // 480-line timing with each line doubled: 240 lines.
+    out8(c, 0x3C2, 0xE3)?;
+    out_pair(c, 0x3D4, 0x11, 0x2C)?;
+    for (i, v) in
+        [(0x06, 0x0D), (0x07, 0x3E), (0x09, 0x41), (0x10, 0xEA), (0x11, 0xAC), (0x12, 0xDF), (0x15, 0xE7), (0x16, 0x06)]
+    {
+        out_pair(c, 0x3D4, i, v)?;
+    }
+    es_to(c, 0xA000)?;
+    c.cld()?;
+    for p in 0..4u32 {
+        out_pair(c, 0x3C4, 2, 1 << p)?;
+        c.xor(di, di)?;
+        c.xor(bx, bx)?;
+        let mut ly = c.fresh();
+        c.set(&mut ly)?;
+        c.xor(si, si)?;
+        let mut lx = c.fresh();
+        c.set(&mut lx)?;
+        // Pixel x = 4 * si + p on line bx: colour x XOR y.
+        c.mov(ax, si)?;
+        c.shl(ax, 2)?;
+        c.add(ax, p as i32)?;
+        c.xor(ax, bx)?;
+        c.stosb()?;
+        c.inc(si)?;
+        c.cmp(si, 80)?;
+        c.jb(lx)?;
+        c.inc(bx)?;
+        c.cmp(bx, 240)?;
+        c.jb(ly)?;
+    }
+    out_pair(c, 0x3C4, 2, 0x0F)
+}
