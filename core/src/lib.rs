@@ -10,5 +10,5 @@ pub mod time;
 
 pub use bus::{AccessSize, Bus, NullBus};
 pub use cpu::{Cpu, StepOutcome};
-pub use mem::{GuestMemory, MemError, PageKind, PhysAddr, RamSpan};
+pub use mem::{GuestMemory, MemError, PageKind, PhysAddr, RamSpan, DEVICE_RAM_BYTES};
 pub use time::Nanos;

@@ -89,6 +89,13 @@ const CODE_BIT: u32 = 1 << 3;
 /// their backing pages).
 const ROM_RESERVE: usize = 2 << 20;
 
+/// Host memory after the ROM reserve for devices' own memory (the VGA's
+/// video memory behind its linear framebuffer BAR), mapped into the
+/// physical space where the device's BAR puts it
+/// ([`GuestMemory::map_device_ram`]). Anonymous memory: pages never
+/// touched cost nothing.
+pub const DEVICE_RAM_BYTES: usize = 16 << 20;
+
 /// Guest physical memory and the physical memory map.
 pub struct GuestMemory {
     backing: MmapMut,
@@ -118,7 +125,7 @@ impl GuestMemory {
         if ram_bytes == 0 || !ram_bytes.is_multiple_of(PAGE_SIZE as usize) || ram_bytes > 0xE000_0000 {
             return Err(MemError::BadRamSize(ram_bytes));
         }
-        let total = ram_bytes + ROM_RESERVE;
+        let total = ram_bytes + ROM_RESERVE + DEVICE_RAM_BYTES;
         let backing = MmapMut::map_anon(total).map_err(|source| MemError::Alloc { bytes: total, source })?;
         let mut pages = vec![K_UNMAPPED; NUM_PAGES];
         for (i, p) in pages.iter_mut().enumerate().take(ram_bytes >> PAGE_SHIFT) {
@@ -180,6 +187,60 @@ impl GuestMemory {
             self.pages[p as usize] = K_MMIO;
         }
         Ok(())
+    }
+
+    /// Offset of device memory in the backing store.
+    fn device_ram_start(&self) -> usize {
+        self.ram_bytes + ROM_RESERVE
+    }
+
+    /// Map `len` bytes of device memory from `offset` at physical `base`
+    /// as RAM (guest accesses run at RAM speed, also from translated
+    /// code). Pages holding ROM keep it. The caller flushes CPU caches.
+    pub fn map_device_ram(&mut self, base: PhysAddr, offset: u32, len: u32) -> Result<(), MemError> {
+        self.check_region(base, len as u64)?;
+        if offset as usize % PAGE_SIZE as usize != 0 || offset as usize + len as usize > DEVICE_RAM_BYTES {
+            return Err(MemError::BadRegion { base: offset, len: len as u64 });
+        }
+        self.map_gen = self.map_gen.wrapping_add(1);
+        let first = ((self.device_ram_start() + offset as usize) >> PAGE_SHIFT) as u32;
+        for i in 0..len.div_ceil(PAGE_SIZE) {
+            let e = &mut self.pages[(base.page() + i) as usize];
+            if !matches!(*e & KIND_MASK, K_ROM | K_ROM_WRITE_RAM) {
+                *e = K_RAM | ((first + i) << PAGE_SHIFT);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undo [`GuestMemory::map_device_ram`] for a range: pages that show
+    /// device memory become RAM again below the top of RAM, unmapped
+    /// elsewhere.
+    pub fn unmap_device_ram(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
+        self.check_region(base, len as u64)?;
+        self.map_gen = self.map_gen.wrapping_add(1);
+        let dev = self.device_ram_start()..self.device_ram_start() + DEVICE_RAM_BYTES;
+        for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
+            let e = self.pages[p as usize];
+            if e & KIND_MASK == K_RAM && dev.contains(&((e & !PAGE_MASK) as usize)) {
+                self.pages[p as usize] =
+                    if ((p as usize) << PAGE_SHIFT) < self.ram_bytes { K_RAM | (p << PAGE_SHIFT) } else { K_UNMAPPED };
+            }
+        }
+        Ok(())
+    }
+
+    /// The device memory (what the guest wrote through its mappings).
+    pub fn device_ram(&self) -> &[u8] {
+        let s = self.device_ram_start();
+        &self.backing[s..s + DEVICE_RAM_BYTES]
+    }
+
+    /// The device memory, for the device's own writes (clearing on a mode
+    /// set).
+    pub fn device_ram_mut(&mut self) -> &mut [u8] {
+        let s = self.device_ram_start();
+        &mut self.backing[s..s + DEVICE_RAM_BYTES]
     }
 
     /// Put RAM back under a page range that was made MMIO or ROM.
@@ -495,6 +556,29 @@ impl GuestMemory {
 mod tests {
     use super::*;
     use crate::bus::NullBus;
+
+    #[test]
+    fn device_ram_maps_at_a_bar_and_leaves_ram_and_rom_intact() {
+        let mut m = GuestMemory::new(1 << 20).unwrap();
+        let mut bus = NullBus;
+        m.map_rom(PhysAddr(0xFFFF_0000), &[0x5A; 0x1000]).unwrap();
+        m.map_device_ram(PhysAddr(0xE000_0000), 0x2000, 0x4000).unwrap();
+        m.write(PhysAddr(0xE000_1004), AccessSize::Dword, 0x1234_5678, &mut bus);
+        assert_eq!(&m.device_ram()[0x3004..0x3008], &[0x78, 0x56, 0x34, 0x12]);
+        assert_eq!(m.page_kind(PhysAddr(0xE000_3000)), PageKind::Ram);
+        // Over RAM and over ROM (a BAR being sized): RAM comes back, ROM stays.
+        m.map_device_ram(PhysAddr(0xF000), 0, 0x2000).unwrap();
+        m.map_device_ram(PhysAddr(0xFFFF_0000), 0, 0x1000).unwrap();
+        assert_eq!(m.read(PhysAddr(0xFFFF_0000), AccessSize::Byte, &mut bus), 0x5A);
+        m.unmap_device_ram(PhysAddr(0xF000), 0x2000).unwrap();
+        m.unmap_device_ram(PhysAddr(0xE000_0000), 0x4000).unwrap();
+        m.unmap_device_ram(PhysAddr(0xFFFF_0000), 0x1000).unwrap();
+        assert_eq!(m.page_kind(PhysAddr(0xF000)), PageKind::Ram);
+        assert_eq!(m.page_kind(PhysAddr(0x10_0000)), PageKind::Unmapped);
+        assert_eq!(m.page_kind(PhysAddr(0xE000_0000)), PageKind::Unmapped);
+        assert_eq!(m.read(PhysAddr(0xFFFF_0000), AccessSize::Byte, &mut bus), 0x5A);
+        assert!(m.map_device_ram(PhysAddr(0xE000_0000), 0, (DEVICE_RAM_BYTES + 4096) as u32).is_err());
+    }
 
     #[test]
     fn ram_reads_back_what_was_written_little_endian() {

@@ -63,6 +63,13 @@ pub struct Pc {
     pub busmaster: BusMaster,
     pub fdc: Fdc,
     pub vga: Vga,
+    /// Where the VBE linear framebuffer (VGA BAR 0) is mapped, as (base,
+    /// length), and whether the memory map must follow a change of it or
+    /// of the VBE bank window.
+    lfb_mapped: Option<(u32, u32)>,
+    display_map_pending: bool,
+    /// Bytes of VBE memory to clear (a mode set without NOCLEARMEM).
+    vbe_clear: Option<usize>,
     /// I/O base of the PIIX3 IDE bus-master registers (BAR4), when decoded.
     bm_base: Option<u16>,
     irq: IrqLines,
@@ -114,6 +121,9 @@ impl Pc {
             busmaster: BusMaster::new(),
             fdc: Fdc::new(),
             vga: Vga::new(),
+            lfb_mapped: None,
+            display_map_pending: false,
+            vbe_clear: None,
             bm_base: None,
             irq: IrqLines::default(),
             now: Nanos::ZERO,
@@ -335,9 +345,14 @@ impl Pc {
         }
     }
 
-    /// Re-read where the guest placed the IDE bus-master registers.
+    /// Re-read where the guest placed the IDE bus-master registers and
+    /// the VGA's linear framebuffer.
     fn update_pci_routing(&mut self) {
         if self.pci.take_config_changed() {
+            if self.lfb_window() != self.lfb_mapped {
+                self.display_map_pending = true;
+                self.service = true;
+            }
             self.bm_base = self
                 .pci
                 .function(IDE_FUNCTION)
@@ -345,6 +360,51 @@ impl Pc {
                 .filter(|b| b.kind == crate::pci::BarKind::Io)
                 .map(|b| b.base as u16);
         }
+    }
+
+    /// The VBE framebuffer window the VGA's BAR 0 decodes now.
+    fn lfb_window(&self) -> Option<(u32, u32)> {
+        let bar = self.pci.function(VGA_FUNCTION)?.config().active_bar(0)?;
+        Some((bar.base, bar.size.min(ferrite_core::DEVICE_RAM_BYTES as u32)))
+    }
+
+    /// Bring the memory map in line with the display: the linear
+    /// framebuffer at its BAR, the 0xA0000 window on the VBE bank while
+    /// VBE is enabled (the VGA's MMIO otherwise); and clear VBE memory a
+    /// mode set asked to clear. Returns true when the map changed (the CPU
+    /// must drop cached translations).
+    pub fn update_display_map(&mut self, mem: &mut GuestMemory) -> bool {
+        if !std::mem::take(&mut self.display_map_pending) {
+            return false;
+        }
+        let want = self.lfb_window();
+        if want != self.lfb_mapped {
+            if let Some((base, len)) = self.lfb_mapped {
+                if let Err(e) = mem.unmap_device_ram(PhysAddr(base), len) {
+                    tracing::warn!("VGA framebuffer unmap: {e}");
+                }
+            }
+            if let Some((base, len)) = want {
+                if let Err(e) = mem.map_device_ram(PhysAddr(base), 0, len) {
+                    tracing::warn!("VGA framebuffer at {base:#x}: {e}");
+                }
+            }
+            self.lfb_mapped = want;
+        }
+        let window = if self.vga.dispi.enabled() {
+            mem.map_device_ram(PhysAddr(crate::vga::WINDOW_BASE), (self.vga.dispi.bank as u32) << 16, 0x1_0000)
+        } else {
+            mem.map_mmio(PhysAddr(crate::vga::WINDOW_BASE), 0x1_0000)
+        };
+        if let Err(e) = window {
+            tracing::warn!("VGA window: {e}");
+        }
+        if let Some(n) = self.vbe_clear.take() {
+            let m = mem.device_ram_mut();
+            let n = n.min(m.len());
+            m[..n].fill(0);
+        }
+        true
     }
 
     /// Run started bus-master transfers (needs guest memory, so the
@@ -391,7 +451,7 @@ impl Pc {
             0x00..=0x0F | 0x80..=0x8F | 0xC0..=0xDF => &mut self.dma,
             0x70 | 0x71 => &mut self.rtc,
             0x3F8..=0x3FF => &mut self.com[0],
-            0x3B4 | 0x3B5 | 0x3BA | 0x3C0..=0x3CF | 0x3D4 | 0x3D5 | 0x3DA => &mut self.vga,
+            0x3B4 | 0x3B5 | 0x3BA | 0x3C0..=0x3CF | 0x3D4 | 0x3D5 | 0x3DA | 0x1CE | 0x1CF => &mut self.vga,
             0x2F8..=0x2FF => &mut self.com[1],
             0x61 => {
                 return Some(match write {
@@ -499,6 +559,14 @@ impl Bus for Pc {
         if matches!(port, 0xCF8..=0xCFF) {
             self.update_pci_routing();
         }
+        if matches!(port, 0x1CE | 0x1CF) {
+            let fx = self.vga.take_effects();
+            if fx.remap || fx.clear.is_some() {
+                self.display_map_pending = true;
+                self.vbe_clear = fx.clear.or(self.vbe_clear);
+                self.service = true;
+            }
+        }
     }
 
     fn needs_service(&self) -> bool {
@@ -529,6 +597,10 @@ impl Bus for Pc {
     }
 }
 
+/// Where the VGA (QEMU's standard VGA IDs 1234:1111, which the Bochs
+/// VBE drivers and VGA BIOSes look for) sits.
+const VGA_FUNCTION: PciAddress = PciAddress::new(0, 2, 0);
+
 /// The legacy VGA memory window (0xA0000-0xBFFFF), routed to the adapter.
 const VGA_WINDOW_START: u32 = crate::vga::WINDOW_BASE;
 const VGA_WINDOW_LAST: u32 = crate::vga::WINDOW_BASE + crate::vga::WINDOW_LEN - 1;
@@ -551,6 +623,15 @@ fn new_pci_bus() -> PciBus {
     // caught by the tests, not a guest action.
     if let Err(e) = bus.add(IDE_FUNCTION, Box::new(GenericFunction::new(ide))) {
         tracing::error!("cannot add the PIIX3 IDE function: {e}");
+    }
+    // The display controller: VGA-compatible (class 03h/00h/00h), I/O and
+    // memory decoding, BAR 0 the VBE framebuffer (prefetchable).
+    let vga = ConfigSpace::new(0x1234, 0x1111, 2, 0x03_00_00)
+        .with_command(0, 0x0003)
+        .with_subsystem(0x1AF4, 0x1100)
+        .with_bar(0, Bar::mem32_prefetchable(ferrite_core::DEVICE_RAM_BYTES as u32));
+    if let Err(e) = bus.add(VGA_FUNCTION, Box::new(GenericFunction::new(vga))) {
+        tracing::error!("cannot add the VGA function: {e}");
     }
     bus
 }
@@ -608,11 +689,20 @@ impl Machine {
         Machine { cpu: Cpu::new(), mem, pc, firmware: None }
     }
 
+    /// The display's current picture (rendered incrementally from the
+    /// adapter state; works headless).
+    pub fn display(&mut self) -> &crate::vga::Frame {
+        let now = self.pc.now();
+        self.pc.vga.render(now, self.mem.device_ram())
+    }
+
     /// Reset the machine: the CPU, the chipset (PAM back to ROM) and the
     /// devices that share the reset line.
     pub fn reset(&mut self) {
         self.cpu.reset();
         self.pc.reset();
+        self.pc.display_map_pending = true;
+        self.pc.update_display_map(&mut self.mem);
         for r in self.pc.pci.pam_regions() {
             self.mem.set_shadow(ferrite_core::PhysAddr(r.base), r.len, r.read_ram, r.write_ram);
         }
@@ -638,6 +728,9 @@ impl Machine {
                 }
             }
             self.pc.service_dma(&mut self.mem);
+            if self.pc.update_display_map(&mut self.mem) {
+                self.cpu.flush_caches();
+            }
             if self.pc.pci.take_pam_changed() {
                 for r in self.pc.pci.pam_regions() {
                     self.mem.set_shadow(ferrite_core::PhysAddr(r.base), r.len, r.read_ram, r.write_ram);

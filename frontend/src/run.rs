@@ -301,8 +301,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     m.pc.fdc.flush();
     if let Some(path) = &args.screenshot_on_exit {
-        let now = m.pc.now();
-        crate::screenshot::write_png(path, m.pc.vga.render(now))?;
+        crate::screenshot::write_png(path, m.display())?;
     }
     if args.stats {
         print_stats(&m, start.elapsed().as_secs_f64());

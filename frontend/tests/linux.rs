@@ -60,6 +60,46 @@ fn run_natively(dir: &Path, program: &[u8]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The text a VGA text-mode screenshot (9x16 cells, 80x25) shows: each
+/// cell's foreground pixels matched against the own BIOS's 8x16 font.
+/// Unknown cells read as '?'.
+fn screen_text(png_path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(png_path).unwrap_or_else(|e| panic!("{}: {e}", png_path.display()));
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut rgb = vec![0; dec.output_buffer_size().unwrap()];
+    let info = dec.next_frame(&mut rgb).unwrap();
+    assert_eq!((info.width, info.height), (720, 400), "{}: not an 80x25 text screen", png_path.display());
+    let font = ferrite_bios::own::font::font_8x16();
+    let mut glyphs = std::collections::HashMap::new();
+    // Printable ASCII first, so shapes shared with other codes read as ASCII.
+    for ch in (0x20..0x7F).chain(0x00..0x20).chain(0x7F..=0xFF) {
+        let g: [u8; 16] = font[ch * 16..ch * 16 + 16].try_into().unwrap();
+        glyphs.entry(g).or_insert(ch as u8);
+    }
+    let lit = |x: usize, y: usize| rgb[(y * 720 + x) * 3..][..3].iter().map(|&v| v as u32).sum::<u32>() > 0;
+    (0..25)
+        .map(|row| {
+            (0..80)
+                .map(|col| {
+                    let mut g = [0u8; 16];
+                    for (r, b) in g.iter_mut().enumerate() {
+                        for k in 0..8 {
+                            if lit(col * 9 + k, row * 16 + r) {
+                                *b |= 0x80 >> k;
+                            }
+                        }
+                    }
+                    match glyphs.get(&g) {
+                        Some(&c) if (0x20..0x7F).contains(&c) => c as char,
+                        Some(_) => ' ',
+                        None => '?',
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect()
+}
+
 /// Run ferrite with `args`, console on COM1 into a file; returns the exit
 /// status code and the console text.
 fn boot(dir: &Path, name: &str, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
@@ -152,16 +192,24 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
     // A direct kernel boot with the disk and the CD.
     let kernel_args = |kernel: &std::path::Path, initrd: &std::path::Path| {
         let args = [("--kernel", kernel), ("--initrd", initrd), ("--hda", &disk), ("--cdrom", &cd)];
-        let mut v: Vec<std::ffi::OsString> = vec!["--append".into(), "console=ttyS0".into()];
+        let mut v: Vec<std::ffi::OsString> = vec!["--append".into(), "console=tty0 console=ttyS0".into()];
         for (flag, path) in args {
             v.push(flag.into());
             v.push(path.as_os_str().into());
         }
         v
     };
-    let args = kernel_args(&kernel, &initrd);
+    let shot = dir.join("own-bios-kernel.png");
+    let mut args = kernel_args(&kernel, &initrd);
+    args.extend(["--screenshot-on-exit".into(), shot.as_os_str().into()]);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let (status, text) = boot(&dir, "own-bios-kernel", &args);
+    // The kernel's console on the VGA text screen (vgacon, tty0): the
+    // picture read back cell by cell against the BIOS font.
+    let screen = screen_text(&shot);
+    for want in ["Run /init as init process", "reboot: System halted"] {
+        assert!(screen.iter().any(|l| l.contains(want)), "VGA screen lacks {want:?}:\n{}", screen.join("\n"));
+    }
     expect_lines("own BIOS --kernel", &text, DEVICES);
     expect_lines(
         "own BIOS --kernel",

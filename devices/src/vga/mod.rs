@@ -34,8 +34,10 @@
 mod render;
 #[cfg(test)]
 mod tests;
+pub mod vbe;
 
 pub use render::Frame;
+pub use vbe::{Dispi, DispiEffect};
 
 use crate::{AccessSize, DevCtx, Nanos, PortIo};
 
@@ -157,6 +159,13 @@ pub struct Vga {
     frame: Frame,
     /// Display state the last frame was drawn with (blink phase).
     last_blink: u32,
+    /// The Bochs VBE registers.
+    pub dispi: Dispi,
+    /// What DISPI writes asked of the board since it last looked.
+    effects: DispiEffect,
+    /// The VBE picture as last drawn (video memory bytes per line), to
+    /// find the lines that changed.
+    vbe_shadow: Vec<u8>,
 }
 
 impl Default for Vga {
@@ -176,7 +185,21 @@ impl Vga {
             plane2_written: false,
             frame: Frame::default(),
             last_blink: u32::MAX,
+            dispi: Dispi::default(),
+            effects: DispiEffect::default(),
+            vbe_shadow: Vec::new(),
         }
+    }
+
+    /// What DISPI writes asked of the board (remap the bank window, clear
+    /// video memory) since the last call.
+    pub fn take_effects(&mut self) -> DispiEffect {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// The DAC holds 8-bit components (VBE DAC width 8).
+    fn dac8(&self) -> bool {
+        self.dispi.enable & vbe::DAC_8BIT != 0
     }
 
     /// Power-on state of the registers (video memory keeps its contents,
@@ -185,6 +208,10 @@ impl Vga {
         self.regs = VgaRegs::default();
         self.latch = 0;
         self.all_dirty = true;
+        if self.dispi.enabled() {
+            self.effects.remap = true;
+        }
+        self.dispi = Dispi::default();
     }
 
     /// The four plane bytes at a plane offset (for tests and debuggers).
@@ -416,7 +443,9 @@ impl Vga {
                 r.dac_state = 0;
             }
             0x3C9 => {
-                r.dac[r.dac_write as usize][r.dac_write_sub as usize] = v & 0x3F;
+                let mask = if self.dispi.enable & vbe::DAC_8BIT != 0 { 0xFF } else { 0x3F };
+                let r = &mut self.regs;
+                r.dac[r.dac_write as usize][r.dac_write_sub as usize] = v & mask;
                 r.dac_write_sub += 1;
                 if r.dac_write_sub == 3 {
                     r.dac_write_sub = 0;
@@ -524,10 +553,32 @@ fn expand(bits: u8) -> u32 {
 
 impl PortIo for Vga {
     fn io_read(&mut self, port: u16, size: AccessSize, cx: &mut DevCtx) -> u32 {
+        match port {
+            0x1CE => return self.dispi.index as u32,
+            0x1CF => return self.dispi.read(self.dispi.index) as u32,
+            _ => {}
+        }
         (0..size.bytes() as u16).fold(0, |v, i| v | (self.read_port(port.wrapping_add(i), cx.now) as u32) << (8 * i))
     }
 
     fn io_write(&mut self, port: u16, size: AccessSize, value: u32, _cx: &mut DevCtx) {
+        match port {
+            0x1CE => {
+                self.dispi.index = value as u16;
+                return;
+            }
+            0x1CF => {
+                let fx = self.dispi.write(self.dispi.index, value as u16);
+                self.effects.remap |= fx.remap;
+                self.effects.clear = fx.clear.or(self.effects.clear);
+                if fx.redraw {
+                    self.all_dirty = true;
+                    self.vbe_shadow.clear();
+                }
+                return;
+            }
+            _ => {}
+        }
         // A 16-bit OUT to an index port writes index then data (the usual
         // `out dx, ax` to 0x3C4/0x3CE/0x3D4).
         for i in 0..size.bytes() as u16 {

@@ -175,7 +175,8 @@ impl Vga {
         let mut dac = [0u32; 256];
         for (i, d) in dac.iter_mut().enumerate() {
             let [cr, cg, cb] = r.dac[i & r.pel_mask as usize];
-            let s = |v: u8| (v << 2) | (v >> 4);
+            let dac8 = self.dac8();
+            let s = |v: u8| if dac8 { v } else { (v << 2) | (v >> 4) };
             *d = u32::from_le_bytes([s(cr), s(cg), s(cb), 0xFF]);
         }
         let mut p16 = [0u32; 16];
@@ -206,7 +207,14 @@ impl Vga {
 
     /// Bring the frame up to date with video memory and registers at
     /// virtual time `now` (which sets the blink phase) and return it.
-    pub fn render(&mut self, now: Nanos) -> &Frame {
+    /// `vbe_memory` is the video memory of the VBE modes (the board's
+    /// device RAM).
+    pub fn render(&mut self, now: Nanos, vbe_memory: &[u8]) -> &Frame {
+        if self.dispi.enabled() {
+            self.render_vbe(vbe_memory);
+            return &self.frame;
+        }
+        self.vbe_shadow = Vec::new();
         let g = self.geometry();
         let frames = self.frame_number(now);
         // Cursor blinks every 16 frames, blinking characters every 32.
@@ -272,6 +280,45 @@ impl Vga {
         self.plane2_written = false;
         self.last_blink = blink;
         &self.frame
+    }
+
+    /// A VBE mode: each line converted when its bytes differ from what the
+    /// last frame showed.
+    fn render_vbe(&mut self, mem: &[u8]) {
+        let d = self.dispi.clone();
+        let (w, h) = (d.xres as u32, d.yres as u32);
+        let all = self.all_dirty || self.frame.width != w || self.frame.height != h;
+        if self.frame.width != w || self.frame.height != h {
+            self.frame.width = w;
+            self.frame.height = h;
+            self.frame.pixels = vec![0xFF00_0000; (w * h) as usize];
+        }
+        let row_bytes = w as usize * d.bytes_per_pixel();
+        if self.vbe_shadow.len() != row_bytes * h as usize {
+            self.vbe_shadow = vec![0; row_bytes * h as usize];
+        }
+        let (_, dac) = self.palettes();
+        let (mut first, mut end) = (u32::MAX, 0u32);
+        for y in 0..h {
+            let at = d.start() + y as usize * d.line_bytes();
+            let src = mem.get(at..at + row_bytes).unwrap_or(&[]);
+            let shadow = &mut self.vbe_shadow[y as usize * row_bytes..][..row_bytes];
+            if !all && src == shadow {
+                continue;
+            }
+            let line = &mut self.frame.pixels[(y * w) as usize..][..w as usize];
+            if src.len() == row_bytes {
+                shadow.copy_from_slice(src);
+                super::vbe::convert_line(d.bpp, src, &dac, line);
+            } else {
+                // Beyond video memory: black.
+                line.fill(0xFF00_0000);
+            }
+            first = first.min(y);
+            end = end.max(y + 1);
+        }
+        self.frame.changed = if first < end { first..end } else { 0..0 };
+        self.all_dirty = false;
     }
 
     /// The last rendered frame.

@@ -212,7 +212,7 @@ fn text_mode_renders_glyph_colours_cursor_and_ninth_column() {
     v.vram[0xC4 * 32 + 3] |= 0xFF << 16;
     v.mmio_write(0xB8000, AccessSize::Word, 0x1E41); // yellow on blue
     v.mmio_write(0xB8002, AccessSize::Word, 0x1EC4);
-    let f = v.render(Nanos::ZERO).clone();
+    let f = v.render(Nanos::ZERO, &[]).clone();
     assert_eq!((f.width, f.height), (720, 400));
     let yellow = (0xFF, 0xFF, 0x55);
     let blue = (0, 0, 0xAA);
@@ -224,12 +224,12 @@ fn text_mode_renders_glyph_colours_cursor_and_ninth_column() {
     assert_eq!(f.rgb(0, 2), blue);
     // The cursor (CR0A/0B = 0D-0E) at cell 1 draws rows 13 and 14.
     crtc(&mut v, 0x0F, 1);
-    let f = v.render(Nanos::ZERO).clone();
+    let f = v.render(Nanos::ZERO, &[]).clone();
     assert_eq!(f.rgb(9, 13), yellow);
     assert_eq!(f.rgb(9, 12), blue);
     // In the blink-off phase (frames 16..31) the cursor is gone.
     let t = Nanos(v.frame_ns() * 17);
-    let f = v.render(t).clone();
+    let f = v.render(t, &[]).clone();
     assert_eq!(f.rgb(9, 13), blue);
 }
 
@@ -237,13 +237,13 @@ fn text_mode_renders_glyph_colours_cursor_and_ninth_column() {
 fn incremental_render_redraws_only_written_lines() {
     let mut v = Vga::new();
     text_mode(&mut v);
-    v.render(Nanos::ZERO);
+    v.render(Nanos::ZERO, &[]);
     v.mmio_write(0xB8000 + 160 * 10, AccessSize::Word, 0x4F20);
-    let f = v.render(Nanos::ZERO);
+    let f = v.render(Nanos::ZERO, &[]);
     assert!(f.changed.start >= 16 * 9 && f.changed.end <= 16 * 12, "{:?}", f.changed);
     let red = (0xAA, 0, 0);
     assert_eq!(f.rgb(0, 16 * 10), red);
-    let f = v.render(Nanos::ZERO);
+    let f = v.render(Nanos::ZERO, &[]);
     assert!(f.changed.is_empty());
 }
 
@@ -275,7 +275,7 @@ fn mode_13h_chain4_and_mode_x() {
     }
     // Pixel (x=5, y=2) = 200.
     v.mem_write(0xA0000 + 2 * 320 + 5, 200);
-    let f = v.render(Nanos::ZERO).clone();
+    let f = v.render(Nanos::ZERO, &[]).clone();
     assert_eq!((f.width, f.height), (320, 200));
     assert_eq!(f.rgb(5, 2), (0xFF, 0, 0xFF));
     assert_eq!(f.rgb(4, 2), (0, 0, 0));
@@ -286,7 +286,7 @@ fn mode_13h_chain4_and_mode_x() {
     crtc(&mut v, 0x17, 0xE3);
     seq(&mut v, 2, 1 << (7 & 3));
     v.mem_write(0xA0000 + 80 + 7 / 4, 200);
-    let f = v.render(Nanos::ZERO).clone();
+    let f = v.render(Nanos::ZERO, &[]).clone();
     assert_eq!(f.rgb(7, 1), (0xFF, 0, 0xFF));
     assert_eq!(f.rgb(6, 1), (0, 0, 0));
 }
@@ -304,7 +304,7 @@ fn line_compare_splits_the_screen() {
     crtc(&mut v, 0x18, 200);
     crtc(&mut v, 0x07, 0x0F); // line compare bit 8 (writable under CR11's protect)
     crtc(&mut v, 0x09, 0x0F); // bit 9
-    let f = v.render(Nanos::ZERO).clone();
+    let f = v.render(Nanos::ZERO, &[]).clone();
     assert_eq!(f.rgb(0, 0), (0, 0, 0));
     assert_eq!(f.rgb(0, 200), (0xAA, 0xAA, 0xAA));
     assert_eq!(f.rgb(0, 199), (0, 0, 0));
