@@ -199,7 +199,7 @@ impl GuestMemory {
     /// code). Pages holding ROM keep it. The caller flushes CPU caches.
     pub fn map_device_ram(&mut self, base: PhysAddr, offset: u32, len: u32) -> Result<(), MemError> {
         self.check_region(base, len as u64)?;
-        if offset as usize % PAGE_SIZE as usize != 0 || offset as usize + len as usize > DEVICE_RAM_BYTES {
+        if !offset.is_multiple_of(PAGE_SIZE) || offset as usize + len as usize > DEVICE_RAM_BYTES {
             return Err(MemError::BadRegion { base: offset, len: len as u64 });
         }
         self.map_gen = self.map_gen.wrapping_add(1);
