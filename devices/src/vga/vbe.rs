@@ -140,7 +140,7 @@ impl Dispi {
         let mut fx = DispiEffect::default();
         match index {
             INDEX_ID if (0xB0C0..=ID_NEWEST).contains(&v) => self.id = v,
-            INDEX_XRES if !self.enabled() && v <= MAX_XRES && v % 8 == 0 => self.xres = v,
+            INDEX_XRES if !self.enabled() && v <= MAX_XRES && v.is_multiple_of(8) => self.xres = v,
             INDEX_YRES if !self.enabled() && v <= MAX_YRES => self.yres = v,
             INDEX_BPP if !self.enabled() => {
                 // 0 means 8 (Bochs); other unsupported depths are ignored.
