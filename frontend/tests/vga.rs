@@ -6,7 +6,8 @@
 //!
 //! The expected images are the project's own renders of known register
 //! programs, each reviewed once by eye. `FERRITE_BLESS=1` rewrites them
-//! from the interpreter's run (review the diff before committing).
+//! from the interpreter's run (`-- --test-threads=1`, so the JIT run
+//! compares against the new images; review the diff before committing).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

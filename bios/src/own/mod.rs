@@ -25,6 +25,7 @@ mod rom;
 mod system;
 #[cfg(test)]
 mod tests;
+mod vbe;
 mod vgahw;
 mod video;
 

@@ -1,15 +1,16 @@
-//! INT 10h for text modes without a display adapter: the BIOS keeps the
-//! video fields of the data area (IBM PC/AT layout, 40:49-40:66 and the
-//! EGA/VGA fields 40:84-40:8A) and writes characters into the text buffer
-//! at 0xB8000 (0xB0000 in mode 7), which is plain RAM until the VGA exists.
-//! Teletype output (AH=0Eh, AH=13h) is mirrored to the platform console.
-//! The CRTC cursor registers are written through the ports as a VGA BIOS
-//! would, so a display added later follows.
+//! INT 10h: the video services of a VGA BIOS on the board's VGA. Mode sets
+//! program the adapter through its ports (`vgahw.rs`: register tables,
+//! DAC palettes, the text font into plane 2); text output goes through the
+//! memory window (B8000h, B0000h in mode 7) and keeps the video fields of
+//! the data area (IBM PC/AT layout, 40:49-40:66 and the EGA/VGA fields
+//! 40:84-40:8A). Teletype output (AH=0Eh, AH=13h) is mirrored to the
+//! platform console. The cursor shape follows CGA-style values scaled to
+//! the character height (cursor emulation). VBE (AH=4Fh) is `vbe.rs`.
 //!
-//! Graphics modes are accepted by AH=00h (the data area says so) but
-//! nothing is drawn. Not implemented: fonts (AH=11h loads), palettes
-//! (AH=10h), state save/restore (AH=1Ch), VBE (AH=4Fh reports "not
-//! supported").
+//! Graphics modes are set completely, but the character services draw
+//! only in text modes. Not implemented yet: pixel read/write (AH=0Ch/0Dh),
+//! text in graphics modes, font loads (AH=11h), palette services (AH=10h),
+//! state save/restore (AH=1Ch).
 
 use ferrite_core::cpu::state::SegReg;
 
@@ -112,6 +113,9 @@ pub fn set_mode(c: &mut Ctx, mode: u8, clear: bool) -> bool {
         0x11 | 0x12 => (30, 16, 0xA000),
         _ => (25, 8, 0xFA00),
     };
+    // Leave any VBE mode first (Bochs VBE ENABLE register).
+    c.outw(0x1CE, 4);
+    c.outw(0x1CF, 0);
     vgahw::program(c, &regs);
     vgahw::load_dac(c, regs.dac);
     if let Some(h) = regs.font_height {
@@ -379,6 +383,7 @@ pub fn int10(c: &mut Ctx) {
             _ => {}
         },
         0x13 => write_string(c),
+        0x4F => super::vbe::int10_4f(c),
         0x1A => {
             if c.al() <= 1 {
                 // Display combination: active VGA with colour display.

@@ -14,6 +14,11 @@
 //! - Mode 13h: the 256 DAC colours as a 16x16 grid (chain-4).
 //! - Mode X: mode 13h unchained to 320x240 (four planes, byte mode), an
 //!   x XOR y pattern written plane by plane through the map mask.
+//! - VBE: controller and mode information (checked), mode 144h (1024x768,
+//!   32 bits per pixel) with the linear framebuffer, a colour gradient
+//!   written through it from unreal mode at the address the mode
+//!   information gives, and white bars written through the 64 KiB bank
+//!   window after AX=4F05h.
 
 use super::asm::{Code, Image, R};
 use super::bios_rt::*;
@@ -28,11 +33,12 @@ pub enum Scene {
     Mode12,
     Mode13,
     ModeX,
+    Vbe,
 }
 
 impl Scene {
-    pub const ALL: [Scene; 6] =
-        [Scene::Text40, Scene::Text80, Scene::Mode0D, Scene::Mode12, Scene::Mode13, Scene::ModeX];
+    pub const ALL: [Scene; 7] =
+        [Scene::Text40, Scene::Text80, Scene::Mode0D, Scene::Mode12, Scene::Mode13, Scene::ModeX, Scene::Vbe];
 
     /// A short name (file names of expected images).
     pub fn name(self) -> &'static str {
@@ -43,6 +49,7 @@ impl Scene {
             Scene::Mode12 => "mode12",
             Scene::Mode13 => "mode13",
             Scene::ModeX => "modex",
+            Scene::Vbe => "vbe1024x768x32",
         }
     }
 
@@ -54,6 +61,7 @@ impl Scene {
             Scene::Mode0D | Scene::Mode13 => (320, 200),
             Scene::Mode12 => (640, 480),
             Scene::ModeX => (320, 240),
+            Scene::Vbe => (1024, 768),
         }
     }
 }
@@ -72,6 +80,7 @@ fn body(c: &mut Code, img: &mut Image, scene: Scene) -> R {
         Scene::Mode12 => planar(c, 0x12, 80, 480),
         Scene::Mode13 => mode13(c),
         Scene::ModeX => mode_x(c),
+        Scene::Vbe => vbe(c, img),
     }
 }
 
@@ -333,4 +342,108 @@ fn mode_x(c: &mut Code) -> R {
         c.jb(ly)?;
     }
     out_pair(c, 0x3C4, 2, 0x0F)
+}
+
+fn vbe(c: &mut Code, img: &mut Image) -> R {
+    const INFO: u32 = BUF;
+    const MODE: u32 = BUF + 0x200;
+    // Controller information into a "VBE2" block.
+    c.mov(dword_ptr(INFO), u32::from_le_bytes(*b"VBE2"))?;
+    c.mov(ax, 0x4F00u32)?;
+    c.mov(di, INFO)?;
+    c.int(0x10)?;
+    check16(c, ax, 0x004F, "VBE 4F00h")?;
+    c.mov(ax, word_ptr(INFO))?;
+    check16(c, ax, u16::from_le_bytes(*b"VE"), "VBE signature")?;
+    c.mov(ax, word_ptr(INFO + 4))?;
+    check16(c, ax, 0x0300, "VBE version")?;
+    // Mode information of 144h: 1024x768, 32 bits, a framebuffer.
+    c.mov(ax, 0x4F01u32)?;
+    c.mov(cx, 0x144u32)?;
+    c.mov(di, MODE)?;
+    c.int(0x10)?;
+    check16(c, ax, 0x004F, "VBE 4F01h")?;
+    c.mov(ax, word_ptr(MODE + 0x12))?;
+    check16(c, ax, 1024, "mode 144h width")?;
+    c.mov(ax, word_ptr(MODE + 0x10))?;
+    check16(c, ax, 4096, "mode 144h bytes per line")?;
+    c.mov(ax, 0x4F02u32)?;
+    c.mov(bx, 0x4144u32)?;
+    c.int(0x10)?;
+    check16(c, ax, 0x004F, "VBE 4F02h")?;
+    c.mov(ax, 0x4F03u32)?;
+    c.int(0x10)?;
+    check16(c, bx, 0x4144, "VBE 4F03h")?;
+    // Unreal mode: FS with a 4 GiB limit.
+    let gdtr = img.addr("vga.gdtr");
+    c.cli()?;
+    c.lgdt(word_ptr(gdtr))?;
+    c.mov(eax, cr0)?;
+    c.or(eax, 1)?;
+    c.mov(cr0, eax)?;
+    c.mov(bx, 8u32)?;
+    c.mov(fs, bx)?;
+    c.and(eax, !1i32)?;
+    c.mov(cr0, eax)?;
+    c.xor(ax, ax)?;
+    c.mov(fs, ax)?;
+    c.sti()?;
+    // The gradient: red = x / 4, green = y / 3, blue = (x ^ y) & FFh.
+    c.mov(edi, dword_ptr(MODE + 0x28))?;
+    c.xor(edx, edx)?;
+    let mut ly = c.fresh();
+    c.set(&mut ly)?;
+    c.xor(ecx, ecx)?;
+    let mut lx = c.fresh();
+    c.set(&mut lx)?;
+    c.mov(eax, ecx)?;
+    c.shr(eax, 2)?;
+    c.shl(eax, 16)?;
+    c.mov(ebx, edx)?;
+    c.imul_3(ebx, ebx, 0x5556)?; // y / 3 as (y * 5556h) >> 16
+    c.shr(ebx, 16)?;
+    c.shl(ebx, 8)?;
+    c.or(eax, ebx)?;
+    c.mov(ebx, ecx)?;
+    c.xor(ebx, edx)?;
+    c.and(ebx, 0xFF)?;
+    c.or(eax, ebx)?;
+    c.mov(dword_ptr(edi).fs(), eax)?;
+    c.add(edi, 4)?;
+    c.inc(ecx)?;
+    c.cmp(ecx, 1024)?;
+    c.jb(lx)?;
+    c.inc(edx)?;
+    c.cmp(edx, 768)?;
+    c.jb(ly)?;
+    // Bank 1 (64 KiB on: lines 16-31), white over x 0-255 of each line.
+    c.mov(ax, 0x4F05u32)?;
+    c.xor(bx, bx)?;
+    c.mov(dx, 1u32)?;
+    c.int(0x10)?;
+    check16(c, ax, 0x004F, "VBE 4F05h")?;
+    es_to(c, 0xA000)?;
+    c.cld()?;
+    c.xor(bx, bx)?;
+    let mut lb = c.fresh();
+    c.set(&mut lb)?;
+    c.mov(di, bx)?;
+    c.shl(di, 12)?;
+    c.mov(cx, 256u32)?;
+    c.mov(eax, 0x00FF_FFFFu32)?;
+    c.rep().stosd()?;
+    c.inc(bx)?;
+    c.cmp(bx, 16)?;
+    c.jb(lb)?;
+    let mut skip = c.fresh();
+    c.jmp(skip)?;
+    // GDT: null, flat 4 GiB data.
+    c.here("vga.gdt")?;
+    c.db(&[0; 8])?;
+    c.db(&[0xFF, 0xFF, 0, 0, 0, 0x92, 0xCF, 0])?;
+    c.here("vga.gdtr")?;
+    let gdt = img.addr("vga.gdt");
+    c.db(&[15, 0])?;
+    c.db(&gdt.to_le_bytes())?;
+    c.set(&mut skip)
 }
