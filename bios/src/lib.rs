@@ -44,16 +44,17 @@ pub fn map_external_bios(mem: &mut GuestMemory, image: &[u8]) -> Result<(), Bios
 
 /// Map an option ROM image (a VGA BIOS) at 0xC0000 as read-only memory,
 /// where a BIOS's option ROM scan finds it. The image must carry the 55h
-/// AAh signature; its length is rounded up to whole pages.
-pub fn map_vga_rom(mem: &mut GuestMemory, image: &[u8]) -> Result<(), BiosError> {
+/// AAh signature; its length is rounded up to whole pages. Returns the
+/// first backing page, so the board can show the same image at the
+/// display adapter's expansion ROM BAR.
+pub fn map_vga_rom(mem: &mut GuestMemory, image: &[u8]) -> Result<u32, BiosError> {
     if !(2 << 10..=128 << 10).contains(&image.len()) {
         return Err(BiosError::OptionRomSize(image.len()));
     }
     if image[0] != 0x55 || image[1] != 0xAA {
         return Err(BiosError::OptionRomSignature);
     }
-    mem.map_rom(PhysAddr(0xC_0000), image)?;
-    Ok(())
+    Ok(mem.map_rom(PhysAddr(0xC_0000), image)?)
 }
 
 #[cfg(test)]

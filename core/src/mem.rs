@@ -189,6 +189,21 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Remove ROM mapped at `base` (an expansion ROM BAR turned off or
+    /// moved): its pages become RAM again below the top of RAM, unmapped
+    /// elsewhere. Other pages keep what they are.
+    pub fn unmap_rom(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
+        self.check_region(base, len as u64)?;
+        self.map_gen = self.map_gen.wrapping_add(1);
+        for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
+            if self.pages[p as usize] & KIND_MASK == K_ROM {
+                self.pages[p as usize] =
+                    if ((p as usize) << PAGE_SHIFT) < self.ram_bytes { K_RAM | (p << PAGE_SHIFT) } else { K_UNMAPPED };
+            }
+        }
+        Ok(())
+    }
+
     /// Offset of device memory in the backing store.
     fn device_ram_start(&self) -> usize {
         self.ram_bytes + ROM_RESERVE

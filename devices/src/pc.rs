@@ -70,6 +70,10 @@ pub struct Pc {
     display_map_pending: bool,
     /// Bytes of VBE memory to clear (a mode set without NOCLEARMEM).
     vbe_clear: Option<usize>,
+    /// The VGA BIOS image behind the adapter's expansion ROM BAR, as
+    /// (first backing page, pages), and where it is mapped now.
+    vga_rom: Option<(u32, u32)>,
+    rom_mapped: Option<u32>,
     /// I/O base of the PIIX3 IDE bus-master registers (BAR4), when decoded.
     bm_base: Option<u16>,
     irq: IrqLines,
@@ -124,6 +128,8 @@ impl Pc {
             lfb_mapped: None,
             display_map_pending: false,
             vbe_clear: None,
+            vga_rom: None,
+            rom_mapped: None,
             bm_base: None,
             irq: IrqLines::default(),
             now: Nanos::ZERO,
@@ -349,7 +355,7 @@ impl Pc {
     /// the VGA's linear framebuffer.
     fn update_pci_routing(&mut self) {
         if self.pci.take_config_changed() {
-            if self.lfb_window() != self.lfb_mapped {
+            if self.lfb_window() != self.lfb_mapped || self.rom_window() != self.rom_mapped {
                 self.display_map_pending = true;
                 self.service = true;
             }
@@ -360,6 +366,24 @@ impl Pc {
                 .filter(|b| b.kind == crate::pci::BarKind::Io)
                 .map(|b| b.base as u16);
         }
+    }
+
+    /// Give the display adapter an expansion ROM (PCI 2.1 ROM BAR) showing
+    /// `pages` ROM pages from backing page `first` (loaded with
+    /// [`GuestMemory::map_rom`]): how a BIOS such as SeaBIOS finds the VGA
+    /// BIOS of a PCI display.
+    pub fn attach_vga_rom(&mut self, first: u32, pages: u32) {
+        let size = (pages << 12).next_power_of_two().max(0x800);
+        if let Some(f) = self.pci.function_as_mut::<GenericFunction>(VGA_FUNCTION) {
+            f.cfg = f.cfg.clone().with_rom(size);
+            self.vga_rom = Some((first, pages));
+        }
+    }
+
+    /// Where the VGA's expansion ROM BAR decodes now.
+    fn rom_window(&self) -> Option<u32> {
+        self.vga_rom?;
+        Some(self.pci.function(VGA_FUNCTION)?.config().active_rom()?.base)
     }
 
     /// The VBE framebuffer window the VGA's BAR 0 decodes now.
@@ -390,6 +414,20 @@ impl Pc {
                 }
             }
             self.lfb_mapped = want;
+        }
+        let rom = self.rom_window();
+        if rom != self.rom_mapped {
+            if let (Some(base), Some((_, pages))) = (self.rom_mapped, self.vga_rom) {
+                if let Err(e) = mem.unmap_rom(PhysAddr(base), pages << 12) {
+                    tracing::warn!("VGA ROM unmap: {e}");
+                }
+            }
+            if let (Some(base), Some((first, pages))) = (rom, self.vga_rom) {
+                if let Err(e) = mem.alias_rom(PhysAddr(base), first, pages) {
+                    tracing::warn!("VGA ROM at {base:#x}: {e}");
+                }
+            }
+            self.rom_mapped = rom;
         }
         let window = if self.vga.dispi.enabled() {
             mem.map_device_ram(PhysAddr(crate::vga::WINDOW_BASE), (self.vga.dispi.bank as u32) << 16, 0x1_0000)

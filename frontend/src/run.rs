@@ -248,9 +248,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             own_bios = Some(bios);
         }
     }
+    let mut vga_rom = None;
     if let Some(path) = &args.vga_bios {
         let image = std::fs::read(path).with_context(|| format!("cannot read VGA BIOS image {}", path.display()))?;
-        ferrite_bios::map_vga_rom(&mut mem, &image).with_context(|| format!("VGA BIOS image {}", path.display()))?;
+        let first = ferrite_bios::map_vga_rom(&mut mem, &image)
+            .with_context(|| format!("VGA BIOS image {}", path.display()))?;
+        vga_rom = Some((first, image.len().div_ceil(4096) as u32));
     }
     let mut debugcon = args.debugcon.as_deref().map(|s| open_sink(s, "--debugcon")).transpose()?.flatten();
     let mut serial = open_sink(args.serial.as_deref().unwrap_or("none"), "--serial")?;
@@ -261,6 +264,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg =
         PcConfig { debug_exit: args.debug_exit, rtc_start_unix: unix, serial_speedup: 100, ..PcConfig::default() };
     let mut m = Machine::new(mem, &cfg);
+    if let Some((first, pages)) = vga_rom {
+        // Also behind the adapter's ROM BAR, where SeaBIOS looks for it.
+        m.pc.attach_vga_rom(first, pages);
+    }
     m.cpu.set_model(args.cpu.model());
     install_jit(&mut m, args.jit)?;
     if let Some(bios) = own_bios {

@@ -117,8 +117,12 @@ use ferrite_test_roms::programs::bios_rt::Media;
 
 /// Boot program `name` built for `media` and require every check to pass.
 fn check_program(fw: Firmware, media: Media, name: &str, image: &[u8]) {
+    check_program_with(fw, media, name, image, &[]);
+}
+
+fn check_program_with(fw: Firmware, media: Media, name: &str, image: &[u8], extra: &[&str]) {
     let (flag, dev) = media.flags();
-    let Some(r) = boot(fw, flag, dev, image, &[]) else { return };
+    let Some(r) = boot(fw, flag, dev, image, extra) else { return };
     let done = format!("done {name}");
     assert!(
         r.console.contains(&done) && !r.console.contains("FAIL") && r.status == Some(1),
@@ -189,9 +193,17 @@ fn bios_video_with_the_own_bios() {
 
 #[test]
 fn bios_video_with_seabios() {
-    // SeaBIOS's INT 10h is a VGA BIOS's (vgabios.bin), which needs the VGA
-    // device that comes with the display issue.
-    println!("SKIPPED: SeaBIOS's INT 10h needs a VGA BIOS and the VGA device (not emulated yet)");
+    // SeaBIOS's INT 10h is its VGA BIOS's: SeaVGABIOS for QEMU's standard
+    // VGA, found behind the adapter's PCI ROM BAR, on ferrite's VGA.
+    use ferrite_test_roms::programs::bios_video;
+    let Some(vga) = guest_file("seabios-images/vgabios-stdvga.bin") else {
+        println!("SKIPPED: SeaBIOS's VGA BIOS not fetched (run scripts/fetch-guests)");
+        return;
+    };
+    let extra = ["--vga-bios", vga.to_str().unwrap()];
+    for media in [Media::Floppy, Media::HardDisk] {
+        check_program_with(Firmware::SeaBios, media, "bios_video", &bios_video::image(media), &extra);
+    }
 }
 
 #[test]

@@ -297,6 +297,11 @@ fn current_mode(c: &mut Ctx) -> u16 {
 }
 
 fn bank(c: &mut Ctx) {
+    if dispi_read(c, ENABLE) & LFB != 0 {
+        // VBE 3.0: the window functions are invalid in a linear mode.
+        c.set_ax(0x034F);
+        return;
+    }
     match c.bh() {
         0 => {
             let dx = c.dx();

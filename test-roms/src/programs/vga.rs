@@ -17,8 +17,8 @@
 //! - VBE: controller and mode information (checked), mode 144h (1024x768,
 //!   32 bits per pixel) with the linear framebuffer, a colour gradient
 //!   written through it from unreal mode at the address the mode
-//!   information gives, and white bars written through the 64 KiB bank
-//!   window after AX=4F05h.
+//!   information gives; then the same mode windowed with memory kept and
+//!   white bars written through the 64 KiB bank window after AX=4F05h.
 
 use super::asm::{Code, Image, R};
 use super::bios_rt::*;
@@ -416,6 +416,17 @@ fn vbe(c: &mut Code, img: &mut Image) -> R {
     c.inc(edx)?;
     c.cmp(edx, 768)?;
     c.jb(ly)?;
+    // The window is invalid while the linear framebuffer is on (VBE 3.0).
+    c.mov(ax, 0x4F05u32)?;
+    c.xor(bx, bx)?;
+    c.mov(dx, 1u32)?;
+    c.int(0x10)?;
+    check16_mask(c, ax, 0xFF00, 0x0300, "VBE 4F05h in a linear mode")?;
+    // The same mode windowed, memory kept (bit 15).
+    c.mov(ax, 0x4F02u32)?;
+    c.mov(bx, 0x8144u32)?;
+    c.int(0x10)?;
+    check16(c, ax, 0x004F, "VBE 4F02h windowed, memory kept")?;
     // Bank 1 (64 KiB on: lines 16-31), white over x 0-255 of each line.
     c.mov(ax, 0x4F05u32)?;
     c.xor(bx, bx)?;
