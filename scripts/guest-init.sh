@@ -13,6 +13,14 @@ echo "FERRITE-MARKER: init running on $(uname -r) $(uname -m)"
 for m in $(cat /lib/modules/load-order); do
     insmod /lib/modules/$m.ko || echo "FERRITE-ERROR: insmod $m failed"
 done
+# On request, the Bochs VBE DRM driver: the console moves to a framebuffer.
+if grep -q -w ferrite.drm /proc/cmdline; then
+    for m in $(cat /lib/modules/drm-order); do
+        insmod /lib/modules/$m.ko || echo "FERRITE-ERROR: insmod $m failed"
+    done
+    echo "FERRITE-FB: $(cat /sys/class/graphics/fb0/name 2>/dev/null) $(cat /sys/class/graphics/fb0/virtual_size 2>/dev/null)"
+    echo "FERRITE-VGA: text on the framebuffer console" > /dev/tty0
+fi
 # Give the SCSI layer time to probe the ATA ports.
 i=0
 while [ $i -lt 50 ] && ! grep -q ' sd[a-z]$' /proc/partitions; do

@@ -18,6 +18,9 @@ import sys
 
 # What /init loads, in this order; dependencies are added in front.
 WANTED = ["ata_piix", "sd_mod", "sr_mod", "vfat", "nls_cp437", "nls_ascii", "nls_utf8"]
+# Loaded only when the kernel command line has `ferrite.drm`: the DRM
+# driver of the Bochs VBE display (QEMU's standard VGA, ferrite's VGA).
+WANTED_DRM = ["bochs"]
 
 
 def index_modules(root):
@@ -94,19 +97,24 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     mods = index_modules(moddir)
     order = load_order(mods, WANTED)
+    drm_order = [m for m in load_order(mods, WANTED_DRM) if m not in order]
     a = Cpio()
     for d in ["bin", "sbin", "dev", "proc", "sys", "mnt", "tmp", "lib", "lib/modules"]:
         a.dir(d)
     a.file("bin/busybox", open(busybox, "rb").read(), 0o755)
     a.symlink("bin/sh", "busybox")
-    for name in order:
+    for name in order + drm_order:
         a.file(f"lib/modules/{name}.ko", open(mods[name], "rb").read())
     a.file("lib/modules/load-order", ("\n".join(order) + "\n").encode())
+    a.file("lib/modules/drm-order", ("\n".join(drm_order) + "\n").encode())
     a.file("init", open(os.path.join(here, "guest-init.sh"), "rb").read(), 0o755)
     data = gzip.compress(a.finish(), 9, mtime=0)
     with open(output, "wb") as f:
         f.write(data)
-    print(f"mkinitramfs: {output}: {len(data)} bytes, modules: {' '.join(order)}", file=sys.stderr)
+    print(
+        f"mkinitramfs: {output}: {len(data)} bytes, modules: {' '.join(order)}; with ferrite.drm: {' '.join(drm_order)}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ impl GuestMemory {
         self.map_gen = self.map_gen.wrapping_add(1);
         self.check_region(base, (npages as u64) << PAGE_SHIFT)?;
         for i in 0..npages {
-            self.pages[(base.page() + i) as usize] = K_ROM | ((first + i) << PAGE_SHIFT);
+            self.remap_page(base.page() + i, K_ROM | ((first + i) << PAGE_SHIFT));
         }
         Ok(())
     }
@@ -184,9 +184,20 @@ impl GuestMemory {
         self.map_gen = self.map_gen.wrapping_add(1);
         self.check_region(base, len as u64)?;
         for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
-            self.pages[p as usize] = K_MMIO;
+            self.remap_page(p, K_MMIO);
         }
         Ok(())
+    }
+
+    /// Give page `p` a new map entry. Decoded or translated code from the
+    /// page's old contents is reported through
+    /// [`GuestMemory::take_invalidated`], as for a write into it.
+    fn remap_page(&mut self, p: u32, entry: u32) {
+        let old = self.pages[p as usize];
+        if old & CODE_BIT != 0 && old & !CODE_BIT != entry {
+            self.invalidated.push(p);
+        }
+        self.pages[p as usize] = entry;
     }
 
     /// Remove ROM mapped at `base` (an expansion ROM BAR turned off or
@@ -197,8 +208,9 @@ impl GuestMemory {
         self.map_gen = self.map_gen.wrapping_add(1);
         for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
             if self.pages[p as usize] & KIND_MASK == K_ROM {
-                self.pages[p as usize] =
+                let e =
                     if ((p as usize) << PAGE_SHIFT) < self.ram_bytes { K_RAM | (p << PAGE_SHIFT) } else { K_UNMAPPED };
+                self.remap_page(p, e);
             }
         }
         Ok(())
@@ -220,9 +232,9 @@ impl GuestMemory {
         self.map_gen = self.map_gen.wrapping_add(1);
         let first = ((self.device_ram_start() + offset as usize) >> PAGE_SHIFT) as u32;
         for i in 0..len.div_ceil(PAGE_SIZE) {
-            let e = &mut self.pages[(base.page() + i) as usize];
-            if !matches!(*e & KIND_MASK, K_ROM | K_ROM_WRITE_RAM) {
-                *e = K_RAM | ((first + i) << PAGE_SHIFT);
+            let p = base.page() + i;
+            if !matches!(self.pages[p as usize] & KIND_MASK, K_ROM | K_ROM_WRITE_RAM) {
+                self.remap_page(p, K_RAM | ((first + i) << PAGE_SHIFT));
             }
         }
         Ok(())

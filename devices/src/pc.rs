@@ -395,8 +395,9 @@ impl Pc {
     /// Bring the memory map in line with the display: the linear
     /// framebuffer at its BAR, the 0xA0000 window on the VBE bank while
     /// VBE is enabled (the VGA's MMIO otherwise); and clear VBE memory a
-    /// mode set asked to clear. Returns true when the map changed (the CPU
-    /// must drop cached translations).
+    /// mode set asked to clear. Returns true when the map changed (code
+    /// decoded from remapped pages is reported by the memory's
+    /// invalidation queue).
     pub fn update_display_map(&mut self, mem: &mut GuestMemory) -> bool {
         if !std::mem::take(&mut self.display_map_pending) {
             return false;
@@ -766,9 +767,10 @@ impl Machine {
                 }
             }
             self.pc.service_dma(&mut self.mem);
-            if self.pc.update_display_map(&mut self.mem) {
-                self.cpu.flush_caches();
-            }
+            // Code decoded from pages whose mapping changed is dropped
+            // through the memory's invalidation queue (a remap is not a
+            // full flush: Linux sizes BARs often).
+            self.pc.update_display_map(&mut self.mem);
             if self.pc.pci.take_pam_changed() {
                 for r in self.pc.pci.pam_regions() {
                     self.mem.set_shadow(ferrite_core::PhysAddr(r.base), r.len, r.read_ram, r.write_ram);

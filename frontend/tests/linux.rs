@@ -60,6 +60,16 @@ fn run_natively(dir: &Path, program: &[u8]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Size of a screenshot and how many of its pixels are not black.
+fn picture_stats(png_path: &Path) -> (u32, u32, usize) {
+    let file = std::fs::File::open(png_path).unwrap_or_else(|e| panic!("{}: {e}", png_path.display()));
+    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut rgb = vec![0; dec.output_buffer_size().unwrap()];
+    let info = dec.next_frame(&mut rgb).unwrap();
+    let lit = rgb[..info.buffer_size()].chunks(3).filter(|p| p.iter().any(|&v| v != 0)).count();
+    (info.width, info.height, lit)
+}
+
 /// The text a VGA text-mode screenshot (9x16 cells, 80x25) shows: each
 /// cell's foreground pixels matched against the own BIOS's 8x16 font.
 /// Unknown cells read as '?'.
@@ -190,9 +200,9 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
 
     let os = |s: &'static str| std::ffi::OsStr::new(s);
     // A direct kernel boot with the disk and the CD.
-    let kernel_args = |kernel: &std::path::Path, initrd: &std::path::Path| {
+    let kernel_args = |kernel: &std::path::Path, initrd: &std::path::Path, append: &str| {
         let args = [("--kernel", kernel), ("--initrd", initrd), ("--hda", &disk), ("--cdrom", &cd)];
-        let mut v: Vec<std::ffi::OsString> = vec!["--append".into(), "console=tty0 console=ttyS0".into()];
+        let mut v: Vec<std::ffi::OsString> = vec!["--append".into(), append.into()];
         for (flag, path) in args {
             v.push(flag.into());
             v.push(path.as_os_str().into());
@@ -200,7 +210,7 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
         v
     };
     let shot = dir.join("own-bios-kernel.png");
-    let mut args = kernel_args(&kernel, &initrd);
+    let mut args = kernel_args(&kernel, &initrd, "console=tty0 console=ttyS0");
     args.extend(["--screenshot-on-exit".into(), shot.as_os_str().into()]);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let (status, text) = boot(&dir, "own-bios-kernel", &args);
@@ -294,10 +304,19 @@ fn debian_linux_boots_with_kernel_and_from_disk_on_both_bioses() {
         bytes.extend_from_slice(&cpio(&[("extra", 0o040755, &[]), ("extra/run", 0o100755, &program)]));
         let initrd = dir.join("initrd-pae.img");
         std::fs::write(&initrd, bytes).unwrap();
+        // With the Bochs VBE DRM driver: the console moves to a 1024x768
+        // framebuffer on the adapter's linear framebuffer.
+        let shot = dir.join("pae-kernel.png");
         let mut args = vec![std::ffi::OsString::from("--cpu"), "pentium4".into()];
-        args.extend(kernel_args(&kernel, &initrd));
+        args.extend(kernel_args(&kernel, &initrd, "console=tty0 console=ttyS0 ferrite.drm"));
+        args.extend(["--screenshot-on-exit".into(), shot.as_os_str().into()]);
         let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
         let (status, text) = boot(&dir, "pae-kernel", &args);
+        expect_lines("PAE kernel, bochs DRM", &text, &["[drm] Found bochs VGA", "FERRITE-FB: bochs-drmdrmfb 1024,768"]);
+        let (w, h, lit) = picture_stats(&shot);
+        assert_eq!((w, h), (1024, 768), "the DRM console's picture");
+        // Console text on black: a few percent of the pixels are lit.
+        assert!(lit > w as usize * h as usize / 200, "the framebuffer console shows no text ({lit} lit pixels)");
         expect_lines("PAE kernel on a Pentium 4", &text, DEVICES);
         expect_lines(
             "PAE kernel on a Pentium 4",

@@ -327,3 +327,155 @@ fn retrace_bit_follows_virtual_time() {
     // Two of 449 lines.
     assert!((2..=10).contains(&in_retrace), "{in_retrace}");
 }
+
+fn dispi(v: &mut Vga, index: u16, value: u16) {
+    let mut irq = IrqLines::default();
+    let mut cx = DevCtx { now: Nanos::ZERO, irq: &mut irq };
+    v.io_write(0x1CE, AccessSize::Word, index as u32, &mut cx);
+    v.io_write(0x1CF, AccessSize::Word, value as u32, &mut cx);
+}
+
+fn dispi_get(v: &mut Vga, index: u16) -> u16 {
+    let mut irq = IrqLines::default();
+    let mut cx = DevCtx { now: Nanos::ZERO, irq: &mut irq };
+    v.io_write(0x1CE, AccessSize::Word, index as u32, &mut cx);
+    v.io_read(0x1CF, AccessSize::Word, &mut cx) as u16
+}
+
+#[test]
+fn dispi_registers_caps_and_enable() {
+    use vbe::*;
+    let mut v = Vga::new();
+    assert_eq!(dispi_get(&mut v, INDEX_ID) & 0xFFF0, 0xB0C0);
+    assert_eq!(dispi_get(&mut v, INDEX_VIDEO_MEMORY_64K), 256);
+    dispi(&mut v, INDEX_ENABLE, GETCAPS);
+    assert_eq!(dispi_get(&mut v, INDEX_XRES), MAX_XRES);
+    assert_eq!(dispi_get(&mut v, INDEX_BPP), 32);
+    dispi(&mut v, INDEX_ENABLE, 0);
+    dispi(&mut v, INDEX_BPP, 32);
+    dispi(&mut v, INDEX_XRES, 1024);
+    dispi(&mut v, INDEX_YRES, 768);
+    dispi(&mut v, INDEX_XRES, 1001); // not a multiple of 8: ignored
+    assert_eq!(dispi_get(&mut v, INDEX_XRES), 1024);
+    dispi(&mut v, INDEX_ENABLE, ENABLED | LFB_ENABLED);
+    let fx = v.take_effects();
+    assert!(fx.remap);
+    assert_eq!(fx.clear, Some(1024 * 768 * 4));
+    assert_eq!(dispi_get(&mut v, INDEX_VIRT_WIDTH), 1024);
+    assert_eq!(dispi_get(&mut v, INDEX_VIRT_HEIGHT) as usize, ferrite_core::DEVICE_RAM_BYTES / 4096);
+    // Resolution changes are refused while enabled.
+    dispi(&mut v, INDEX_XRES, 640);
+    assert_eq!(dispi_get(&mut v, INDEX_XRES), 1024);
+    // Disabling asks for the window back, without a clear.
+    dispi(&mut v, INDEX_ENABLE, 0);
+    let fx = v.take_effects();
+    assert!(fx.remap && fx.clear.is_none());
+    // A mode larger than video memory stays disabled.
+    dispi(&mut v, INDEX_XRES, 2560);
+    dispi(&mut v, INDEX_YRES, 1600);
+    dispi(&mut v, INDEX_BPP, 32);
+    dispi(&mut v, INDEX_ENABLE, ENABLED);
+    assert!(v.dispi.enabled(), "2560x1600x32 fits 16 MiB");
+    dispi(&mut v, INDEX_ENABLE, 0);
+    dispi(&mut v, INDEX_BPP, 7);
+    assert_eq!(dispi_get(&mut v, INDEX_BPP), 32, "unsupported depth ignored");
+}
+
+#[test]
+fn vbe_render_converts_depths_and_follows_offsets() {
+    use vbe::*;
+    let mut mem = vec![0u8; 1 << 20];
+    let mut v = Vga::new();
+    dispi(&mut v, INDEX_BPP, 16);
+    dispi(&mut v, INDEX_XRES, 64);
+    dispi(&mut v, INDEX_YRES, 32);
+    dispi(&mut v, INDEX_ENABLE, ENABLED | LFB_ENABLED | NOCLEARMEM);
+    // 16 bpp 5:6:5: pure red at (1, 0), pure green at (2, 0).
+    mem[2..4].copy_from_slice(&0xF800u16.to_le_bytes());
+    mem[4..6].copy_from_slice(&0x07E0u16.to_le_bytes());
+    let f = v.render(Nanos::ZERO, &mem).clone();
+    assert_eq!((f.width, f.height), (64, 32));
+    assert_eq!(f.rgb(1, 0), (0xFF, 0, 0));
+    assert_eq!(f.rgb(2, 0), (0, 0xFF, 0));
+    assert_eq!(f.changed, 0..32);
+    // Unchanged memory: nothing redrawn; one changed line: that line.
+    assert!(v.render(Nanos::ZERO, &mem).changed.is_empty());
+    mem[128 * 5..128 * 5 + 2].copy_from_slice(&0x001Fu16.to_le_bytes());
+    let f = v.render(Nanos::ZERO, &mem).clone();
+    assert_eq!(f.changed, 5..6);
+    assert_eq!(f.rgb(0, 5), (0, 0, 0xFF));
+    // Display start one line down.
+    dispi(&mut v, INDEX_Y_OFFSET, 5);
+    let f = v.render(Nanos::ZERO, &mem).clone();
+    assert_eq!(f.rgb(0, 0), (0, 0, 0xFF));
+    // 32 bpp B, G, R, X and 24 bpp B, G, R.
+    let mut px = [0u32; 1];
+    convert_line(32, &[0x10, 0x20, 0x30, 0x00], &[0; 256], &mut px);
+    assert_eq!(px[0].to_le_bytes(), [0x30, 0x20, 0x10, 0xFF]);
+    convert_line(24, &[0x10, 0x20, 0x30], &[0; 256], &mut px);
+    assert_eq!(px[0].to_le_bytes(), [0x30, 0x20, 0x10, 0xFF]);
+    convert_line(15, &0x7C00u16.to_le_bytes(), &[0; 256], &mut px);
+    assert_eq!(px[0].to_le_bytes(), [0xFF, 0, 0, 0xFF]);
+}
+
+#[test]
+fn dac_8bit_keeps_full_components() {
+    use vbe::*;
+    let mut v = Vga::new();
+    out(&mut v, 0x3C8, 1);
+    for b in [0xFF, 0x80, 0x40] {
+        out(&mut v, 0x3C9, b);
+    }
+    assert_eq!(v.regs.dac[1], [0x3F, 0x00, 0x00], "6-bit DAC");
+    dispi(&mut v, INDEX_ENABLE, DAC_8BIT);
+    out(&mut v, 0x3C8, 1);
+    for b in [0xFF, 0x80, 0x40] {
+        out(&mut v, 0x3C9, b);
+    }
+    assert_eq!(v.regs.dac[1], [0xFF, 0x80, 0x40]);
+}
+
+/// Whatever a guest writes to the ports and the window, rendering and
+/// status reads never panic (random register programs, every few hundred
+/// writes a frame).
+#[test]
+fn random_programming_never_panics() {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let ports: [u16; 14] =
+        [0x3C0, 0x3C2, 0x3C4, 0x3C5, 0x3C6, 0x3C8, 0x3C9, 0x3CE, 0x3CF, 0x3D4, 0x3D5, 0x3B4, 0x3B5, 0x1CF];
+    let vram = vec![0x5Au8; 1 << 20];
+    for round in 0..40 {
+        let mut v = Vga::new();
+        if round % 2 == 0 {
+            text_mode(&mut v);
+        }
+        for i in 0..20_000u32 {
+            let r = next();
+            match r % 4 {
+                0 | 1 => {
+                    let port = ports[(r >> 8) as usize % ports.len()];
+                    if port == 0x1CF {
+                        dispi(&mut v, (r >> 16) as u16 % 12, (r >> 32) as u16);
+                    } else {
+                        out(&mut v, port, (r >> 16) as u8);
+                    }
+                }
+                2 => v.mem_write(0xA0000 + (r >> 8) as u32 % 0x20000, (r >> 40) as u8),
+                _ => {
+                    let _ = v.mem_read(0xA0000 + (r >> 8) as u32 % 0x20000);
+                    let _ = inp(&mut v, 0x3DA, Nanos(r >> 20));
+                }
+            }
+            if i % 500 == 0 {
+                let f = v.render(Nanos(r >> 24), &vram);
+                assert_eq!(f.pixels.len(), (f.width * f.height) as usize);
+            }
+        }
+    }
+}
