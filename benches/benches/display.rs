@@ -54,7 +54,7 @@ fn std_mode(misc: u8, seq: [u8; 4], crtc: [u8; 25], gc: [u8; 9], attr: [u8; 20])
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("frame");
-    let mem: Vec<u8> = (0..16u32 << 20).map(|i| (i * 2_654_435_761 >> 13) as u8).collect();
+    let mem: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     for (name, w, h, bpp) in
         [("vbe_1024x768x32", 1024, 768, 32), ("vbe_1920x1080x32", 1920, 1080, 32), ("vbe_1024x768x8", 1024, 768, 8)]
     {
@@ -90,8 +90,8 @@ fn bench(c: &mut Criterion) {
         [0, 1, 2, 3, 4, 5, 0x14, 7, 0x38, 0x39, 0x3A, 0x3B, 0x3C, 0x3D, 0x3E, 0x3F, 0x01, 0, 0x0F, 0],
     );
     for (name, mut v) in [("text_720x400", text), ("mode12h_640x480", planar)] {
-        for a in (0..0x10000u32).step_by(1) {
-            let b = (a * 2_654_435_761 >> 11) as u8;
+        for a in 0..0x10000u32 {
+            let b = (a.wrapping_mul(2_654_435_761) >> 11) as u8;
             v.mem_write(0xA0000 + a, b);
             v.mem_write(0xB8000 + (a & 0x7FFF), b);
         }
