@@ -6,6 +6,7 @@ mod disk;
 mod firmware;
 mod run;
 mod screenshot;
+mod window;
 
 use std::process::ExitCode;
 

@@ -64,8 +64,8 @@ pub struct RunArgs {
     /// Run one of the built-in CPU test programs instead of a BIOS.
     #[arg(long, value_name = "NAME")]
     pub program: Option<String>,
-    /// Display: none (headless; the only choice until the VGA device and the
-    /// window exist).
+    /// Display: `window` (a desktop window showing the VGA; falls back to
+    /// headless when no display is available) or `none` (headless).
     #[arg(long, value_enum, default_value_t = DisplayArg::None)]
     pub display: DisplayArg,
     /// Where bytes written to port 0xE9 go: stdio, file:PATH or none.
@@ -203,9 +203,6 @@ fn write_all(sink: &mut Option<Box<dyn Write>>, bytes: &[u8]) {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.display == DisplayArg::Window {
-        bail!("--display window: the VGA device and the window are not part of this build yet; use --display none");
-    }
     let memory = args.memory.unwrap_or(if args.kernel.is_some() { 128 } else { 32 });
     if memory == 0 || memory > 3072 {
         bail!("-m/--memory {memory} MiB: choose 1 to 3072");
@@ -255,8 +252,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("VGA BIOS image {}", path.display()))?;
         vga_rom = Some((first, image.len().div_ceil(4096) as u32));
     }
-    let mut debugcon = args.debugcon.as_deref().map(|s| open_sink(s, "--debugcon")).transpose()?.flatten();
-    let mut serial = open_sink(args.serial.as_deref().unwrap_or("none"), "--serial")?;
+    let debugcon = args.debugcon.as_deref().map(|s| open_sink(s, "--debugcon")).transpose()?.flatten();
+    let serial = open_sink(args.serial.as_deref().unwrap_or("none"), "--serial")?;
     // The RTC starts at the host's time; from then on only virtual time counts.
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     // Serial lines run 100x their baud rate: the host end is a terminal or a
@@ -278,31 +275,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         m.cpu.state.load_seg_real(SegReg::Cs, 0);
         m.cpu.state.eip = addr;
     }
-    let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    let start = Instant::now();
-    let stop = ctrl_c_flag();
-    let status = loop {
-        let exit = m.run(1_000_000);
-        write_all(&mut debugcon, &m.pc.take_debugcon());
-        write_all(&mut serial, &m.pc.com[0].take_output());
-        write_all(&mut serial, &m.pc.take_firmware_serial());
-        match exit {
-            RunExit::Exit(v) => break ExitCode::from(((v << 1) | 1) as u8),
-            RunExit::HaltedForever => break ExitCode::SUCCESS,
-            RunExit::Budget => {}
-        }
-        // Pace virtual time to real time: never run ahead of the wall clock.
-        let ahead = Duration::from_nanos(m.pc.now().0).saturating_sub(start.elapsed());
-        if !args.no_pacing && ahead > Duration::from_millis(1) {
-            std::thread::sleep(ahead.min(Duration::from_millis(50)));
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break ExitCode::from(EXIT_TIMEOUT);
-        }
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break ExitCode::from(130);
-        }
+    let mut session = Session {
+        m,
+        debugcon,
+        serial,
+        deadline: args.timeout.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0))),
+        start: Instant::now(),
+        stop: ctrl_c_flag(),
+        pacing: !args.no_pacing,
     };
+    let status = match args.display {
+        DisplayArg::Window => match crate::window::run(&mut session, &vm_name(&args)) {
+            Ok(status) => status,
+            Err(e) => {
+                // No display to open a window on (e.g. no X server): go on
+                // headless, as the run was asked for.
+                eprintln!("ferrite: warning: no window ({e}); running headless");
+                session.run_headless()
+            }
+        },
+        DisplayArg::None => session.run_headless(),
+    };
+    let m = &mut session.m;
     if let Err(e) = m.pc.ide.flush_all() {
         eprintln!("warning: flushing disk images failed: {e}");
     }
@@ -311,9 +305,78 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         crate::screenshot::write_png(path, m.display())?;
     }
     if args.stats {
-        print_stats(&m, start.elapsed().as_secs_f64());
+        print_stats(m, session.start.elapsed().as_secs_f64());
     }
     Ok(status)
+}
+
+/// A name for the machine (window title): the boot medium's or kernel's
+/// file name.
+fn vm_name(args: &RunArgs) -> String {
+    [&args.hda, &args.cdrom, &args.fda, &args.kernel, &args.bios]
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ferrite BIOS".to_string())
+}
+
+/// A running machine with its output sinks and run limits.
+pub struct Session {
+    pub m: Machine,
+    debugcon: Option<Box<dyn Write>>,
+    serial: Option<Box<dyn Write>>,
+    deadline: Option<Instant>,
+    pub start: Instant,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pacing: bool,
+}
+
+impl Session {
+    /// Run one slice of the guest (a million instructions at most) and pass
+    /// its output on. Some(status) when the run is over.
+    pub fn slice(&mut self) -> Option<ExitCode> {
+        let exit = self.m.run(1_000_000);
+        write_all(&mut self.debugcon, &self.m.pc.take_debugcon());
+        write_all(&mut self.serial, &self.m.pc.com[0].take_output());
+        write_all(&mut self.serial, &self.m.pc.take_firmware_serial());
+        match exit {
+            RunExit::Exit(v) => return Some(ExitCode::from(((v << 1) | 1) as u8)),
+            RunExit::HaltedForever => return Some(ExitCode::SUCCESS),
+            RunExit::Budget => {}
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(ExitCode::from(EXIT_TIMEOUT));
+        }
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(ExitCode::from(130));
+        }
+        None
+    }
+
+    /// How far virtual time is ahead of the wall clock (zero without
+    /// pacing): the caller waits that long before the next slice.
+    pub fn ahead(&self) -> Duration {
+        if !self.pacing {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.m.pc.now().0).saturating_sub(self.start.elapsed())
+    }
+
+    /// The run loop without a window.
+    pub fn run_headless(&mut self) -> ExitCode {
+        loop {
+            if let Some(status) = self.slice() {
+                return status;
+            }
+            // Pace virtual time to real time: never run ahead of the wall clock.
+            let ahead = self.ahead();
+            if ahead > Duration::from_millis(1) {
+                std::thread::sleep(ahead.min(Duration::from_millis(50)));
+            }
+        }
+    }
 }
 
 fn kernel_context(args: &RunArgs) -> String {

@@ -458,3 +458,50 @@ fn vbe(c: &mut Code, img: &mut Image) -> R {
     c.db(&gdt.to_le_bytes())?;
     c.set(&mut skip)
 }
+
+/// What the key-echo program shows on its screen.
+pub const KEY_ECHO_PROMPT: &str = "ferrite window test: keys echo to port E9h, q ends";
+
+/// A floppy image for the window test: mode 3 with a prompt (and a
+/// coloured bar, so the picture is not just text), then every key read
+/// through INT 16h is echoed to the debug console until `q`, which ends
+/// the run (exit value 0).
+pub fn key_echo_image() -> Vec<u8> {
+    let prog = program("keyecho", |c, img| {
+        set_mode(c, 3)?;
+        c.mov(ah, 0x01)?;
+        c.mov(cx, 0x2000u32)?;
+        c.int(0x10)?;
+        let at = img.addr("keyecho.prompt");
+        let mut skip = c.fresh();
+        c.jmp(skip)?;
+        c.here("keyecho.prompt")?;
+        c.db(KEY_ECHO_PROMPT.as_bytes())?;
+        c.set(&mut skip)?;
+        c.push(cs)?;
+        c.pop(es)?;
+        c.mov(ax, 0x1300u32)?;
+        c.mov(bx, 0x002Fu32)?;
+        c.mov(cx, KEY_ECHO_PROMPT.len() as u32)?;
+        c.mov(dx, 0x0200u32)?;
+        c.mov(bp, at)?;
+        c.int(0x10)?;
+        // A bar of all 16 background colours on row 5.
+        es_to(c, 0xB800)?;
+        for i in 0..80u32 {
+            c.mov(word_ptr((5 * 80 + i) * 2).es(), (((i / 5) << 4) << 8) | 0x20)?;
+        }
+        puts(c, "keyecho: ready\n")?;
+        let mut l = c.fresh();
+        let mut done = c.fresh();
+        c.set(&mut l)?;
+        c.xor(ah, ah)?;
+        c.int(0x16)?;
+        c.out(0xE9, al)?;
+        c.cmp(al, b'q' as u32)?;
+        c.je(done)?;
+        c.jmp(l)?;
+        c.set(&mut done)
+    });
+    floppy(&prog)
+}
