@@ -47,6 +47,10 @@ impl Default for PcConfig {
     }
 }
 
+/// Port 0x61 writes kept for the audio sink between two of its looks (a
+/// guest toggling the speaker faster is cut off rather than growing memory).
+const SPEAKER_LOG_MAX: usize = 1 << 16;
+
 /// COM1 and COM2 (base port, IRQ).
 const COM_PORTS: [(u16, u8); 2] = [(0x3F8, 4), (0x2F8, 3)];
 
@@ -84,6 +88,10 @@ pub struct Pc {
     /// Port 0x61 bits the board keeps: 0 = speaker gate (PIT channel 2),
     /// 1 = speaker data.
     port61: u8,
+    /// Port 0x61 writes (time, bits 1:0) since the audio sink last took
+    /// them; recorded only while a sink listens (`speaker_log_on`).
+    speaker_log: Vec<(Nanos, u8)>,
+    speaker_log_on: bool,
     /// Port 0x92 (PS/2 system control port A): bit 1 = A20, bit 0 = reset.
     port92: u8,
     reset_request: bool,
@@ -136,6 +144,8 @@ impl Pc {
             ns_per_instruction: cfg.ns_per_instruction.max(1),
             idle_ns: 0,
             port61: 0,
+            speaker_log: Vec::new(),
+            speaker_log_on: false,
             port92: 0x02,
             reset_request: false,
             ferr: false,
@@ -313,6 +323,30 @@ impl Pc {
         let kbc = self.ps2.take_reset_request();
         let pci = self.pci.take_reset_request().is_some();
         std::mem::take(&mut self.reset_request) | kbc | pci
+    }
+
+    /// Start (or stop) recording port 0x61 writes for an audio sink.
+    pub fn listen_to_speaker(&mut self, on: bool) {
+        self.speaker_log_on = on;
+        self.speaker_log.clear();
+    }
+
+    /// Port 0x61 writes (virtual time, bits 1:0) since the last call.
+    pub fn take_speaker_log(&mut self) -> Vec<(Nanos, u8)> {
+        std::mem::take(&mut self.speaker_log)
+    }
+
+    /// Port 0x61 bits 1:0 now (speaker data, PIT channel 2 gate).
+    pub fn port61(&self) -> u8 {
+        self.port61
+    }
+
+    /// The PC speaker's level at `t` with port 0x61 bits `p61`: the data
+    /// bit (1) ANDed with PIT channel 2's output, whose gate is bit 0 (a
+    /// square wave in mode 3; the output stays high with the gate low, so
+    /// toggling bit 1 alone drives the cone directly).
+    pub fn speaker_level(&self, t: Nanos, p61: u8) -> bool {
+        p61 & 2 != 0 && self.pit.out2(t)
     }
 
     /// Bytes written to the debug console since the last call.
@@ -497,6 +531,9 @@ impl Pc {
                     Some(v) => {
                         self.port61 = v as u8 & 3;
                         self.pit.gate2(v & 1 != 0, &mut cx);
+                        if self.speaker_log_on && self.speaker_log.len() < SPEAKER_LOG_MAX {
+                            self.speaker_log.push((now, self.port61));
+                        }
                         0
                     }
                     None => {
@@ -850,6 +887,30 @@ mod tests {
 
     fn pc() -> Pc {
         Pc::new(&PcConfig::default())
+    }
+
+    #[test]
+    fn speaker_follows_port_61_and_pit_channel_2() {
+        let mut p = pc();
+        p.io_write(0x61, AccessSize::Byte, 3);
+        assert!(p.take_speaker_log().is_empty(), "nothing recorded without a listener");
+        p.listen_to_speaker(true);
+        // PIT channel 2, mode 3, 1193 counts: about 1 kHz.
+        p.io_write(0x43, AccessSize::Byte, 0xB6);
+        p.io_write(0x42, AccessSize::Byte, 1193 & 0xFF);
+        p.io_write(0x42, AccessSize::Byte, 1193 >> 8);
+        p.advance(1000);
+        p.io_write(0x61, AccessSize::Byte, 3);
+        let log = p.take_speaker_log();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].1, 3);
+        let t0 = log[0].0;
+        let levels: Vec<bool> = (0..40).map(|k| p.speaker_level(Nanos(t0.0 + k * 100_000), 3)).collect();
+        let edges = levels.windows(2).filter(|w| w[0] != w[1]).count();
+        // 4 ms of a 1 kHz square wave sampled every 0.1 ms: about 8 edges.
+        assert!((6..=9).contains(&edges), "{edges} edges: {levels:?}");
+        // Data bit off: silent whatever the PIT does.
+        assert!((0..40).all(|k| !p.speaker_level(Nanos(t0.0 + k * 100_000), 1)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `ferrite`: the command-line front end.
 
+mod audio;
 mod cli;
 mod conformance;
 mod disk;

@@ -283,6 +283,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         start: Instant::now(),
         stop: ctrl_c_flag(),
         pacing: !args.no_pacing,
+        speaker: None,
     };
     let status = match args.display {
         DisplayArg::Window => match crate::window::run(&mut session, &vm_name(&args)) {
@@ -331,6 +332,8 @@ pub struct Session {
     pub start: Instant,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pacing: bool,
+    /// The PC speaker's audio output (window mode, when there is one).
+    pub speaker: Option<crate::audio::Speaker>,
 }
 
 impl Session {
@@ -338,6 +341,9 @@ impl Session {
     /// its output on. Some(status) when the run is over.
     pub fn slice(&mut self) -> Option<ExitCode> {
         let exit = self.m.run(1_000_000);
+        if let Some(s) = self.speaker.as_mut() {
+            s.feed(&mut self.m.pc);
+        }
         write_all(&mut self.debugcon, &self.m.pc.take_debugcon());
         write_all(&mut self.serial, &self.m.pc.com[0].take_output());
         write_all(&mut self.serial, &self.m.pc.take_firmware_serial());

@@ -13,7 +13,8 @@
 //! locked); **Ctrl+Alt+G** releases it. **Ctrl+Alt+F** toggles full
 //! screen, **Ctrl+Alt+S** saves a screenshot (`ferrite-<n>.png` in the
 //! working directory). Losing focus releases every key the guest saw
-//! pressed, so none stays stuck.
+//! pressed, so none stays stuck. The PC speaker plays through the host's
+//! audio output while the window is open (`audio.rs`).
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -114,6 +115,8 @@ impl App<'_> {
         self.frame_size = (w, h);
         self.full_copy = true;
         self.window = Some(window);
+        // Sound with the window; the machine runs on silently without it.
+        self.session.speaker = crate::audio::Speaker::open(&mut self.session.m.pc);
         self.pixels = Some(pixels);
         Ok(())
     }
