@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn a_square_wave_tone_comes_out_at_its_frequency() {
         // A 1 kHz square wave for 100 ms of guest time at 48 kHz.
-        let level = |t: Nanos, p61: u8| p61 & 2 != 0 && (t.0 / 500_000) % 2 == 0;
+        let level = |t: Nanos, p61: u8| p61 & 2 != 0 && (t.0 / 500_000).is_multiple_of(2);
         let mut s = ToneSampler::new(48_000, Nanos(0), 3);
         let mut out = Vec::new();
         s.run(Nanos(100_000_000), &[], level, &mut out);
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn speaker_off_is_silence_and_port_writes_switch_it_at_their_time() {
-        let level = |t: Nanos, p61: u8| p61 & 2 != 0 && (t.0 / 500_000) % 2 == 0;
+        let level = |t: Nanos, p61: u8| p61 & 2 != 0 && (t.0 / 500_000).is_multiple_of(2);
         let mut s = ToneSampler::new(48_000, Nanos(0), 0);
         let mut out = Vec::new();
         // Off for 50 ms, on from 50 ms.
