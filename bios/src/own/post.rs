@@ -94,7 +94,9 @@ fn vectors(c: &mut Ctx, rom: &Rom) {
         let (seg, off) = match v {
             0x1D => (ROM_SEGMENT, rom.at.video_params),
             0x1E => (ROM_SEGMENT, rom.at.diskette_params),
-            0x1F | 0x60..=0x67 => (0, 0),
+            // The upper half of the 8x8 graphics font (characters 80h-FFh).
+            0x1F => (ROM_SEGMENT, super::rom::FONT8_FULL_AT + 128 * 8),
+            0x60..=0x67 => (0, 0),
             0x41 => (ebda_seg, EBDA_FDPT[0]),
             0x46 => (ebda_seg, EBDA_FDPT[1]),
             0x43 => (ROM_SEGMENT, rom.at.font8),

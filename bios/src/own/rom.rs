@@ -14,13 +14,16 @@
 //! | offset | what |
 //! |---|---|
 //! | 0000- | trap stubs, wait loops, the POST sequence |
+//! | 9000 | 8x16 font (256 characters, INT 10h AX=1130h BH=6) |
+//! | A000 | 8x14 font (BH=2) |
+//! | AE00 | 8x8 font, all 256 characters (BH=3) |
 //! | D000 | `$PIR` PCI interrupt routing table |
 //! | E000 | identification string |
 //! | E05B, E2C3, E3FE, E6F2, E739, E82E, E987, EC59, EF57, EFD2, F065, F841, F84D, F859, FE6E, FEA5, FF53, FF54 | the IBM PC/AT entry points (POST, NMI, INT 13h, 19h, 14h, 16h, 09h, 40h, 0Eh, 17h, 10h, 12h, 11h, 15h, 1Ah, 08h, dummy IRET, INT 05h): near jumps to the stubs, so software that calls them directly still works |
 //! | E6F5 | INT 15h AH=C0h configuration table |
 //! | EFC7 | diskette parameter table (INT 1Eh) |
 //! | F0A4 | video parameter table (INT 1Dh, zeros) |
-//! | FA6E | 8x8 graphics font (INT 43h; empty) |
+//! | FA6E | 8x8 graphics font, characters 0-127 (INT 43h, the IBM location) |
 //! | FFF0 | reset vector: `jmp F000:E05B` |
 //! | FFF5 | BIOS date, FFFE model byte FCh |
 
@@ -139,12 +142,17 @@ pub const CONFIG_TABLE: u16 = 0xE6F5;
 pub const DISKETTE_PARAMS: u16 = 0xEFC7;
 /// Video parameter table (INT 1Dh).
 pub const VIDEO_PARAMS: u16 = 0xF0A4;
-/// The 8x8 graphics font (INT 43h), empty while there is no display.
+/// The 8x8 graphics font, characters 0-127 (INT 43h), where the IBM BIOS
+/// has it.
 pub const FONT8: u16 = 0xFA6E;
+/// The whole 8x16, 8x14 and 8x8 fonts (INT 10h AX=1130h).
+pub const FONT16_AT: u16 = 0x9000;
+pub const FONT14_AT: u16 = 0xA000;
+pub const FONT8_FULL_AT: u16 = 0xAE00;
 const PIR_AT: u16 = 0xD000;
 const ID_AT: u16 = 0xE000;
 /// Where the generated code may grow to.
-const CODE_END: u16 = 0xD000;
+const CODE_END: u16 = FONT16_AT;
 
 /// The BIOS identification string at F000:E000.
 pub const ID_STRING: &str = "ferrite BIOS";
@@ -337,6 +345,15 @@ impl Rom {
         // start), the values IBM's tables give.
         let dp = DISKETTE_PARAMS as usize;
         image[dp..dp + 11].copy_from_slice(&[0xAF, 0x02, 0x25, 0x02, 0x12, 0x1B, 0xFF, 0x6C, 0xF6, 0x0F, 0x08]);
+        let fonts: [(u16, &[u8]); 4] = [
+            (FONT16_AT, super::font::font_8x16()),
+            (FONT14_AT, super::font::font_8x14()),
+            (FONT8_FULL_AT, super::font::font_8x8()),
+            (FONT8, &super::font::font_8x8()[..128 * 8]),
+        ];
+        for (at, f) in fonts {
+            image[at as usize..at as usize + f.len()].copy_from_slice(f);
+        }
         let pir = super::pci::pir_table();
         image[PIR_AT as usize..PIR_AT as usize + pir.len()].copy_from_slice(&pir);
         // Reset vector: jmp far F000:E05B.

@@ -120,6 +120,15 @@ pub fn set_mode(c: &mut Ctx, mode: u8, clear: bool) -> bool {
     vgahw::load_dac(c, regs.dac);
     if let Some(h) = regs.font_height {
         vgahw::load_font(c, vgahw::builtin_font(h), h, 0, 0, 256);
+    } else {
+        // INT 43h: the graphics font of the mode's character height.
+        let off = match char_height {
+            14 => super::rom::FONT14_AT,
+            16 => super::rom::FONT16_AT,
+            _ => super::rom::FONT8_FULL_AT,
+        };
+        c.wr16(0x43 * 4, off);
+        c.wr16(0x43 * 4 + 2, super::rom::ROM_SEGMENT);
     }
     if clear {
         vgahw::clear(c, &regs);
@@ -182,7 +191,14 @@ fn scroll(c: &mut Ctx, s: &Screen, page: u8, n: u16, attr: u8, win: Window, up: 
     let Window { top: r0, left: c0, bottom: r1, right: c1 } = win;
     let r1 = r1.min(s.rows - 1);
     let c1 = c1.min(s.cols - 1);
-    if r0 > r1 || c0 > c1 || !s.text {
+    if r0 > r1 || c0 > c1 {
+        return;
+    }
+    if !s.text {
+        if let Some(g) = gfx(c) {
+            let win = Window { top: r0, left: c0, bottom: r1, right: c1 };
+            scroll_graphics(c, g, s, n, attr, win, up);
+        }
         return;
     }
     let height = r1 - r0 + 1;
@@ -225,6 +241,9 @@ pub fn teletype(c: &mut Ctx, page: u8, ch: u8, mirror: bool) {
             if s.text {
                 let at = cell(&s, page, row.min(s.rows - 1), col.min(s.cols - 1));
                 c.wr8(at, ch);
+            } else if let Some(g) = gfx(c) {
+                let fg = c.bl();
+                draw_char(c, g, page, row.min(s.rows - 1), col.min(s.cols - 1), ch, fg);
             }
             col += 1;
             if col >= s.cols {
@@ -235,10 +254,14 @@ pub fn teletype(c: &mut Ctx, page: u8, ch: u8, mirror: bool) {
     }
     if row >= s.rows {
         // The new line takes the attribute of the cell at the cursor.
-        let at = cell(&s, page, s.rows - 1, 0) + 1;
-        let attr = match c.rd8(at) {
-            0 => 0x07,
-            a => a,
+        let attr = if s.text {
+            let at = cell(&s, page, s.rows - 1, 0) + 1;
+            match c.rd8(at) {
+                0 => 0x07,
+                a => a,
+            }
+        } else {
+            0
         };
         let all = Window { top: 0, left: 0, bottom: s.rows - 1, right: s.cols - 1 };
         scroll(c, &s, page, 1, attr, all, true);
@@ -263,6 +286,15 @@ pub fn print(c: &mut Ctx, text: &str) {
 fn write_chars(c: &mut Ctx, page: u8, ch: u8, attr: Option<u8>, count: u16) {
     let s = screen(c);
     if !s.text {
+        // Graphics modes: BL is the colour for both AH=09h and AH=0Ah.
+        if let Some(g) = gfx(c) {
+            let (row, col) = cursor(c, page);
+            let fg = c.bl();
+            let end = (col as u32 + count as u32).min(s.cols as u32);
+            for x in col as u32..end {
+                draw_char(c, g, page, row.min(s.rows - 1), x as u16, ch, fg);
+            }
+        }
         return;
     }
     let (row, col) = cursor(c, page);
@@ -345,6 +377,23 @@ pub fn int10(c: &mut Ctx) {
             let (page, ch, n) = (c.bh(), c.al(), c.cx());
             write_chars(c, page, ch, None, n);
         }
+        0x0C => {
+            if let Some(g) = gfx(c) {
+                let (page, x, y, colour) = (c.bh(), c.cx() as u32, c.dx() as u32, c.al());
+                if x < 640 && y < 480 && !(g == Gfx::Byte && (x >= 320 || y >= 200)) {
+                    put_pixel(c, g, page, x, y, colour);
+                }
+            }
+        }
+        0x0D => {
+            if let Some(g) = gfx(c) {
+                let (page, x, y) = (c.bh(), c.cx() as u32, c.dx() as u32);
+                if x < 640 && y < 480 && !(g == Gfx::Byte && (x >= 320 || y >= 200)) {
+                    let v = get_pixel(c, g, page, x, y);
+                    c.set_al(v);
+                }
+            }
+        }
         0x0E => {
             let (page, ch) = (c.bh(), c.al());
             teletype(c, page, ch, true);
@@ -357,20 +406,8 @@ pub fn int10(c: &mut Ctx) {
             c.set_ah(cols);
             c.set_bh(page);
         }
-        0x10 => {}
-        0x11 if c.al() == 0x30 => {
-            // Font information: every font points at the ROM's (empty)
-            // 8x8 table; CX = bytes per character, DL = rows - 1.
-            let font = super::rom::ROM_SEGMENT;
-            let off = super::rom::FONT8;
-            c.set_sel(SegReg::Es, font);
-            c.set_bp(off);
-            let h = c.bda16(CHAR_HEIGHT);
-            c.set_cx(h);
-            let rows = c.bda8(ROWS_MINUS_1);
-            c.set_dl(rows);
-        }
-        0x11 => {}
+        0x10 => palette_services(c),
+        0x11 => font_services(c),
         0x12 => match c.bl() {
             0x10 => {
                 // EGA/VGA information: colour, 256 KiB, no feature bits,
@@ -394,6 +431,487 @@ pub fn int10(c: &mut Ctx) {
             }
         }
         ah => c.log_unsupported(0x10, ah),
+    }
+}
+
+// ---- graphics modes: pixels and characters --------------------------------
+
+/// How a graphics mode stores its pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gfx {
+    /// Four planes, `bpl` bytes per line, at A0000h.
+    Planar { bpl: u32 },
+    /// CGA 2 bits per pixel, two banks at B8000h.
+    Cga2,
+    /// CGA 1 bit per pixel, two banks at B8000h.
+    Cga1,
+    /// One byte per pixel, 320 per line (mode 13h, chain-4).
+    Byte,
+}
+
+fn gfx(c: &mut Ctx) -> Option<Gfx> {
+    Some(match c.bda8(MODE) & 0x7F {
+        4 | 5 => Gfx::Cga2,
+        6 => Gfx::Cga1,
+        0x0D => Gfx::Planar { bpl: 40 },
+        0x0E..=0x12 => Gfx::Planar { bpl: 80 },
+        0x13 => Gfx::Byte,
+        _ => return None,
+    })
+}
+
+fn gc_set(c: &mut Ctx, index: u8, v: u8) {
+    c.outb(0x3CE, index);
+    c.outb(0x3CF, v);
+}
+
+/// Byte address and bit shift of pixel (x, y) for the CGA layouts.
+fn cga_at(g: Gfx, x: u32, y: u32) -> (u32, u32) {
+    let row = 0xB8000 + (y & 1) * 0x2000 + (y >> 1) * 80;
+    match g {
+        Gfx::Cga2 => (row + x / 4, 6 - 2 * (x & 3)),
+        _ => (row + x / 8, 7 - (x & 7)),
+    }
+}
+
+/// AH=0Ch: pixel (x, y) of `page` in `colour` (bit 7: XOR).
+fn put_pixel(c: &mut Ctx, g: Gfx, page: u8, x: u32, y: u32, colour: u8) {
+    let xor = colour & 0x80 != 0;
+    match g {
+        Gfx::Byte => {
+            let at = 0xA0000 + y * 320 + x;
+            let v = if xor { c.phys_rd8(at) ^ colour } else { colour };
+            c.phys_wr8(at, v);
+        }
+        Gfx::Planar { bpl } => {
+            let page_size = c.bda16(PAGE_SIZE) as u32;
+            let at = 0xA0000 + page as u32 * page_size + y * bpl + x / 8;
+            gc_set(c, 5, 0x02);
+            gc_set(c, 8, 0x80 >> (x & 7));
+            gc_set(c, 3, if xor { 0x18 } else { 0 });
+            let _ = c.phys_rd8(at);
+            c.phys_wr8(at, colour & 0x0F);
+            gc_set(c, 3, 0);
+            gc_set(c, 8, 0xFF);
+            gc_set(c, 5, 0);
+        }
+        Gfx::Cga2 | Gfx::Cga1 => {
+            let (at, shift) = cga_at(g, x, y);
+            let mask = if g == Gfx::Cga2 { 3 } else { 1 };
+            let old = c.phys_rd8(at);
+            let bits = (colour & mask) << shift;
+            let v = if xor { old ^ bits } else { (old & !(mask << shift)) | bits };
+            c.phys_wr8(at, v);
+        }
+    }
+}
+
+/// AH=0Dh: the colour of pixel (x, y).
+fn get_pixel(c: &mut Ctx, g: Gfx, page: u8, x: u32, y: u32) -> u8 {
+    match g {
+        Gfx::Byte => c.phys_rd8(0xA0000 + y * 320 + x),
+        Gfx::Planar { bpl } => {
+            let page_size = c.bda16(PAGE_SIZE) as u32;
+            let at = 0xA0000 + page as u32 * page_size + y * bpl + x / 8;
+            let mut v = 0;
+            for plane in 0..4u8 {
+                gc_set(c, 4, plane);
+                let b = c.phys_rd8(at);
+                v |= ((b >> (7 - (x & 7))) & 1) << plane;
+            }
+            gc_set(c, 4, 0);
+            v
+        }
+        Gfx::Cga2 | Gfx::Cga1 => {
+            let (at, shift) = cga_at(g, x, y);
+            let mask = if g == Gfx::Cga2 { 3 } else { 1 };
+            (c.phys_rd8(at) >> shift) & mask
+        }
+    }
+}
+
+/// The glyph rows of `ch` from the graphics font INT 43h points at (INT
+/// 1Fh for characters 80h-FFh in 8-line fonts, as the CGA BIOS did).
+fn graphics_glyph(c: &mut Ctx, ch: u8, height: u32) -> Vec<u8> {
+    let (vector, index) = if height == 8 && ch >= 0x80 && c.rd16(0x1F * 4 + 2) != 0 {
+        (0x1F, ch as u32 - 0x80)
+    } else {
+        (0x43, ch as u32)
+    };
+    let off = c.rd16(vector * 4) as u32;
+    let seg = c.rd16(vector * 4 + 2) as u32;
+    let mut g = vec![0u8; height as usize];
+    c.read_bytes((seg << 4) + off + index * height, &mut g);
+    g
+}
+
+/// Draw character `ch` in cell (row, col) of a graphics mode: foreground
+/// `fg` (bit 7: XOR with the screen), background colour 0.
+fn draw_char(c: &mut Ctx, g: Gfx, page: u8, row: u16, col: u16, ch: u8, fg: u8) {
+    let h = c.bda16(CHAR_HEIGHT).clamp(1, 32) as u32;
+    let glyph = graphics_glyph(c, ch, h);
+    let (x, y) = (col as u32 * 8, row as u32 * h);
+    let xor = fg & 0x80 != 0;
+    match g {
+        Gfx::Byte => {
+            for (r, bits) in glyph.iter().enumerate() {
+                let at = 0xA0000 + (y + r as u32) * 320 + x;
+                let mut px = [0u8; 8];
+                if xor {
+                    c.read_bytes(at, &mut px);
+                }
+                for (k, p) in px.iter_mut().enumerate() {
+                    let on = bits & (0x80 >> k) != 0;
+                    *p = match (xor, on) {
+                        (true, true) => *p ^ fg,
+                        (true, false) => *p,
+                        (false, true) => fg,
+                        (false, false) => 0,
+                    };
+                }
+                c.write_bytes(at, &px);
+            }
+        }
+        Gfx::Planar { bpl } => {
+            let page_size = c.bda16(PAGE_SIZE) as u32;
+            let base = 0xA0000 + page as u32 * page_size;
+            gc_set(c, 5, 0x02);
+            for (r, &bits) in glyph.iter().enumerate() {
+                let at = base + (y + r as u32) * bpl + col as u32;
+                if xor {
+                    gc_set(c, 3, 0x18);
+                    gc_set(c, 8, bits);
+                    let _ = c.phys_rd8(at);
+                    c.phys_wr8(at, fg & 0x0F);
+                } else {
+                    gc_set(c, 8, 0xFF);
+                    c.phys_wr8(at, 0);
+                    // Reload the latches (now the cleared cell) for the
+                    // pixels the bit mask keeps.
+                    let _ = c.phys_rd8(at);
+                    gc_set(c, 8, bits);
+                    c.phys_wr8(at, fg & 0x0F);
+                }
+            }
+            gc_set(c, 3, 0);
+            gc_set(c, 8, 0xFF);
+            gc_set(c, 5, 0);
+        }
+        Gfx::Cga2 | Gfx::Cga1 => {
+            for (r, &bits) in glyph.iter().enumerate() {
+                for k in 0..8u32 {
+                    let on = bits & (0x80 >> k) != 0;
+                    if xor && !on {
+                        continue;
+                    }
+                    put_pixel(c, g, page, x + k, y + r as u32, if on { fg } else { 0 });
+                }
+            }
+        }
+    }
+}
+
+/// Scroll a window of character cells in a graphics mode, filling with
+/// colour `fill`.
+fn scroll_graphics(c: &mut Ctx, g: Gfx, s: &Screen, n: u16, fill: u8, win: Window, up: bool) {
+    let h = c.bda16(CHAR_HEIGHT).clamp(1, 32) as u32;
+    let Window { top: r0, left: c0, bottom: r1, right: c1 } = win;
+    let height = r1 - r0 + 1;
+    let n = if n == 0 || n > height { height } else { n };
+    // Byte address of pixel row y, cell column col, and bytes per cell.
+    let (per_cell, line_at): (u32, Box<dyn Fn(u32) -> u32>) = match g {
+        Gfx::Byte => (8, Box::new(|y| 0xA0000 + y * 320)),
+        Gfx::Planar { bpl } => (1, Box::new(move |y| 0xA0000 + y * bpl)),
+        Gfx::Cga2 => (2, Box::new(|y| 0xB8000 + (y & 1) * 0x2000 + (y >> 1) * 80)),
+        Gfx::Cga1 => (1, Box::new(|y| 0xB8000 + (y & 1) * 0x2000 + (y >> 1) * 80)),
+    };
+    let x0 = c0 as u32 * per_cell;
+    let len = (c1 - c0 + 1) as u32 * per_cell;
+    let planar = matches!(g, Gfx::Planar { .. });
+    if planar {
+        // Write mode 1: each write stores the latches the read loaded (all
+        // four planes at once).
+        gc_set(c, 5, 0x01);
+    }
+    let mut buf = vec![0u8; len as usize];
+    for i in 0..height {
+        let dst = if up { r0 + i } else { r1 - i };
+        let src_i = i + n;
+        for line in 0..h {
+            let to = line_at(dst as u32 * h + line) + x0;
+            if src_i < height {
+                let src = if up { r0 + src_i } else { r1 - src_i };
+                let from = line_at(src as u32 * h + line) + x0;
+                if planar {
+                    for k in 0..len {
+                        let _ = c.phys_rd8(from + k);
+                        c.phys_wr8(to + k, 0);
+                    }
+                } else {
+                    c.read_bytes(from, &mut buf);
+                    c.write_bytes(to, &buf);
+                }
+            } else if planar {
+                gc_set(c, 5, 0x02);
+                buf.fill(fill & 0x0F);
+                c.write_bytes(to, &buf);
+                gc_set(c, 5, 0x01);
+            } else {
+                let v = match g {
+                    Gfx::Cga2 => (fill & 3) * 0x55,
+                    Gfx::Cga1 => {
+                        if fill & 1 != 0 {
+                            0xFF
+                        } else {
+                            0
+                        }
+                    }
+                    _ => fill,
+                };
+                buf.fill(v);
+                c.write_bytes(to, &buf);
+            }
+        }
+    }
+    if planar {
+        gc_set(c, 5, 0x00);
+    }
+    let _ = s;
+}
+
+// ---- AH=10h: palette registers and the DAC ----------------------------
+
+/// Select attribute register `index` for a read or write (resetting the
+/// flip-flop first).
+fn attr_select(c: &mut Ctx, index: u8) {
+    let status = crtc_port(c) + 6;
+    let _ = c.inb(status);
+    c.outb(0x3C0, index);
+}
+
+fn attr_write(c: &mut Ctx, index: u8, v: u8) {
+    attr_select(c, index);
+    c.outb(0x3C0, v);
+    c.outb(0x3C0, 0x20);
+}
+
+fn attr_read(c: &mut Ctx, index: u8) -> u8 {
+    attr_select(c, index);
+    let v = c.inb(0x3C1);
+    // The flip-flop still expects data: reset it before turning the
+    // display back on with the index write.
+    let status = crtc_port(c) + 6;
+    let _ = c.inb(status);
+    c.outb(0x3C0, 0x20);
+    v
+}
+
+fn palette_services(c: &mut Ctx) {
+    match c.al() {
+        0x00 => {
+            let (reg, v) = (c.bl() & 0x1F, c.bh());
+            if reg < 0x15 {
+                attr_write(c, reg, v);
+            }
+        }
+        0x01 => {
+            let v = c.bh();
+            attr_write(c, 0x11, v);
+        }
+        0x02 => {
+            let mut regs = [0u8; 17];
+            c.read_bytes(c.lin(SegReg::Es, c.dx()), &mut regs);
+            for (i, &v) in regs.iter().enumerate() {
+                attr_write(c, if i == 16 { 0x11 } else { i as u8 }, v);
+            }
+        }
+        0x03 => {
+            let blink = c.bl() & 1 != 0;
+            let mode = attr_read(c, 0x10);
+            attr_write(c, 0x10, (mode & !0x08) | if blink { 0x08 } else { 0 });
+            let ctrl = c.bda8(MODE_CTRL);
+            c.set_bda8(MODE_CTRL, (ctrl & !0x20) | if blink { 0x20 } else { 0 });
+        }
+        0x07 => {
+            let reg = c.bl() & 0x1F;
+            let v = attr_read(c, reg);
+            c.set_bh(v);
+        }
+        0x08 => {
+            let v = attr_read(c, 0x11);
+            c.set_bh(v);
+        }
+        0x09 => {
+            let mut regs = [0u8; 17];
+            for (i, r) in regs.iter_mut().enumerate() {
+                *r = attr_read(c, if i == 16 { 0x11 } else { i as u8 });
+            }
+            let at = c.lin(SegReg::Es, c.dx());
+            c.write_bytes(at, &regs);
+        }
+        0x10 => {
+            let (i, r, g, b) = (c.bx() as u8, c.dh(), c.ch(), c.cl());
+            c.outb(0x3C8, i);
+            for v in [r, g, b] {
+                c.outb(0x3C9, v);
+            }
+        }
+        0x12 => {
+            let (first, count) = (c.bx().min(255), c.cx().min(256));
+            let count = count.min(256 - first);
+            let mut rgb = vec![0u8; count as usize * 3];
+            c.read_bytes(c.lin(SegReg::Es, c.dx()), &mut rgb);
+            c.outb(0x3C8, first as u8);
+            for v in rgb {
+                c.outb(0x3C9, v);
+            }
+        }
+        0x13 => {
+            let (sel, v) = (c.bl(), c.bh());
+            if sel == 0 {
+                let mode = attr_read(c, 0x10);
+                attr_write(c, 0x10, (mode & 0x7F) | (v & 1) << 7);
+            } else {
+                let mode = attr_read(c, 0x10);
+                let page = if mode & 0x80 != 0 { v & 0x0F } else { (v & 3) << 2 };
+                attr_write(c, 0x14, page);
+            }
+        }
+        0x15 => {
+            let i = c.bx() as u8;
+            c.outb(0x3C7, i);
+            let (r, g, b) = (c.inb(0x3C9), c.inb(0x3C9), c.inb(0x3C9));
+            c.set_dh(r);
+            c.set_ch(g);
+            c.set_cl(b);
+        }
+        0x17 => {
+            let (first, count) = (c.bx().min(255), c.cx().min(256));
+            let count = count.min(256 - first);
+            c.outb(0x3C7, first as u8);
+            let rgb: Vec<u8> = (0..count as usize * 3).map(|_| c.inb(0x3C9)).collect();
+            let at = c.lin(SegReg::Es, c.dx());
+            c.write_bytes(at, &rgb);
+        }
+        0x18 => {
+            let v = c.bl();
+            c.outb(0x3C6, v);
+        }
+        0x19 => {
+            let v = c.inb(0x3C6);
+            c.set_bl(v);
+        }
+        0x1A => {
+            let mode = attr_read(c, 0x10);
+            let page = attr_read(c, 0x14);
+            c.set_bl(mode >> 7);
+            c.set_bh(if mode & 0x80 != 0 { page & 0x0F } else { (page >> 2) & 3 });
+        }
+        al => tracing::debug!("own BIOS: INT 10h AX=10{al:02X}h is not implemented"),
+    }
+}
+
+// ---- AH=11h: fonts ---------------------------------------------------------
+
+/// Reprogram the text geometry for `height`-line characters (AX=111xh):
+/// maximum scan line, cursor, rows on the 400-line screen, data area.
+fn set_char_height(c: &mut Ctx, height: u8) {
+    let h = height.clamp(1, 32);
+    let port = crtc_port(c);
+    c.outb(port, 0x09);
+    let max = c.inb(port + 1);
+    c.outb(port + 1, (max & 0xE0) | (h - 1));
+    // Cursor on the last two lines but one, as the BIOS sets it.
+    c.outb(port, 0x0A);
+    c.outb(port + 1, h.saturating_sub(3));
+    c.outb(port, 0x0B);
+    c.outb(port + 1, h.saturating_sub(2));
+    let rows = (400 / h as u16).clamp(1, 100);
+    // Vertical display end: rows * height - 1 scan lines (the 400-line
+    // timing stays).
+    let end = rows * h as u16 - 1;
+    c.outb(port, 0x12);
+    c.outb(port + 1, end as u8);
+    c.set_bda8(ROWS_MINUS_1, (rows - 1) as u8);
+    c.set_bda16(CHAR_HEIGHT, h as u16);
+    let cols = c.bda16(COLUMNS);
+    c.set_bda16(PAGE_SIZE, (rows * cols * 2).next_power_of_two().max(0x800));
+}
+
+/// ROM offset and height of built-in font `which` (1: 8x14, 2: 8x8, 4:
+/// 8x16).
+fn rom_font(which: u8) -> (u16, u8) {
+    match which {
+        1 => (super::rom::FONT14_AT, 14),
+        2 => (super::rom::FONT8_FULL_AT, 8),
+        _ => (super::rom::FONT16_AT, 16),
+    }
+}
+
+fn font_services(c: &mut Ctx) {
+    let al = c.al();
+    match al {
+        0x00 | 0x10 => {
+            let (count, first, block, height) = (c.cx(), c.dx(), c.bl(), c.bh().clamp(1, 32));
+            let count = count.min(256);
+            let mut glyphs = vec![0u8; count as usize * height as usize];
+            c.read_bytes(c.lin(SegReg::Es, c.bp()), &mut glyphs);
+            vgahw::load_font(c, &glyphs, height, block & 7, first as u8, count);
+            if al == 0x10 {
+                set_char_height(c, height);
+            }
+        }
+        0x01 | 0x02 | 0x04 | 0x11 | 0x12 | 0x14 => {
+            let (_, h) = rom_font(al & 0x0F);
+            let block = c.bl() & 7;
+            vgahw::load_font(c, vgahw::builtin_font(h), h, block, 0, 256);
+            if al & 0x10 != 0 {
+                set_char_height(c, h);
+            }
+        }
+        0x03 => {
+            let v = c.bl();
+            c.outb(0x3C4, 0x03);
+            c.outb(0x3C5, v);
+        }
+        0x20 => {
+            // INT 1Fh: the user's graphics font for characters 80h-FFh.
+            let (seg, off) = (c.cpu.state.seg(SegReg::Es).selector, c.bp());
+            c.wr16(0x1F * 4, off);
+            c.wr16(0x1F * 4 + 2, seg);
+        }
+        0x21..=0x24 => {
+            // INT 43h: the graphics font (21h: user's at ES:BP, CX bytes
+            // per character; 22h 8x14, 23h 8x8, 24h 8x16).
+            let (seg, off, h) = match al {
+                0x21 => (c.cpu.state.seg(SegReg::Es).selector, c.bp(), c.cx()),
+                0x22 => (super::rom::ROM_SEGMENT, super::rom::FONT14_AT, 14),
+                0x23 => (super::rom::ROM_SEGMENT, super::rom::FONT8_FULL_AT, 8),
+                _ => (super::rom::ROM_SEGMENT, super::rom::FONT16_AT, 16),
+            };
+            c.wr16(0x43 * 4, off);
+            c.wr16(0x43 * 4 + 2, seg);
+            c.set_bda16(CHAR_HEIGHT, h.clamp(1, 32));
+        }
+        0x30 => {
+            // Font information: ES:BP of font BH, CX = bytes per character
+            // of the current font, DL = rows - 1.
+            let (seg, off) = match c.bh() {
+                0 => (c.rd16(0x1F * 4 + 2), c.rd16(0x1F * 4)),
+                1 => (c.rd16(0x43 * 4 + 2), c.rd16(0x43 * 4)),
+                2 | 5 => (super::rom::ROM_SEGMENT, super::rom::FONT14_AT),
+                3 => (super::rom::ROM_SEGMENT, super::rom::FONT8_FULL_AT),
+                4 => (super::rom::ROM_SEGMENT, super::rom::FONT8_FULL_AT + 128 * 8),
+                _ => (super::rom::ROM_SEGMENT, super::rom::FONT16_AT),
+            };
+            c.set_sel(SegReg::Es, seg);
+            c.set_bp(off);
+            let h = c.bda16(CHAR_HEIGHT);
+            c.set_cx(h);
+            let rows = c.bda8(ROWS_MINUS_1);
+            c.set_dl(rows);
+        }
+        al => tracing::debug!("own BIOS: INT 10h AX=11{al:02X}h is not implemented"),
     }
 }
 

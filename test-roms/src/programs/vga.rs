@@ -14,6 +14,14 @@
 //! - Mode 13h: the 256 DAC colours as a 16x16 grid (chain-4).
 //! - Mode X: mode 13h unchained to 320x240 (four planes, byte mode), an
 //!   x XOR y pattern written plane by plane through the map mask.
+//! - BIOS text services: mode 3 with the 8x8 font (AX=1112h: 50 rows),
+//!   bright backgrounds instead of blink (AX=1003h), a palette register
+//!   and a DAC entry changed (AX=1000h, 1010h), 50 lines of teletype
+//!   output so the screen scrolls.
+//! - BIOS graphics services: mode 12h, teletype and AH=09h text in
+//!   colours (drawn from the INT 43h font), pixels through AH=0Ch (a box,
+//!   an XOR line) read back through AH=0Dh, a DAC change for the
+//!   background, and enough lines to scroll the graphics screen.
 //! - VBE: controller and mode information (checked), mode 144h (1024x768,
 //!   32 bits per pixel) with the linear framebuffer, a colour gradient
 //!   written through it from unreal mode at the address the mode
@@ -34,11 +42,22 @@ pub enum Scene {
     Mode13,
     ModeX,
     Vbe,
+    BiosText50,
+    BiosGraphics,
 }
 
 impl Scene {
-    pub const ALL: [Scene; 7] =
-        [Scene::Text40, Scene::Text80, Scene::Mode0D, Scene::Mode12, Scene::Mode13, Scene::ModeX, Scene::Vbe];
+    pub const ALL: [Scene; 9] = [
+        Scene::Text40,
+        Scene::Text80,
+        Scene::Mode0D,
+        Scene::Mode12,
+        Scene::Mode13,
+        Scene::ModeX,
+        Scene::Vbe,
+        Scene::BiosText50,
+        Scene::BiosGraphics,
+    ];
 
     /// A short name (file names of expected images).
     pub fn name(self) -> &'static str {
@@ -50,6 +69,8 @@ impl Scene {
             Scene::Mode13 => "mode13",
             Scene::ModeX => "modex",
             Scene::Vbe => "vbe1024x768x32",
+            Scene::BiosText50 => "bios-text50",
+            Scene::BiosGraphics => "bios-mode12",
         }
     }
 
@@ -62,6 +83,8 @@ impl Scene {
             Scene::Mode12 => (640, 480),
             Scene::ModeX => (320, 240),
             Scene::Vbe => (1024, 768),
+            Scene::BiosText50 => (720, 400),
+            Scene::BiosGraphics => (640, 480),
         }
     }
 }
@@ -81,6 +104,8 @@ fn body(c: &mut Code, img: &mut Image, scene: Scene) -> R {
         Scene::Mode13 => mode13(c),
         Scene::ModeX => mode_x(c),
         Scene::Vbe => vbe(c, img),
+        Scene::BiosText50 => bios_text50(c),
+        Scene::BiosGraphics => bios_graphics(c),
     }
 }
 
@@ -504,4 +529,162 @@ pub fn key_echo_image() -> Vec<u8> {
         c.set(&mut done)
     });
     floppy(&prog)
+}
+
+/// Teletype the string (AH=0Eh) in colour `colour` (graphics modes).
+fn teletype(c: &mut Code, text: &str, colour: u8) -> R {
+    for b in text.bytes() {
+        c.mov(ax, 0x0E00u32 | b as u32)?;
+        c.mov(bx, colour as u32)?;
+        c.int(0x10)?;
+    }
+    Ok(())
+}
+
+/// Print "line NN" lines 1..=n through the teletype.
+fn numbered_lines(c: &mut Code, n: u32, colour: u8) -> R {
+    c.mov(si, 1u32)?;
+    let mut l = c.fresh();
+    c.set(&mut l)?;
+    teletype(c, "line ", colour)?;
+    // Two decimal digits of SI.
+    c.mov(ax, si)?;
+    c.mov(dl, 10)?;
+    c.div(dl)?;
+    c.add(ax, 0x3030)?;
+    c.push(ax)?;
+    c.mov(ah, 0x0E)?;
+    c.mov(bx, colour as u32)?;
+    c.int(0x10)?;
+    c.pop(ax)?;
+    c.mov(al, ah)?;
+    c.mov(ah, 0x0E)?;
+    c.mov(bx, colour as u32)?;
+    c.int(0x10)?;
+    teletype(c, "\r\n", colour)?;
+    c.inc(si)?;
+    c.cmp(si, n as i32)?;
+    c.jbe(l)
+}
+
+fn bios_text50(c: &mut Code) -> R {
+    set_mode(c, 3)?;
+    c.mov(ax, 0x1112u32)?;
+    c.xor(bl, bl)?;
+    c.int(0x10)?;
+    c.mov(ax, 0x1130u32)?;
+    c.xor(bh, bh)?;
+    c.int(0x10)?;
+    c.xor(dh, dh)?;
+    check16(c, dx, 49, "AX=1130h: 50 rows")?;
+    check16(c, cx, 8, "AX=1130h: 8 lines per character")?;
+    // Bright backgrounds instead of blinking.
+    c.mov(ax, 0x1003u32)?;
+    c.xor(bl, bl)?;
+    c.int(0x10)?;
+    // Palette register 1 shows colour 3Ah (bright green), DAC entry 3Ah
+    // becomes orange.
+    c.mov(ax, 0x1000u32)?;
+    c.mov(bx, 0x3A01u32)?;
+    c.int(0x10)?;
+    c.mov(ax, 0x1010u32)?;
+    c.mov(bx, 0x003Au32)?;
+    c.mov(dh, 63)?;
+    c.mov(cx, 0x2000u32)?;
+    c.int(0x10)?;
+    c.mov(ax, 0x1007u32)?;
+    c.mov(bl, 1)?;
+    c.int(0x10)?;
+    c.mov(al, bh)?;
+    c.xor(ah, ah)?;
+    check16(c, ax, 0x3A, "AX=1007h reads palette register 1")?;
+    c.mov(ah, 0x01)?;
+    c.mov(cx, 0x2000u32)?;
+    c.int(0x10)?;
+    numbered_lines(c, 52, 0)?;
+    // A bar of the 16 background colours (attributes 0x8F..) on the last row.
+    es_to(c, 0xB800)?;
+    for i in 0..80u32 {
+        c.mov(word_ptr((48 * 80 + i) * 2).es(), (((i / 5) << 12) | 0x0F00) | b'#' as u32)?;
+        c.mov(word_ptr((47 * 80 + i) * 2).es(), 0x0100u32 | (b'A' as u32 + (i % 26)))?;
+    }
+    Ok(())
+}
+
+fn bios_graphics(c: &mut Code) -> R {
+    set_mode(c, 0x12)?;
+    // A dark blue background through DAC entry 0.
+    c.mov(ax, 0x1010u32)?;
+    c.xor(bx, bx)?;
+    c.xor(dh, dh)?;
+    c.mov(cx, 0x0018u32)?;
+    c.int(0x10)?;
+    // A box outline 200x100 at (300, 200) in colour 10.
+    let pixel = |c: &mut Code| -> R {
+        c.mov(ax, 0x0C0Au32)?;
+        c.xor(bh, bh)?;
+        c.int(0x10)
+    };
+    c.mov(cx, 300u32)?;
+    let mut top = c.fresh();
+    c.set(&mut top)?;
+    c.mov(dx, 200u32)?;
+    pixel(c)?;
+    c.mov(dx, 299u32)?;
+    pixel(c)?;
+    c.inc(cx)?;
+    c.cmp(cx, 500)?;
+    c.jb(top)?;
+    c.mov(dx, 200u32)?;
+    let mut side = c.fresh();
+    c.set(&mut side)?;
+    c.mov(cx, 300u32)?;
+    pixel(c)?;
+    c.mov(cx, 499u32)?;
+    pixel(c)?;
+    c.inc(dx)?;
+    c.cmp(dx, 300)?;
+    c.jb(side)?;
+    // An XOR line (colour 8Fh) across the box.
+    c.mov(cx, 250u32)?;
+    let mut xl = c.fresh();
+    c.set(&mut xl)?;
+    c.mov(dx, 250u32)?;
+    c.mov(ax, 0x0C8Fu32)?;
+    c.xor(bh, bh)?;
+    c.int(0x10)?;
+    c.inc(cx)?;
+    c.cmp(cx, 550)?;
+    c.jb(xl)?;
+    // Read back: the box edge is colour 10, XOR of 10 with 15 is 5.
+    c.mov(ah, 0x0D)?;
+    c.xor(bh, bh)?;
+    c.mov(cx, 400u32)?;
+    c.mov(dx, 200u32)?;
+    c.int(0x10)?;
+    c.xor(ah, ah)?;
+    check16(c, ax, 10, "AH=0Dh reads the box edge")?;
+    c.mov(ah, 0x0D)?;
+    c.mov(cx, 300u32)?;
+    c.mov(dx, 250u32)?;
+    c.int(0x10)?;
+    c.xor(ah, ah)?;
+    check16(c, ax, 5, "AH=0Dh reads the XOR crossing")?;
+    // Move the cursor down and print enough lines to scroll the box up
+    // by three character rows (48 scan lines).
+    c.mov(ah, 0x02)?;
+    c.xor(bh, bh)?;
+    c.mov(dx, 0x1A00u32)?;
+    c.int(0x10)?;
+    numbered_lines(c, 6, 0x0B)?;
+    // Text at the top: teletype in yellow, ten red stars through AH=09h.
+    c.mov(ah, 0x02)?;
+    c.xor(bh, bh)?;
+    c.mov(dx, 0x0101u32)?;
+    c.int(0x10)?;
+    teletype(c, "ferrite BIOS text in mode 12h\r\n", 0x0E)?;
+    c.mov(ax, 0x092Au32)?;
+    c.mov(bx, 0x000Cu32)?;
+    c.mov(cx, 10u32)?;
+    c.int(0x10)
 }
