@@ -7,10 +7,12 @@
 //! platform console. The cursor shape follows CGA-style values scaled to
 //! the character height (cursor emulation). VBE (AH=4Fh) is `vbe.rs`.
 //!
-//! Graphics modes are set completely, but the character services draw
-//! only in text modes. Not implemented yet: pixel read/write (AH=0Ch/0Dh),
-//! text in graphics modes, font loads (AH=11h), palette services (AH=10h),
-//! state save/restore (AH=1Ch).
+//! In graphics modes the character services draw glyphs from the font
+//! INT 43h points at (INT 1Fh for 80h-FFh in 8-line fonts) in the colour
+//! BL gives (bit 7: XOR), and scrolling copies pixel rows (latch copies in
+//! the planar modes). AH=10h sets palette registers and the DAC, AH=11h
+//! loads fonts and reports the ROM's. Not implemented: state save/restore
+//! (AH=1Ch), grey-scale summing.
 
 use ferrite_core::cpu::state::SegReg;
 
