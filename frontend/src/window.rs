@@ -12,7 +12,10 @@
 //! mouse (relative motion from raw device events, pointer hidden and
 //! locked); **Ctrl+Alt+G** releases it. **Ctrl+Alt+F** toggles full
 //! screen, **Ctrl+Alt+S** saves a screenshot (`ferrite-<n>.png` in the
-//! working directory). Losing focus releases every key the guest saw
+//! working directory), **Ctrl+Alt+A** switches between the 4:3 picture
+//! (the default: VGA modes with non-square pixels get rows repeated, as a
+//! CRT showed them) and the adapter's pixels 1:1. The picture is scaled
+//! by whole multiples to the window. Losing focus releases every key the guest saw
 //! pressed, so none stays stuck. The PC speaker plays through the host's
 //! audio output while the window is open (`audio.rs`).
 
@@ -60,6 +63,7 @@ pub fn run(session: &mut Session, name: &str) -> anyhow::Result<ExitCode> {
         screenshots: 0,
         frame_size: (0, 0),
         full_copy: true,
+        aspect: true,
     };
     event_loop.run_app(&mut app)?;
     if let Some(e) = app.error {
@@ -90,6 +94,8 @@ struct App<'s> {
     /// Copy the whole picture at the next redraw (the frame's changed rows
     /// were consumed elsewhere, or the buffer is new).
     full_copy: bool,
+    /// Stretch VGA modes to the 4:3 of the monitors they were made for.
+    aspect: bool,
 }
 
 impl App<'_> {
@@ -104,6 +110,7 @@ impl App<'_> {
                 (f.width, f.height)
             }
         };
+        let (w, h) = shown_size(w, h, self.aspect);
         let attrs = Window::default_attributes().with_title(self.title(0.0)).with_inner_size(PhysicalSize::new(w, h));
         let window = Arc::new(el.create_window(attrs)?);
         let size = window.inner_size();
@@ -140,25 +147,30 @@ impl App<'_> {
         if f.width == 0 || f.height == 0 {
             return;
         }
-        let resized = (f.width, f.height) != self.frame_size;
+        let (bw, bh) = shown_size(f.width, f.height, self.aspect);
+        let resized = (bw, bh) != self.frame_size;
         let full = resized || std::mem::take(&mut self.full_copy);
         if resized {
-            if pixels.resize_buffer(f.width, f.height).is_err() {
+            if pixels.resize_buffer(bw, bh).is_err() {
                 return;
             }
-            self.frame_size = (f.width, f.height);
+            self.frame_size = (bw, bh);
             // Grow the window to show the new mode at 1:1 at least.
             let cur = window.inner_size();
-            if cur.width < f.width || cur.height < f.height {
-                let _ = window.request_inner_size(PhysicalSize::new(f.width, f.height));
+            if cur.width < bw || cur.height < bh {
+                let _ = window.request_inner_size(PhysicalSize::new(bw, bh));
             }
         }
-        let rows = if full { 0..f.height } else { f.changed.clone() };
         let w = f.width as usize;
         let dst = pixels.frame_mut();
-        for y in rows {
-            let src = &f.pixels[y as usize * w..][..w];
-            let d = &mut dst[y as usize * w * 4..][..w * 4];
+        // Buffer rows showing the frame's changed rows (all of them after a
+        // resize; rows repeat when the picture is stretched to 4:3).
+        let (first, end) =
+            if full { (0, bh) } else { (f.changed.start * bh / f.height, (f.changed.end * bh).div_ceil(f.height)) };
+        for by in first..end.min(bh) {
+            let y = (by as u64 * f.height as u64 / bh as u64) as usize;
+            let src = &f.pixels[y * w..][..w];
+            let d = &mut dst[by as usize * w * 4..][..w * 4];
             for (o, p) in d.chunks_exact_mut(4).zip(src) {
                 o.copy_from_slice(&p.to_le_bytes());
             }
@@ -203,7 +215,12 @@ impl App<'_> {
             return false;
         }
         match code {
-            KeyCode::KeyG | KeyCode::KeyF | KeyCode::KeyS if !pressed => true,
+            KeyCode::KeyG | KeyCode::KeyF | KeyCode::KeyS | KeyCode::KeyA if !pressed => true,
+            KeyCode::KeyA => {
+                self.aspect = !self.aspect;
+                self.full_copy = true;
+                true
+            }
             KeyCode::KeyG => {
                 self.set_capture(false);
                 true
@@ -356,6 +373,18 @@ impl ApplicationHandler for App<'_> {
     }
 }
 
+/// The size the window's buffer shows a `w` x `h` picture at: with
+/// `aspect`, the VGA modes (at most 720x480) whose pixels are not square
+/// on a 4:3 monitor (720x400 text, 320x200, 640x350, ...) get their rows
+/// repeated to a 4:3 picture; other sizes (VBE modes) show as they are.
+pub fn shown_size(w: u32, h: u32, aspect: bool) -> (u32, u32) {
+    if aspect && w <= 720 && h <= 480 && w * 3 != h * 4 && w > 0 {
+        (w, w * 3 / 4)
+    } else {
+        (w, h)
+    }
+}
+
 /// The guest key at the host key's position.
 fn guest_key(code: KeyCode) -> Option<Key> {
     macro_rules! same {
@@ -478,6 +507,16 @@ fn guest_key(code: KeyCode) -> Option<Key> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vga_modes_show_at_four_to_three() {
+        assert_eq!(shown_size(720, 400, true), (720, 540));
+        assert_eq!(shown_size(320, 200, true), (320, 240));
+        assert_eq!(shown_size(640, 480, true), (640, 480));
+        assert_eq!(shown_size(1024, 768, true), (1024, 768));
+        assert_eq!(shown_size(1920, 1080, true), (1920, 1080));
+        assert_eq!(shown_size(720, 400, false), (720, 400));
+    }
 
     #[test]
     fn every_guest_key_has_a_host_key() {
