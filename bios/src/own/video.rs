@@ -11,8 +11,8 @@
 //! INT 43h points at (INT 1Fh for 80h-FFh in 8-line fonts) in the colour
 //! BL gives (bit 7: XOR), and scrolling copies pixel rows (latch copies in
 //! the planar modes). AH=10h sets palette registers and the DAC, AH=11h
-//! loads fonts and reports the ROM's. Not implemented: state save/restore
-//! (AH=1Ch), grey-scale summing.
+//! loads fonts and reports the ROM's, AH=1Bh/1Ch report, save and restore
+//! the video state. Not implemented: grey-scale summing.
 
 use ferrite_core::cpu::state::SegReg;
 
@@ -422,6 +422,8 @@ pub fn int10(c: &mut Ctx) {
             _ => {}
         },
         0x13 => write_string(c),
+        0x1B if c.bx() == 0 => state_information(c),
+        0x1C => save_restore_state(c),
         0x4F => super::vbe::int10_4f(c),
         0x1A => {
             if c.al() <= 1 {
@@ -914,6 +916,152 @@ fn font_services(c: &mut Ctx) {
             c.set_dl(rows);
         }
         al => tracing::debug!("own BIOS: INT 10h AX=11{al:02X}h is not implemented"),
+    }
+}
+
+// ---- AH=1Bh/1Ch: state information, save and restore -----------------------
+
+/// AH=1Bh BX=0: the 64-byte functionality/state block at ES:DI (the
+/// static functionality table pointer is 0: not provided).
+fn state_information(c: &mut Ctx) {
+    let mut b = [0u8; 64];
+    b[4] = c.bda8(MODE);
+    b[5..7].copy_from_slice(&c.bda16(COLUMNS).to_le_bytes());
+    b[7..9].copy_from_slice(&c.bda16(PAGE_SIZE).to_le_bytes());
+    b[9..11].copy_from_slice(&c.bda16(PAGE_START).to_le_bytes());
+    for p in 0..8u16 {
+        let v = c.bda16(CURSOR_POS + 2 * p);
+        b[11 + 2 * p as usize..13 + 2 * p as usize].copy_from_slice(&v.to_le_bytes());
+    }
+    let shape = c.bda16(CURSOR_SHAPE);
+    b[0x1B] = (shape >> 8) as u8;
+    b[0x1C] = shape as u8;
+    b[0x1D] = c.bda8(ACTIVE_PAGE);
+    b[0x1E..0x20].copy_from_slice(&c.bda16(CRTC_BASE).to_le_bytes());
+    b[0x20] = c.bda8(MODE_CTRL);
+    b[0x21] = c.bda8(PALETTE);
+    b[0x22] = c.bda8(ROWS_MINUS_1) + 1;
+    b[0x23..0x25].copy_from_slice(&c.bda16(CHAR_HEIGHT).to_le_bytes());
+    b[0x25] = 0x08; // active display: VGA with colour display
+    b[0x27..0x29].copy_from_slice(&256u16.to_le_bytes()); // colours
+    b[0x29] = 8; // pages
+    b[0x2A] = 2; // 400 scan lines
+    b[0x2D] = if c.bda8(MODE_CTRL) & 0x20 != 0 { 0x20 } else { 0 };
+    b[0x31] = 3; // 256 KiB of video memory
+    let at = c.lin(SegReg::Es, c.di());
+    c.write_bytes(at, &b);
+    c.set_al(0x1B);
+}
+
+/// Bytes of each part of a saved state (AH=1Ch CX bit 0: registers, 1:
+/// BIOS data, 2: DAC).
+const STATE_REGS: usize = 1 + 5 + 25 + 9 + 21;
+const STATE_BDA: usize = 0x67 - 0x49 + 0x8B - 0x84;
+const STATE_DAC: usize = 2 + 768;
+
+/// AH=1Ch: AL=0 size (BX in 64-byte blocks), 1 save, 2 restore the parts
+/// CX selects at ES:BX (the layout is this BIOS's own: a part mask, then
+/// each selected part).
+fn save_restore_state(c: &mut Ctx) {
+    let parts = c.cx() & 7;
+    let size = 2
+        + if parts & 1 != 0 { STATE_REGS } else { 0 }
+        + if parts & 2 != 0 { STATE_BDA } else { 0 }
+        + if parts & 4 != 0 { STATE_DAC } else { 0 };
+    let at = c.lin(SegReg::Es, c.bx());
+    match c.al() {
+        0 => {
+            c.set_bx(size.div_ceil(64) as u16);
+            c.set_al(0x1C);
+        }
+        1 => {
+            let mut b = vec![parts as u8, 0];
+            if parts & 1 != 0 {
+                b.push(c.inb(0x3CC));
+                for i in 0..5u8 {
+                    c.outb(0x3C4, i);
+                    b.push(c.inb(0x3C5));
+                }
+                let port = if b[2] & 1 != 0 { 0x3D4 } else { 0x3B4 };
+                for i in 0..25u8 {
+                    c.outb(port, i);
+                    b.push(c.inb(port + 1));
+                }
+                for i in 0..9u8 {
+                    c.outb(0x3CE, i);
+                    b.push(c.inb(0x3CF));
+                }
+                for i in 0..21u8 {
+                    b.push(attr_read(c, i));
+                }
+            }
+            if parts & 2 != 0 {
+                for off in (0x49..0x67).chain(0x84..0x8B) {
+                    b.push(c.bda8(off));
+                }
+            }
+            if parts & 4 != 0 {
+                b.push(c.inb(0x3C6));
+                b.push(c.inb(0x3C8));
+                c.outb(0x3C7, 0);
+                for _ in 0..768 {
+                    b.push(c.inb(0x3C9));
+                }
+                // Reading moved the write index: put it back.
+                let w = b[b.len() - 769];
+                c.outb(0x3C8, w);
+            }
+            c.write_bytes(at, &b);
+            c.set_al(0x1C);
+        }
+        2 => {
+            let mut b = vec![0u8; size];
+            c.read_bytes(at, &mut b);
+            let mut i = 2;
+            if parts & 1 != 0 {
+                let r = &b[i..i + STATE_REGS];
+                c.outb(0x3C4, 0);
+                c.outb(0x3C5, 0x01);
+                c.outb(0x3C2, r[0]);
+                for k in 1..5u8 {
+                    c.outb(0x3C4, k);
+                    c.outb(0x3C5, r[k as usize + 1]);
+                }
+                c.outb(0x3C4, 0);
+                c.outb(0x3C5, r[1] | 0x03);
+                let port = if r[0] & 1 != 0 { 0x3D4 } else { 0x3B4 };
+                c.outb(port, 0x11);
+                c.outb(port + 1, 0);
+                for k in 0..25u8 {
+                    c.outb(port, k);
+                    c.outb(port + 1, r[6 + k as usize]);
+                }
+                for k in 0..9u8 {
+                    c.outb(0x3CE, k);
+                    c.outb(0x3CF, r[31 + k as usize]);
+                }
+                for k in 0..21u8 {
+                    attr_write(c, k, r[40 + k as usize]);
+                }
+                i += STATE_REGS;
+            }
+            if parts & 2 != 0 {
+                for (k, off) in (0x49..0x67).chain(0x84..0x8B).enumerate() {
+                    c.set_bda8(off, b[i + k]);
+                }
+                i += STATE_BDA;
+            }
+            if parts & 4 != 0 {
+                c.outb(0x3C6, b[i]);
+                c.outb(0x3C8, 0);
+                for k in 0..768 {
+                    c.outb(0x3C9, b[i + 2 + k]);
+                }
+                c.outb(0x3C8, b[i + 1]);
+            }
+            c.set_al(0x1C);
+        }
+        _ => {}
     }
 }
 

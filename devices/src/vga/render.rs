@@ -151,20 +151,22 @@ impl Vga {
     }
 
     /// The plane offset the CRTC reads for memory address `ma` at row scan
-    /// `row`.
+    /// `row`: the address mode maps MA to the memory address, then the
+    /// CGA/Hercules compatibility bits put row scan bits 0/1 on memory
+    /// address bits 13/14 (so CGA's two banks at +2000h work in the word
+    /// mode of modes 4 and 5 as in the byte mode of mode 6).
     fn display_addr(g: &Geometry, ma: u32, row: u32) -> usize {
-        let mut ma = ma;
-        if g.cms {
-            ma = (ma & !0x2000) | (row & 1) << 13;
-        }
-        if g.sri {
-            ma = (ma & !0x4000) | (row & 2) << 13;
-        }
-        let a = match g.addr_mode {
+        let mut a = match g.addr_mode {
             2 => (ma << 2) | ((ma >> 14) & 3),
             1 => (ma << 1) | ((ma >> if g.wrap15 { 15 } else { 13 }) & 1),
             _ => ma,
         };
+        if g.cms {
+            a = (a & !0x2000) | (row & 1) << 13;
+        }
+        if g.sri {
+            a = (a & !0x4000) | (row & 2) << 13;
+        }
         a as usize & (PLANE_BYTES - 1)
     }
 

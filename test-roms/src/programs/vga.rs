@@ -22,6 +22,9 @@
 //!   colours (drawn from the INT 43h font), pixels through AH=0Ch (a box,
 //!   an XOR line) read back through AH=0Dh, a DAC change for the
 //!   background, and enough lines to scroll the graphics screen.
+//! - CGA modes 04h (320x200, 4 colours) and 06h (640x200, 2 colours):
+//!   text and pixels through the BIOS (both memory banks, XOR), and the
+//!   video state saved (AX=1C01h), spoiled and restored (AX=1C02h).
 //! - VBE: controller and mode information (checked), mode 144h (1024x768,
 //!   32 bits per pixel) with the linear framebuffer, a colour gradient
 //!   written through it from unreal mode at the address the mode
@@ -44,10 +47,12 @@ pub enum Scene {
     Vbe,
     BiosText50,
     BiosGraphics,
+    Cga4,
+    Cga6,
 }
 
 impl Scene {
-    pub const ALL: [Scene; 9] = [
+    pub const ALL: [Scene; 11] = [
         Scene::Text40,
         Scene::Text80,
         Scene::Mode0D,
@@ -57,6 +62,8 @@ impl Scene {
         Scene::Vbe,
         Scene::BiosText50,
         Scene::BiosGraphics,
+        Scene::Cga4,
+        Scene::Cga6,
     ];
 
     /// A short name (file names of expected images).
@@ -71,6 +78,8 @@ impl Scene {
             Scene::Vbe => "vbe1024x768x32",
             Scene::BiosText50 => "bios-text50",
             Scene::BiosGraphics => "bios-mode12",
+            Scene::Cga4 => "cga-mode04",
+            Scene::Cga6 => "cga-mode06",
         }
     }
 
@@ -85,6 +94,8 @@ impl Scene {
             Scene::Vbe => (1024, 768),
             Scene::BiosText50 => (720, 400),
             Scene::BiosGraphics => (640, 480),
+            Scene::Cga4 => (320, 200),
+            Scene::Cga6 => (640, 200),
         }
     }
 }
@@ -106,6 +117,8 @@ fn body(c: &mut Code, img: &mut Image, scene: Scene) -> R {
         Scene::Vbe => vbe(c, img),
         Scene::BiosText50 => bios_text50(c),
         Scene::BiosGraphics => bios_graphics(c),
+        Scene::Cga4 => cga(c, 4),
+        Scene::Cga6 => cga(c, 6),
     }
 }
 
@@ -687,4 +700,80 @@ fn bios_graphics(c: &mut Code) -> R {
     c.mov(bx, 0x000Cu32)?;
     c.mov(cx, 10u32)?;
     c.int(0x10)
+}
+
+fn cga(c: &mut Code, mode: u8) -> R {
+    const STATE: u32 = BUF;
+    set_mode(c, mode)?;
+    let (w, colours) = if mode == 4 { (320u32, 3u8) } else { (640, 1) };
+    teletype(c, "CGA mode via BIOS\r\n", colours)?;
+    // Diagonal stripes: colour (x / 8 + y / 8) mod 4 over a square.
+    c.mov(dx, 40u32)?;
+    let mut ly = c.fresh();
+    c.set(&mut ly)?;
+    c.mov(cx, 0u32)?;
+    let mut lx = c.fresh();
+    c.set(&mut lx)?;
+    c.mov(ax, cx)?;
+    c.add(ax, dx)?;
+    c.shr(ax, 3)?;
+    c.and(al, colours as u32)?;
+    c.mov(ah, 0x0C)?;
+    c.xor(bh, bh)?;
+    c.int(0x10)?;
+    c.inc(cx)?;
+    c.cmp(cx, (w / 2) as i32)?;
+    c.jb(lx)?;
+    c.inc(dx)?;
+    c.cmp(dx, 140)?;
+    c.jb(ly)?;
+    // An XOR bar over the right part of the stripes.
+    c.mov(dx, 100u32)?;
+    let mut xy = c.fresh();
+    c.set(&mut xy)?;
+    c.mov(cx, (w / 4) as u32)?;
+    let mut xx = c.fresh();
+    c.set(&mut xx)?;
+    c.mov(ax, 0x0C80u32 | colours as u32)?;
+    c.xor(bh, bh)?;
+    c.int(0x10)?;
+    c.inc(cx)?;
+    c.cmp(cx, (w / 2 + w / 8) as i32)?;
+    c.jb(xx)?;
+    c.inc(dx)?;
+    c.cmp(dx, 110)?;
+    c.jb(xy)?;
+    // Save the state, spoil palette register 1 and the DAC, restore.
+    c.mov(ax, 0x1C00u32)?;
+    c.mov(cx, 7u32)?;
+    c.int(0x10)?;
+    c.cmp(al, 0x1C)?;
+    let mut sized = c.fresh();
+    c.je(sized)?;
+    fail16(c, ax, "AX=1C00h")?;
+    c.set(&mut sized)?;
+    c.mov(ax, 0x1C01u32)?;
+    c.mov(cx, 7u32)?;
+    c.mov(bx, STATE)?;
+    c.int(0x10)?;
+    c.mov(ax, 0x1000u32)?;
+    c.mov(bx, 0x0401u32)?;
+    c.int(0x10)?;
+    c.mov(ax, 0x1010u32)?;
+    c.mov(bx, 0x0000u32)?;
+    c.mov(dh, 63)?;
+    c.mov(cx, 0x3F3Fu32)?;
+    c.int(0x10)?;
+    c.mov(ax, 0x1C02u32)?;
+    c.mov(cx, 7u32)?;
+    c.mov(bx, STATE)?;
+    c.int(0x10)?;
+    // Read back one stripe pixel: colour (8 + 48) / 8 & mask.
+    c.mov(ah, 0x0D)?;
+    c.xor(bh, bh)?;
+    c.mov(cx, 8u32)?;
+    c.mov(dx, 48u32)?;
+    c.int(0x10)?;
+    c.xor(ah, ah)?;
+    check16(c, ax, (((8 + 48) / 8) & colours) as u16, "AH=0Dh in a CGA mode")
 }
