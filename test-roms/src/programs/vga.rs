@@ -731,7 +731,7 @@ fn cga(c: &mut Code, mode: u8) -> R {
     c.mov(dx, 100u32)?;
     let mut xy = c.fresh();
     c.set(&mut xy)?;
-    c.mov(cx, (w / 4) as u32)?;
+    c.mov(cx, w / 4)?;
     let mut xx = c.fresh();
     c.set(&mut xx)?;
     c.mov(ax, 0x0C80u32 | colours as u32)?;
