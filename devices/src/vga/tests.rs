@@ -479,3 +479,45 @@ fn random_programming_never_panics() {
         }
     }
 }
+
+#[test]
+fn pixel_and_byte_panning_shift_the_picture() {
+    // Mode 12h-like planar mode: pixel x has colour 15 only at x = 16.
+    let mut v = planar();
+    let cr = [
+        0x5F, 0x4F, 0x50, 0x82, 0x54, 0x80, 0x0B, 0x3E, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xEA, 0x8C,
+        0xDF, 0x28, 0x00, 0xE7, 0x04, 0xE3, 0xFF,
+    ];
+    for (i, x) in cr.into_iter().enumerate() {
+        crtc(&mut v, i as u8, x);
+    }
+    for i in 0..16 {
+        attr(&mut v, i, i);
+    }
+    attr(&mut v, 0x10, 0x01);
+    attr(&mut v, 0x12, 0x0F);
+    out(&mut v, 0x3C8, 15);
+    for b in [63, 63, 63] {
+        out(&mut v, 0x3C9, b);
+    }
+    v.vram[2] = 0x8080_8080; // byte 2, bit 7: pixel 16 on all planes
+    let white = (0xFF, 0xFF, 0xFF);
+    let f = v.render(Nanos::ZERO, &[]).clone();
+    assert_eq!((f.width, f.height), (640, 480));
+    assert_eq!(f.rgb(16, 0), white);
+    // Pixel panning by 3: the picture moves left by 3 pixels.
+    attr(&mut v, 0x13, 3);
+    let f = v.render(Nanos::ZERO, &[]).clone();
+    assert_eq!(f.rgb(13, 0), white);
+    assert_ne!(f.rgb(16, 0), white);
+    // Byte panning (CR08 bits 5-6) by one character: 8 pixels more.
+    crtc(&mut v, 0x08, 0x20);
+    let f = v.render(Nanos::ZERO, &[]).clone();
+    assert_eq!(f.rgb(5, 0), white);
+    // A start address one byte on has the same effect as byte panning.
+    attr(&mut v, 0x13, 0);
+    crtc(&mut v, 0x08, 0);
+    crtc(&mut v, 0x0D, 1);
+    let f = v.render(Nanos::ZERO, &[]).clone();
+    assert_eq!(f.rgb(8, 0), white);
+}
