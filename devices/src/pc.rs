@@ -859,7 +859,9 @@ impl Machine {
                             // At least one instruction time, so a device that
                             // keeps reporting a due event cannot stall the
                             // loop; at most what is left of the budget.
-                            let left = max - (self.cpu.instret - start + idle);
+                            // (The CPU's run may have used up the budget
+                            // exactly: then one instruction time.)
+                            let left = max.saturating_sub(self.cpu.instret - start + idle).max(1);
                             let t = t.0.clamp(now + ns, now + left * ns);
                             // The TSC counts core clocks, which run on while
                             // the CPU is halted: one per instruction time.
@@ -919,6 +921,32 @@ mod tests {
         assert_eq!(pc.io_read(0x1234, AccessSize::Byte), 0xFF);
         assert_eq!(pc.io_read(0x1234, AccessSize::Dword), 0xFFFF_FFFF);
         pc.io_write(0x1234, AccessSize::Word, 7);
+    }
+
+    /// A HLT that is exactly the last instruction of the budget, with a
+    /// device event pending and interrupts enabled, ends the run (it used
+    /// to compute an empty range for the idle skip and panic).
+    #[test]
+    fn a_halt_at_the_end_of_the_budget_returns() {
+        use ferrite_core::cpu::state::SegReg;
+        for max in 1..6 {
+            let mut mem = GuestMemory::new(1 << 20).unwrap();
+            // nop x3; sti; hlt; jmp $-1
+            mem.load(PhysAddr(0x7C00), &[0x90, 0x90, 0x90, 0xFB, 0xF4, 0xEB, 0xFD]);
+            let mut m = Machine::new(mem, &PcConfig::default());
+            m.cpu.state.load_seg_real(SegReg::Cs, 0);
+            m.cpu.state.eip = 0x7C00;
+            // Every IRQ masked, PIT channel 0 running: a device event is
+            // due later but no interrupt wakes the CPU.
+            for (p, v) in [(0x20, 0x11), (0x21, 0x08), (0x21, 0x04), (0x21, 0x01), (0x21, 0xFF)] {
+                m.pc.io_write(p, AccessSize::Byte, v);
+            }
+            m.pc.io_write(0x43, AccessSize::Byte, 0x34);
+            m.pc.io_write(0x40, AccessSize::Byte, 0xFF);
+            m.pc.io_write(0x40, AccessSize::Byte, 0xFF);
+            // max = 5 ends the budget exactly on the HLT.
+            assert_eq!(m.run(max), RunExit::Budget, "budget {max}");
+        }
     }
 
     #[test]
