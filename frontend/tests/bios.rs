@@ -9,12 +9,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+use common::guest_file;
+
 fn seabios() -> Option<PathBuf> {
-    let cache = std::env::var_os("FERRITE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cache/guests"));
-    let p = cache.join("seabios-images/bios.bin");
-    p.exists().then_some(p)
+    guest_file("seabios-images/bios.bin")
 }
 
 /// Which BIOS a run uses.
@@ -230,14 +229,6 @@ fn bios_misc_with_seabios() {
 }
 
 // ---- option ROMs and real guests ------------------------------------------
-
-fn guest_file(rel: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("FERRITE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cache/guests"));
-    let p = cache.join(rel);
-    p.exists().then_some(p)
-}
 
 #[test]
 fn own_bios_runs_a_vga_option_rom_mapped_with_vga_bios() {

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
 fn guests() -> Option<PathBuf> {
-    let cache = std::env::var_os("FERRITE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cache/guests"));
+    let cache = common::guest_cache();
     let need = ["linux/vmlinuz", "linux/initrd.gz", "linux/disk.img", "seabios-images/bios.bin"];
     need.iter().all(|f| cache.join(f).exists()).then_some(cache)
 }
@@ -62,23 +62,17 @@ fn run_natively(dir: &Path, program: &[u8]) -> Option<String> {
 
 /// Size of a screenshot and how many of its pixels are not black.
 fn picture_stats(png_path: &Path) -> (u32, u32, usize) {
-    let file = std::fs::File::open(png_path).unwrap_or_else(|e| panic!("{}: {e}", png_path.display()));
-    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
-    let mut rgb = vec![0; dec.output_buffer_size().unwrap()];
-    let info = dec.next_frame(&mut rgb).unwrap();
-    let lit = rgb[..info.buffer_size()].chunks(3).filter(|p| p.iter().any(|&v| v != 0)).count();
-    (info.width, info.height, lit)
+    let (w, h, rgb) = common::read_png(png_path);
+    let lit = rgb.chunks(3).filter(|p| p.iter().any(|&v| v != 0)).count();
+    (w, h, lit)
 }
 
 /// The text a VGA text-mode screenshot (9x16 cells, 80x25) shows: each
 /// cell's foreground pixels matched against the own BIOS's 8x16 font.
 /// Unknown cells read as '?'.
 fn screen_text(png_path: &Path) -> Vec<String> {
-    let file = std::fs::File::open(png_path).unwrap_or_else(|e| panic!("{}: {e}", png_path.display()));
-    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
-    let mut rgb = vec![0; dec.output_buffer_size().unwrap()];
-    let info = dec.next_frame(&mut rgb).unwrap();
-    assert_eq!((info.width, info.height), (720, 400), "{}: not an 80x25 text screen", png_path.display());
+    let (w, h, rgb) = common::read_png(png_path);
+    assert_eq!((w, h), (720, 400), "{}: not an 80x25 text screen", png_path.display());
     let font = ferrite_bios::own::font::font_8x16();
     let mut glyphs = std::collections::HashMap::new();
     // Printable ASCII first, so shapes shared with other codes read as ASCII.

@@ -9,24 +9,16 @@
 //! from the interpreter's run (`-- --test-threads=1`, so the JIT run
 //! compares against the new images; review the diff before committing).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use ferrite_test_roms::programs::vga::{self, Scene};
 
+mod common;
+use common::{guest_file, read_png};
+
 fn images_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/images")
-}
-
-/// Decode a PNG into (width, height, RGB bytes).
-fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut dec = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
-    let mut buf = vec![0; dec.output_buffer_size().unwrap()];
-    let info = dec.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
-    buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
 }
 
 /// Run `scene` and return the path of its screenshot.
@@ -95,14 +87,6 @@ fn vga_scenes_match_their_expected_images_with_the_jit_forced() {
     for scene in Scene::ALL {
         check(scene, "force");
     }
-}
-
-fn guest_file(rel: &str) -> Option<PathBuf> {
-    let cache = std::env::var_os("FERRITE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cache/guests"));
-    let p = cache.join(rel);
-    p.exists().then_some(p)
 }
 
 /// The same program on SeaBIOS with SeaVGABIOS (QEMU's standard VGA
