@@ -204,10 +204,16 @@ impl GuestMemory {
     /// moved): its pages become RAM again below the top of RAM, unmapped
     /// elsewhere. Other pages keep what they are.
     pub fn unmap_rom(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
+        self.unmap_where(base, len, |e, _| e & KIND_MASK == K_ROM)
+    }
+
+    /// Pages of `base..base+len` whose entry `matches` go back to what is
+    /// under them: RAM below the top of RAM, unmapped elsewhere.
+    fn unmap_where(&mut self, base: PhysAddr, len: u32, matches: impl Fn(u32, &Self) -> bool) -> Result<(), MemError> {
         self.check_region(base, len as u64)?;
         self.map_gen = self.map_gen.wrapping_add(1);
         for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
-            if self.pages[p as usize] & KIND_MASK == K_ROM {
+            if matches(self.pages[p as usize], self) {
                 let e =
                     if ((p as usize) << PAGE_SHIFT) < self.ram_bytes { K_RAM | (p << PAGE_SHIFT) } else { K_UNMAPPED };
                 self.remap_page(p, e);
@@ -223,7 +229,8 @@ impl GuestMemory {
 
     /// Map `len` bytes of device memory from `offset` at physical `base`
     /// as RAM (guest accesses run at RAM speed, also from translated
-    /// code). Pages holding ROM keep it. The caller flushes CPU caches.
+    /// code). Pages holding ROM keep it. Code decoded from the pages it
+    /// covers is reported through [`GuestMemory::take_invalidated`].
     pub fn map_device_ram(&mut self, base: PhysAddr, offset: u32, len: u32) -> Result<(), MemError> {
         self.check_region(base, len as u64)?;
         if !offset.is_multiple_of(PAGE_SIZE) || offset as usize + len as usize > DEVICE_RAM_BYTES {
@@ -244,17 +251,10 @@ impl GuestMemory {
     /// device memory become RAM again below the top of RAM, unmapped
     /// elsewhere.
     pub fn unmap_device_ram(&mut self, base: PhysAddr, len: u32) -> Result<(), MemError> {
-        self.check_region(base, len as u64)?;
-        self.map_gen = self.map_gen.wrapping_add(1);
-        let dev = self.device_ram_start()..self.device_ram_start() + DEVICE_RAM_BYTES;
-        for p in base.page()..base.page() + len.div_ceil(PAGE_SIZE) {
-            let e = self.pages[p as usize];
-            if e & KIND_MASK == K_RAM && dev.contains(&((e & !PAGE_MASK) as usize)) {
-                self.pages[p as usize] =
-                    if ((p as usize) << PAGE_SHIFT) < self.ram_bytes { K_RAM | (p << PAGE_SHIFT) } else { K_UNMAPPED };
-            }
-        }
-        Ok(())
+        self.unmap_where(base, len, |e, m| {
+            let dev = m.device_ram_start()..m.device_ram_start() + DEVICE_RAM_BYTES;
+            e & KIND_MASK == K_RAM && dev.contains(&((e & !PAGE_MASK) as usize))
+        })
     }
 
     /// The device memory (what the guest wrote through its mappings).
@@ -605,6 +605,11 @@ mod tests {
         assert_eq!(m.page_kind(PhysAddr(0xE000_0000)), PageKind::Unmapped);
         assert_eq!(m.read(PhysAddr(0xFFFF_0000), AccessSize::Byte, &mut bus), 0x5A);
         assert!(m.map_device_ram(PhysAddr(0xE000_0000), 0, (DEVICE_RAM_BYTES + 4096) as u32).is_err());
+        // Code decoded from a page that a remap takes away is invalidated.
+        m.map_device_ram(PhysAddr(0xE000_0000), 0, 0x1000).unwrap();
+        m.mark_code(PhysAddr(0xE000_0000));
+        m.unmap_device_ram(PhysAddr(0xE000_0000), 0x1000).unwrap();
+        assert_eq!(m.take_invalidated(), vec![0xE000_0000 >> PAGE_SHIFT]);
     }
 
     #[test]

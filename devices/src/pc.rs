@@ -429,12 +429,11 @@ impl Pc {
     /// Bring the memory map in line with the display: the linear
     /// framebuffer at its BAR, the 0xA0000 window on the VBE bank while
     /// VBE is enabled (the VGA's MMIO otherwise); and clear VBE memory a
-    /// mode set asked to clear. Returns true when the map changed (code
-    /// decoded from remapped pages is reported by the memory's
-    /// invalidation queue).
-    pub fn update_display_map(&mut self, mem: &mut GuestMemory) -> bool {
+    /// mode set asked to clear. Code decoded from remapped pages is
+    /// reported by the memory's invalidation queue.
+    pub fn update_display_map(&mut self, mem: &mut GuestMemory) {
         if !std::mem::take(&mut self.display_map_pending) {
-            return false;
+            return;
         }
         let want = self.lfb_window();
         if want != self.lfb_mapped {
@@ -477,7 +476,6 @@ impl Pc {
             let n = n.min(m.len());
             m[..n].fill(0);
         }
-        true
     }
 
     /// Run started bus-master transfers (needs guest memory, so the

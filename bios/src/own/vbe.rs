@@ -152,13 +152,14 @@ fn controller_info(c: &mut Ctx) {
     let far = |off: usize| ((seg as u32) << 16 | di.wrapping_add(off as u16) as u32).to_le_bytes();
     // Capabilities: DAC switchable to 8 bits.
     block[0x0A] = 0x01;
-    let total = (memory(c) >> 16).min(0xFFFF) as u16;
+    let mem = memory(c);
+    let total = (mem >> 16).min(0xFFFF) as u16;
     block[0x12..0x14].copy_from_slice(&total.to_le_bytes());
     // The mode list in the reserved area, then (VBE 1.x) the OEM string.
     let list = 0x22;
     let mut p = list;
     for &(m, w, h, bpp) in MODES {
-        if (w as u32 * h as u32 * bytes_pp(bpp)) <= memory(c) {
+        if (w as u32 * h as u32 * bytes_pp(bpp)) <= mem {
             block[p..p + 2].copy_from_slice(&m.to_le_bytes());
             p += 2;
         }

@@ -199,7 +199,7 @@ fn scroll(c: &mut Ctx, s: &Screen, page: u8, n: u16, attr: u8, win: Window, up: 
     if !s.text {
         if let Some(g) = gfx(c) {
             let win = Window { top: r0, left: c0, bottom: r1, right: c1 };
-            scroll_graphics(c, g, s, n, attr, win, up);
+            scroll_graphics(c, g, n, attr, win, up);
         }
         return;
     }
@@ -617,7 +617,7 @@ fn draw_char(c: &mut Ctx, g: Gfx, page: u8, row: u16, col: u16, ch: u8, fg: u8) 
 
 /// Scroll a window of character cells in a graphics mode, filling with
 /// colour `fill`.
-fn scroll_graphics(c: &mut Ctx, g: Gfx, s: &Screen, n: u16, fill: u8, win: Window, up: bool) {
+fn scroll_graphics(c: &mut Ctx, g: Gfx, n: u16, fill: u8, win: Window, up: bool) {
     let h = c.bda16(CHAR_HEIGHT).clamp(1, 32) as u32;
     let Window { top: r0, left: c0, bottom: r1, right: c1 } = win;
     let height = r1 - r0 + 1;
@@ -680,7 +680,6 @@ fn scroll_graphics(c: &mut Ctx, g: Gfx, s: &Screen, n: u16, fill: u8, win: Windo
     if planar {
         gc_set(c, 5, 0x00);
     }
-    let _ = s;
 }
 
 // ---- AH=10h: palette registers and the DAC ----------------------------

@@ -443,7 +443,7 @@ impl Vga {
                 r.dac_state = 0;
             }
             0x3C9 => {
-                let mask = if self.dispi.enable & vbe::DAC_8BIT != 0 { 0xFF } else { 0x3F };
+                let mask = if self.dac8() { 0xFF } else { 0x3F };
                 let r = &mut self.regs;
                 r.dac[r.dac_write as usize][r.dac_write_sub as usize] = v & mask;
                 r.dac_write_sub += 1;
