@@ -3,9 +3,11 @@
 (fetched by scripts/fetch-guests) on ferrite (JIT on, and the interpreter
 alone) and on qemu-system-i386 with TCG, same files, same run, and report wall
 time to the init's marker line, to its last line, and of its CPU job, with
-the ratios (medians over --runs runs), the time of each step of the job
-(the init prints a FERRITE-STEP line after each) and of the floating-point
-job after it (step `fp`, between FERRITE-FP-START and FERRITE-FP), and each run's peak
+the ratios (medians over --runs rounds), the time of each phase of the boot
+(`PHASES`: up to the kernel's first console line, the initcalls, ...), of each
+step of the job (the init prints a FERRITE-STEP line after each) and of the
+floating-point job after it (step `fp`, between FERRITE-FP-START and
+FERRITE-FP), and each run's peak
 resident size (ferrite's must stay under guest RAM + 128 MiB).
 
     python3 benches/linux-boot.py [--ferrite PATH] [--timeout S] [--mode kernel|disk] [--runs N] [--no-interp]
@@ -33,15 +35,27 @@ GUEST_MIB = 128
 # ferrite's peak resident size may exceed the guest's RAM by this much.
 OVERHEAD_MIB = 128
 DONE = "FERRITE-DONE"
+# Console lines that split the boot into phases, reported like the job's
+# steps: each phase is the time from the previous line (from the start for
+# the first). "Linux version" is the first line the kernel prints, after the
+# decompressor and the early setup; the initramfs is unpacked by "Freeing
+# initrd memory"; the initcalls end at "Run /init".
+PHASES = [
+    ("boot-early", "Linux version"),
+    ("boot-initcalls", "Freeing initrd memory"),
+    ("boot-late", "Run /init as init process"),
+    ("boot-init", MARKER),
+]
 
 
 def timed_boot(name, cmd, timeout, log_path):
     """Run cmd, timestamp its console lines; returns (t_marker, t_done, job time,
-    peak resident size in MiB, {step: seconds since the previous step})."""
+    peak resident size in MiB, {step or boot phase: seconds since the previous one})."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     t_marker = t_done = t_job0 = t_job1 = t_fp0 = None
     steps, t_prev = {}, None
+    phase, t_phase = 0, 0.0
     lines = []
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
@@ -50,6 +64,9 @@ def timed_boot(name, cmd, timeout, log_path):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             lines.append(line)
             now = time.monotonic() - start
+            if phase < len(PHASES) and PHASES[phase][1] in line:
+                steps[PHASES[phase][0]] = now - t_phase
+                phase, t_phase = phase + 1, now
             if MARKER in line and t_marker is None:
                 t_marker = now
             if "FERRITE-JOB-START" in line and t_job0 is None:
@@ -179,7 +196,7 @@ def main():
     for step in order:
         j, q = step_median("ferrite-jit", step), step_median("qemu", step)
         both = f"   ratio {j / q:.2f}" if j and q else ""
-        print(f"  step {step:8} ferrite-jit {fmt(j):>8}   qemu {fmt(q):>8}{both}")
+        print(f"  step {step:14} ferrite-jit {fmt(j):>8}   qemu {fmt(q):>8}{both}")
 
     def ratio(label, a, b):
         if a and b:
