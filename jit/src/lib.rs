@@ -142,6 +142,26 @@ pub(crate) struct LinSlot {
 
 pub(crate) const EMPTY_LIN: LinSlot = LinSlot { tag: NO_KEY, func: 0 };
 
+/// Entries of the return stack: translated CALLs push the return address
+/// and the chaining slot that will hold the code there, translated RETs
+/// pop it and, when the address matches, go straight on (as a chained
+/// jump) instead of through the table of linear entry points.
+pub(crate) const RET_SLOTS: usize = 16;
+
+/// One entry of the return stack: `tag` as `LinSlot::tag` (of the return
+/// address, under the caller's mode key) and the address of the caller's
+/// chaining slot for it (0 while no block is there). Entries hold slots of
+/// live blocks only: the stack is emptied with the table of linear entry
+/// points (whenever a block is dropped and when the stamp changes).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct RetEntry {
+    pub tag: u64,
+    pub slot: u64,
+}
+
+pub(crate) const EMPTY_RET: RetEntry = RetEntry { tag: NO_KEY, slot: 0 };
+
 /// The slot of linear EIP `lin` (translated code computes the same).
 pub(crate) fn lin_slot(lin: u32) -> usize {
     (lin.wrapping_mul(LIN_HASH) >> (32 - LIN_BITS)) as usize
@@ -179,6 +199,10 @@ pub(crate) struct Shared {
     /// at every address-space switch of the guest, then touches only
     /// those, not all 64 KiB).
     pub lin_used: Vec<u16>,
+    /// The return stack, a ring (`RET_SLOTS` entries).
+    pub ret: [RetEntry; RET_SLOTS],
+    /// The byte offset into `ret` of its top entry (a multiple of 16).
+    pub ret_top: u32,
     /// What the fast TLBs' entries were made under ([`tlb_stamp`]).
     pub stamp: (u32, u32, u32),
     /// The `Ctx` translated code runs with, for the current
@@ -204,6 +228,8 @@ impl Shared {
             fast: [EMPTY_SLOT; FAST_SLOTS],
             lin: [EMPTY_LIN; LIN_SLOTS],
             lin_used: Vec::with_capacity(LIN_SLOTS),
+            ret: [EMPTY_RET; RET_SLOTS],
+            ret_top: 0,
             stamp: (0, 0, u32::MAX),
             ctx: 0,
             ftlb: [helpers::FastTlb::new(), helpers::FastTlb::new()],
@@ -238,11 +264,12 @@ impl Shared {
         [n, n ^ 1].into_iter().map(|m| self.lin[m]).find(|s| s.tag == tag).map(|s| s.func)
     }
 
-    /// Empty the table of linear entry points.
+    /// Empty the table of linear entry points and the return stack.
     pub(crate) fn clear_lin(&mut self) {
         for n in self.lin_used.drain(..) {
             self.lin[n as usize] = EMPTY_LIN;
         }
+        self.ret = [EMPTY_RET; RET_SLOTS];
     }
 }
 

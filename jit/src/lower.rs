@@ -192,9 +192,11 @@ pub(crate) struct ChainInfo {
 }
 
 /// The number of chaining slots a region of `insns` gets: one per
-/// relative-branch exit and one for the fall-through (or call) at its end.
+/// relative-branch exit, one for the fall-through (or call) at its end and,
+/// after a CALL, one for the code it returns to (`push_ret_entry`).
 pub(crate) fn chain_slots(insns: &[Insn]) -> usize {
-    (1 + insns.iter().filter(|i| rel_branch(i)).count()).min(MAX_CHAIN_SLOTS)
+    let call = insns.last().is_some_and(|i| mnemonic(i) == M::Call) as usize;
+    (1 + call + insns.iter().filter(|i| rel_branch(i)).count()).min(MAX_CHAIN_SLOTS)
 }
 
 const MAX_CHAIN_SLOTS: usize = 16;
@@ -924,18 +926,10 @@ impl<'a> Lower<'a> {
     /// into the translation of the target when the target is in this page
     /// and translated, else return to the dispatcher.
     fn chain_exit(&mut self, delta: i64, eip: Value) {
-        let Some(c) = self.chain.as_ref() else {
+        let Some(slot) = self.chain_slot(delta) else {
             self.exit_lookup(eip);
             return;
         };
-        let in_page = (0..4096).contains(&(c.page_off as i64 + delta));
-        let n = self.chains.len();
-        if !in_page || n >= c.nslots {
-            self.exit_lookup(eip);
-            return;
-        }
-        let slot = c.slots as i64 + 8 * n as i64;
-        self.chains.push((n, delta));
         // The target's physical address is this page plus `delta` only
         // when EIP did not wrap (16-bit code).
         let expect = self.add_k(self.eip0, delta);
@@ -953,6 +947,20 @@ impl<'a> Lower<'a> {
         self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, now]);
         self.b.switch_to_block(ret_blk);
         self.exit_lookup(eip);
+    }
+
+    /// A chaining slot of this region for the target at `delta` from its
+    /// entry (its address), when the target is in this page and slots are
+    /// left.
+    fn chain_slot(&mut self, delta: i64) -> Option<i64> {
+        let c = self.chain.as_ref()?;
+        let in_page = (0..4096).contains(&(c.page_off as i64 + delta));
+        let n = self.chains.len();
+        if !in_page || n >= c.nslots {
+            return None;
+        }
+        self.chains.push((n, delta));
+        Some(c.slots as i64 + 8 * n as i64)
     }
 
     /// Leave the block (state written back, EIP = `eip` stored): on into
@@ -3022,6 +3030,7 @@ impl<'a> Lower<'a> {
         let p = self.pending;
         let bad_blk = self.check_cs_limit(target);
         self.push_return(g, next, psize);
+        self.push_ret_entry(next_off, next);
         self.store32(target, EIP);
         self.flush_instret(1);
         let delta = (next_off as i64 + i.imm as i32 as i64) & if psize == 2 { 0xFFFF } else { -1 };
@@ -3045,6 +3054,7 @@ impl<'a> Lower<'a> {
         if matches!(mnemonic(i), M::Call) {
             let next = self.eip_at(next_off);
             self.push_return(g, next, size);
+            self.push_ret_entry(next_off, next);
         }
         self.store32(t, EIP);
         self.flush_instret(1);
@@ -3167,8 +3177,91 @@ impl<'a> Lower<'a> {
         self.spill_all();
         self.store32(t, EIP);
         self.flush_instret(1);
-        self.exit_lookup(t);
+        self.pop_ret_entry(t);
         self.cs_limit_fault(bad_blk, g, p);
+    }
+
+    /// Whether this region's calls and returns use the return stack
+    /// (`Shared::ret`): in flat 32-bit code, where EIP is the linear
+    /// address the entries are tagged with.
+    fn uses_ret_stack(&self) -> bool {
+        self.mode & MODE_FLAT != 0 && self.code32
+    }
+
+    /// The address of `Shared::ret_top` and of `Shared::ret`.
+    fn ret_stack(&mut self) -> (Value, i64) {
+        let top = self.shared as i64 + offset_of!(crate::Shared, ret_top) as i64;
+        let base = self.shared as i64 + offset_of!(crate::Shared, ret) as i64;
+        (self.b.ins().iconst(types::I64, top), base)
+    }
+
+    /// After a CALL whose return address is at `next_off` (value `next`):
+    /// push that address onto the return stack with the chaining slot
+    /// that will hold the code there (an entry no return matches when the
+    /// address is in another page or the slots ran out).
+    fn push_ret_entry(&mut self, next_off: u32, next: Value) {
+        if !self.uses_ret_stack() {
+            return;
+        }
+        const _: () = assert!(std::mem::size_of::<crate::RetEntry>() == 16);
+        const RING: i64 = ((crate::RET_SLOTS - 1) * 16) as i64;
+        let (tag, slot) = match self.chain_slot(next_off as i64) {
+            Some(slot) => {
+                let lin = self.b.ins().uextend(types::I64, next);
+                let tag = self.b.ins().ishl_imm_u(lin, 16);
+                (self.b.ins().bor_imm_u(tag, self.mode as i64), self.b.ins().iconst(types::I64, slot))
+            }
+            None => {
+                let none = self.b.ins().iconst(types::I64, crate::EMPTY_RET.tag as i64);
+                (none, self.b.ins().iconst(types::I64, 0))
+            }
+        };
+        let (ta, base) = self.ret_stack();
+        let top = self.b.ins().load(types::I32, self.mf, ta, 0);
+        let up = self.b.ins().iadd_imm_u(top, 16);
+        let up = self.b.ins().band_imm_u(up, RING);
+        self.b.ins().store(self.mf, up, ta, 0);
+        let byte = self.b.ins().uextend(types::I64, up);
+        let (at, d) = self.table_entry(base, byte);
+        self.b.ins().store(self.mf, tag, at, d + offset_of!(crate::RetEntry, tag) as i32);
+        self.b.ins().store(self.mf, slot, at, d + offset_of!(crate::RetEntry, slot) as i32);
+    }
+
+    /// A RET's exit to `t` (state written back): pop the return stack; when
+    /// its top entry is `t` under this mode key and the caller's slot holds
+    /// code, on into it as a chained jump does, else `exit_lookup`.
+    fn pop_ret_entry(&mut self, t: Value) {
+        if !self.uses_ret_stack() {
+            self.exit_lookup(t);
+            return;
+        }
+        const RING: i64 = ((crate::RET_SLOTS - 1) * 16) as i64;
+        let (ta, base) = self.ret_stack();
+        let top = self.b.ins().load(types::I32, self.mf, ta, 0);
+        let down = self.b.ins().iadd_imm_u(top, -16);
+        let down = self.b.ins().band_imm_u(down, RING);
+        self.b.ins().store(self.mf, down, ta, 0);
+        let byte = self.b.ins().uextend(types::I64, top);
+        let (at, d) = self.table_entry(base, byte);
+        let tag = self.b.ins().load(types::I64, self.mf, at, d + offset_of!(crate::RetEntry, tag) as i32);
+        let lin = self.b.ins().uextend(types::I64, t);
+        let want = self.b.ins().ishl_imm_u(lin, 16);
+        let want = self.b.ins().bor_imm_u(want, self.mode as i64);
+        let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
+        let found = self.b.create_block();
+        let go = self.b.create_block();
+        let miss = self.b.create_block();
+        self.b.set_cold_block(miss);
+        self.b.ins().brif(hit, found, &[], miss, &[]);
+        self.b.switch_to_block(found);
+        let slot = self.b.ins().load(types::I64, self.mf, at, d + offset_of!(crate::RetEntry, slot) as i32);
+        let f = self.b.ins().load(types::I64, self.mf, slot, 0);
+        self.b.ins().brif(f, go, &[], miss, &[]);
+        self.b.switch_to_block(go);
+        let now = self.b.use_var(self.iv);
+        self.b.ins().return_call_indirect(self.tail_sig, f, &[self.cpu, now]);
+        self.b.switch_to_block(miss);
+        self.exit_lookup(t);
     }
 
     /// A relative JMP or Jcc: to a label of the region, or leaving it;

@@ -66,6 +66,48 @@ fn jump_over(a: &mut CodeAssembler) -> Result<(), IcedError> {
     a.jmp(top)
 }
 
+/// Calls and returns in flat code, which go straight on through the
+/// translator's return stack when the address matches: a plain call, a
+/// callee that moves its return address past the next instruction (the
+/// stack's entry must not be taken), and a recursion deeper than the
+/// stack holds.
+fn calls(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    let mut top = a.create_label();
+    let mut f = a.create_label();
+    let mut g = a.create_label();
+    let mut rec = a.create_label();
+    let mut out = a.create_label();
+    a.xor(edx, edx)?;
+    a.mov(ecx, 300u32)?;
+    a.set_label(&mut top)?;
+    a.call(f)?;
+    a.add(ebx, 1)?;
+    a.call(g)?;
+    // INC EDX in its one-byte form, which `g` returns past.
+    a.db(&[0x42])?;
+    a.add(esi, 3)?;
+    a.mov(eax, 40u32)?;
+    a.call(rec)?;
+    a.add(edi, eax)?;
+    a.dec(ecx)?;
+    a.jnz(top)?;
+    a.hlt()?;
+    a.set_label(&mut f)?;
+    a.add(ebp, 2)?;
+    a.ret()?;
+    a.set_label(&mut g)?;
+    a.add(dword_ptr(esp), 1)?;
+    a.ret()?;
+    a.set_label(&mut rec)?;
+    a.test(eax, eax)?;
+    a.jz(out)?;
+    a.dec(eax)?;
+    a.call(rec)?;
+    a.add(eax, 2)?;
+    a.set_label(&mut out)?;
+    a.ret()
+}
+
 fn machine(build: fn(&mut CodeAssembler) -> Result<(), IcedError>, mode: Option<JitMode>) -> (Cpu, GuestMemory) {
     let mut a = CodeAssembler::new(32).unwrap();
     build(&mut a).unwrap();
@@ -116,6 +158,17 @@ fn a_loop_entered_at_its_condition_runs_as_one_region() {
 #[test]
 fn code_a_jmp_skips_stays_out_of_the_region() {
     same_result(jump_over);
+}
+
+#[test]
+fn returns_go_straight_on_only_to_the_address_popped() {
+    same_result(calls);
+    let (mut j, mut mj) = machine(calls, Some(JitMode::Force));
+    let (out, _) = j.run(&mut mj, &mut NullBus, 1_000_000);
+    assert_eq!(out, StepOutcome::Halted);
+    // (EBX: the calls to `f`; EDX: `g` skipped its INC every time; EDI:
+    // 300 recursions that each add 2 per level on the way out.)
+    assert_eq!((j.state.regs[3], j.state.regs[2], j.state.regs[7]), (300, 0, 300 * 80));
 }
 
 /// Only a backward jump checks the instruction budget inside a region (the
