@@ -172,7 +172,7 @@ fn find(cpu: &mut Cpu, ctx: &mut Ctx, sh: &mut crate::Shared) -> u64 {
     let Ok((lin, phys)) = cpu.fetch_address(ctx) else { return 0 };
     let key = crate::key_of(phys, mode);
     let s = sh.fast[crate::fast_slot(key)];
-    if s.key != key {
+    if s.key != key || s.block().is_none() {
         return 0;
     }
     if !stamp_holds {

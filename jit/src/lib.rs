@@ -125,6 +125,25 @@ pub(crate) struct FastSlot {
 
 const EMPTY_SLOT: FastSlot = FastSlot { key: NO_KEY, idx: 0, func: 0 };
 
+/// `FastSlot::idx` of an entry point that is not translated: the
+/// dispatcher answers the interpreter's offers there from the slot instead
+/// of the hash map (a cache miss or two per offer, most of `execute`'s
+/// time in the guest's warm-up).
+/// Not translated yet; `func` counts the executions (the map's
+/// `Entry::Cold` learns the count when the slot is taken over).
+const SLOT_COLD: u32 = u32::MAX;
+/// Handed to the compile thread; its heat is in `Jit::fast_heat`.
+const SLOT_PENDING: u32 = u32::MAX - 1;
+/// `Entry::Never`.
+const SLOT_NEVER: u32 = u32::MAX - 2;
+
+impl FastSlot {
+    /// The block index, when the slot holds a translated block.
+    pub(crate) fn block(&self) -> Option<u32> {
+        (self.idx < SLOT_NEVER).then_some(self.idx)
+    }
+}
+
 /// Slots of the table translated code consults inline on exits it cannot
 /// chain (returns, cross-page and indirect branches).
 pub(crate) const LIN_SLOTS: usize = 4096;
@@ -342,6 +361,9 @@ pub struct Jit {
     exit_fns: HashMap<ModeKey, u64>,
     /// SSE forms are lowered to vector operations (`without_simd_lowering`).
     simd_lowering: bool,
+    /// The heat of the pending job in each `Shared::fast` slot that says
+    /// `SLOT_PENDING`.
+    fast_heat: Box<[Option<Arc<AtomicU32>>]>,
 }
 
 /// One block to translate: everything the lowering needs, owned.
@@ -638,6 +660,7 @@ impl Jit {
             stubs: HashMap::new(),
             exit_fns: HashMap::new(),
             simd_lowering: true,
+            fast_heat: vec![None; FAST_SLOTS].into_boxed_slice(),
         })
     }
 
@@ -809,6 +832,57 @@ impl Jit {
 }
 
 impl Jit {
+    /// Executions before a block start is translated.
+    fn hot_threshold(&self) -> u32 {
+        if self.mode == JitMode::Force {
+            1
+        } else {
+            self.threshold
+        }
+    }
+
+    /// The block index for `key` from the hash map (`lookup_or_translate`),
+    /// and the dispatcher's slot for `key` set to what the map says.
+    fn dispatch(&mut self, cpu: &mut Cpu, ctx: &mut Ctx, phys: PhysAddr, mode: ModeKey, key: u64) -> Option<u32> {
+        let slot = fast_slot(key);
+        let old = self.shared.fast[slot];
+        if old.idx == SLOT_COLD && old.key != key {
+            // The slot's count goes back to the map before it is taken over.
+            if let Some(Entry::Cold(n)) = self.entries.get_mut(&old.key) {
+                *n = (*n).max(old.func as u32);
+            }
+        }
+        let r = self.lookup_or_translate(cpu, ctx, phys, mode, key);
+        let s = match r {
+            Some(i) => {
+                let func = self.blocks.get(i as usize).and_then(|b| b.as_ref()).map_or(0, |b| b.func);
+                FastSlot { key, idx: i, func }
+            }
+            None => match self.entries.get(&key) {
+                Some(Entry::Cold(n)) => FastSlot { key, idx: SLOT_COLD, func: *n as u64 },
+                Some(Entry::Pending(_, heat)) => {
+                    self.fast_heat[slot] = Some(Arc::clone(heat));
+                    FastSlot { key, idx: SLOT_PENDING, func: 0 }
+                }
+                Some(Entry::Never) => FastSlot { key, idx: SLOT_NEVER, func: 0 },
+                // (`Entry::Cross` has the interpreter told something each
+                // time: through the map.)
+                _ => return None,
+            },
+        };
+        self.shared.fast[slot] = s;
+        r
+    }
+
+    /// Key `key`'s entry changed: its dispatcher slot, if it has one,
+    /// says `to`.
+    fn refresh_slot(&mut self, key: u64, to: FastSlot) {
+        let slot = fast_slot(key);
+        if self.shared.fast[slot].key == key {
+            self.shared.fast[slot] = to;
+        }
+    }
+
     /// The block index for `key`, translating it when it has become hot.
     fn lookup_or_translate(
         &mut self,
@@ -818,7 +892,7 @@ impl Jit {
         mode: ModeKey,
         key: u64,
     ) -> Option<u32> {
-        let threshold = if self.mode == JitMode::Force { 1 } else { self.threshold };
+        let threshold = self.hot_threshold();
         let entry = self.entries.entry(key).or_insert(Entry::Cold(0));
         match entry {
             Entry::Hot(i) => return Some(*i),
@@ -1006,6 +1080,7 @@ impl Jit {
         let made = d.code.as_ref().and_then(|c| self.define(c, d.job.phys));
         let Some(func) = made else {
             self.entries.insert(key, Entry::Never);
+            self.refresh_slot(key, EMPTY_SLOT);
             return;
         };
         if let Some(c) = &d.code {
@@ -1030,6 +1105,8 @@ impl Jit {
             }
         };
         self.entries.insert(key, Entry::Hot(i));
+        let func = self.blocks[i as usize].as_ref().map_or(0, |b| b.func);
+        self.refresh_slot(key, FastSlot { key, idx: i, func });
         self.link(i, key);
         i
     }
@@ -1067,18 +1144,30 @@ impl Accelerator for Jit {
         let Ok((lin, phys)) = cpu.fetch_address(ctx) else { return false };
         let key = key_of(phys, mode);
         let slot = fast_slot(key);
-        let idx = if self.shared.fast[slot].key == key {
-            self.shared.fast[slot].idx
-        } else {
-            match self.lookup_or_translate(cpu, ctx, phys, mode, key) {
-                Some(i) => {
-                    let func = self.blocks.get(i as usize).and_then(|b| b.as_ref()).map_or(0, |b| b.func);
-                    self.shared.fast[slot] = FastSlot { key, idx: i, func };
-                    i
+        let s = self.shared.fast[slot];
+        let idx = match (s.key == key).then_some(s.idx) {
+            Some(SLOT_COLD) => {
+                let n = s.func + 1;
+                if n < self.hot_threshold() as u64 {
+                    self.shared.fast[slot].func = n;
+                    return false;
                 }
-                None => return false,
+                // Hot now: the map learns the count and translates it.
+                self.entries.insert(key, Entry::Cold(s.func as u32));
+                self.shared.fast[slot] = EMPTY_SLOT;
+                self.dispatch(cpu, ctx, phys, mode, key)
             }
+            Some(SLOT_PENDING) => {
+                if let Some(h) = &self.fast_heat[slot] {
+                    h.fetch_add(1, Ordering::Relaxed);
+                }
+                return false;
+            }
+            Some(SLOT_NEVER) => return false,
+            Some(i) => Some(i),
+            None => self.dispatch(cpu, ctx, phys, mode, key),
         };
+        let Some(idx) = idx else { return false };
         let Some(Some(b)) = self.blocks.get(idx as usize) else { return false };
         let stamp = tlb_stamp(cpu, ctx);
         if stamp != self.shared.stamp {
@@ -1122,15 +1211,13 @@ impl Accelerator for Jit {
         if let Some(keys) = self.by_page.remove(&(page as u64)) {
             let before = self.stats.invalidations;
             for k in keys {
+                // (Whatever the entry was: the slot may say cold or pending.)
+                self.refresh_slot(k, EMPTY_SLOT);
                 if let Some(Entry::Hot(i)) = self.entries.remove(&k) {
                     self.stats.invalidations += 1;
                     self.set_incoming(k, 0);
                     self.blocks[i as usize] = None;
                     self.free.push(i);
-                    let slot = fast_slot(k);
-                    if self.shared.fast[slot].key == k {
-                        self.shared.fast[slot] = EMPTY_SLOT;
-                    }
                 }
             }
             if self.stats.invalidations != before {
