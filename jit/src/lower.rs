@@ -483,6 +483,9 @@ pub(crate) fn inlined(i: &Insn) -> bool {
             | M::Xchg
             | M::Xadd
             | M::Cmpxchg
+            | M::Bts
+            | M::Btr
+            | M::Btc
     );
     if i.lock && !(lockable && mem(a)) {
         return false;
@@ -540,6 +543,11 @@ pub(crate) fn inlined(i: &Insn) -> bool {
         M::Movzx | M::Movsx => a.kind == OpK::Reg && (b.kind == OpK::Reg || mem(b)),
         M::Bsf | M::Bsr => {
             a.kind == OpK::Reg && matches!(a.size, 2 | 4) && (b.kind == OpK::Reg || mem(b)) && b.size == a.size
+        }
+        M::Bt | M::Bts | M::Btr | M::Btc => {
+            (a.kind == OpK::Reg || mem(a))
+                && matches!(a.size, 2 | 4)
+                && (b.kind == OpK::Imm || (b.kind == OpK::Reg && b.size == a.size))
         }
         M::Rdtsc => true,
         M::Lahf | M::Sahf => true,
@@ -2021,7 +2029,20 @@ impl<'a> Lower<'a> {
     fn rmw(&mut self, g: &GuestInsn, i: &Insn, size: u32, f: impl FnOnce(&mut Self, Value) -> Value) -> Value {
         self.sync_before_access();
         let off = self.ea(i);
-        let (ok, _, eaddr) = self.fast_check(i.seg, off, size, true);
+        self.rmw_at(g, i.seg, off, size, f)
+    }
+
+    /// `rmw` of the operand at `seg:off` (registers already synced,
+    /// `sync_before_access`).
+    fn rmw_at(
+        &mut self,
+        g: &GuestInsn,
+        seg: u8,
+        off: Value,
+        size: u32,
+        f: impl FnOnce(&mut Self, Value) -> Value,
+    ) -> Value {
+        let (ok, _, eaddr) = self.fast_check(seg, off, size, true);
         let (slow, fast) = self.fork_not(ok);
         let join = self.b.create_block();
         let a = self.b.append_block_param(join, types::I32);
@@ -2032,7 +2053,7 @@ impl<'a> Lower<'a> {
         self.b.ins().jump(join, &[v.into(), h.into()]);
         self.b.switch_to_block(slow);
         let none = self.b.ins().iconst(types::I64, 0);
-        self.slow_access(g, i.seg, off, size, None, true, join, &[none]);
+        self.slow_access(g, seg, off, size, None, true, join, &[none]);
         self.b.seal_block(join);
         self.b.switch_to_block(join);
         let before = self.flags;
@@ -2046,7 +2067,7 @@ impl<'a> Lower<'a> {
         // A fault here leaves the state as before the instruction: its
         // flags are the ones before `f`, memory is not written yet.
         let after = std::mem::replace(&mut self.flags, before);
-        self.slow_access(g, i.seg, off, size, Some(r), false, done, &[]);
+        self.slow_access(g, seg, off, size, Some(r), false, done, &[]);
         self.flags = after;
         self.b.seal_block(done);
         self.b.switch_to_block(done);
@@ -2480,6 +2501,76 @@ impl<'a> Lower<'a> {
                 let lazy = self.b.ins().band_imm_u(lazy, !((CF | OF) as i64) & 0xFFFF_FFFF);
                 self.store32(lazy, F_LAZY);
             }
+        }
+    }
+
+    /// CF = `cf` (0/1), the other flags as they are.
+    fn set_cf(&mut self, cf: Value) {
+        match self.flags {
+            FlagState::Known(k) => {
+                self.flags = FlagState::Known(Known { lazy: k.lazy & !CF, cf: CfSrc::Value(cf), ..k });
+            }
+            FlagState::Memory => {
+                let bits = self.load32(F_BITS);
+                let bits = self.b.ins().band_imm_u(bits, !(CF as i64) & 0xFFFF_FFFF);
+                let bits = self.b.ins().bor(bits, cf);
+                self.store32(bits, F_BITS);
+                let lazy = self.load32(F_LAZY);
+                let lazy = self.b.ins().band_imm_u(lazy, !(CF as i64) & 0xFFFF_FFFF);
+                self.store32(lazy, F_LAZY);
+            }
+        }
+    }
+
+    /// BT/BTS/BTR/BTC (SDM vol. 2 BT) of `size`-byte operands: CF is the
+    /// selected bit and the other flags stay as they are (as the
+    /// interpreter leaves them); BTS/BTR/BTC then set, clear or flip it.
+    /// A bit offset in a register with a memory operand reaches beyond it:
+    /// the operand moves by the offset's signed quotient, in operand-size
+    /// steps.
+    fn bit_test(&mut self, g: &GuestInsn, i: &Insn, size: u32) {
+        let m = mnemonic(i);
+        let bits = size * 8;
+        let off = self.operand(i, 1, size);
+        let bit = self.b.ins().band_imm_u(off, (bits - 1) as i64);
+        let f = move |l: &mut Self, v: Value| -> Value {
+            let s = l.b.ins().ushr(v, bit);
+            let cf = l.b.ins().band_imm_u(s, 1);
+            l.set_cf(cf);
+            let one = l.konst(1);
+            let sel = l.b.ins().ishl(one, bit);
+            match m {
+                M::Bts => l.b.ins().bor(v, sel),
+                M::Btr => l.b.ins().band_not(v, sel),
+                M::Btc => l.b.ins().bxor(v, sel),
+                _ => v,
+            }
+        };
+        if i.ops[0].kind == OpK::Reg {
+            let dst = i.ops[0].num;
+            let v = self.reg(dst, size);
+            let r = f(self, v);
+            if m != M::Bt {
+                self.set_reg(dst, size, r);
+            }
+            return;
+        }
+        self.sync_before_access();
+        let mut ea = self.ea(i);
+        if i.ops[1].kind == OpK::Reg {
+            let soff = self.sext32(off, bits as i64);
+            let steps = self.b.ins().sshr_imm_u(soff, if bits == 16 { 4 } else { 5 });
+            let disp = self.b.ins().ishl_imm_u(steps, size.trailing_zeros() as i64);
+            ea = self.b.ins().iadd(ea, disp);
+            if !i.addr32 {
+                ea = self.b.ins().band_imm_u(ea, 0xFFFF);
+            }
+        }
+        if m == M::Bt {
+            let v = self.access(g, i.seg, ea, size, None);
+            f(self, v);
+        } else {
+            self.rmw_at(g, i.seg, ea, size, f);
         }
     }
 
@@ -2951,6 +3042,7 @@ impl<'a> Lower<'a> {
                     self.set_reg(dst, size, r);
                 }
             }
+            M::Bt | M::Bts | M::Btr | M::Btc => self.bit_test(g, i, size),
             M::Inc | M::Dec | M::Not | M::Neg => {
                 let m = mnemonic(i);
                 let f = move |l: &mut Self, a: Value| match m {

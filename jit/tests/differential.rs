@@ -6,8 +6,8 @@
 //! lowers inline (moves, ALU with register and memory operands including
 //! read-modify-write, ADC/SBB, INC/DEC/NOT/NEG, shifts and rotates, IMUL,
 //! LEA, MOVZX/MOVSX, SETcc/CMOVcc, PUSH/POP, Jcc/JMP with loops, CALL/RET,
-//! MUL/IMUL/DIV/IDIV with #DE, CLD/STD, BSF/BSR, JMP/CALL through registers and
-//! memory), forms it runs through the interpreter's semantics (RCL/RCR,
+//! MUL/IMUL/DIV/IDIV with #DE, CLD/STD, BSF/BSR, BT/BTS/BTR/BTC, JMP/CALL
+//! through registers and memory), forms it runs through the interpreter's semantics (RCL/RCR,
 //! shifts of memory by CL), stores and read-modify-writes into the code
 //! itself, and random bytes (faults, system instructions), in real mode,
 //! 16- and 32-bit protected mode, paged mode and V86 mode.
@@ -357,18 +357,38 @@ fn gen_insn(rng: &mut Rng, out: &mut Vec<u8>, code32: bool) {
             // LOCK on read-modify-write forms (with a register
             // destination: #UD).
             9 => {
-                let ops: [&[u8]; 6] = [
+                let ops: [&[u8]; 7] = [
                     &[0xF0, 0x01],
                     &[0xF0, 0x29],
                     &[0xF0, 0xFF],
                     &[0xF0, 0x87],
                     &[0xF0, 0x0F, 0xB1],
                     &[0xF0, 0x0F, 0xC1],
+                    &[0xF0, 0x0F, 0xAB],
                 ];
-                let op = ops[rng.below(6) as usize];
+                let op = ops[rng.below(7) as usize];
                 // (FF /0 and /1: INC and DEC.)
                 let r = if op[1] == 0xFF { rng.below(2) as u8 } else { rng.byte() & 7 };
                 reg_or_mem(rng, out, code32, op, r)
+            }
+            // BT/BTS/BTR/BTC r/m, r and r/m, imm8 (both sizes; a
+            // register bit offset moves a memory operand). The writing
+            // forms with a register offset mostly on registers: on memory
+            // they land anywhere, often in the code, and each such store
+            // has the forced JIT translate the page's code again.
+            _ if rng.below(2) == 0 => {
+                if rng.below(2) == 0 {
+                    let (op, r) = ([0xA3u8, 0xAB, 0xB3, 0xBB][rng.below(4) as usize], rng.byte() & 7);
+                    if op == 0xA3 || rng.below(8) == 0 {
+                        reg_or_mem(rng, out, code32, &[0x0F, op], r)
+                    } else {
+                        out.extend([0x0F, op, 0xC0 | r << 3 | rng.byte() & 7]);
+                    }
+                } else {
+                    let r = 4 + rng.below(4) as u8;
+                    reg_or_mem(rng, out, code32, &[0x0F, 0xBA], r);
+                    out.push(rng.byte());
+                }
             }
             _ => {
                 let (op, r) = (0x86 + rng.below(2) as u8, rng.byte() & 7);
