@@ -1631,16 +1631,101 @@ impl<'a> Lower<'a> {
         self.b.ins().uextend(types::I32, v)
     }
 
+    /// Condition code `cc` (0/1) with the flags in `CpuState` (after a
+    /// label or a helper). ZF and SF come from `bits` or, when lazy, from
+    /// the record's result (the same for every operation: `Flags::compute`);
+    /// the other conditions are read from `bits` when the flags they need
+    /// are not lazy (after FCOMI, SAHF, or CF computed at a spill), else
+    /// the helper evaluates the record.
+    fn condition_in_memory(&mut self, cc: u8) -> Value {
+        let lazy = self.load32(F_LAZY);
+        let bits = self.load32(F_BITS);
+        let from_bits = |l: &mut Self, f: u32| {
+            let s = l.b.ins().ushr_imm_u(bits, f.trailing_zeros() as i64);
+            l.b.ins().band_imm_u(s, 1)
+        };
+        let v = match cc >> 1 {
+            2 | 4 => {
+                let f = if cc >> 1 == 2 { ZF } else { SF };
+                let res = self.load32(F_RES);
+                let sign = self.load32(F_SIGN);
+                let computed = if f == ZF {
+                    let below = self.b.ins().iadd_imm_u(sign, -1);
+                    let m = self.b.ins().bor(sign, below);
+                    let r = self.b.ins().band(res, m);
+                    self.b.ins().icmp_imm_u(IntCC::Equal, r, 0)
+                } else {
+                    let r = self.b.ins().band(res, sign);
+                    self.b.ins().icmp_imm_u(IntCC::NotEqual, r, 0)
+                };
+                let computed = self.b.ins().uextend(types::I32, computed);
+                let stored = from_bits(self, f);
+                let is_lazy = self.b.ins().band_imm_u(lazy, f as i64);
+                self.b.ins().select(is_lazy, computed, stored)
+            }
+            n => {
+                let need = match n {
+                    0 => OF,
+                    1 => CF,
+                    3 => CF | ZF,
+                    5 => PF,
+                    6 => SF | OF,
+                    _ => SF | OF | ZF,
+                };
+                let any = self.b.ins().band_imm_u(lazy, need as i64);
+                let slow = self.b.create_block();
+                self.b.set_cold_block(slow);
+                let fast = self.b.create_block();
+                let join = self.b.create_block();
+                let v = self.b.append_block_param(join, types::I32);
+                self.b.ins().brif(any, slow, &[], fast, &[]);
+                self.b.switch_to_block(fast);
+                let got = match n {
+                    0 => from_bits(self, OF),
+                    1 => from_bits(self, CF),
+                    3 => {
+                        let c = from_bits(self, CF);
+                        let z = from_bits(self, ZF);
+                        self.b.ins().bor(c, z)
+                    }
+                    5 => from_bits(self, PF),
+                    _ => {
+                        let s = from_bits(self, SF);
+                        let o = from_bits(self, OF);
+                        let l = self.b.ins().bxor(s, o);
+                        if n == 6 {
+                            l
+                        } else {
+                            let z = from_bits(self, ZF);
+                            self.b.ins().bor(l, z)
+                        }
+                    }
+                };
+                // (Both paths give the condition itself; `cc`'s low bit
+                // negates it after the join.)
+                self.b.ins().jump(join, &[got.into()]);
+                self.b.switch_to_block(slow);
+                let f = self.entry_val(Helper::Condition);
+                let c = self.konst((cc & !1) as i64);
+                self.b.ins().call_indirect(self.cond_sig, f, &[self.cpu, c]);
+                let r = self.helper_ret(types::I32);
+                self.b.ins().jump(join, &[r.into()]);
+                self.b.switch_to_block(join);
+                v
+            }
+        };
+        if cc & 1 != 0 {
+            self.b.ins().bxor_imm_u(v, 1)
+        } else {
+            v
+        }
+    }
+
     /// Condition code `cc` as an i32 0/1.
     fn condition(&mut self, cc: u8) -> Value {
         let k = match self.flags {
             FlagState::Known(k) => k,
-            FlagState::Memory => {
-                let f = self.entry_val(Helper::Condition);
-                let c = self.konst(cc as i64);
-                self.b.ins().call_indirect(self.cond_sig, f, &[self.cpu, c]);
-                return self.helper_ret(types::I32);
-            }
+            FlagState::Memory => return self.condition_in_memory(cc),
         };
         // Comparisons fold directly into one host compare.
         if k.op == LazyOp::Sub && k.lazy == ARITH && k.carry.is_none() {
