@@ -558,6 +558,10 @@ fn dump_code(bytes: &[u8], func: u64, phys: u32, mode: ModeKey, what: &str) {
     }
 }
 
+/// Guest instructions from which a region counts as big for the compile
+/// thread's Cranelift context (`compile_loop`).
+const BIG_JOB: usize = 64;
+
 /// The compile thread: lower and compile jobs until the queue closes.
 fn compile_loop(jobs: Arc<JobQueue>, done: mpsc::Sender<Done>, isa: cranelift_codegen::isa::OwnedTargetIsa) {
     let mut fctx = FunctionBuilderContext::new();
@@ -575,6 +579,13 @@ fn compile_loop(jobs: Arc<JobQueue>, done: mpsc::Sender<Done>, isa: cranelift_co
             }
         };
         let ns = t0.elapsed().as_nanos() as u64;
+        if job.insns.len() >= BIG_JOB {
+            // Cranelift clears its tables (the register allocator's hash
+            // sets among them) at their largest capacity before every
+            // function: after a big region, small ones would keep paying
+            // for it.
+            ctx = cranelift_codegen::Context::new();
+        }
         if done.send(Done { job, code, chains, ns }).is_err() {
             break;
         }
