@@ -1018,9 +1018,7 @@ impl<'a> Lower<'a> {
         let base = self.shared as i64 + offset_of!(crate::Shared, lin) as i64;
         let (at, d) = self.table_entry(base, byte);
         let tag = self.b.ins().load(types::I64, self.mf, at, d + offset_of!(crate::LinSlot, tag) as i32);
-        let lin64 = self.b.ins().uextend(types::I64, lin);
-        let want = self.b.ins().ishl_imm_u(lin64, 16);
-        let want = self.b.ins().bor_imm_u(want, self.mode as i64);
+        let want = self.lin_tag(lin);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         // The table is two-way (`Shared::set_lin`): the pair's other slot.
         let (other, fast) = self.fork_not(hit);
@@ -3365,6 +3363,15 @@ impl<'a> Lower<'a> {
         self.mode & MODE_FLAT != 0 && self.code32
     }
 
+    /// The tag of linear EIP `lin` under this region's mode key, as
+    /// `crate::lin_tag` makes it (the table of linear entry points, the
+    /// return stack).
+    fn lin_tag(&mut self, lin: Value) -> Value {
+        let lin = self.b.ins().uextend(types::I64, lin);
+        let tag = self.b.ins().ishl_imm_u(lin, 16);
+        self.b.ins().bor_imm_u(tag, self.mode as i64)
+    }
+
     /// The address of `Shared::ret_top` and of `Shared::ret`.
     fn ret_stack(&mut self) -> (Value, i64) {
         let top = self.shared as i64 + offset_of!(crate::Shared, ret_top) as i64;
@@ -3383,11 +3390,7 @@ impl<'a> Lower<'a> {
         const _: () = assert!(std::mem::size_of::<crate::RetEntry>() == 16);
         const RING: i64 = ((crate::RET_SLOTS - 1) * 16) as i64;
         let (tag, slot) = match self.chain_slot(next_off as i64) {
-            Some(slot) => {
-                let lin = self.b.ins().uextend(types::I64, next);
-                let tag = self.b.ins().ishl_imm_u(lin, 16);
-                (self.b.ins().bor_imm_u(tag, self.mode as i64), self.b.ins().iconst(types::I64, slot))
-            }
+            Some(slot) => (self.lin_tag(next), self.b.ins().iconst(types::I64, slot)),
             None => {
                 let none = self.b.ins().iconst(types::I64, crate::EMPTY_RET.tag as i64);
                 (none, self.b.ins().iconst(types::I64, 0))
@@ -3421,9 +3424,7 @@ impl<'a> Lower<'a> {
         let byte = self.b.ins().uextend(types::I64, top);
         let (at, d) = self.table_entry(base, byte);
         let tag = self.b.ins().load(types::I64, self.mf, at, d + offset_of!(crate::RetEntry, tag) as i32);
-        let lin = self.b.ins().uextend(types::I64, t);
-        let want = self.b.ins().ishl_imm_u(lin, 16);
-        let want = self.b.ins().bor_imm_u(want, self.mode as i64);
+        let want = self.lin_tag(t);
         let hit = self.b.ins().icmp(IntCC::Equal, tag, want);
         let found = self.b.create_block();
         let go = self.b.create_block();
