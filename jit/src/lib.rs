@@ -125,10 +125,11 @@ pub(crate) struct FastSlot {
 
 const EMPTY_SLOT: FastSlot = FastSlot { key: NO_KEY, idx: 0, func: 0 };
 
-/// `FastSlot::idx` of an entry point that is not translated: the
-/// dispatcher answers the interpreter's offers there from the slot instead
-/// of the hash map (a cache miss or two per offer, most of `execute`'s
-/// time in the guest's warm-up).
+// `FastSlot::idx` values of entry points that are not translated: the
+// dispatcher answers the interpreter's offers there from the slot instead
+// of the hash map (a cache miss or two per offer, most of `execute`'s time
+// in the guest's warm-up).
+
 /// Not translated yet; `func` counts the executions (the map's
 /// `Entry::Cold` learns the count when the slot is taken over).
 const SLOT_COLD: u32 = u32::MAX;
