@@ -201,6 +201,10 @@ pub(crate) fn chain_slots(insns: &[Insn]) -> usize {
 
 const MAX_CHAIN_SLOTS: usize = 16;
 
+/// The mask that keeps `Shared::ret_top` (a byte offset of 16-byte
+/// entries) inside the return stack's ring.
+const RET_RING: i64 = ((crate::RET_SLOTS - 1) * 16) as i64;
+
 /// The offset from the region entry of the target of relative branch `i`
 /// (at `g`), when it does not depend on the EIP the region was entered
 /// with: always for a 32-bit operand size, and for a 16-bit one in 16-bit
@@ -2562,44 +2566,30 @@ impl<'a> Lower<'a> {
             let next = self.b.ins().band_imm_u(next, 1);
             (top, self.b.ins().bxor(top, next))
         };
-        self.set_cf_of(cf, of);
+        self.set_cf_of(cf, Some(of));
         r
     }
 
-    /// CF and OF := `cf`, `of` (0/1); the other flags keep their values.
-    fn set_cf_of(&mut self, cf: Value, of: Value) {
+    /// CF = `cf` and, when given, OF = `of` (0/1); the other flags as
+    /// they are.
+    fn set_cf_of(&mut self, cf: Value, of: Option<Value>) {
+        let which = CF | if of.is_some() { OF } else { 0 };
         match self.flags {
             FlagState::Known(k) => {
                 self.flags =
-                    FlagState::Known(Known { lazy: k.lazy & !(CF | OF), cf: CfSrc::Value(cf), of: Some(of), ..k });
+                    FlagState::Known(Known { lazy: k.lazy & !which, cf: CfSrc::Value(cf), of: of.or(k.of), ..k });
             }
             FlagState::Memory => {
                 let bits = self.load32(F_BITS);
-                let bits = self.b.ins().band_imm_u(bits, !((CF | OF) as i64) & 0xFFFF_FFFF);
-                let o = self.b.ins().ishl_imm_u(of, 11);
-                let bits = self.b.ins().bor(bits, cf);
-                let bits = self.b.ins().bor(bits, o);
+                let bits = self.b.ins().band_imm_u(bits, !(which as i64) & 0xFFFF_FFFF);
+                let o = of.map(|of| self.b.ins().ishl_imm_u(of, 11));
+                let mut bits = self.b.ins().bor(bits, cf);
+                if let Some(o) = o {
+                    bits = self.b.ins().bor(bits, o);
+                }
                 self.store32(bits, F_BITS);
                 let lazy = self.load32(F_LAZY);
-                let lazy = self.b.ins().band_imm_u(lazy, !((CF | OF) as i64) & 0xFFFF_FFFF);
-                self.store32(lazy, F_LAZY);
-            }
-        }
-    }
-
-    /// CF = `cf` (0/1), the other flags as they are.
-    fn set_cf(&mut self, cf: Value) {
-        match self.flags {
-            FlagState::Known(k) => {
-                self.flags = FlagState::Known(Known { lazy: k.lazy & !CF, cf: CfSrc::Value(cf), ..k });
-            }
-            FlagState::Memory => {
-                let bits = self.load32(F_BITS);
-                let bits = self.b.ins().band_imm_u(bits, !(CF as i64) & 0xFFFF_FFFF);
-                let bits = self.b.ins().bor(bits, cf);
-                self.store32(bits, F_BITS);
-                let lazy = self.load32(F_LAZY);
-                let lazy = self.b.ins().band_imm_u(lazy, !(CF as i64) & 0xFFFF_FFFF);
+                let lazy = self.b.ins().band_imm_u(lazy, !(which as i64) & 0xFFFF_FFFF);
                 self.store32(lazy, F_LAZY);
             }
         }
@@ -2619,7 +2609,7 @@ impl<'a> Lower<'a> {
         let f = move |l: &mut Self, v: Value| -> Value {
             let s = l.b.ins().ushr(v, bit);
             let cf = l.b.ins().band_imm_u(s, 1);
-            l.set_cf(cf);
+            l.set_cf_of(cf, None);
             let one = l.konst(1);
             let sel = l.b.ins().ishl(one, bit);
             match m {
@@ -3388,7 +3378,6 @@ impl<'a> Lower<'a> {
             return;
         }
         const _: () = assert!(std::mem::size_of::<crate::RetEntry>() == 16);
-        const RING: i64 = ((crate::RET_SLOTS - 1) * 16) as i64;
         let (tag, slot) = match self.chain_slot(next_off as i64) {
             Some(slot) => (self.lin_tag(next), self.b.ins().iconst(types::I64, slot)),
             None => {
@@ -3399,7 +3388,7 @@ impl<'a> Lower<'a> {
         let (ta, base) = self.ret_stack();
         let top = self.b.ins().load(types::I32, self.mf, ta, 0);
         let up = self.b.ins().iadd_imm_u(top, 16);
-        let up = self.b.ins().band_imm_u(up, RING);
+        let up = self.b.ins().band_imm_u(up, RET_RING);
         self.b.ins().store(self.mf, up, ta, 0);
         let byte = self.b.ins().uextend(types::I64, up);
         let (at, d) = self.table_entry(base, byte);
@@ -3415,11 +3404,10 @@ impl<'a> Lower<'a> {
             self.exit_lookup(t);
             return;
         }
-        const RING: i64 = ((crate::RET_SLOTS - 1) * 16) as i64;
         let (ta, base) = self.ret_stack();
         let top = self.b.ins().load(types::I32, self.mf, ta, 0);
         let down = self.b.ins().iadd_imm_u(top, -16);
-        let down = self.b.ins().band_imm_u(down, RING);
+        let down = self.b.ins().band_imm_u(down, RET_RING);
         self.b.ins().store(self.mf, down, ta, 0);
         let byte = self.b.ins().uextend(types::I64, top);
         let (at, d) = self.table_entry(base, byte);
